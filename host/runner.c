@@ -1,0 +1,408 @@
+/*
+ * runner.c -- the sweep scheduler.
+ *
+ * Each run executes in a child process (fork), so a plugin that crashes,
+ * aborts, calls exit, hangs past train.timeout or exhausts its memory limit
+ * takes down only its own run. The parent is the only writer of the results
+ * log: it collects each child's outcome over a pipe, adds what it saw
+ * (signal, exit status, timeout, wall time) and appends one synced record.
+ * Ctrl-C (SIGINT) or SIGTERM stops the sweep: running children are killed,
+ * finished runs stay recorded, and the same command resumes later.
+ */
+#include "runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "results.h"
+
+#ifndef TFTX_VERSION
+#define TFTX_VERSION "0.0.0"
+#endif
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) { stop_signal = sig; }
+
+typedef struct child {
+    pid_t pid;
+    int fd;            /* read end of the outcome pipe; -1 at EOF */
+    const run_spec *rs;
+    strbuf out;        /* outcome bytes so far */
+    double t_start;    /* monotonic */
+    double unix_start;
+    double timeout;    /* seconds, 0 = none */
+    int timed_out;
+} child;
+
+static double unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cfg_float(const tnode *cfg, const char *path)
+{
+    const tnode *n = tnode_path(cfg, path);
+    return !n ? 0 : n->type == T_INT ? (double)n->i : n->f;
+}
+
+static void cpu_name(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        char *c = strchr(line, ':');
+        if (!c) break;
+        c += 1 + (c[1] == ' ');
+        c[strcspn(c, "\n")] = 0;
+        snprintf(buf, n, "%s", c);
+        break;
+    }
+    fclose(f);
+}
+
+static void pack_header(msgpack_sbuffer *sb, const plan *p, const registry *reg, const char *command)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    char host[256] = "unknown", cpu[256], date[64];
+    gethostname(host, sizeof host - 1);
+    cpu_name(cpu, sizeof cpu);
+    time_t t = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    msgpack_pack_map(&pk, 13);
+    mp_pack_kv_str(&pk, "type", "header");
+    mp_pack_str(&pk, "format");
+    msgpack_pack_int(&pk, RESULTS_FORMAT_VERSION);
+    mp_pack_kv_str(&pk, "tftx_version", TFTX_VERSION);
+    mp_pack_kv_str(&pk, "experiment", p->name);
+    mp_pack_kv_str(&pk, "file", p->file);
+    mp_pack_kv_str(&pk, "file_text", p->text);
+    mp_pack_kv_str(&pk, "file_sha256", p->file_hash);
+    mp_pack_kv_str(&pk, "command", command ? command : "");
+    mp_pack_kv_str(&pk, "host", host);
+    mp_pack_kv_str(&pk, "cpu", cpu);
+    mp_pack_kv_str(&pk, "date", date);
+    mp_pack_str(&pk, "runs_planned");
+    msgpack_pack_uint64(&pk, p->n_runs);
+    mp_pack_str(&pk, "plugins");
+    msgpack_pack_array(&pk, reg->n_loaded);
+    for (size_t i = 0; i < reg->n_loaded; i++) {
+        const plugin *pl = reg->loaded[i];
+        msgpack_pack_map(&pk, 5);
+        mp_pack_kv_str(&pk, "kind", kind_name(pl->desc->kind));
+        mp_pack_kv_str(&pk, "name", pl->desc->name);
+        mp_pack_kv_str(&pk, "version", pl->desc->version);
+        mp_pack_kv_str(&pk, "path", pl->path);
+        mp_pack_kv_str(&pk, "sha256", pl->sha256);
+    }
+}
+
+/* The record of one finished run: the plan's view plus the child's outcome
+ * (already MessagePack; NULL when the child reported nothing). */
+static void pack_record(msgpack_sbuffer *sb, const plan *p, const child *c, const msgpack_object *outcome,
+                        const char *status, const char *error, double wall, double unix_end)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    const run_spec *rs = c->rs;
+    msgpack_pack_map(&pk, 14);
+    mp_pack_kv_str(&pk, "type", "run");
+    mp_pack_kv_str(&pk, "id", rs->id);
+    mp_pack_str(&pk, "index");
+    msgpack_pack_uint64(&pk, rs->index);
+    mp_pack_kv_str(&pk, "experiment", p->name);
+    mp_pack_kv_str(&pk, "variant", rs->variant);
+    mp_pack_str(&pk, "varied");
+    mp_pack_tnode(&pk, rs->varied);
+    mp_pack_str(&pk, "repeat");
+    msgpack_pack_int64(&pk, rs->repeat);
+    mp_pack_str(&pk, "seed");
+    msgpack_pack_uint64(&pk, rs->seed);
+    mp_pack_str(&pk, "config");
+    mp_pack_tnode(&pk, rs->config);
+    mp_pack_kv_str(&pk, "status", status);
+    mp_pack_str(&pk, "error");
+    if (error && error[0]) mp_pack_str(&pk, error);
+    else msgpack_pack_nil(&pk);
+    mp_pack_str(&pk, "metrics");
+    const msgpack_object *m = mp_get(outcome, "metrics");
+    if (m) msgpack_pack_object(&pk, *m);
+    else msgpack_pack_map(&pk, 0);
+    mp_pack_str(&pk, "timings");
+    const msgpack_object *t = mp_get(outcome, "timings");
+    size_t extra = t && t->type == MSGPACK_OBJECT_MAP ? t->via.map.size : 0;
+    msgpack_pack_map(&pk, 3 + extra);
+    mp_pack_str(&pk, "start");
+    msgpack_pack_double(&pk, c->unix_start);
+    mp_pack_str(&pk, "end");
+    msgpack_pack_double(&pk, unix_end);
+    mp_pack_str(&pk, "wall_s");
+    msgpack_pack_double(&pk, wall);
+    for (size_t i = 0; i < extra; i++) {
+        msgpack_pack_object(&pk, t->via.map.ptr[i].key);
+        msgpack_pack_object(&pk, t->via.map.ptr[i].val);
+    }
+    mp_pack_kv_str(&pk, "tftx_version", TFTX_VERSION);
+}
+
+static int start_child(child *c, const plan *p, const run_spec *rs, registry *reg)
+{
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        close(fds[0]);
+        double mib = cfg_float(rs->config, "train.max_memory");
+        if (mib > 0) {
+            struct rlimit rl = {(rlim_t)(mib * 1048576.0), (rlim_t)(mib * 1048576.0)};
+            setrlimit(RLIMIT_AS, &rl);
+        }
+        run_child(p, rs, reg, fds[1]);
+    }
+    close(fds[1]);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    memset(c, 0, sizeof *c);
+    c->pid = pid;
+    c->fd = fds[0];
+    c->rs = rs;
+    c->t_start = now_seconds();
+    c->unix_start = unix_now();
+    c->timeout = cfg_float(rs->config, "train.timeout");
+    return 0;
+}
+
+static void drain(child *c)
+{
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(c->fd, buf, sizeof buf);
+        if (n > 0) {
+            sb_append(&c->out, buf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0) {
+            close(c->fd);
+            c->fd = -1;
+        }
+        return; /* EAGAIN: more later */
+    }
+}
+
+typedef struct tally {
+    size_t ok, failed, skipped, total;
+} tally;
+
+/* Turn a reaped child into a record; returns -1 when the log write failed. */
+static int finish_child(child *c, int wstatus, const plan *p, results_log *log, tally *t, const run_options *opt)
+{
+    /* the child is gone, so the pipe reaches EOF once drained */
+    if (c->fd >= 0) fcntl(c->fd, F_SETFL, 0);
+    while (c->fd >= 0) drain(c);
+    double wall = now_seconds() - c->t_start;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    const msgpack_object *outcome = NULL;
+    size_t off = 0;
+    if (c->out.len && msgpack_unpack_next(&u, c->out.data, c->out.len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP)
+        outcome = &u.data;
+    char status[32] = "failed", error[1200] = "";
+    if (c->timed_out) {
+        snprintf(status, sizeof status, "timeout");
+        snprintf(error, sizeof error, "stopped after train.timeout = %g s", c->timeout);
+    } else if (WIFSIGNALED(wstatus)) {
+        int sig = WTERMSIG(wstatus);
+        snprintf(error, sizeof error, "the run's process was killed by signal %d (%s)%s", sig, strsignal(sig),
+                 sig == SIGKILL ? "; the kernel's out-of-memory killer does this: see train.max_memory" : "");
+    } else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) != 0) {
+        snprintf(error, sizeof error, "the run's process exited with status %d before reporting a result (a plugin called exit?)",
+                 WEXITSTATUS(wstatus));
+    } else if (!outcome) {
+        snprintf(error, sizeof error, "the run's process ended without reporting a result (a plugin called exit(0)?)");
+    } else {
+        char *s = mp_strdup(mp_get(outcome, "status"));
+        char *e = mp_strdup(mp_get(outcome, "error"));
+        snprintf(status, sizeof status, "%s", s ? s : "failed");
+        snprintf(error, sizeof error, "%s", e ? e : "");
+        free(s);
+        free(e);
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    pack_record(&sb, p, c, outcome, status, error, wall, unix_now());
+    char err[1024];
+    int rc = results_append(log, &sb, err, sizeof err);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_unpacked_destroy(&u);
+    sb_free(&c->out);
+    if (rc != 0) {
+        fprintf(stderr, "tftx: %s\n", err);
+        return -1;
+    }
+    int ok = strcmp(status, "ok") == 0;
+    ok ? t->ok++ : t->failed++;
+    if (!opt->quiet || !ok) {
+        strbuf v = {0};
+        for (size_t k = 0; k < c->rs->varied->n_kids; k++) {
+            sb_printf(&v, " %s=", c->rs->varied->kids[k]->name);
+            tnode_value_str(c->rs->varied->kids[k], &v);
+        }
+        fprintf(ok ? stdout : stderr, "[%zu/%zu] %s %-8s %7.2fs%s%s%s\n", t->ok + t->failed + t->skipped, t->total,
+                c->rs->id, status, wall, v.data ? v.data : "", error[0] ? "  -- " : "", error);
+        fflush(NULL);
+        sb_free(&v);
+    }
+    return 0;
+}
+
+int runner_run(const plan *p, registry *reg, const run_options *opt)
+{
+    char *log_path = opt->log_path ? xstrdup(opt->log_path) : xasprintf("%s/results.msgpack", p->output);
+    results_log log;
+    results_file rf;
+    errlist errs = {0};
+    if (results_open(&log, log_path, &rf, &errs) != 0) {
+        errlist_print(&errs, "tftx: ");
+        errlist_free(&errs);
+        results_file_free(&rf);
+        results_close(&log);
+        free(log_path);
+        return 1;
+    }
+    /* what the log already holds: runs done, and the last header's file */
+    char *done = xcalloc(p->n_runs + 1, 1);
+    const char *last_hash = NULL;
+    char *last_hash_copy = NULL;
+    for (size_t i = 0; i < rf.n; i++) {
+        const msgpack_object *o = &rf.objs[i].data;
+        if (mp_str_is(mp_get(o, "type"), "header")) {
+            free(last_hash_copy);
+            last_hash = last_hash_copy = mp_strdup(mp_get(o, "file_sha256"));
+        } else if (mp_str_is(mp_get(o, "type"), "run") && mp_str_is(mp_get(o, "status"), "ok")) {
+            for (size_t r = 0; r < p->n_runs; r++)
+                if (mp_str_is(mp_get(o, "id"), p->runs[r].id)) done[r] = 1;
+        }
+    }
+    tally t = {0, 0, 0, p->n_runs};
+    for (size_t r = 0; r < p->n_runs; r++) t.skipped += done[r];
+    int rc = 0;
+    if (!last_hash || strcmp(last_hash, p->file_hash) != 0) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        pack_header(&sb, p, reg, opt->command);
+        char err[1024];
+        if (results_append(&log, &sb, err, sizeof err) != 0) {
+            fprintf(stderr, "tftx: %s\n", err);
+            rc = 1;
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(last_hash_copy);
+    results_file_free(&rf);
+    if (!opt->quiet) {
+        printf("tftx: %s: %zu runs planned, %zu already done in %s", p->name, p->n_runs, t.skipped, log_path);
+        printf(", %d at a time\n", opt->jobs);
+        fflush(stdout);
+    }
+
+    struct sigaction sa = {0}, old_int, old_term, old_pipe;
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    struct sigaction ign = {0};
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    stop_signal = 0;
+
+    child *kids = xcalloc((size_t)opt->jobs, sizeof *kids);
+    size_t active = 0, next = 0;
+    while (rc == 0 && !stop_signal) {
+        while (active < (size_t)opt->jobs && next < p->n_runs && !stop_signal) {
+            if (done[next]) {
+                next++;
+                continue;
+            }
+            if (start_child(&kids[active], p, &p->runs[next], reg) != 0) {
+                fprintf(stderr, "tftx: cannot start run %s: %s\n", p->runs[next].id, strerror(errno));
+                rc = 1;
+                break;
+            }
+            active++, next++;
+        }
+        if (active == 0) break;
+        struct pollfd pfd[64];
+        size_t np = 0;
+        for (size_t k = 0; k < active && np < 64; k++)
+            if (kids[k].fd >= 0) pfd[np++] = (struct pollfd){kids[k].fd, POLLIN, 0};
+        poll(pfd, np, 100);
+        for (size_t k = 0; k < active; k++)
+            if (kids[k].fd >= 0) drain(&kids[k]);
+        double now = now_seconds();
+        for (size_t k = 0; k < active; k++)
+            if (kids[k].timeout > 0 && !kids[k].timed_out && now - kids[k].t_start > kids[k].timeout) {
+                kids[k].timed_out = 1;
+                kill(kids[k].pid, SIGKILL);
+            }
+        for (size_t k = 0; k < active;) {
+            int ws;
+            pid_t w = waitpid(kids[k].pid, &ws, WNOHANG);
+            if (w != kids[k].pid) {
+                k++;
+                continue;
+            }
+            if (finish_child(&kids[k], ws, p, &log, &t, opt) != 0) rc = 1;
+            kids[k] = kids[--active];
+        }
+    }
+    size_t interrupted = active;
+    for (size_t k = 0; k < active; k++) { /* stopping: these runs stay unrecorded */
+        kill(kids[k].pid, SIGKILL);
+        waitpid(kids[k].pid, NULL, 0);
+        if (kids[k].fd >= 0) close(kids[k].fd);
+        sb_free(&kids[k].out);
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    free(kids);
+    size_t left = p->n_runs - t.ok - t.failed - t.skipped;
+    if (stop_signal) {
+        fprintf(stderr, "tftx: stopped by %s: %zu run%s interrupted and not recorded; run the same command again to resume\n",
+                strsignal(stop_signal), interrupted, interrupted == 1 ? "" : "s");
+        rc = 130;
+    }
+    printf("tftx: %s: %zu ok, %zu failed, %zu already done, %zu not run; log: %s\n", p->name, t.ok, t.failed,
+           t.skipped, left, log_path);
+    if (rc == 0 && t.failed) rc = 1;
+    free(done);
+    results_close(&log);
+    free(log_path);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * runner.h -- executing a plan: one child process per run, N at a time,
+ * each outcome appended to the results log as soon as it is known.
+ */
+#ifndef TFTX_HOST_RUNNER_H
+#define TFTX_HOST_RUNNER_H
+
+#include "plan.h"
+#include "plugins.h"
+
+typedef struct run_options {
+    int jobs;             /* runs at once (-j) */
+    int quiet;            /* only errors and the summary */
+    const char *log_path; /* --out, or <output>/results.msgpack */
+    const char *command;  /* the command line, for the header */
+} run_options;
+
+/* Run every run of the plan not already recorded `ok` in the log.
+ * Returns the process exit status: 0 all ok, 1 some runs failed or the log
+ * could not be written, 130 interrupted. */
+int runner_run(const plan *p, registry *reg, const run_options *opt);
+
+/* What one run's process reports back to the runner. */
+typedef struct run_outcome {
+    const char *status;  /* "ok", "failed", "diverged" */
+    char error[1024];
+} run_outcome;
+
+/* Execute run `rs` in this process and write its outcome (a MessagePack
+ * map) to `fd`. Called in the child; never returns. */
+void run_child(const plan *p, const run_spec *rs, registry *reg, int fd) __attribute__((noreturn));
+
+/* The tftx_value array a plugin's create() receives, from the resolved
+ * section (schema order). Free with values_free. */
+tftx_value *values_from_section(const tftx_plugin_desc *d, const tnode *section);
+void values_free(const tftx_plugin_desc *d, tftx_value *v);
+
+#endif
