@@ -152,7 +152,8 @@ plugin *plugin_load_file(const char *path, tftx_kind want_kind, const char *want
     else if (d->kind < TFTX_KIND_OPTIMIZER || d->kind > TFTX_KIND_BACKEND)
         snprintf(why, sizeof why, "unknown plugin kind %d", (int)d->kind);
     else if (want_kind && d->kind != want_kind)
-        snprintf(why, sizeof why, "is a %s plugin, expected a %s plugin", kind_name(d->kind), kind_name(want_kind));
+        snprintf(why, sizeof why, "declares kind '%s' but was looked up as kind '%s'", kind_name(d->kind),
+                 kind_name(want_kind));
     else if (!d->name || !d->version || !d->summary)
         snprintf(why, sizeof why, "descriptor lacks a name, version or summary");
     else if (want_name && strcmp(d->name, want_name) != 0)

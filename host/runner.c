@@ -173,9 +173,9 @@ static int start_child(child *c, const plan *p, const run_spec *rs, registry *re
         return -1;
     }
     if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
+        /* a run dies by its own faults: no inherited handler may catch them */
+        static const int sigs[] = {SIGINT, SIGTERM, SIGPIPE, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGALRM};
+        for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) signal(sigs[i], SIG_DFL);
         close(fds[0]);
         double mib = cfg_float(rs->config, "train.max_memory");
         if (mib > 0) {
@@ -359,9 +359,11 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
         if (active == 0) break;
         struct pollfd pfd[64];
         size_t np = 0;
+        int exiting = 0; /* a child closed its pipe: it is about to exit */
         for (size_t k = 0; k < active && np < 64; k++)
             if (kids[k].fd >= 0) pfd[np++] = (struct pollfd){kids[k].fd, POLLIN, 0};
-        poll(pfd, np, 100);
+            else exiting = 1;
+        poll(pfd, np, exiting ? 2 : 100);
         for (size_t k = 0; k < active; k++)
             if (kids[k].fd >= 0) drain(&kids[k]);
         double now = now_seconds();

@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char tmpdir[256];
+static pid_t owner; /* a run's process that calls exit() must not clean up */
 
 static void cleanup(void)
 {
-    if (!tmpdir[0]) return;
+    if (!tmpdir[0] || getpid() != owner) return;
     char *cmd = xasprintf("rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     free(cmd);
@@ -23,6 +25,7 @@ const char *test_tmpdir(void)
         const char *t = getenv("TMPDIR");
         snprintf(tmpdir, sizeof tmpdir, "%s/tftx-test-XXXXXX", t && t[0] ? t : "/tmp");
         if (!mkdtemp(tmpdir)) abort();
+        owner = getpid();
         atexit(cleanup);
     }
     return tmpdir;
