@@ -23,6 +23,7 @@ tftx_value *values_from_section(const tftx_plugin_desc *d, const tnode *section)
         const tnode *n = tnode_get(section, s->name);
         if (!n) n = def = schema_default(s);
         v[i].type = s->type;
+        v[i].is_set = def == NULL && strcmp(n->file, "default") != 0;
         switch (s->type) {
         case TFTX_PARAM_INT:
         case TFTX_PARAM_BOOL: v[i].i = n->i; break;

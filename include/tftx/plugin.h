@@ -132,6 +132,8 @@ typedef struct tftx_value {
     const double *floats; /* FLOAT_LIST */
     const char *const *strings; /* STRING_LIST */
     size_t len;           /* list length */
+    int is_set;           /* 1: written in the experiment file (or --set,
+                             sweep, variant); 0: the schema's default */
 } tftx_value;
 
 /* ---------------------------------------------------------- host services */

@@ -1,0 +1,172 @@
+/*
+ * tftx/backend.h -- the backend plugin kind: memory and layer kernels.
+ *
+ * A backend owns a device (the CPU, a GPU) and implements a fixed set of
+ * layer kernels, each as an explicit forward and backward function; there is
+ * no autograd. Models call kernels through this table, so one model runs on
+ * every backend. Conventions (as in llm.c):
+ *
+ *   - Arguments come in the order: outputs, inputs, weights, sizes, options.
+ *   - Every pointer is backend memory (from alloc()) unless it says "host".
+ *   - Shapes are given next to each pointer; row-major; the last dimension
+ *     is contiguous. Linear weights use PyTorch's layout (OC, C), so a
+ *     checkpoint's tensors are used as they are.
+ *   - Backward functions ACCUMULATE (+=) into every gradient they produce
+ *     (dinp, dweight, dbias); the caller zeroes gradients once per step.
+ *     A gradient pointer may be NULL when that gradient is not needed.
+ *   - Kernels never fail on valid sizes; sizes are the caller's contract.
+ *   - Same inputs, seed and thread count give bit-identical results.
+ *
+ * Random numbers (dropout) come from tftx/random.h: element i of a mask is
+ * a pure function of (seed, stream, i), so forward and backward regenerate
+ * the same mask without storing it, on any backend and thread count.
+ */
+#ifndef TFTX_BACKEND_H
+#define TFTX_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optimizer.h"
+#include "plugin.h"
+
+/* Dropout: keep element i when uniform(seed, stream, offset + i) >= p, and
+ * scale kept elements by 1/(1-p). p == 0 is the identity. */
+typedef struct tftx_dropout {
+    float p;
+    uint64_t seed;
+    uint64_t stream;
+} tftx_dropout;
+
+typedef enum tftx_activation {
+    TFTX_ACT_GELU = 0,      /* x * Phi(x), with erf (BERT) */
+    TFTX_ACT_GELU_TANH = 1, /* tanh approximation (GPT-2) */
+    TFTX_ACT_RELU = 2
+} tftx_activation;
+
+typedef struct tftx_backend_ops {
+    /* ---------------------------------------------------------- memory */
+    /* Zeroed memory of `bytes`, aligned for any kernel; NULL when out of
+       memory (the caller reports it). */
+    void *(*alloc)(void *self, size_t bytes);
+    void (*free)(void *self, void *ptr);
+    void (*copy_in)(void *self, void *dst, const void *host_src, size_t bytes);
+    void (*copy_out)(void *self, void *host_dst, const void *src, size_t bytes);
+    void (*zero)(void *self, void *ptr, size_t bytes);
+    /* Wait until every kernel issued so far has finished. */
+    void (*sync)(void *self);
+    /* Threads the backend computes with (CPU), or 1. */
+    int (*threads)(void *self);
+
+    /* -------------------------------------------------------- embedding */
+    /* out[b,t,:] = wte[tokens[b,t]] + wpe[t] + wse[segments[b,t]]
+     * out (B,T,C); tokens, segments (B,T) int32, segments may be NULL;
+     * wte (V,C); wpe (maxT,C) or NULL; wse (S,C) or NULL. */
+    void (*embedding_forward)(void *self, float *out, const int32_t *tokens, const int32_t *segments,
+                              const float *wte, const float *wpe, const float *wse, int B, int T, int C);
+    void (*embedding_backward)(void *self, float *dwte, float *dwpe, float *dwse, const float *dout,
+                               const int32_t *tokens, const int32_t *segments, int B, int T, int C);
+
+    /* ------------------------------------------------------- layer norm */
+    /* out = (inp - mean) * rstd * weight + bias over the last dimension;
+     * out, inp (N,C); mean, rstd (N) saved for backward; weight, bias (C). */
+    void (*layernorm_forward)(void *self, float *out, float *mean, float *rstd, const float *inp,
+                              const float *weight, const float *bias, int N, int C, float eps);
+    void (*layernorm_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean, const float *rstd,
+                               int N, int C);
+
+    /* ----------------------------------------------------------- matmul */
+    /* Linear layer: out = inp @ weight^T + bias.
+     * out (N,OC); inp (N,C); weight (OC,C); bias (OC) or NULL. */
+    void (*matmul_forward)(void *self, float *out, const float *inp, const float *weight, const float *bias,
+                           int N, int C, int OC);
+    /* dinp += dout @ weight; dweight += dout^T @ inp; dbias += sum_n dout */
+    void (*matmul_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int N, int C, int OC);
+
+    /* -------------------------------------------------------- attention */
+    /* Multi-head scaled dot-product attention over packed q,k,v.
+     * out (B,T,C); att (B,NH,T,T) attention probabilities (after softmax,
+     * before dropout), saved for backward; qkv (B,T,3C) as [q | k | v], head
+     * h using columns h*HS..(h+1)*HS-1 of each, HS = C/NH; mask (B,T) host
+     * order, 1 = real token, 0 = padding (keys that are padding get no
+     * attention), or NULL; causal: query t sees keys <= t. Masked scores are
+     * -inf before softmax; a row with no visible key is all zeros. */
+    void (*attention_forward)(void *self, float *out, float *att, const float *qkv, const uint8_t *mask,
+                              int causal, int B, int T, int C, int NH, tftx_dropout drop);
+    /* dqkv += d(qkv); scratch (B,NH,T,T) is working memory. */
+    void (*attention_backward)(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
+                               const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
+                               tftx_dropout drop);
+
+    /* ------------------------------------------------------ activations */
+    void (*activation_forward)(void *self, float *out, const float *inp, size_t N, tftx_activation act);
+    void (*activation_backward)(void *self, float *dinp, const float *dout, const float *inp, size_t N,
+                                tftx_activation act);
+    void (*tanh_forward)(void *self, float *out, const float *inp, size_t N);
+    /* dinp += dout * (1 - out^2), from the forward's output */
+    void (*tanh_backward)(void *self, float *dinp, const float *dout, const float *out, size_t N);
+
+    /* --------------------------------------------------------- residual */
+    /* out = a + b */
+    void (*residual_forward)(void *self, float *out, const float *a, const float *b, size_t N);
+    /* da += dout; db += dout */
+    void (*residual_backward)(void *self, float *da, float *db, const float *dout, size_t N);
+
+    /* ---------------------------------------------------------- dropout */
+    /* out = mask * inp / (1-p); `offset` shifts the element counter so
+     * different tensors sharing a stream draw different masks. In place
+     * (out == inp) is allowed. */
+    void (*dropout_forward)(void *self, float *out, const float *inp, size_t N, tftx_dropout drop,
+                            uint64_t offset);
+    void (*dropout_backward)(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop,
+                             uint64_t offset);
+
+    /* ---------------------------------------------------------- pooling */
+    /* out (B,C) = inp[b, 0, :] (the first token, BERT's [CLS]) */
+    void (*pool_first_forward)(void *self, float *out, const float *inp, int B, int T, int C);
+    void (*pool_first_backward)(void *self, float *dinp, const float *dout, int B, int T, int C);
+    /* out (B,C) = mean over t with mask[b,t] == 1 (all t when mask NULL) */
+    void (*pool_mean_forward)(void *self, float *out, const float *inp, const uint8_t *mask, int B, int T,
+                              int C);
+    void (*pool_mean_backward)(void *self, float *dinp, const float *dout, const uint8_t *mask, int B, int T,
+                               int C);
+
+    /* ---------------------------------------------------- cross-entropy */
+    /* Softmax over the last dimension and the negative log-likelihood of
+     * each target: probs (N,V); losses (N), 0 where targets[n] < 0
+     * (ignored, like PyTorch's ignore_index -100); logits (N,V);
+     * targets (N) int32. */
+    void (*crossentropy_forward)(void *self, float *losses, float *probs, const float *logits,
+                                 const int32_t *targets, int N, int V);
+    /* dlogits += (probs - onehot(target)) * dloss for each counted row;
+     * dloss is the weight of each row's loss in the total (1/count for a
+     * mean), ignored rows get nothing. */
+    void (*crossentropy_backward)(void *self, float *dlogits, const float *probs, const int32_t *targets,
+                                  float dloss, int N, int V);
+
+    /* ------------------------------------------------- gradient utilities */
+    /* Sum of squares of x (n floats), accumulated in double; host result. */
+    double (*sum_squares)(void *self, const float *x, size_t n);
+    /* x *= s */
+    void (*scale)(void *self, float *x, size_t n, float s);
+    /* 1 when every element is finite, 0 when a NaN or Inf is present. */
+    int (*all_finite)(void *self, const float *x, size_t n);
+
+    /* ------------------------------------------------------- optimizer */
+    /* Run an optimizer plugin's step on this backend's memory: w, g and
+     * slots are backend pointers (n floats each). */
+    tftx_status (*optimizer_step)(void *self, const tftx_optimizer_ops *opt, const void *opt_self,
+                                  const tftx_opt_step *st, size_t n, float *w, const float *g,
+                                  float *const *slots, tftx_error *err);
+} tftx_backend_ops;
+
+/* What a model receives: the backend's table and its instance. */
+typedef struct tftx_backend {
+    const tftx_backend_ops *ops;
+    void *self;
+    const char *name; /* "cpu", "cuda" */
+} tftx_backend;
+
+#endif /* TFTX_BACKEND_H */
