@@ -52,5 +52,7 @@ extern const tftx_host tftx_host_services;
 
 /* Per-process context the host services use (set in each run's process). */
 void services_set_context(const char *plugin_name, const char *run_id, uint64_t run_seed);
+/* Directory that host->resolve_path resolves against (the experiment's). */
+void services_set_experiment_dir(const char *dir);
 
 #endif

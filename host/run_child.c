@@ -80,12 +80,14 @@ static void write_all(int fd, const char *data, size_t n)
 
 void run_child(const plan *p, const run_spec *rs, registry *reg, int fd)
 {
-    (void)p;
     double t0 = now_seconds();
     run_outcome out = {"ok", ""};
     instance inst[8];
     size_t n_inst = 0;
     services_set_context("host", rs->id, rs->seed);
+    char *dir = path_dirname(p->file);
+    services_set_experiment_dir(dir);
+    free(dir);
 
     /* one instance per plugin the configuration chooses, in section order */
     for (size_t i = 0; i < N_SECTIONS && !out.error[0]; i++) {

@@ -12,8 +12,11 @@
 #include "plugins.h"
 
 static char ctx_plugin[64] = "host";
+static char ctx_dir[4096] = ".";
 static char ctx_run[32] = "";
 static uint64_t ctx_seed;
+
+void services_set_experiment_dir(const char *dir) { snprintf(ctx_dir, sizeof ctx_dir, "%s", dir); }
 
 void services_set_context(const char *plugin_name, const char *run_id, uint64_t run_seed)
 {
@@ -79,6 +82,16 @@ static double svc_rng_normal(tftx_rng *r)
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
+static char *svc_resolve_path(const char *path)
+{
+    size_t n = strlen(ctx_dir) + strlen(path) + 2;
+    char *out = malloc(n);
+    if (!out) return NULL;
+    if (path[0] == '/' || !ctx_dir[0]) snprintf(out, n, "%s", path);
+    else snprintf(out, n, "%s/%s", ctx_dir, path);
+    return out;
+}
+
 const tftx_host tftx_host_services = {
     .abi_major = TFTX_ABI_MAJOR,
     .abi_minor = TFTX_ABI_MINOR,
@@ -91,4 +104,5 @@ const tftx_host tftx_host_services = {
     .rng_u64 = svc_rng_u64,
     .rng_uniform = svc_rng_uniform,
     .rng_normal = svc_rng_normal,
+    .resolve_path = svc_resolve_path,
 };

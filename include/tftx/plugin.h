@@ -175,6 +175,10 @@ typedef struct tftx_host {
     uint64_t (*rng_u64)(tftx_rng *rng);     /* next 64 random bits */
     double (*rng_uniform)(tftx_rng *rng);   /* [0, 1) */
     double (*rng_normal)(tftx_rng *rng);    /* N(0, 1) */
+    /* A path written in the experiment file, resolved against that file's
+       directory (absolute paths unchanged). Returns a string owned by the
+       caller, to free with host->free; NULL when out of memory. */
+    char *(*resolve_path)(const char *path);
 } tftx_host;
 
 /* ------------------------------------------------------------- descriptor */
