@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# test.sh -- the whole test suite, as CI runs it: installs what is missing,
+# builds, runs every test under ctest, then again in an AddressSanitizer +
+# UndefinedBehaviorSanitizer build. Tests that need a GPU skip and say so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+bash scripts/setup.sh build
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [ "${TFTX_SKIP_SANITIZERS:-0}" != 1 ]; then
+  echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
+  bash scripts/setup.sh build-asan -DTFTX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  ctest --test-dir build-asan --output-on-failure -j "$jobs"
+fi
