@@ -32,7 +32,32 @@ static const tftx_param_spec SCHEDULE_PARAMS[] = {
     TFTX_P_ENUM("kind", "constant", SCHEDULE_KINDS, "learning-rate schedule"),
 };
 
+static const char *const SAVE_MODES[] = {"none", "best", "last", NULL};
+static const char *const TEST_WITH[] = {"best", "last", NULL};
+static const char *const STOP_METRICS[] = {"loss", "accuracy", "macro_f1", "perplexity", NULL};
+static const char *const NO_DECAY[] = {"bias", "LayerNorm", "ln_"};
+static const tftx_param_spec OPTIMIZER_PARAMS[] = {
+    TFTX_P_STRINGS("no_decay", NO_DECAY, 3,
+                   "parameters whose names contain one of these strings get no weight decay; [] decays all. "
+                   "The default excludes biases and LayerNorm weights (BERT's LayerNorm, GPT-2's ln_*), as "
+                   "Hugging Face's Trainer does"),
+};
+
 static const tftx_param_spec TRAIN_PARAMS[] = {
+    TFTX_P_INT("epochs", 1, 0, 1000000, "passes over the training split (ignored when max_steps > 0)"),
+    TFTX_P_INT("max_steps", 0, 0, 1e12, "optimizer steps to take; 0: epochs decide"),
+    TFTX_P_INT("batch_size", 32, 1, 65536, "sequences per forward pass"),
+    TFTX_P_INT("accumulate", 1, 1, 65536, "forward/backward passes whose gradients add up to one optimizer step"),
+    TFTX_P_FLOAT("grad_clip", 0, 0, INFINITY, "clip the global gradient norm to this value; 0: off"),
+    TFTX_P_BOOL("shuffle", 1, "shuffle the training split every epoch (from the run's seed)"),
+    TFTX_P_INT("eval_every", 0, 0, 1e12, "optimizer steps between evaluations on the validation split; 0: each epoch"),
+    TFTX_P_INT("log_every", 10, 1, 1e12, "optimizer steps between recorded training losses"),
+    TFTX_P_INT("eval_batch_size", 0, 0, 65536, "sequences per evaluation pass; 0: batch_size"),
+    TFTX_P_ENUM("save", "none", SAVE_MODES, "checkpoint per run: none, the best by early_stop.metric, or the last"),
+    TFTX_P_ENUM("test_with", "best", TEST_WITH, "weights the test split is evaluated with"),
+    TFTX_P_ENUM("early_stop.metric", "loss", STOP_METRICS, "validation metric that decides the best weights"),
+    TFTX_P_INT("early_stop.patience", 0, 0, 1e9, "evaluations without improvement before stopping; 0: never stop early"),
+    TFTX_P_FLOAT("early_stop.min_delta", 0, 0, INFINITY, "smallest change that counts as an improvement"),
     TFTX_P_INT("threads", 0, 0, 1024, "compute threads per run; 0: all cores divided by -j"),
     TFTX_P_FLOAT("timeout", 0, 0, INFINITY, "seconds before a run is stopped and recorded as timeout; 0: none"),
     TFTX_P_INT("max_memory", 0, 0, 1099511627776.0, "address-space limit of a run in MiB; 0: none"),
@@ -44,7 +69,8 @@ const section_spec SECTIONS[] = {
     {"data", "the corpus", 0, NULL, NULL, NULL, DATA_PARAMS, sizeof DATA_PARAMS / sizeof *DATA_PARAMS},
     {"tokenizer", "the tokenizer plugin and its parameters", TFTX_KIND_TOKENIZER, "plugin", NULL, NULL, NULL, 0},
     {"model", "the model plugin and its parameters", TFTX_KIND_MODEL, "plugin", NULL, NULL, NULL, 0},
-    {"optimizer", "the optimizer plugin and its parameters", TFTX_KIND_OPTIMIZER, "plugin", NULL, NULL, NULL, 0},
+    {"optimizer", "the optimizer plugin and its parameters", TFTX_KIND_OPTIMIZER, "plugin", NULL, NULL,
+     OPTIMIZER_PARAMS, sizeof OPTIMIZER_PARAMS / sizeof *OPTIMIZER_PARAMS},
     {"schedule", "the learning-rate schedule", 0, NULL, NULL, NULL, SCHEDULE_PARAMS,
      sizeof SCHEDULE_PARAMS / sizeof *SCHEDULE_PARAMS},
     {"train", "training settings; `backend` names the backend plugin", TFTX_KIND_BACKEND, "backend", "cpu", "model",

@@ -1,0 +1,63 @@
+/*
+ * session.h -- the plugins of one run, wired together: a backend instance,
+ * a model bound to it, and an optimizer whose state slots live in backend
+ * memory. Shared by the training loop and `tftx bench`.
+ *
+ * Models may declare the parameters vocab_size, num_labels and max_len; when
+ * the experiment does not set them, the host fills them from the data (the
+ * tokenizer's vocabulary, the labels found, data.max_len). train.threads is
+ * passed to a backend that declares a `threads` parameter.
+ */
+#ifndef TFTX_HOST_SESSION_H
+#define TFTX_HOST_SESSION_H
+
+#include <tftx/backend.h>
+#include <tftx/model.h>
+#include <tftx/optimizer.h>
+
+#include "plugins.h"
+#include "tree.h"
+
+typedef struct session_hints {
+    int64_t vocab_size; /* 0: unknown */
+    int64_t num_labels; /* 0: unknown */
+    int64_t max_len;    /* sequence length the data is padded to */
+    int batch;          /* largest batch */
+} session_hints;
+
+typedef struct opt_segment {
+    size_t offset, n; /* floats in the parameter arena */
+    int decay;        /* 0 for tensors matched by optimizer.no_decay */
+} opt_segment;
+
+typedef struct run_session {
+    const plugin *backend_pl, *model_pl, *opt_pl;
+    tftx_value *backend_vals, *model_vals, *opt_vals;
+    void *backend_self, *model_self, *opt_self;
+    tftx_backend backend;
+    const tftx_model_ops *model;
+    const tftx_optimizer_ops *opt;
+    size_t n_params;
+    int n_slots;
+    float *slots[TFTX_OPT_MAX_SLOTS]; /* backend memory, n_params each */
+    int64_t step;                     /* optimizer steps taken */
+    double lr, weight_decay;          /* the optimizer's base values */
+    opt_segment *segments;
+    size_t n_segments;
+} run_session;
+
+/* Instantiate backend, model and optimizer from a resolved configuration;
+ * bind the model; load `model.pretrained` when set; allocate optimizer
+ * slots. On failure everything made so far is released and err says what. */
+tftx_status session_open(run_session *s, const tnode *config, registry *reg, const session_hints *h,
+                         tftx_error *err);
+void session_close(run_session *s);
+
+/* One optimizer step over all parameters with learning rate `lr` (the
+ * schedule's), decay applied per segment. */
+tftx_status session_optimizer_step(run_session *s, double lr, tftx_error *err);
+
+/* Does tensor `name` match one of the no_decay patterns (substrings)? */
+int session_no_decay(const char *name, const tnode *patterns);
+
+#endif
