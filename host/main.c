@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "plan.h"
+#include "report.h"
 #include "plugins.h"
 #include "runner.h"
 #include "schema.h"
@@ -24,6 +25,8 @@ static const char USAGE[] =
     "                          run every run of the experiment not yet in the log\n"
     "  plan FILE [--set KEY=VALUE]...   print the runs the experiment expands to\n"
     "  validate FILE [--set KEY=VALUE]...   check the experiment file only\n"
+    "  report LOG [--metric PATH] [--by KEY[,KEY]] [--csv FILE] [--json] [--plot FILE.svg]\n"
+    "                          results by configuration: mean and sd over seeds, best first\n"
     "  plugins [KIND]          list plugins (KIND: optimizer, model, tokenizer, backend)\n"
     "  describe KIND NAME      print a plugin's parameters with defaults, ranges and docs\n"
     "  version                 print the version\n"
@@ -240,11 +243,8 @@ static int cmd_describe(int argc, char **argv)
     if (!pl->available) printf("  unavailable here: %s\n", pl->why);
     printf("parameters (%zu):\n", d->n_params);
     print_params(d->params, d->n_params, stdout);
-    if (kind == TFTX_KIND_BACKEND) {
-        const section_spec *t = section_find("train");
+    if (kind == TFTX_KIND_BACKEND)
         printf("chosen with train.backend = \"%s\"; its parameters go in train.%s = { ... }\n", d->name, d->name);
-        (void)t;
-    }
     registry_free(&reg);
     return 0;
 }
@@ -265,6 +265,8 @@ int main(int argc, char **argv)
     int rc;
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "validate") == 0)
         rc = cmd_experiment(cmd, argc - 2, argv + 2, cmdline.data);
+    else if (strcmp(cmd, "report") == 0)
+        rc = cmd_report(argc - 2, argv + 2);
     else if (strcmp(cmd, "plugins") == 0)
         rc = cmd_plugins(argc - 2, argv + 2);
     else if (strcmp(cmd, "describe") == 0)

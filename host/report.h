@@ -1,0 +1,14 @@
+/*
+ * report.h -- `tftx report` and its SVG plot.
+ */
+#ifndef TFTX_HOST_REPORT_H
+#define TFTX_HOST_REPORT_H
+
+#include "results.h"
+
+int cmd_report(int argc, char **argv);
+/* Training-loss and validation curves of every run, one colour per
+ * configuration, into an SVG file. 0 ok, -1 (said on stderr) otherwise. */
+int report_plot(const char *path, const results_file *rf, const char *metric);
+
+#endif
