@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "plan.h"
 #include "report.h"
 #include "plugins.h"
@@ -27,6 +28,8 @@ static const char USAGE[] =
     "  validate FILE [--set KEY=VALUE]...   check the experiment file only\n"
     "  report LOG [--metric PATH] [--by KEY[,KEY]] [--csv FILE] [--json] [--plot FILE.svg]\n"
     "                          results by configuration: mean and sd over seeds, best first\n"
+    "  bench FILE [--steps N] [--warmup N] [--set KEY=VALUE]...\n"
+    "                          time training steps of the configured model on random batches\n"
     "  plugins [KIND]          list plugins (KIND: optimizer, model, tokenizer, backend)\n"
     "  describe KIND NAME      print a plugin's parameters with defaults, ranges and docs\n"
     "  version                 print the version\n"
@@ -265,6 +268,8 @@ int main(int argc, char **argv)
     int rc;
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "validate") == 0)
         rc = cmd_experiment(cmd, argc - 2, argv + 2, cmdline.data);
+    else if (strcmp(cmd, "bench") == 0)
+        rc = cmd_bench(argc - 2, argv + 2);
     else if (strcmp(cmd, "report") == 0)
         rc = cmd_report(argc - 2, argv + 2);
     else if (strcmp(cmd, "plugins") == 0)
