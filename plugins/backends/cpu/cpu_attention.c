@@ -1,0 +1,177 @@
+/*
+ * cpu_attention.c -- multi-head scaled dot-product attention with padding
+ * and causal masks and dropout on the attention probabilities.
+ *
+ * For sequence b and head h (HS = C/NH, columns h*HS.. of q, k, v):
+ *   S  = Q K^T / sqrt(HS)                      (T,T) scores
+ *   S[t,s] = -inf where key s is hidden from query t: padding (mask[b,s]
+ *            == 0) or, when causal, s > t
+ *   P  = softmax(S) row by row; a row with no visible key is all zeros
+ *   Pd = P * M / (1-p)                         M[t,s] = 1 when
+ *        uniform(seed, stream, ((b*NH + h)*T + t)*T + s) >= p
+ *   O  = Pd V                                  (T,HS) into out[b,:,h*HS..]
+ * att keeps P (before dropout); M is drawn again in backward, never stored.
+ *
+ * Backward, with dO = dout[b,:,h*HS..]:
+ *   dV += Pd^T dO
+ *   dPd = dO V^T,   dP = dPd * M / (1-p)
+ *   dS = P * (dP - rowsum(P * dP))             (softmax backward)
+ *   dQ += dS K / sqrt(HS),   dK += dS^T Q / sqrt(HS)
+ * Hidden entries have P = 0, so they get dS = 0 with no special case.
+ *
+ * Work is split over (b,h) pairs, each done start to finish by one thread
+ * with single-threaded sgemm calls; pairs write disjoint columns of out and
+ * dqkv, so results do not depend on the thread count.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "cpu.h"
+
+/* keys per block of dropout factors in the forward (stack arrays) */
+#define FWD_BLOCK 256
+
+/* Number of keys query t may see at most: all T, or t+1 when causal. */
+static inline int key_limit(int t, int T, int causal)
+{
+    return causal ? t + 1 : T;
+}
+
+/* Softmax of one row of scores in place, over the visible keys
+ * s < lim with (no mask or mask[s] == 1); hidden keys get 0.
+ *
+ * The row's maximum is subtracted before exp: softmax is unchanged by a
+ * shift, and after it every exponent is <= 0, so expf cannot overflow to
+ * inf (scores of 100 would), and the largest term is exactly 1, so the sum
+ * is >= 1 and the division is safe. Computed in float like PyTorch. */
+static void softmax_row(float *row, int T, int lim, const uint8_t *mask)
+{
+    float mx = -INFINITY;
+    for (int s = 0; s < lim; s++)
+        if (!mask || mask[s]) mx = fmaxf(mx, row[s]);
+    if (mx == -INFINITY) { /* no visible key */
+        memset(row, 0, (size_t)T * sizeof *row);
+        return;
+    }
+    float sum = 0.0f;
+    for (int s = 0; s < lim; s++) {
+        float e = (!mask || mask[s]) ? expf(row[s] - mx) : 0.0f;
+        row[s] = e;
+        sum += e;
+    }
+    for (int s = lim; s < T; s++) row[s] = 0.0f;
+    float inv = 1.0f / sum;
+    for (int s = 0; s < lim; s++) row[s] *= inv;
+}
+
+void cpu_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
+                           int B, int T, int C, int NH, tftx_dropout drop)
+{
+    if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
+    const int HS = C / NH, C3 = 3 * C;
+    const float qk_scale = 1.0f / sqrtf((float)HS);
+    const int dropping = drop.p > 0.0f;
+    const float keep_scale = cpu_dropout_scale(drop.p);
+    int saved = cpu_blas_begin(1);
+#pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        const int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + (size_t)h * HS; /* (T,HS), row stride 3C */
+        const float *k = q + C, *v = q + 2 * C;
+        float *a = att + (size_t)bh * T * T; /* (T,T) */
+        const uint8_t *mrow = mask ? mask + (size_t)b * T : NULL;
+
+        /* S = Q K^T / sqrt(HS), then softmax over visible keys */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, qk_scale, q, C3, k, C3, 0.0f, a, T);
+        for (int t = 0; t < T; t++) softmax_row(a + (size_t)t * T, T, key_limit(t, T, causal), mrow);
+
+        /* O[t,:] = sum_s Pd[t,s] V[s,:], by hand: dropout is applied as each
+         * probability is used (the forward has no T x T scratch for Pd), and
+         * keys with zero probability (hidden, or past t when causal) cost
+         * nothing. Keys go in blocks of FWD_BLOCK for the dropout factors. */
+        for (int t = 0; t < T; t++) {
+            const float *arow = a + (size_t)t * T;
+            float *o = out + ((size_t)b * T + t) * C + (size_t)h * HS;
+            const int lim = key_limit(t, T, causal);
+            for (int d = 0; d < HS; d++) o[d] = 0.0f;
+            for (int s0 = 0; s0 < lim; s0 += FWD_BLOCK) {
+                const int w = lim - s0 < FWD_BLOCK ? lim - s0 : FWD_BLOCK;
+                float pd[FWD_BLOCK];
+                for (int j = 0; j < w; j++) pd[j] = arow[s0 + j];
+                if (dropping) {
+                    float f[FWD_BLOCK];
+                    cpu_dropout_factors(f, drop.seed, drop.stream, ((uint64_t)bh * T + t) * T + s0, (size_t)w,
+                                        drop.p, keep_scale);
+                    for (int j = 0; j < w; j++) pd[j] *= f[j];
+                }
+                for (int j = 0; j < w; j++) {
+                    if (pd[j] == 0.0f) continue;
+                    const float *vs = v + (size_t)(s0 + j) * C3;
+                    for (int d = 0; d < HS; d++) o[d] += pd[j] * vs[d];
+                }
+            }
+        }
+    }
+    cpu_blas_end(saved);
+}
+
+void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
+                            const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
+                            tftx_dropout drop)
+{
+    (void)mask, (void)causal; /* hidden entries have P = 0: see the top */
+    if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
+    const int HS = C / NH, C3 = 3 * C;
+    const float qk_scale = 1.0f / sqrtf((float)HS);
+    const int dropping = drop.p > 0.0f;
+    const float keep_scale = cpu_dropout_scale(drop.p);
+    int saved = cpu_blas_begin(1);
+#pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        const int b = bh / NH, h = bh % NH;
+        const size_t col = (size_t)b * T * C3 + (size_t)h * HS;
+        const float *q = qkv + col, *k = q + C, *v = q + 2 * C; /* (T,HS), row stride 3C */
+        float *dq = dqkv + col, *dk = dq + C, *dv = dq + 2 * C;
+        const float *dO = dout + (size_t)b * T * C + (size_t)h * HS; /* (T,HS), row stride C */
+        const float *P = att + (size_t)bh * T * T;                  /* (T,T) */
+        float *sc = scratch + (size_t)bh * T * T;                   /* (T,T) */
+        const uint64_t idx0 = (uint64_t)bh * T * T;
+
+        /* dV (T,HS) += Pd^T (T,T) @ dO (T,HS); Pd is P itself without dropout */
+        const float *Pd = P;
+        if (dropping) {
+            cpu_dropout_factors(sc, drop.seed, drop.stream, idx0, (size_t)T * T, drop.p, keep_scale);
+            for (size_t i = 0; i < (size_t)T * T; i++) sc[i] *= P[i];
+            Pd = sc;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, Pd, T, dO, C, 1.0f, dv, C3);
+
+        /* dPd (T,T) = dO (T,HS) @ V^T (HS,T) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, dO, C, v, C3, 0.0f, sc, T);
+
+        /* dP = dPd * M/(1-p);  dS = P * (dP - sum_s P*dP), in place */
+        for (int t = 0; t < T; t++) {
+            float *row = sc + (size_t)t * T;
+            const float *prow = P + (size_t)t * T;
+            if (dropping) {
+                float fbuf[256];
+                for (int s0 = 0; s0 < T; s0 += 256) {
+                    int w = T - s0 < 256 ? T - s0 : 256;
+                    cpu_dropout_factors(fbuf, drop.seed, drop.stream, idx0 + (uint64_t)t * T + s0, (size_t)w,
+                                        drop.p, keep_scale);
+                    for (int j = 0; j < w; j++) row[s0 + j] *= fbuf[j];
+                }
+            }
+            float dot = 0.0f;
+            for (int s = 0; s < T; s++) dot += prow[s] * row[s];
+            for (int s = 0; s < T; s++) row[s] = prow[s] * (row[s] - dot);
+        }
+
+        /* dQ (T,HS) += dS (T,T) @ K (T,HS) / sqrt(HS) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, qk_scale, sc, T, k, C3, 1.0f, dq, C3);
+        /* dK (T,HS) += dS^T (T,T) @ Q (T,HS) / sqrt(HS) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, qk_scale, sc, T, q, C3, 1.0f, dk, C3);
+    }
+    cpu_blas_end(saved);
+}
