@@ -1,0 +1,178 @@
+/*
+ * block.c -- one transformer block, forward and backward, post-LN (BERT)
+ * and pre-LN (GPT-2), built from the backend's kernels. N = B*T rows, C =
+ * d_model, F = d_ff, NH heads.
+ *
+ *   post-LN (input x, output ln2):
+ *     qkv  = x Wqkv^T + bqkv                 (N,3C)
+ *     atty = attention(qkv)                  (N,C)  probabilities in att
+ *     r1   = x + drop(atty Wo^T + bo)        (N,C)
+ *     ln1  = LN1(r1)
+ *     f    = ln1 Wfc^T + bfc;  g = act(f)    (N,F)
+ *     r2   = ln1 + drop(g Wfc2^T + bfc2)
+ *     ln2  = LN2(r2)                         the block's output
+ *   pre-LN (input x, output r2):
+ *     ln1  = LN1(x);  qkv = ln1 Wqkv^T + bqkv;  atty = attention(qkv)
+ *     r1   = x + drop(atty Wo^T + bo)
+ *     ln2  = LN2(r1); f = ln2 Wfc^T + bfc;  g = act(f)
+ *     r2   = r1 + drop(g Wfc2^T + bfc2)      the block's output
+ *
+ * Backward follows the same graph in reverse. Kernels accumulate into their
+ * input gradients, so each buffer is zeroed before its first writer, and a
+ * residual's two branches share one buffer: the gradient reaching r1 is
+ * written into g_x first (through the skip connection) and the branch
+ * through the layer then adds to it. Dropout with p = 0 is skipped both
+ * ways (its gradient is its input gradient).
+ *
+ * Dropout streams: element i of the mask at (step, layer, site) is
+ * uniform(seed, stream, i) with stream = a hash of (step, layer, site), so
+ * backward regenerates forward's masks and no two sites share one.
+ */
+#include "transformer.h"
+
+#define K (m->be.ops)
+#define S (m->be.self)
+
+/* splitmix64 finaliser: spreads (step, layer, site) over 64 bits */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+tftx_dropout tf_dropout(const tf_model *m, int layer, int site, double p)
+{
+    tftx_dropout d = {.p = m->train ? (float)p : 0.0f, .seed = m->drop_seed, .stream = 0};
+    d.stream = mix64(mix64(m->step) ^ ((uint64_t)(uint32_t)layer << 8 | (uint64_t)site));
+    return d;
+}
+
+float *tf_block_out(const tf_model *m, int l)
+{
+    return m->cfg.norm == TF_POST ? m->a.layer[l].ln2 : m->a.layer[l].r2;
+}
+
+void tf_block_forward(tf_model *m, int l, const float *x)
+{
+    const tf_config *c = &m->cfg;
+    const tf_layer_acts *a = &m->a.layer[l];
+    float *P = m->params;
+    int B = m->B, T = m->T, N = B * T, C = c->d_model, F = c->d_ff;
+    float eps = (float)c->layer_norm_eps;
+    int post = c->norm == TF_POST;
+    const uint8_t *mask = m->has_mask ? m->a.mask : NULL;
+    int causal = c->arch == TF_DECODER;
+    tftx_dropout d_att = tf_dropout(m, l, SITE_ATT, c->attn_dropout);
+    tftx_dropout d_proj = tf_dropout(m, l, SITE_PROJ, c->dropout);
+    tftx_dropout d_mlp = tf_dropout(m, l, SITE_MLP, c->dropout);
+    float *tmp = m->a.scratch;
+
+    /* attention half */
+    const float *att_in = x;
+    if (!post) {
+        K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, x, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N, C,
+                             eps);
+        att_in = a->ln1;
+    }
+    K->matmul_forward(S, a->qkv, att_in, tf_l(m, P, l, L_QKV_W), tf_l(m, P, l, L_QKV_B), N, C, 3 * C);
+    K->attention_forward(S, a->atty, a->att, a->qkv, mask, causal, B, T, C, c->heads, d_att);
+    K->matmul_forward(S, tmp, a->atty, tf_l(m, P, l, L_PROJ_W), tf_l(m, P, l, L_PROJ_B), N, C, C);
+    if (d_proj.p > 0) K->dropout_forward(S, tmp, tmp, (size_t)N * C, d_proj, 0);
+    K->residual_forward(S, a->r1, x, tmp, (size_t)N * C);
+
+    /* MLP half */
+    const float *mlp_in;
+    if (post) {
+        K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, a->r1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N,
+                             C, eps);
+        mlp_in = a->ln1;
+    } else {
+        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r1, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), N,
+                             C, eps);
+        mlp_in = a->ln2;
+    }
+    K->matmul_forward(S, a->f, mlp_in, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), N, C, F);
+    K->activation_forward(S, a->g, a->f, (size_t)N * F, c->act);
+    K->matmul_forward(S, tmp, a->g, tf_l(m, P, l, L_FC2_W), tf_l(m, P, l, L_FC2_B), N, F, C);
+    if (d_mlp.p > 0) K->dropout_forward(S, tmp, tmp, (size_t)N * C, d_mlp, 0);
+    K->residual_forward(S, a->r2, post ? a->ln1 : a->r1, tmp, (size_t)N * C);
+    if (post)
+        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), N,
+                             C, eps);
+}
+
+/* d(inp) of a dropout: dout itself when p = 0, else g_drop (zeroed, then
+ * accumulated into). */
+static const float *dropout_back(tf_model *m, const float *dout, size_t n, tftx_dropout d)
+{
+    if (d.p <= 0) return dout;
+    K->zero(S, m->a.g_drop, n * sizeof(float));
+    K->dropout_backward(S, m->a.g_drop, dout, n, d, 0);
+    return m->a.g_drop;
+}
+
+void tf_block_backward(tf_model *m, int l, const float *x)
+{
+    const tf_config *c = &m->cfg;
+    const tf_layer_acts *a = &m->a.layer[l];
+    tf_acts *A = &m->a;
+    float *P = m->params, *G = m->grads;
+    int B = m->B, T = m->T, N = B * T, C = c->d_model, F = c->d_ff;
+    size_t NC = (size_t)N * C, NF = (size_t)N * F;
+    int post = c->norm == TF_POST;
+    const uint8_t *mask = m->has_mask ? A->mask : NULL;
+    int causal = c->arch == TF_DECODER;
+    tftx_dropout d_att = tf_dropout(m, l, SITE_ATT, c->attn_dropout);
+    tftx_dropout d_proj = tf_dropout(m, l, SITE_PROJ, c->dropout);
+    tftx_dropout d_mlp = tf_dropout(m, l, SITE_MLP, c->dropout);
+
+    /* ---- MLP half. post: g_x = d(ln2) -> g_h = d(r2) -> d(ln1);
+       pre: g_x = d(r2), which is also d(r1) through the skip. */
+    const float *d_r2 = A->g_x;
+    if (post) {
+        K->zero(S, A->g_h, NC * sizeof(float));
+        K->layernorm_backward(S, A->g_h, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_x, a->r2,
+                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, N, C);
+        d_r2 = A->g_h; /* d(r2) = d(ln1) through the skip: g_h keeps it */
+    }
+    const float *d_o = dropout_back(m, d_r2, NC, d_mlp);
+    K->zero(S, A->g_g, NF * sizeof(float));
+    K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W),
+                       N, F, C);
+    K->zero(S, A->g_f, NF * sizeof(float));
+    K->activation_backward(S, A->g_f, A->g_g, a->f, NF, c->act);
+    if (post) {
+        /* g_h = d(ln1): the skip part is already there */
+        K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln1,
+                           tf_l(m, P, l, L_FC_W), N, C, F);
+        K->zero(S, A->g_x, NC * sizeof(float));
+        K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, a->r1,
+                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, N, C);
+    } else {
+        K->zero(S, A->g_h, NC * sizeof(float));
+        K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln2,
+                           tf_l(m, P, l, L_FC_W), N, C, F);
+        /* g_x = d(r1) = d(r2) (skip) + LN2's input gradient */
+        K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_h, a->r1,
+                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, N, C);
+    }
+
+    /* ---- attention half: g_x = d(r1), which is also d(x) through the skip */
+    const float *d_a = dropout_back(m, A->g_x, NC, d_proj);
+    K->zero(S, A->g_atty, NC * sizeof(float));
+    K->matmul_backward(S, A->g_atty, tf_l(m, G, l, L_PROJ_W), tf_l(m, G, l, L_PROJ_B), d_a, a->atty,
+                       tf_l(m, P, l, L_PROJ_W), N, C, C);
+    K->zero(S, A->g_qkv, 3 * NC * sizeof(float));
+    K->attention_backward(S, A->g_qkv, A->g_att, A->g_atty, a->qkv, a->att, mask, causal, B, T, C, c->heads, d_att);
+    if (post) {
+        K->matmul_backward(S, A->g_x, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, x,
+                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C);
+    } else {
+        K->zero(S, A->g_h, NC * sizeof(float));
+        K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, a->ln1,
+                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C);
+        K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, x,
+                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, N, C);
+    }
+}

@@ -1,0 +1,257 @@
+/*
+ * model.c -- the whole network around the blocks: batch checks and copies,
+ * embeddings, the heads and the loss; forward, backward and evaluate.
+ *
+ *   encoder: emb = word[tok] + pos[t] + type[seg]          (N,C)
+ *            x0  = drop(LN(emb))
+ *            x   = blocks(x0)  [pre-LN: x = LN_f(x)]
+ *            cls = x[:, 0];  pool_t = tanh(cls Wp^T + bp)   (B,C)
+ *            logits = drop(pool_t) Wc^T + bc               (B,L)
+ *            loss = mean over labelled rows of CE(logits, label)
+ *   decoder: x0  = drop(wte[tok] + wpe[t])
+ *            x   = blocks(x0)  [pre-LN: x = LN_f(x)]
+ *            logits = x wte^T                              (N,V), tied head
+ *            loss = mean over targets >= 0 of CE(logits, target)
+ *
+ * The mean's weight 1/count goes into crossentropy_backward, so backward
+ * produces d(mean loss)/d(params) as model.h asks.
+ */
+#include <stdio.h>
+
+#include "transformer.h"
+
+#define K (m->be.ops)
+#define S (m->be.self)
+
+/* ------------------------------------------------------------ the batch */
+
+/* Check sizes and ids (the kernels trust them), then copy the batch to the
+ * backend. need_labels: the loss is wanted. */
+static tftx_status take_batch(tf_model *m, const tftx_batch *b, int need_labels, tftx_error *err)
+{
+    const tftx_host *h = m->host;
+    const tf_config *c = &m->cfg;
+    int enc = c->arch == TF_ENCODER;
+    if (!m->bound) return h->error(err, TFTX_ERR_INVALID, "transformer: bind() must come before forward/evaluate");
+    if (b->B < 1 || b->B > m->max_batch || b->T < 1 || b->T > m->max_T)
+        return h->error(err, TFTX_ERR_INVALID, "batch of %d x %d does not fit the bound size %d x %d", b->B, b->T,
+                        m->max_batch, m->max_T);
+    if (!b->tokens) return h->error(err, TFTX_ERR_INVALID, "the batch has no tokens");
+    size_t N = (size_t)b->B * (size_t)b->T;
+    for (size_t i = 0; i < N; i++)
+        if (b->tokens[i] < 0 || b->tokens[i] >= c->vocab_size)
+            return h->error(err, TFTX_ERR_INVALID, "token %d at (%zu, %zu) is outside the vocabulary (size %d)",
+                            b->tokens[i], i / (size_t)b->T, i % (size_t)b->T, c->vocab_size);
+    if (enc && b->segments)
+        for (size_t i = 0; i < N; i++)
+            if (b->segments[i] < 0 || b->segments[i] >= c->type_vocab_size)
+                return h->error(err, TFTX_ERR_INVALID, "segment id %d at (%zu, %zu) is outside [0, %d)",
+                                b->segments[i], i / (size_t)b->T, i % (size_t)b->T, c->type_vocab_size);
+    if (need_labels && !b->labels)
+        return h->error(err, TFTX_ERR_INVALID, "the batch has no %s", enc ? "labels" : "targets");
+    size_t n_labels = enc ? (size_t)b->B : N;
+    int n_out = enc ? c->num_labels : c->vocab_size;
+    size_t count = 0;
+    if (b->labels)
+        for (size_t i = 0; i < n_labels; i++) {
+            if (b->labels[i] >= n_out)
+                return h->error(err, TFTX_ERR_INVALID, "%s %d at %zu is outside [0, %d)", enc ? "label" : "target",
+                                b->labels[i], i, n_out);
+            count += b->labels[i] >= 0;
+        }
+    m->loss_count = (double)count;
+    m->B = b->B, m->T = b->T;
+    m->step = b->step;
+    m->has_mask = b->mask != NULL;
+
+    K->copy_in(S, m->a.tokens, b->tokens, N * sizeof(int32_t));
+    if (enc) {
+        if (b->segments) K->copy_in(S, m->a.segments, b->segments, N * sizeof(int32_t));
+        else K->zero(S, m->a.segments, N * sizeof(int32_t)); /* BERT: type 0 everywhere */
+    }
+    if (b->mask) K->copy_in(S, m->a.mask, b->mask, N);
+    if (b->labels) K->copy_in(S, m->a.labels, b->labels, n_labels * sizeof(int32_t));
+    return TFTX_OK;
+}
+
+/* ------------------------------------------------------------ forward */
+
+/* The network from tokens to logits (and per-row losses with labels). */
+static void run_forward(tf_model *m, int with_loss)
+{
+    const tf_config *c = &m->cfg;
+    tf_acts *a = &m->a;
+    float *P = m->params;
+    int B = m->B, T = m->T, N = B * T, C = c->d_model;
+    float eps = (float)c->layer_norm_eps;
+    int enc = c->arch == TF_ENCODER;
+    tftx_dropout d_emb = tf_dropout(m, c->layers, SITE_EMB, c->dropout);
+
+    float *x0;
+    if (enc) {
+        K->embedding_forward(S, a->emb, a->tokens, a->segments, tf_g(m, P, G_WTE), tf_g(m, P, G_WPE),
+                             tf_g(m, P, G_WSE), B, T, C);
+        K->layernorm_forward(S, a->x0, a->emb_mean, a->emb_rstd, a->emb, tf_g(m, P, G_EMBLN_W),
+                             tf_g(m, P, G_EMBLN_B), N, C, eps);
+        x0 = a->x0;
+    } else {
+        K->embedding_forward(S, a->emb, a->tokens, NULL, tf_g(m, P, G_WTE), tf_g(m, P, G_WPE), NULL, B, T, C);
+        x0 = a->emb;
+    }
+    if (d_emb.p > 0) K->dropout_forward(S, x0, x0, (size_t)N * C, d_emb, 0);
+
+    const float *x = x0;
+    for (int l = 0; l < c->layers; l++) {
+        tf_block_forward(m, l, x);
+        x = tf_block_out(m, l);
+    }
+    if (c->norm == TF_PRE) {
+        K->layernorm_forward(S, a->lnf, a->lnf_mean, a->lnf_rstd, x, tf_g(m, P, G_LNF_W), tf_g(m, P, G_LNF_B), N, C,
+                             eps);
+        x = a->lnf;
+    }
+
+    if (enc) {
+        tftx_dropout d_pool = tf_dropout(m, c->layers, SITE_POOL, c->dropout);
+        K->pool_first_forward(S, a->cls, x, B, T, C);
+        K->matmul_forward(S, a->pool, a->cls, tf_g(m, P, G_POOL_W), tf_g(m, P, G_POOL_B), B, C, C);
+        K->tanh_forward(S, a->pool_t, a->pool, (size_t)B * C);
+        const float *cls_in = a->pool_t;
+        if (d_pool.p > 0) {
+            K->dropout_forward(S, a->pool_d, a->pool_t, (size_t)B * C, d_pool, 0);
+            cls_in = a->pool_d;
+        }
+        K->matmul_forward(S, a->logits, cls_in, tf_g(m, P, G_CLS_W), tf_g(m, P, G_CLS_B), B, C, c->num_labels);
+        if (with_loss) K->crossentropy_forward(S, a->losses, a->probs, a->logits, a->labels, B, c->num_labels);
+    } else {
+        K->matmul_forward(S, a->logits, x, tf_g(m, P, G_WTE), NULL, N, C, c->vocab_size);
+        if (with_loss) K->crossentropy_forward(S, a->losses, a->probs, a->logits, a->labels, N, c->vocab_size);
+    }
+}
+
+/* Sum of the per-row losses over the counted rows, as a mean. */
+static float mean_loss(tf_model *m, tftx_error *err, tftx_status *st)
+{
+    size_t rows = m->cfg.arch == TF_ENCODER ? (size_t)m->B : (size_t)m->B * (size_t)m->T;
+    float *host = m->host->alloc(rows * sizeof(float), 64);
+    if (!host) {
+        *st = m->host->error(err, TFTX_ERR_NOMEM, "out of memory");
+        return 0;
+    }
+    K->copy_out(S, host, m->a.losses, rows * sizeof(float));
+    double sum = 0;
+    for (size_t i = 0; i < rows; i++) sum += host[i]; /* ignored rows are 0 */
+    m->host->free(host);
+    *st = TFTX_OK;
+    return m->loss_count > 0 ? (float)(sum / m->loss_count) : 0.0f;
+}
+
+tftx_status tf_forward(void *self, const tftx_batch *batch, int train, float *loss, tftx_error *err)
+{
+    tf_model *m = self;
+    m->have_forward = 0;
+    tftx_status st = take_batch(m, batch, 1, err);
+    if (st != TFTX_OK) return st;
+    m->train = train != 0;
+    run_forward(m, 1);
+    float l = mean_loss(m, err, &st);
+    if (st != TFTX_OK) return st;
+    if (loss) *loss = l;
+    m->have_forward = 1;
+    return TFTX_OK;
+}
+
+tftx_status tf_evaluate(void *self, const tftx_batch *batch, float *host_out, tftx_error *err)
+{
+    tf_model *m = self;
+    int enc = m->cfg.arch == TF_ENCODER;
+    m->have_forward = 0; /* evaluate overwrites the activations */
+    tftx_status st = take_batch(m, batch, !enc, err);
+    if (st != TFTX_OK) return st;
+    m->train = 0;
+    run_forward(m, !enc);
+    if (enc) {
+        K->copy_out(S, host_out, m->a.logits, (size_t)m->B * (size_t)m->cfg.num_labels * sizeof(float));
+    } else {
+        K->copy_out(S, host_out, m->a.losses, (size_t)m->B * (size_t)m->T * sizeof(float));
+    }
+    return TFTX_OK;
+}
+
+/* ------------------------------------------------------------ backward */
+
+static const float *dropout_back(tf_model *m, float *dinp, const float *dout, size_t n, tftx_dropout d)
+{
+    if (d.p <= 0) return dout;
+    K->zero(S, dinp, n * sizeof(float));
+    K->dropout_backward(S, dinp, dout, n, d, 0);
+    return dinp;
+}
+
+tftx_status tf_backward(void *self, tftx_error *err)
+{
+    tf_model *m = self;
+    if (!m->have_forward)
+        return m->host->error(err, TFTX_ERR_INVALID,
+                              "backward() needs a forward() first (evaluate() does not keep what backward needs)");
+    const tf_config *c = &m->cfg;
+    tf_acts *a = &m->a;
+    float *P = m->params, *G = m->grads;
+    int B = m->B, T = m->T, N = B * T, C = c->d_model;
+    size_t NC = (size_t)N * C;
+    int enc = c->arch == TF_ENCODER, pre = c->norm == TF_PRE;
+    float dloss = m->loss_count > 0 ? (float)(1.0 / m->loss_count) : 0.0f;
+    const float *x_last = tf_block_out(m, c->layers - 1);
+    const float *xf = pre ? a->lnf : x_last; /* the head's input */
+    float *d_xf = pre ? a->g_h : a->g_x;
+
+    /* ---- head: d(xf) into d_xf */
+    K->zero(S, d_xf, NC * sizeof(float));
+    if (enc) {
+        int L = c->num_labels;
+        tftx_dropout d_pool = tf_dropout(m, c->layers, SITE_POOL, c->dropout);
+        const float *cls_in = d_pool.p > 0 ? a->pool_d : a->pool_t;
+        K->zero(S, a->g_logits, (size_t)B * L * sizeof(float));
+        K->crossentropy_backward(S, a->g_logits, a->probs, a->labels, dloss, B, L);
+        K->zero(S, a->g_pool_d, (size_t)B * C * sizeof(float));
+        K->matmul_backward(S, a->g_pool_d, tf_g(m, G, G_CLS_W), tf_g(m, G, G_CLS_B), a->g_logits, cls_in,
+                           tf_g(m, P, G_CLS_W), B, C, L);
+        const float *g_pt = dropout_back(m, a->g_pool_t, a->g_pool_d, (size_t)B * C, d_pool);
+        K->zero(S, a->g_pool, (size_t)B * C * sizeof(float));
+        K->tanh_backward(S, a->g_pool, g_pt, a->pool_t, (size_t)B * C);
+        K->zero(S, a->g_cls, (size_t)B * C * sizeof(float));
+        K->matmul_backward(S, a->g_cls, tf_g(m, G, G_POOL_W), tf_g(m, G, G_POOL_B), a->g_pool, a->cls,
+                           tf_g(m, P, G_POOL_W), B, C, C);
+        K->pool_first_backward(S, d_xf, a->g_cls, B, T, C);
+    } else {
+        int V = c->vocab_size;
+        float *g_logits = a->logits; /* the logits are not needed any more */
+        K->zero(S, g_logits, (size_t)N * V * sizeof(float));
+        K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, N, V);
+        K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, V);
+    }
+    if (pre) {
+        K->zero(S, a->g_x, NC * sizeof(float));
+        K->layernorm_backward(S, a->g_x, tf_g(m, G, G_LNF_W), tf_g(m, G, G_LNF_B), d_xf, x_last, tf_g(m, P, G_LNF_W),
+                              a->lnf_mean, a->lnf_rstd, N, C);
+    }
+
+    /* ---- blocks: g_x carries d(block output) down to d(x0) */
+    const float *x0 = enc ? a->x0 : a->emb;
+    for (int l = c->layers - 1; l >= 0; l--) tf_block_backward(m, l, l == 0 ? x0 : tf_block_out(m, l - 1));
+
+    /* ---- embeddings */
+    tftx_dropout d_emb = tf_dropout(m, c->layers, SITE_EMB, c->dropout);
+    const float *d_x0 = dropout_back(m, a->g_drop, a->g_x, NC, d_emb);
+    if (enc) {
+        K->zero(S, a->g_h, NC * sizeof(float));
+        K->layernorm_backward(S, a->g_h, tf_g(m, G, G_EMBLN_W), tf_g(m, G, G_EMBLN_B), d_x0, a->emb,
+                              tf_g(m, P, G_EMBLN_W), a->emb_mean, a->emb_rstd, N, C);
+        K->embedding_backward(S, tf_g(m, G, G_WTE), tf_g(m, G, G_WPE), tf_g(m, G, G_WSE), a->g_h, a->tokens,
+                              a->segments, B, T, C);
+    } else {
+        K->embedding_backward(S, tf_g(m, G, G_WTE), tf_g(m, G, G_WPE), NULL, d_x0, a->tokens, NULL, B, T, C);
+    }
+    (void)err;
+    return TFTX_OK;
+}
