@@ -89,19 +89,18 @@ static inline float cpu_dropout_scale(float p)
 
 void cpu_embedding_forward(void *self, float *out, const int32_t *tokens, const int32_t *segments, const float *wte,
                            const float *wpe, const float *wse, int B, int T, int C);
-void cpu_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, const float *dout,
-                            const int32_t *tokens, const int32_t *segments, int B, int T, int C);
+void cpu_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, const float *dout, const int32_t *tokens,
+                            const int32_t *segments, int B, int T, int C);
 void cpu_layernorm_forward(void *self, float *out, float *mean, float *rstd, const float *inp, const float *weight,
                            const float *bias, int N, int C, float eps);
-void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, const float *mean, const float *rstd, int N,
-                            int C);
-void cpu_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N,
-                        int C, int OC);
+void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, int N, int C);
+void cpu_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N, int C,
+                        int OC);
 void cpu_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int N, int C, int OC);
-void cpu_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
-                           int B, int T, int C, int NH, tftx_dropout drop);
+void cpu_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal, int B,
+                           int T, int C, int NH, tftx_dropout drop);
 void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
                             const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
                             tftx_dropout drop);
@@ -113,8 +112,7 @@ void cpu_tanh_backward(void *self, float *dinp, const float *dout, const float *
 void cpu_residual_forward(void *self, float *out, const float *a, const float *b, size_t N);
 void cpu_residual_backward(void *self, float *da, float *db, const float *dout, size_t N);
 void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tftx_dropout drop, uint64_t offset);
-void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop,
-                          uint64_t offset);
+void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset);
 void cpu_pool_first_forward(void *self, float *out, const float *inp, int B, int T, int C);
 void cpu_pool_first_backward(void *self, float *dinp, const float *dout, int B, int T, int C);
 void cpu_pool_mean_forward(void *self, float *out, const float *inp, const uint8_t *mask, int B, int T, int C);

@@ -65,8 +65,8 @@ static void softmax_row(float *row, int T, int lim, const uint8_t *mask)
     for (int s = 0; s < lim; s++) row[s] *= inv;
 }
 
-void cpu_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
-                           int B, int T, int C, int NH, tftx_dropout drop)
+void cpu_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal, int B,
+                           int T, int C, int NH, tftx_dropout drop)
 {
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
@@ -101,8 +101,8 @@ void cpu_attention_forward(void *self, float *out, float *att, const float *qkv,
                 for (int j = 0; j < w; j++) pd[j] = arow[s0 + j];
                 if (dropping) {
                     float f[FWD_BLOCK];
-                    cpu_dropout_factors(f, drop.seed, drop.stream, ((uint64_t)bh * T + t) * T + s0, (size_t)w,
-                                        drop.p, keep_scale);
+                    cpu_dropout_factors(f, drop.seed, drop.stream, ((uint64_t)bh * T + t) * T + s0, (size_t)w, drop.p,
+                                        keep_scale);
                     for (int j = 0; j < w; j++) pd[j] *= f[j];
                 }
                 for (int j = 0; j < w; j++) {
@@ -134,8 +134,8 @@ void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float
         const float *q = qkv + col, *k = q + C, *v = q + 2 * C; /* (T,HS), row stride 3C */
         float *dq = dqkv + col, *dk = dq + C, *dv = dq + 2 * C;
         const float *dO = dout + (size_t)b * T * C + (size_t)h * HS; /* (T,HS), row stride C */
-        const float *P = att + (size_t)bh * T * T;                  /* (T,T) */
-        float *sc = scratch + (size_t)bh * T * T;                   /* (T,T) */
+        const float *P = att + (size_t)bh * T * T;                   /* (T,T) */
+        float *sc = scratch + (size_t)bh * T * T;                    /* (T,T) */
         const uint64_t idx0 = (uint64_t)bh * T * T;
 
         /* dV (T,HS) += Pd^T (T,T) @ dO (T,HS); Pd is P itself without dropout */
@@ -158,8 +158,8 @@ void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float
                 float fbuf[256];
                 for (int s0 = 0; s0 < T; s0 += 256) {
                     int w = T - s0 < 256 ? T - s0 : 256;
-                    cpu_dropout_factors(fbuf, drop.seed, drop.stream, idx0 + (uint64_t)t * T + s0, (size_t)w,
-                                        drop.p, keep_scale);
+                    cpu_dropout_factors(fbuf, drop.seed, drop.stream, idx0 + (uint64_t)t * T + s0, (size_t)w, drop.p,
+                                        keep_scale);
                     for (int j = 0; j < w; j++) row[s0 + j] *= fbuf[j];
                 }
             }

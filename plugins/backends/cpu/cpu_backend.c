@@ -123,8 +123,8 @@ static int cpu_all_finite(void *self, const float *x, size_t n)
  * own (TFTX_OPT_CPU_STEP), so it takes the process default: set it to this
  * backend's thread count for the call and put the old value back. */
 static tftx_status cpu_optimizer_step(void *self, const tftx_optimizer_ops *opt, const void *opt_self,
-                                      const tftx_opt_step *st, size_t n, float *w, const float *g,
-                                      float *const *slots, tftx_error *err)
+                                      const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots,
+                                      tftx_error *err)
 {
     const cpu_backend *be = self;
     if (!opt || !opt->step_cpu)

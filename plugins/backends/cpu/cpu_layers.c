@@ -39,8 +39,8 @@ void cpu_embedding_forward(void *self, float *out, const int32_t *tokens, const 
 /* dwte[tokens[b,t]] += dout[b,t]; dwpe[t] += dout[b,t];
  * dwse[segments[b,t]] += dout[b,t]. A token may appear many times, so rows
  * of dwte collide: split over channels, never over tokens. */
-void cpu_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, const float *dout,
-                            const int32_t *tokens, const int32_t *segments, int B, int T, int C)
+void cpu_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, const float *dout, const int32_t *tokens,
+                            const int32_t *segments, int B, int T, int C)
 {
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
     for (int c0 = 0; c0 < C; c0 += CPU_COL_BLOCK) {
@@ -98,9 +98,8 @@ void cpu_layernorm_forward(void *self, float *out, float *mean, float *rstd, con
 /* With xhat = (x - mean)*rstd and g = dout*weight, per row:
  *   dinp    += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat))
  *   dweight += sum_n dout * xhat,   dbias += sum_n dout */
-void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, const float *mean, const float *rstd, int N,
-                            int C)
+void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, int N, int C)
 {
     const int nt = cpu_nt(self);
     if (dinp) {

@@ -36,8 +36,8 @@ void cpu_blas_end(int saved)
     omp_set_num_threads(saved);
 }
 
-void cpu_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N,
-                        int C, int OC)
+void cpu_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N, int C,
+                        int OC)
 {
     if (N <= 0 || OC <= 0) return;
     int nt = cpu_nt(self);

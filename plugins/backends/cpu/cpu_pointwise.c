@@ -10,9 +10,9 @@
 #include "cpu.h"
 
 /* GELU constants, as PyTorch's CPU kernels spell them */
-#define GELU_SQRT1_2 0.70710678118654752440f   /* 1/sqrt(2) */
+#define GELU_SQRT1_2 0.70710678118654752440f      /* 1/sqrt(2) */
 #define GELU_INV_SQRT_2PI 0.39894228040143267794f /* 1/sqrt(2 pi) */
-#define GELU_BETA 0.79788456080286535588f       /* sqrt(2/pi) */
+#define GELU_BETA 0.79788456080286535588f         /* sqrt(2/pi) */
 #define GELU_KAPPA 0.044715f
 
 /* erf form (approximate='none'):  y = x/2 * (1 + erf(x/sqrt2))
@@ -135,8 +135,7 @@ void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tft
 }
 
 /* dinp[i] += dout[i] * f(offset + i), the same factors as the forward */
-void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop,
-                          uint64_t offset)
+void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset)
 {
     const int nt = cpu_nt(self);
     if (!(drop.p > 0.0f)) {
