@@ -1,0 +1,355 @@
+/*
+ * test_models.c -- the transformer model plugin on the cpu backend against
+ * PyTorch.
+ *
+ * The references come from tests/reference/models.py: tiny BERT and GPT-2
+ * models written in plain torch after Transformers' math, computed in
+ * float64 from float32 weights (fixtures encoder_tiny/, decoder_tiny/ and
+ * model_{encoder,decoder}_tiny.safetensors). The plugin is created with
+ * `pretrained` = the fixture checkpoint (so its sizes come from config.json)
+ * and loaded from it, then:
+ *
+ *   encoder: evaluate's logits and forward's loss within 1e-5, every
+ *            parameter gradient within 1e-4 (norm: modeltest.h)
+ *   decoder: evaluate's per-token losses, the log-probabilities of every
+ *            vocabulary entry at every position (evaluate once per target
+ *            id v: the loss is -log p(v)) and forward's loss within 1e-5,
+ *            every gradient within 1e-4
+ *   causality: changing token t' changes no loss before t'
+ *   padding: changing padded tokens changes no logit
+ *   dropout: with dropout and attention dropout 0.2 in training mode, the
+ *            gradient agrees with central differences of the loss at the
+ *            same step (the masks are regenerated, not stored), the loss is
+ *            the same for the same step and differs for another
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "modeltest.h"
+
+#define OUT_TOL 1e-5  /* logits, log-probabilities, losses */
+#define GRAD_TOL 1e-4 /* gradients */
+
+typedef struct ref_batch {
+    st_file f;
+    int B, T;
+    int32_t *tokens, *segments, *labels;
+    uint8_t *mask;
+    tftx_batch batch;
+} ref_batch;
+
+static void ref_open(ref_batch *r, const char *file, int enc)
+{
+    char *path = mt_fixture(file);
+    char msg[1024];
+    if (st_open(&r->f, path, msg, sizeof msg) != 0) fprintf(stderr, "%s\n", msg);
+    free(path);
+    const st_tensor *tok = st_find(&r->f, "tokens");
+    assert_non_null(tok);
+    r->B = (int)tok->shape[0], r->T = (int)tok->shape[1];
+    size_t N = (size_t)r->B * (size_t)r->T;
+    r->tokens = mt_ref(&r->f, "tokens", "I32", N);
+    r->segments = enc ? mt_ref(&r->f, "segments", "I32", N) : NULL;
+    r->mask = enc ? mt_ref(&r->f, "mask", "U8", N) : NULL;
+    r->labels = enc ? mt_ref(&r->f, "labels", "I32", (size_t)r->B) : mt_ref(&r->f, "targets", "I32", N);
+    r->batch = (tftx_batch){.B = r->B, .T = r->T, .tokens = r->tokens, .segments = r->segments, .mask = r->mask,
+                            .labels = r->labels, .step = 0};
+}
+
+static void ref_close(ref_batch *r)
+{
+    free(r->tokens), free(r->segments), free(r->labels), free(r->mask);
+    st_close(&r->f);
+}
+
+/* The tiny model of a fixture, created from its config.json and loaded;
+ * extra: more "key=value" parameters or NULL. */
+static void make_tiny(mt_model *m, const char *dir_name, const char *arch, const char *const *extra)
+{
+    char *dir = mt_fixture(dir_name);
+    char *pre = xasprintf("pretrained=%s", dir);
+    char *a = xasprintf("arch=%s", arch);
+    const char *params[8] = {a, pre};
+    for (int i = 0; extra && extra[i]; i++) params[2 + i] = extra[i];
+    mt_make(m, "transformer", params, 4, 16);
+    tftx_error err = {0};
+    tftx_status st = m->ops->load(m->self, dir, &err);
+    if (st != TFTX_OK) fprintf(stderr, "load %s: %s\n", dir, err.message);
+    assert_int_equal(st, TFTX_OK);
+    free(a), free(pre), free(dir);
+}
+
+/* forward + backward from zeroed gradients; returns the loss */
+static float loss_and_grads(mt_model *m, const tftx_batch *b)
+{
+    tftx_error err = {0};
+    float loss = NAN;
+    mt_zero_grads(m);
+    assert_int_equal(m->ops->forward(m->self, b, 1, &loss, &err), TFTX_OK);
+    assert_int_equal(m->ops->backward(m->self, &err), TFTX_OK);
+    return loss;
+}
+
+/* Every gradient against grad.<name> of the fixture; prints the worst. */
+static void expect_grads(mt_model *m, const st_file *f, const char *label)
+{
+    float *g = mt_grads(m);
+    size_t n = m->ops->n_tensors(m->self), n_ref = 0;
+    for (size_t i = 0; i < f->n; i++) n_ref += strncmp(f->tensors[i].name, "grad.", 5) == 0;
+    assert_int_equal(n, n_ref); /* every parameter of the reference model, no more */
+    double worst = 0;
+    const char *worst_name = "";
+    size_t floored = 0;
+    for (size_t i = 0; i < n; i++) {
+        const tftx_tensor_info *t = m->ops->tensor(m->self, i);
+        char *key = xasprintf("grad.%s", t->name);
+        float *want = mt_ref(f, key, "F32", t->numel);
+        double abs_err, rel = mt_rel_err(g + t->offset, want, t->numel, &abs_err);
+        if (abs_err <= MT_ABS_FLOOR && rel > GRAD_TOL) floored++; /* e.g. key biases: zero in exact math */
+        else if (rel > worst) worst = rel, worst_name = t->name;
+        mt_expect_close(key, g + t->offset, want, t->numel, GRAD_TOL);
+        free(want);
+        free(key);
+    }
+    printf("%s: %zu gradients, worst relative error %.2g (%s); %zu more within the absolute floor\n", label, n,
+           worst, worst_name, floored);
+    free(g);
+}
+
+/* ------------------------------------------------------------ encoder */
+
+static void test_encoder_matches_torch(void **state)
+{
+    (void)state;
+    mt_model m;
+    make_tiny(&m, "encoder_tiny", "encoder", NULL);
+    assert_int_equal(m.ops->task(m.self), TFTX_TASK_CLASSIFY);
+    assert_int_equal(m.ops->n_outputs(m.self), 3); /* from config.json's id2label */
+    assert_non_null(mt_tensor(&m, "bert.encoder.layer.1.attention.self.value.weight"));
+    ref_batch r;
+    ref_open(&r, "model_encoder_tiny.safetensors", 1);
+    tftx_error err = {0};
+
+    float logits[3 * 3];
+    assert_int_equal(m.ops->evaluate(m.self, &r.batch, logits, &err), TFTX_OK);
+    float *want = mt_ref(&r.f, "logits", "F32", 9);
+    mt_expect_close("encoder logits", logits, want, 9, OUT_TOL);
+    printf("encoder: logits relative error %.2g\n", mt_rel_err(logits, want, 9, NULL));
+    free(want);
+
+    float loss = loss_and_grads(&m, &r.batch);
+    float *want_loss = mt_ref(&r.f, "loss", "F32", 1);
+    mt_expect_close("encoder loss", &loss, want_loss, 1, OUT_TOL);
+    printf("encoder: loss %.7f (torch %.7f)\n", loss, *want_loss);
+    free(want_loss);
+    expect_grads(&m, &r.f, "encoder");
+
+    /* backward accumulates: a second pass without zeroing doubles */
+    float *g1 = mt_grads(&m);
+    assert_int_equal(m.ops->forward(m.self, &r.batch, 1, &loss, &err), TFTX_OK);
+    assert_int_equal(m.ops->backward(m.self, &err), TFTX_OK);
+    float *g2 = mt_grads(&m);
+    size_t n = m.ops->n_params(m.self);
+    for (size_t i = 0; i < n; i++) g1[i] *= 2;
+    mt_expect_close("accumulated gradients", g2, g1, n, 1e-6);
+    free(g1), free(g2);
+
+    ref_close(&r);
+    mt_free(&m);
+}
+
+static void test_encoder_padding_is_ignored(void **state)
+{
+    (void)state;
+    mt_model m;
+    make_tiny(&m, "encoder_tiny", "encoder", NULL);
+    ref_batch r;
+    ref_open(&r, "model_encoder_tiny.safetensors", 1);
+    tftx_error err = {0};
+    float before[9], after[9];
+    assert_int_equal(m.ops->evaluate(m.self, &r.batch, before, &err), TFTX_OK);
+    size_t N = (size_t)r.B * (size_t)r.T, changed = 0;
+    for (size_t i = 0; i < N; i++)
+        if (!r.mask[i]) r.tokens[i] = (int32_t)(7 + i % 50), r.segments[i] = 1, changed++;
+    assert_true(changed > 0);
+    assert_int_equal(m.ops->evaluate(m.self, &r.batch, after, &err), TFTX_OK);
+    assert_memory_equal(before, after, sizeof before);
+    ref_close(&r);
+    mt_free(&m);
+}
+
+/* ------------------------------------------------------------ decoder */
+
+static void test_decoder_matches_torch(void **state)
+{
+    (void)state;
+    mt_model m;
+    make_tiny(&m, "decoder_tiny", "decoder", NULL);
+    assert_int_equal(m.ops->task(m.self), TFTX_TASK_LM);
+    int V = m.ops->n_outputs(m.self);
+    assert_int_equal(V, 97);
+    assert_null(mt_tensor(&m, "lm_head.weight")); /* tied to wte */
+    ref_batch r;
+    ref_open(&r, "model_decoder_tiny.safetensors", 0);
+    size_t N = (size_t)r.B * (size_t)r.T;
+    tftx_error err = {0};
+
+    float *losses = xmalloc(N * sizeof *losses);
+    assert_int_equal(m.ops->evaluate(m.self, &r.batch, losses, &err), TFTX_OK);
+    float *want = mt_ref(&r.f, "token_losses", "F32", N);
+    mt_expect_close("decoder token losses", losses, want, N, OUT_TOL);
+    for (size_t i = 0; i < N; i++)
+        if (r.labels[i] < 0) assert_true(losses[i] == 0.0f);
+    free(want);
+
+    /* log p(v) at every position: evaluate with every target = v */
+    float *logp = xmalloc(N * (size_t)V * sizeof *logp);
+    int32_t *targets = xmalloc(N * sizeof *targets);
+    tftx_batch b = r.batch;
+    b.labels = targets;
+    for (int v = 0; v < V; v++) {
+        for (size_t i = 0; i < N; i++) targets[i] = v;
+        assert_int_equal(m.ops->evaluate(m.self, &b, losses, &err), TFTX_OK);
+        for (size_t i = 0; i < N; i++) logp[i * (size_t)V + (size_t)v] = -losses[i];
+    }
+    want = mt_ref(&r.f, "logprobs", "F32", N * (size_t)V);
+    mt_expect_close("decoder log-probabilities", logp, want, N * (size_t)V, OUT_TOL);
+    printf("decoder: log-probabilities relative error %.2g\n", mt_rel_err(logp, want, N * (size_t)V, NULL));
+    free(want), free(logp), free(targets), free(losses);
+
+    float loss = loss_and_grads(&m, &r.batch);
+    float *want_loss = mt_ref(&r.f, "loss", "F32", 1);
+    mt_expect_close("decoder loss", &loss, want_loss, 1, OUT_TOL);
+    printf("decoder: loss %.7f (torch %.7f)\n", loss, *want_loss);
+    free(want_loss);
+    expect_grads(&m, &r.f, "decoder");
+    ref_close(&r);
+    mt_free(&m);
+}
+
+static void test_decoder_is_causal(void **state)
+{
+    (void)state;
+    mt_model m;
+    make_tiny(&m, "decoder_tiny", "decoder", NULL);
+    ref_batch r;
+    ref_open(&r, "model_decoder_tiny.safetensors", 0);
+    int B = r.B, T = r.T, V = m.ops->n_outputs(m.self);
+    size_t N = (size_t)B * (size_t)T;
+    int32_t *full = xmalloc(N * sizeof *full);
+    for (size_t i = 0; i < N; i++) full[i] = r.labels[i] >= 0 ? r.labels[i] : 5; /* a loss everywhere */
+    tftx_batch b = r.batch;
+    b.labels = full;
+    tftx_error err = {0};
+    float *base = xmalloc(N * sizeof *base), *now = xmalloc(N * sizeof *now);
+    assert_int_equal(m.ops->evaluate(m.self, &b, base, &err), TFTX_OK);
+    int32_t *tokens = xmalloc(N * sizeof *tokens);
+    b.tokens = tokens;
+    for (int tc = 0; tc < T; tc++) {
+        memcpy(tokens, r.tokens, N * sizeof *tokens);
+        for (int bb = 0; bb < B; bb++) tokens[bb * T + tc] = (r.tokens[bb * T + tc] + 1 + tc) % V;
+        assert_int_equal(m.ops->evaluate(m.self, &b, now, &err), TFTX_OK);
+        for (int bb = 0; bb < B; bb++) {
+            for (int t = 0; t < tc; t++) /* the past: bit for bit */
+                if (memcmp(&now[bb * T + t], &base[bb * T + t], sizeof(float)) != 0) {
+                    fprintf(stderr, "changing token %d changed the loss at %d (row %d)\n", tc, t, bb);
+                    fail();
+                }
+            assert_true(now[bb * T + tc] != base[bb * T + tc]); /* the changed position itself */
+        }
+    }
+    free(tokens), free(full), free(base), free(now);
+    ref_close(&r);
+    mt_free(&m);
+}
+
+/* ------------------------------------------------------------ dropout */
+
+/* Central differences of the training loss (dropout on, fixed step) at the
+ * largest gradient entry of a few tensors. */
+static void check_dropout_gradients(const char *dir, const char *arch, const char *const *tensors)
+{
+    static const char *const extra[] = {"dropout=0.2", "attn_dropout=0.2", NULL};
+    mt_model m;
+    make_tiny(&m, dir, arch, extra);
+    ref_batch r;
+    ref_open(&r, arch[0] == 'e' ? "model_encoder_tiny.safetensors" : "model_decoder_tiny.safetensors",
+             arch[0] == 'e');
+    tftx_error err = {0};
+    tftx_batch b = r.batch;
+    b.step = 5;
+    float l_train, l_again, l_eval, l_other;
+    assert_int_equal(m.ops->forward(m.self, &b, 1, &l_again, &err), TFTX_OK);
+    assert_int_equal(m.ops->forward(m.self, &b, 0, &l_eval, &err), TFTX_OK);
+    b.step = 6;
+    assert_int_equal(m.ops->forward(m.self, &b, 1, &l_other, &err), TFTX_OK);
+    b.step = 5;
+    l_train = loss_and_grads(&m, &b);
+    assert_true(l_train == l_again); /* same step, same masks */
+    assert_true(l_train != l_eval);  /* dropout is on in training */
+    assert_true(l_train != l_other); /* another step, other masks */
+
+    float *g = mt_grads(&m), *w = mt_params(&m);
+    const float h = 1e-2f;
+    for (int k = 0; tensors[k]; k++) {
+        const tftx_tensor_info *t = mt_tensor(&m, tensors[k]);
+        if (!t) fprintf(stderr, "no tensor %s\n", tensors[k]);
+        assert_non_null(t);
+        size_t at = t->offset;
+        for (size_t i = t->offset; i < t->offset + t->numel; i++)
+            if (fabsf(g[i]) > fabsf(g[at])) at = i;
+        float keep = w[at], lp, lm;
+        w[at] = keep + h;
+        mt_set_params(&m, w);
+        assert_int_equal(m.ops->forward(m.self, &b, 1, &lp, &err), TFTX_OK);
+        w[at] = keep - h;
+        mt_set_params(&m, w);
+        assert_int_equal(m.ops->forward(m.self, &b, 1, &lm, &err), TFTX_OK);
+        w[at] = keep;
+        mt_set_params(&m, w);
+        double fd = ((double)lp - (double)lm) / (2.0 * h);
+        printf("%s dropout: %s[%zu] gradient %.6g, central difference %.6g\n", arch, t->name, at - t->offset, g[at],
+               fd);
+        if (!(fabs(fd - g[at]) <= 0.02 * fabs(g[at]) + 2e-4)) {
+            fprintf(stderr, "%s: gradient %.6g but central difference %.6g\n", t->name, g[at], fd);
+            fail();
+        }
+    }
+    free(g), free(w);
+    ref_close(&r);
+    mt_free(&m);
+}
+
+static void test_dropout_gradients(void **state)
+{
+    (void)state;
+    static const char *const enc[] = {"bert.embeddings.word_embeddings.weight",
+                                      "bert.embeddings.LayerNorm.weight",
+                                      "bert.encoder.layer.0.attention.self.key.weight",
+                                      "bert.encoder.layer.0.attention.self.value.weight",
+                                      "bert.encoder.layer.1.intermediate.dense.weight",
+                                      "bert.pooler.dense.weight",
+                                      "classifier.weight",
+                                      NULL};
+    static const char *const dec[] = {"transformer.wte.weight",         "transformer.wpe.weight",
+                                      "transformer.h.0.attn.c_attn.weight", "transformer.h.1.mlp.c_proj.weight",
+                                      "transformer.h.1.ln_2.weight",    "transformer.ln_f.bias",
+                                      NULL};
+    check_dropout_gradients("encoder_tiny", "encoder", enc);
+    check_dropout_gradients("decoder_tiny", "decoder", dec);
+}
+
+int main(void)
+{
+    mt_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encoder_matches_torch), cmocka_unit_test(test_encoder_padding_is_ignored),
+        cmocka_unit_test(test_decoder_matches_torch), cmocka_unit_test(test_decoder_is_causal),
+        cmocka_unit_test(test_dropout_gradients),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    mt_done();
+    return rc;
+}
