@@ -21,10 +21,23 @@ static const tftx_param_spec EXPERIMENT_PARAMS[] = {
 };
 
 static const char *const DATA_FORMATS[] = {"dirs", "tsv", "csv", "jsonl", "text", "ids", NULL};
+static const char *const DATA_TASKS[] = {"auto", "classify", "lm", NULL};
 static const tftx_param_spec DATA_PARAMS[] = {
-    TFTX_P_STRING("path", "", "corpus location, relative to the experiment file"),
-    TFTX_P_ENUM("format", "dirs", DATA_FORMATS, "how the corpus is laid out"),
-    TFTX_P_STRINGS("clean", NULL, 0, "ordered cleaning steps applied to each document"),
+    TFTX_P_STRING("path", "", "corpus location, relative to the experiment file: a folder for dirs (and text), a file for tsv, csv, jsonl, text, ids"),
+    TFTX_P_ENUM("format", "dirs", DATA_FORMATS, "dirs: one folder per label, one file per document; tsv/csv: header row, RFC 4180 quoting; jsonl: one object per line; text: plain text for language modelling, cut into max_len windows; ids: 'label<TAB>id id id' or 'id id id' per line, used as written (no tokenizer)"),
+    TFTX_P_ENUM("task", "auto", DATA_TASKS, "classify or lm (language modelling); auto: lm for text, and for ids without labels; classify otherwise"),
+    TFTX_P_STRING("text_field", "text", "tsv, csv: header name of the text column; jsonl: key of the text"),
+    TFTX_P_STRING("label_field", "label", "tsv, csv: header name of the label column; jsonl: key of the label (string or number); \"\": no labels"),
+    TFTX_P_STRINGS("labels", NULL, 0, "labels to keep (dirs: folder names), others are skipped; empty: all"),
+    TFTX_P_FLOAT("valid", 0.1, 0, 0.9, "fraction of each label's documents drawn into the validation split (stratified, by a seeded hash of the content); ignored when valid_file is set"),
+    TFTX_P_FLOAT("test", 0.1, 0, 0.9, "fraction of each label's documents drawn into the test split; ignored when test_file is set"),
+    TFTX_P_INT("split_seed", 0, 0, 4611686018427387904.0, "seed of the split hash; apart from experiment.seed, so every run of a sweep sees the same split"),
+    TFTX_P_STRING("train_file", "", "explicit training data (same format as path; relative to the experiment file); when set, path is not read, and valid/test come from valid_file/test_file or are drawn from it"),
+    TFTX_P_STRING("valid_file", "", "explicit validation data (needs train_file)"),
+    TFTX_P_STRING("test_file", "", "explicit test data (needs train_file)"),
+    TFTX_P_INT("max_len", 128, 2, 1048576, "tokens per sequence including [CLS]/[SEP] (longer documents are cut); language modelling: window length; the model's maximum length must be at least this"),
+    TFTX_P_STRINGS("clean", NULL, 0, "ordered cleaning steps applied to each document before tokenization: email, html, lower, specials, whitespace, nfc, nfkc, stopwords, stem"),
+    TFTX_P_STRING("stopwords", "", "word list of the stopwords step, one word per line (# comments), relative to the experiment file; empty: the built-in English list"),
 };
 
 static const char *const SCHEDULE_KINDS[] = {"constant", NULL};
@@ -66,7 +79,7 @@ static const tftx_param_spec TRAIN_PARAMS[] = {
 const section_spec SECTIONS[] = {
     {"experiment", "name, seed, repeats and output of the experiment", 0, NULL, NULL, NULL,
      EXPERIMENT_PARAMS, sizeof EXPERIMENT_PARAMS / sizeof *EXPERIMENT_PARAMS},
-    {"data", "the corpus", 0, NULL, NULL, NULL, DATA_PARAMS, sizeof DATA_PARAMS / sizeof *DATA_PARAMS},
+    {"data", "the corpus: where and in which format it lies, its splits, cleaning and sequence length", 0, NULL, NULL, NULL, DATA_PARAMS, sizeof DATA_PARAMS / sizeof *DATA_PARAMS},
     {"tokenizer", "the tokenizer plugin and its parameters", TFTX_KIND_TOKENIZER, "plugin", NULL, NULL, NULL, 0},
     {"model", "the model plugin and its parameters", TFTX_KIND_MODEL, "plugin", NULL, NULL, NULL, 0},
     {"optimizer", "the optimizer plugin and its parameters", TFTX_KIND_OPTIMIZER, "plugin", NULL, NULL,
