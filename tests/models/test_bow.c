@@ -35,9 +35,12 @@ static void make_batch(int32_t *tokens, uint8_t *mask, int32_t *labels)
             s = s * 1664525u + 1013904223u;
             int kw = (int)(s >> 16) % 10;
             mask[b * T + t] = t < n;
-            if (t >= n) tokens[b * T + t] = 39;
-            else if (t % 2 == 0) tokens[b * T + t] = 10 * labels[b] + kw;
-            else tokens[b * T + t] = 30 + kw % 9; /* 30..38: 39 only pads */
+            if (t >= n)
+                tokens[b * T + t] = 39;
+            else if (t % 2 == 0)
+                tokens[b * T + t] = 10 * labels[b] + kw;
+            else
+                tokens[b * T + t] = 30 + kw % 9; /* 30..38: 39 only pads */
         }
     }
 }
@@ -45,8 +48,8 @@ static void make_batch(int32_t *tokens, uint8_t *mask, int32_t *labels)
 static void test_bow_trains(void **state)
 {
     (void)state;
-    static const char *const params[] = {"vocab_size=40", "d_model=16", "hidden=32", "num_labels=3", "dropout=0.1",
-                                         "init_std=0.1", NULL};
+    static const char *const params[] = {"vocab_size=40", "d_model=16",   "hidden=32", "num_labels=3",
+                                         "dropout=0.1",   "init_std=0.1", NULL};
     mt_model m;
     mt_make(&m, "bow", params, B, T);
     assert_int_equal(m.ops->task(m.self), TFTX_TASK_CLASSIFY);
@@ -85,8 +88,9 @@ static void test_bow_trains(void **state)
 static void test_bow_gradients(void **state)
 {
     (void)state;
-    static const char *const params[] = {"vocab_size=40", "d_model=8", "hidden=12", "num_labels=3",
-                                         "dropout=0.3", "activation=gelu_tanh", "init_std=0.5", NULL};
+    static const char *const params[] = {"vocab_size=40", "d_model=8",   "hidden=12",
+                                         "num_labels=3",  "dropout=0.3", "activation=gelu_tanh",
+                                         "init_std=0.5",  NULL};
     mt_model m;
     mt_make(&m, "bow", params, B, T);
     int32_t tokens[B * T], labels[B];
@@ -139,7 +143,7 @@ static void test_bow_gradients(void **state)
 static void test_bow_checkpoint(void **state)
 {
     (void)state;
-    static const char *const params[] = {"vocab_size=40", "d_model=8", "hidden=12", "num_labels=3",
+    static const char *const params[] = {"vocab_size=40",   "d_model=8",    "hidden=12", "num_labels=3",
                                          "activation=gelu", "init_std=0.5", NULL};
     mt_model m, m2;
     mt_make(&m, "bow", params, B, T);
@@ -183,8 +187,8 @@ static void test_bow_checkpoint(void **state)
     size_t n = 0;
     for (size_t i = 0; i < f.n; i++) {
         if (strcmp(f.tensors[i].name, "classifier.bias") == 0) continue;
-        e[n] = (st_entry){.name = f.tensors[i].name, .dtype = "F32", .ndim = f.tensors[i].ndim,
-                          .data = f.tensors[i].data};
+        e[n] =
+            (st_entry){.name = f.tensors[i].name, .dtype = "F32", .ndim = f.tensors[i].ndim, .data = f.tensors[i].data};
         memcpy(e[n].shape, f.tensors[i].shape, sizeof e[n].shape);
         n++;
     }

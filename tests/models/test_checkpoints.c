@@ -234,24 +234,26 @@ static void test_roundtrip_hf(void **state)
 static void test_roundtrip_variants(void **state)
 {
     (void)state;
-    static const char *const enc[] = {"arch=encoder", "norm=pre", "activation=relu", "layers=2", "d_model=16",
-                                      "heads=2", "d_ff=24", "max_len=8", "vocab_size=30", "num_labels=4",
-                                      "init_std=0.3", NULL};
-    static const char *const dec[] = {"arch=decoder", "norm=post", "activation=gelu", "layers=1", "d_model=12",
-                                      "heads=3", "max_len=8", "vocab_size=20", "init_std=0.3", NULL};
+    static const char *const enc[] = {"arch=encoder",  "norm=pre",     "activation=relu", "layers=2",
+                                      "d_model=16",    "heads=2",      "d_ff=24",         "max_len=8",
+                                      "vocab_size=30", "num_labels=4", "init_std=0.3",    NULL};
+    static const char *const dec[] = {"arch=decoder", "norm=post", "activation=gelu", "layers=1",     "d_model=12",
+                                      "heads=3",      "max_len=8", "vocab_size=20",   "init_std=0.3", NULL};
     const char *const *params[] = {enc, dec};
     for (int k = 0; k < 2; k++) {
         mt_model m;
         mt_make(&m, "transformer", params[k], 4, 8);
         int enc_model = k == 0;
-        if (enc_model) assert_non_null(mt_tensor(&m, "bert.encoder.ln_f.weight"));
-        else assert_null(mt_tensor(&m, "transformer.ln_f.weight"));
+        if (enc_model)
+            assert_non_null(mt_tensor(&m, "bert.encoder.ln_f.weight"));
+        else
+            assert_null(mt_tensor(&m, "transformer.ln_f.weight"));
         char *dir = tmp_path(enc_model ? "enc_pre" : "dec_post");
         tftx_error err = {0};
         expect_ok(m.ops->save(m.self, dir, &err), &err);
 
-        int32_t tokens[2 * 6] = {1, 5, 9, 13, 2, 0, 3, 4, 19, 11, 6, 7}, labels[2 * 6] = {3, 1, 0, 2, 1, 2,
-                                                                                         1, 4, 2, 3, 5, 1};
+        int32_t tokens[2 * 6] = {1, 5, 9, 13, 2, 0, 3, 4, 19, 11, 6, 7},
+                           labels[2 * 6] = {3, 1, 0, 2, 1, 2, 1, 4, 2, 3, 5, 1};
         tftx_batch b = {.B = 2, .T = 6, .tokens = tokens, .labels = labels};
         float out1[12], out2[12];
         expect_ok(m.ops->evaluate(m.self, &b, out1, &err), &err);
@@ -384,8 +386,8 @@ static void test_load_errors(void **state)
     mt_model m;
     make_tiny(&m, "encoder_tiny", "encoder");
     char *dir = write_variant("encoder_tiny", "no_key", drop_key_weight, NULL, 0);
-    expect_error(load_dir(&m, dir, &err), &err, "bert.encoder.layer.1.attention.self.key.weight", "missing",
-                 "[32, 32]", NULL);
+    expect_error(load_dir(&m, dir, &err), &err, "bert.encoder.layer.1.attention.self.key.weight", "missing", "[32, 32]",
+                 NULL);
     free(dir);
     dir = write_variant("encoder_tiny", "bad_shape", shrink_intermediate, NULL, 0);
     expect_error(load_dir(&m, dir, &err), &err, "bert.encoder.layer.0.intermediate.dense.weight", "[63, 32]",
@@ -441,8 +443,8 @@ static void test_load_errors(void **state)
 static void test_initialisation(void **state)
 {
     (void)state;
-    static const char *const params[] = {"layers=2", "d_model=64", "heads=4", "vocab_size=200", "max_len=32",
-                                         "init_std=0.05", NULL};
+    static const char *const params[] = {"layers=2",   "d_model=64",    "heads=4", "vocab_size=200",
+                                         "max_len=32", "init_std=0.05", NULL};
     mt_model a, b;
     mt_make(&a, "transformer", params, 2, 8);
     mt_make(&b, "transformer", params, 2, 8);

@@ -54,8 +54,13 @@ static void ref_open(ref_batch *r, const char *file, int enc)
     r->segments = enc ? mt_ref(&r->f, "segments", "I32", N) : NULL;
     r->mask = enc ? mt_ref(&r->f, "mask", "U8", N) : NULL;
     r->labels = enc ? mt_ref(&r->f, "labels", "I32", (size_t)r->B) : mt_ref(&r->f, "targets", "I32", N);
-    r->batch = (tftx_batch){.B = r->B, .T = r->T, .tokens = r->tokens, .segments = r->segments, .mask = r->mask,
-                            .labels = r->labels, .step = 0};
+    r->batch = (tftx_batch){.B = r->B,
+                            .T = r->T,
+                            .tokens = r->tokens,
+                            .segments = r->segments,
+                            .mask = r->mask,
+                            .labels = r->labels,
+                            .step = 0};
 }
 
 static void ref_close(ref_batch *r)
@@ -107,14 +112,16 @@ static void expect_grads(mt_model *m, const st_file *f, const char *label)
         char *key = xasprintf("grad.%s", t->name);
         float *want = mt_ref(f, key, "F32", t->numel);
         double abs_err, rel = mt_rel_err(g + t->offset, want, t->numel, &abs_err);
-        if (abs_err <= MT_ABS_FLOOR && rel > GRAD_TOL) floored++; /* e.g. key biases: zero in exact math */
-        else if (rel > worst) worst = rel, worst_name = t->name;
+        if (abs_err <= MT_ABS_FLOOR && rel > GRAD_TOL)
+            floored++; /* e.g. key biases: zero in exact math */
+        else if (rel > worst)
+            worst = rel, worst_name = t->name;
         mt_expect_close(key, g + t->offset, want, t->numel, GRAD_TOL);
         free(want);
         free(key);
     }
-    printf("%s: %zu gradients, worst relative error %.2g (%s); %zu more within the absolute floor\n", label, n,
-           worst, worst_name, floored);
+    printf("%s: %zu gradients, worst relative error %.2g (%s); %zu more within the absolute floor\n", label, n, worst,
+           worst_name, floored);
     free(g);
 }
 
@@ -275,8 +282,7 @@ static void check_dropout_gradients(const char *dir, const char *arch, const cha
     mt_model m;
     make_tiny(&m, dir, arch, extra);
     ref_batch r;
-    ref_open(&r, arch[0] == 'e' ? "model_encoder_tiny.safetensors" : "model_decoder_tiny.safetensors",
-             arch[0] == 'e');
+    ref_open(&r, arch[0] == 'e' ? "model_encoder_tiny.safetensors" : "model_decoder_tiny.safetensors", arch[0] == 'e');
     tftx_error err = {0};
     tftx_batch b = r.batch;
     b.step = 5;
@@ -333,9 +339,12 @@ static void test_dropout_gradients(void **state)
                                       "bert.pooler.dense.weight",
                                       "classifier.weight",
                                       NULL};
-    static const char *const dec[] = {"transformer.wte.weight",         "transformer.wpe.weight",
-                                      "transformer.h.0.attn.c_attn.weight", "transformer.h.1.mlp.c_proj.weight",
-                                      "transformer.h.1.ln_2.weight",    "transformer.ln_f.bias",
+    static const char *const dec[] = {"transformer.wte.weight",
+                                      "transformer.wpe.weight",
+                                      "transformer.h.0.attn.c_attn.weight",
+                                      "transformer.h.1.mlp.c_proj.weight",
+                                      "transformer.h.1.ln_2.weight",
+                                      "transformer.ln_f.bias",
                                       NULL};
     check_dropout_gradients("encoder_tiny", "encoder", enc);
     check_dropout_gradients("decoder_tiny", "decoder", dec);

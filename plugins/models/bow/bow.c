@@ -55,18 +55,18 @@ typedef struct bow {
     float *params, *grads;
     void *arena;
     /* activations, for batches up to (max_batch, max_T) */
-    int32_t *tokens;  /* (B,T) */
-    uint8_t *mask;    /* (B,T) */
-    int32_t *labels;  /* (B) */
-    float *emb;       /* (B,T,C) */
-    float *pooled;    /* (B,C) */
-    float *h, *a, *a_d; /* (B,H) */
-    float *logits, *probs; /* (B,L) */
-    float *losses;    /* (B) */
-    float *g_emb;     /* (B,T,C) */
-    float *g_pooled;  /* (B,C) */
+    int32_t *tokens;         /* (B,T) */
+    uint8_t *mask;           /* (B,T) */
+    int32_t *labels;         /* (B) */
+    float *emb;              /* (B,T,C) */
+    float *pooled;           /* (B,C) */
+    float *h, *a, *a_d;      /* (B,H) */
+    float *logits, *probs;   /* (B,L) */
+    float *losses;           /* (B) */
+    float *g_emb;            /* (B,T,C) */
+    float *g_pooled;         /* (B,C) */
     float *g_h, *g_a, *g_ad; /* (B,H) */
-    float *g_logits;  /* (B,L) */
+    float *g_logits;         /* (B,L) */
 
     int B, T, train, has_mask, have_forward;
     uint64_t step, drop_seed;
@@ -85,8 +85,8 @@ static float *P(const bow *m, float *base, int t)
 
 static void layout(bow *m)
 {
-    static const char *const names[T_COUNT] = {"embeddings.weight", "hidden.weight", "hidden.bias",
-                                               "classifier.weight", "classifier.bias"};
+    static const char *const names[T_COUNT] = {"embeddings.weight", "hidden.weight", "hidden.bias", "classifier.weight",
+                                               "classifier.bias"};
     int64_t shapes[T_COUNT][2] = {{m->V, m->C}, {m->H, m->C}, {m->H, 0}, {m->L, m->H}, {m->L, 0}};
     size_t off = 0;
     for (int i = 0; i < T_COUNT; i++) {
@@ -104,16 +104,15 @@ static void layout(bow *m)
 
 static tftx_status alloc_acts(bow *m, tftx_error *err)
 {
-    size_t B = (size_t)m->max_batch, N = B * (size_t)m->max_T, C = (size_t)m->C, H = (size_t)m->H,
-           L = (size_t)m->L;
+    size_t B = (size_t)m->max_batch, N = B * (size_t)m->max_T, C = (size_t)m->C, H = (size_t)m->H, L = (size_t)m->L;
     struct {
         void *slot;
         size_t bytes;
     } plan[] = {
-        {&m->tokens, N * 4},   {&m->mask, N},          {&m->labels, B * 4},    {&m->emb, N * C * 4},
-        {&m->pooled, B * C * 4}, {&m->h, B * H * 4},   {&m->a, B * H * 4},     {&m->a_d, B * H * 4},
-        {&m->logits, B * L * 4}, {&m->probs, B * L * 4}, {&m->losses, B * 4},  {&m->g_emb, N * C * 4},
-        {&m->g_pooled, B * C * 4}, {&m->g_h, B * H * 4}, {&m->g_a, B * H * 4}, {&m->g_ad, B * H * 4},
+        {&m->tokens, N * 4},       {&m->mask, N},          {&m->labels, B * 4},  {&m->emb, N * C * 4},
+        {&m->pooled, B * C * 4},   {&m->h, B * H * 4},     {&m->a, B * H * 4},   {&m->a_d, B * H * 4},
+        {&m->logits, B * L * 4},   {&m->probs, B * L * 4}, {&m->losses, B * 4},  {&m->g_emb, N * C * 4},
+        {&m->g_pooled, B * C * 4}, {&m->g_h, B * H * 4},   {&m->g_a, B * H * 4}, {&m->g_ad, B * H * 4},
         {&m->g_logits, B * L * 4},
     };
     size_t total = 0, n = sizeof plan / sizeof *plan;
@@ -345,7 +344,8 @@ static cJSON *read_config(const tftx_host *h, const char *dir, tftx_error *err)
     char *text = path ? mio_read_text(path, &len) : NULL;
     cJSON *root = text ? cJSON_ParseWithLength(text, len) : NULL;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    if (!text) h->error(err, TFTX_ERR_IO, "cannot read %s/config.json", dir);
+    if (!text)
+        h->error(err, TFTX_ERR_IO, "cannot read %s/config.json", dir);
     else if (!cJSON_IsString(mt) || strcmp(mt->valuestring, "tftx-bow") != 0)
         h->error(err, TFTX_ERR_INVALID, "%s/config.json is not a bow checkpoint (model_type \"tftx-bow\")", dir);
     if (!text || !cJSON_IsString(mt) || strcmp(mt->valuestring, "tftx-bow") != 0) {
@@ -382,8 +382,8 @@ static tftx_status bow_load(void *self, const char *dir, tftx_error *err)
             st = h->error(err, TFTX_ERR_INVALID, "%s: tensor %s is missing (the model expects shape %s)", path, t->name,
                           st_shape_str(want, sizeof want, t->ndim, t->shape));
         } else if (strcmp(s->dtype, "F32") != 0) {
-            st = h->error(err, TFTX_ERR_UNSUPPORTED, "tensor %s has dtype %s; only F32 is supported", t->name,
-                          s->dtype);
+            st =
+                h->error(err, TFTX_ERR_UNSUPPORTED, "tensor %s has dtype %s; only F32 is supported", t->name, s->dtype);
         } else if (s->ndim != t->ndim || s->shape[0] != t->shape[0] || (t->ndim == 2 && s->shape[1] != t->shape[1])) {
             st = h->error(err, TFTX_ERR_INVALID, "tensor %s has shape %s in the checkpoint, the model expects %s",
                           t->name, st_shape_str(got, sizeof got, s->ndim, s->shape),
@@ -491,10 +491,14 @@ static const tftx_plugin_desc DESC = {
 
 static int act_parse(const char *s, tftx_activation *out)
 {
-    if (strcmp(s, "relu") == 0) *out = TFTX_ACT_RELU;
-    else if (strcmp(s, "gelu") == 0) *out = TFTX_ACT_GELU;
-    else if (strcmp(s, "gelu_tanh") == 0) *out = TFTX_ACT_GELU_TANH;
-    else return -1;
+    if (strcmp(s, "relu") == 0)
+        *out = TFTX_ACT_RELU;
+    else if (strcmp(s, "gelu") == 0)
+        *out = TFTX_ACT_GELU;
+    else if (strcmp(s, "gelu_tanh") == 0)
+        *out = TFTX_ACT_GELU_TANH;
+    else
+        return -1;
     return 0;
 }
 
@@ -535,8 +539,8 @@ static tftx_status bow_create(const tftx_host *host, const tftx_value *v, void *
     tftx_status st = TFTX_OK;
     const char *pre = tftx_param(&DESC, v, "pretrained")->s;
     if (pre && pre[0]) {
-        int can_resolve = host->size >= offsetof(tftx_host, resolve_path) + sizeof host->resolve_path &&
-                          host->resolve_path;
+        int can_resolve =
+            host->size >= offsetof(tftx_host, resolve_path) + sizeof host->resolve_path && host->resolve_path;
         char *dir = can_resolve ? host->resolve_path(pre) : NULL;
         st = sizes_from(m, v, dir ? dir : pre, err);
         if (dir) host->free(dir);

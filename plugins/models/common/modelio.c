@@ -28,9 +28,8 @@ size_t st_dtype_size(const char *d)
     static const struct {
         const char *name;
         size_t size;
-    } sizes[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2},
-                 {"I8", 1},  {"U64", 8}, {"U32", 4}, {"U16", 2}, {"U8", 1},    {"BOOL", 1}, {"F8_E4M3", 1},
-                 {"F8_E5M2", 1}};
+    } sizes[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8},  {"I32", 4},     {"I16", 2},    {"I8", 1},
+                 {"U64", 8}, {"U32", 4}, {"U16", 2}, {"U8", 1},   {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         if (strcmp(d, sizes[i].name) == 0) return sizes[i].size;
     return 0;
@@ -50,8 +49,7 @@ const char *st_shape_str(char *buf, size_t bufsz, int ndim, const int64_t *shape
 
 /* Fill t from one header entry; data_len is the size of the data section.
  * Returns 0, or -1 with err naming the tensor. */
-static int st_entry_parse(st_tensor *t, const cJSON *e, const uint8_t *data, uint64_t data_len, char *err,
-                          size_t errsz)
+static int st_entry_parse(st_tensor *t, const cJSON *e, const uint8_t *data, uint64_t data_len, char *err, size_t errsz)
 {
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
@@ -134,8 +132,10 @@ int st_open(st_file *f, const char *path, char *err, size_t errsz)
         if (strcmp(e->string, "__metadata__") == 0) continue;
         st_tensor *t = &f->tensors[f->n++];
         t->name = strdup(e->string);
-        if (!t->name) rc = fail(err, errsz, "%s: out of memory%s", path, "");
-        else rc = st_entry_parse(t, e, data, data_len, err, errsz);
+        if (!t->name)
+            rc = fail(err, errsz, "%s: out of memory%s", path, "");
+        else
+            rc = st_entry_parse(t, e, data, data_len, err, errsz);
     }
     cJSON_Delete(root);
     if (rc != 0) st_close(f);

@@ -34,13 +34,13 @@
 /* One tensor of an open file; data points into the mapping. */
 typedef struct st_tensor {
     char *name;
-    char dtype[8];   /* "F32", "F16", "BF16", "I32", "U8", ... */
+    char dtype[8]; /* "F32", "F16", "BF16", "I32", "U8", ... */
     int ndim;
     int64_t shape[ST_MAX_DIMS];
     size_t numel;
     const void *data;
     size_t nbytes;
-    int used;        /* set by the caller when it consumes the tensor */
+    int used; /* set by the caller when it consumes the tensor */
 } st_tensor;
 
 typedef struct st_file {

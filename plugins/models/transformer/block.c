@@ -84,12 +84,12 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     /* MLP half */
     const float *mlp_in;
     if (post) {
-        K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, a->r1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N,
-                             C, eps);
+        K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, a->r1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N, C,
+                             eps);
         mlp_in = a->ln1;
     } else {
-        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r1, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), N,
-                             C, eps);
+        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r1, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), N, C,
+                             eps);
         mlp_in = a->ln2;
     }
     K->matmul_forward(S, a->f, mlp_in, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), N, C, F);
@@ -98,8 +98,8 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     if (d_mlp.p > 0) K->dropout_forward(S, tmp, tmp, (size_t)N * C, d_mlp, 0);
     K->residual_forward(S, a->r2, post ? a->ln1 : a->r1, tmp, (size_t)N * C);
     if (post)
-        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), N,
-                             C, eps);
+        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), N, C,
+                             eps);
 }
 
 /* d(inp) of a dropout: dout itself when p = 0, else g_drop (zeroed, then
@@ -138,8 +138,8 @@ void tf_block_backward(tf_model *m, int l, const float *x)
     }
     const float *d_o = dropout_back(m, d_r2, NC, d_mlp);
     K->zero(S, A->g_g, NF * sizeof(float));
-    K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W),
-                       N, F, C);
+    K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W), N,
+                       F, C);
     K->zero(S, A->g_f, NF * sizeof(float));
     K->activation_backward(S, A->g_f, A->g_g, a->f, NF, c->act);
     if (post) {

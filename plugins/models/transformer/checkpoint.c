@@ -36,8 +36,10 @@ static const char *ckpt_name(const tf_model *m, const char *name, const char *pr
 {
     const char *own = model_prefix(m);
     size_t n = strlen(own);
-    if (strncmp(name, own, n) == 0) snprintf(buf, bufsz, "%s%s", prefix, name + n);
-    else snprintf(buf, bufsz, "%s", name); /* classifier.* */
+    if (strncmp(name, own, n) == 0)
+        snprintf(buf, bufsz, "%s%s", prefix, name + n);
+    else
+        snprintf(buf, bufsz, "%s", name); /* classifier.* */
     return buf;
 }
 
@@ -52,7 +54,8 @@ static st_tensor *find_tensor(st_file *f, const char *name)
         snprintf(alt, sizeof alt, "%.*sLayerNorm.gamma", (int)(n - 16), name);
     else if (n > 14 && strcmp(name + n - 14, "LayerNorm.bias") == 0)
         snprintf(alt, sizeof alt, "%.*sLayerNorm.beta", (int)(n - 14), name);
-    else return NULL;
+    else
+        return NULL;
     return st_find_mut(f, alt);
 }
 
@@ -94,8 +97,10 @@ static tftx_status take_tensor(tf_model *m, size_t i, const st_tensor *t, float 
                               st_shape_str(exp, sizeof exp, info->ndim, want));
     }
     float *dst = host + info->offset;
-    if (m->extra[i].conv1d) transpose(dst, t->data, info->shape[0], info->shape[1]);
-    else memcpy(dst, t->data, info->numel * sizeof(float));
+    if (m->extra[i].conv1d)
+        transpose(dst, t->data, info->shape[0], info->shape[1]);
+    else
+        memcpy(dst, t->data, info->numel * sizeof(float));
     return TFTX_OK;
 }
 

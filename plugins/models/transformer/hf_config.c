@@ -36,21 +36,34 @@ typedef struct keys {
         *attn_dropout, *eps;
 } keys;
 
-static const keys BERT_KEYS = {"bert",
-                               "BertForSequenceClassification",
-                               "vocab_size",
-                               "hidden_size",
-                               "num_hidden_layers",
-                               "num_attention_heads",
-                               "intermediate_size",
-                               "hidden_act",
-                               "max_position_embeddings",
-                               "hidden_dropout_prob",
-                               "attention_probs_dropout_prob",
-                               "layer_norm_eps"};
-static const keys GPT2_KEYS = {"gpt2",      "GPT2LMHeadModel", "vocab_size", "n_embd",     "n_layer",
-                               "n_head",    "n_inner",         "activation_function",     "n_positions",
-                               "resid_pdrop", "attn_pdrop",    "layer_norm_epsilon"};
+static const keys BERT_KEYS = {
+    .model_type = "bert",
+    .architecture = "BertForSequenceClassification",
+    .vocab = "vocab_size",
+    .d_model = "hidden_size",
+    .layers = "num_hidden_layers",
+    .heads = "num_attention_heads",
+    .d_ff = "intermediate_size",
+    .act = "hidden_act",
+    .max_len = "max_position_embeddings",
+    .dropout = "hidden_dropout_prob",
+    .attn_dropout = "attention_probs_dropout_prob",
+    .eps = "layer_norm_eps",
+};
+static const keys GPT2_KEYS = {
+    .model_type = "gpt2",
+    .architecture = "GPT2LMHeadModel",
+    .vocab = "vocab_size",
+    .d_model = "n_embd",
+    .layers = "n_layer",
+    .heads = "n_head",
+    .d_ff = "n_inner",
+    .act = "activation_function",
+    .max_len = "n_positions",
+    .dropout = "resid_pdrop",
+    .attn_dropout = "attn_pdrop",
+    .eps = "layer_norm_epsilon",
+};
 
 static const char *act_hf_name(tftx_activation a)
 {
@@ -59,11 +72,14 @@ static const char *act_hf_name(tftx_activation a)
 
 static int act_parse(const char *s, tftx_activation *out)
 {
-    if (strcmp(s, "gelu") == 0) *out = TFTX_ACT_GELU;
+    if (strcmp(s, "gelu") == 0)
+        *out = TFTX_ACT_GELU;
     else if (!strcmp(s, "gelu_new") || !strcmp(s, "gelu_pytorch_tanh") || !strcmp(s, "gelu_fast"))
         *out = TFTX_ACT_GELU_TANH;
-    else if (strcmp(s, "relu") == 0) *out = TFTX_ACT_RELU;
-    else return -1;
+    else if (strcmp(s, "relu") == 0)
+        *out = TFTX_ACT_RELU;
+    else
+        return -1;
     return 0;
 }
 
@@ -91,8 +107,7 @@ static cJSON *config_parse(const tftx_host *h, const char *dir, tftx_error *err)
 }
 
 /* Integer key into *out unless `set`; absent keys leave *out. */
-static tftx_status get_int(const tftx_host *h, const cJSON *root, const char *key, int set, int *out,
-                           tftx_error *err)
+static tftx_status get_int(const tftx_host *h, const cJSON *root, const char *key, int set, int *out, tftx_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (set || !v || cJSON_IsNull(v)) return TFTX_OK;
@@ -123,9 +138,12 @@ static int arch_of(const cJSON *root, tf_arch *arch)
 {
     const char *mt = get_string(root, "model_type");
     if (!mt) return -1;
-    if (strcmp(mt, "bert") == 0) *arch = TF_ENCODER;
-    else if (strcmp(mt, "gpt2") == 0) *arch = TF_DECODER;
-    else return -1;
+    if (strcmp(mt, "bert") == 0)
+        *arch = TF_ENCODER;
+    else if (strcmp(mt, "gpt2") == 0)
+        *arch = TF_DECODER;
+    else
+        return -1;
     return 0;
 }
 
@@ -147,14 +165,14 @@ static tftx_status check_unsupported(const tftx_host *h, const cJSON *root, tf_a
             return h->error(err, TFTX_ERR_UNSUPPORTED, "config.json: scale_attn_by_inverse_layer_idx is not supported");
         v = cJSON_GetObjectItemCaseSensitive(root, "scale_attn_weights");
         if (cJSON_IsFalse(v))
-            return h->error(err, TFTX_ERR_UNSUPPORTED,
-                            "config.json: scale_attn_weights false is not supported (tftx scales by 1/sqrt(head size))");
+            return h->error(
+                err, TFTX_ERR_UNSUPPORTED,
+                "config.json: scale_attn_weights false is not supported (tftx scales by 1/sqrt(head size))");
     }
     return TFTX_OK;
 }
 
-tftx_status tf_config_read(const tftx_host *h, const char *dir, tf_config *c, const tf_config_set *set,
-                           tftx_error *err)
+tftx_status tf_config_read(const tftx_host *h, const char *dir, tf_config *c, const tf_config_set *set, tftx_error *err)
 {
     cJSON *root = config_parse(h, dir, err);
     if (!root) return err->status;
@@ -188,8 +206,10 @@ tftx_status tf_config_read(const tftx_host *h, const char *dir, tf_config *c, co
     /* d_ff: GPT-2's n_inner null means 4 * n_embd */
     if (!set->d_ff) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, k->d_ff);
-        if (v && cJSON_IsNull(v)) c->d_ff = 4 * c->d_model;
-        else if ((st = get_int(h, root, k->d_ff, 0, &c->d_ff, err))) goto done;
+        if (v && cJSON_IsNull(v))
+            c->d_ff = 4 * c->d_model;
+        else if ((st = get_int(h, root, k->d_ff, 0, &c->d_ff, err)))
+            goto done;
     }
     if (!set->act) {
         const char *a = get_string(root, k->act);
@@ -201,15 +221,19 @@ tftx_status tf_config_read(const tftx_host *h, const char *dir, tf_config *c, co
     }
     if (!set->norm) {
         const char *n = get_string(root, "tftx_norm");
-        if (n) c->norm = strcmp(n, "pre") == 0 ? TF_PRE : TF_POST;
-        else c->norm = arch == TF_ENCODER ? TF_POST : TF_PRE;
+        if (n)
+            c->norm = strcmp(n, "pre") == 0 ? TF_PRE : TF_POST;
+        else
+            c->norm = arch == TF_ENCODER ? TF_POST : TF_PRE;
     }
     if (arch == TF_ENCODER) {
         if ((st = get_int(h, root, "type_vocab_size", set->type_vocab_size, &c->type_vocab_size, err))) goto done;
         if (!set->num_labels) {
             const cJSON *ids = cJSON_GetObjectItemCaseSensitive(root, "id2label");
-            if (cJSON_IsObject(ids) && cJSON_GetArraySize(ids) > 0) c->num_labels = cJSON_GetArraySize(ids);
-            else if ((st = get_int(h, root, "num_labels", 0, &c->num_labels, err))) goto done;
+            if (cJSON_IsObject(ids) && cJSON_GetArraySize(ids) > 0)
+                c->num_labels = cJSON_GetArraySize(ids);
+            else if ((st = get_int(h, root, "num_labels", 0, &c->num_labels, err)))
+                goto done;
         }
     } else {
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "embd_pdrop");

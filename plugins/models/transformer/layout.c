@@ -51,10 +51,9 @@ typedef struct table_builder {
 } table_builder;
 
 /* Append one tensor; returns its offset. */
-static size_t add(table_builder *tb, tf_init init, int conv1d, int ndim, int64_t d0, int64_t d1, const char *fmt,
-                  ...) __attribute__((format(printf, 7, 8)));
-static size_t add(table_builder *tb, tf_init init, int conv1d, int ndim, int64_t d0, int64_t d1, const char *fmt,
-                  ...)
+static size_t add(table_builder *tb, tf_init init, int conv1d, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static size_t add(table_builder *tb, tf_init init, int conv1d, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
 {
     tf_model *m = tb->m;
     if (tb->failed) return 0;
@@ -174,8 +173,10 @@ tftx_status tf_layout_build(tf_model *m, tftx_error *err)
     m->loff = calloc((size_t)m->cfg.layers, sizeof *m->loff);
     if (!m->loff) return m->host->error(err, TFTX_ERR_NOMEM, "out of memory");
     table_builder tb = {.m = m};
-    if (m->cfg.arch == TF_ENCODER) build_encoder(&tb);
-    else build_decoder(&tb);
+    if (m->cfg.arch == TF_ENCODER)
+        build_encoder(&tb);
+    else
+        build_decoder(&tb);
     if (tb.failed) return m->host->error(err, TFTX_ERR_NOMEM, "out of memory");
     return TFTX_OK;
 }
@@ -329,8 +330,8 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
                 memcpy(p->slot[i], &base, sizeof base);
                 base += p->bytes[i];
             }
-            m->host->log(TFTX_LOG_DEBUG, "activations: %.1f MiB for batch %zu x %zu",
-                         (double)p->total / (1 << 20), B, T);
+            m->host->log(TFTX_LOG_DEBUG, "activations: %.1f MiB for batch %zu x %zu", (double)p->total / (1 << 20), B,
+                         T);
         }
     }
     free(pl.slot), free(pl.bytes);

@@ -45,8 +45,8 @@ static tftx_status take_batch(tf_model *m, const tftx_batch *b, int need_labels,
     if (enc && b->segments)
         for (size_t i = 0; i < N; i++)
             if (b->segments[i] < 0 || b->segments[i] >= c->type_vocab_size)
-                return h->error(err, TFTX_ERR_INVALID, "segment id %d at (%zu, %zu) is outside [0, %d)",
-                                b->segments[i], i / (size_t)b->T, i % (size_t)b->T, c->type_vocab_size);
+                return h->error(err, TFTX_ERR_INVALID, "segment id %d at (%zu, %zu) is outside [0, %d)", b->segments[i],
+                                i / (size_t)b->T, i % (size_t)b->T, c->type_vocab_size);
     if (need_labels && !b->labels)
         return h->error(err, TFTX_ERR_INVALID, "the batch has no %s", enc ? "labels" : "targets");
     size_t n_labels = enc ? (size_t)b->B : N;
@@ -66,8 +66,10 @@ static tftx_status take_batch(tf_model *m, const tftx_batch *b, int need_labels,
 
     K->copy_in(S, m->a.tokens, b->tokens, N * sizeof(int32_t));
     if (enc) {
-        if (b->segments) K->copy_in(S, m->a.segments, b->segments, N * sizeof(int32_t));
-        else K->zero(S, m->a.segments, N * sizeof(int32_t)); /* BERT: type 0 everywhere */
+        if (b->segments)
+            K->copy_in(S, m->a.segments, b->segments, N * sizeof(int32_t));
+        else
+            K->zero(S, m->a.segments, N * sizeof(int32_t)); /* BERT: type 0 everywhere */
     }
     if (b->mask) K->copy_in(S, m->a.mask, b->mask, N);
     if (b->labels) K->copy_in(S, m->a.labels, b->labels, n_labels * sizeof(int32_t));
@@ -89,10 +91,10 @@ static void run_forward(tf_model *m, int with_loss)
 
     float *x0;
     if (enc) {
-        K->embedding_forward(S, a->emb, a->tokens, a->segments, tf_g(m, P, G_WTE), tf_g(m, P, G_WPE),
-                             tf_g(m, P, G_WSE), B, T, C);
-        K->layernorm_forward(S, a->x0, a->emb_mean, a->emb_rstd, a->emb, tf_g(m, P, G_EMBLN_W),
-                             tf_g(m, P, G_EMBLN_B), N, C, eps);
+        K->embedding_forward(S, a->emb, a->tokens, a->segments, tf_g(m, P, G_WTE), tf_g(m, P, G_WPE), tf_g(m, P, G_WSE),
+                             B, T, C);
+        K->layernorm_forward(S, a->x0, a->emb_mean, a->emb_rstd, a->emb, tf_g(m, P, G_EMBLN_W), tf_g(m, P, G_EMBLN_B),
+                             N, C, eps);
         x0 = a->x0;
     } else {
         K->embedding_forward(S, a->emb, a->tokens, NULL, tf_g(m, P, G_WTE), tf_g(m, P, G_WPE), NULL, B, T, C);

@@ -22,8 +22,9 @@ static const char *const ACTS[] = {"gelu", "gelu_tanh", "relu", NULL};
 static const char *const NORMS[] = {"post", "pre", NULL};
 
 static const tftx_param_spec PARAMS[] = {
-    TFTX_P_ENUM("arch", "encoder", ARCHS,
-                "encoder: BERT (BertForSequenceClassification, task classify); decoder: GPT-2 (GPT2LMHeadModel, task lm)"),
+    TFTX_P_ENUM(
+        "arch", "encoder", ARCHS,
+        "encoder: BERT (BertForSequenceClassification, task classify); decoder: GPT-2 (GPT2LMHeadModel, task lm)"),
     TFTX_P_INT("layers", 4, 1, 1024, "transformer blocks"),
     TFTX_P_INT("d_model", 256, 1, 1 << 16, "hidden size C (a multiple of heads)"),
     TFTX_P_INT("heads", 4, 1, 1024, "attention heads"),
@@ -135,8 +136,7 @@ static tftx_status tf_bind(void *self, const tftx_backend *backend, int max_batc
     tftx_rng rng = h->rng_stream(0x7466747864726f70ull); /* "tftxdrop" */
     m->drop_seed = h->rng_u64(&rng);
     h->log(TFTX_LOG_DEBUG, "%s, %d layers, d_model %d: %zu parameters in %zu tensors",
-           m->cfg.arch == TF_ENCODER ? "encoder" : "decoder", m->cfg.layers, m->cfg.d_model, m->n_params,
-           m->n_tensors);
+           m->cfg.arch == TF_ENCODER ? "encoder" : "decoder", m->cfg.layers, m->cfg.d_model, m->n_params, m->n_tensors);
     return TFTX_OK;
 }
 
@@ -233,8 +233,9 @@ static tftx_status check_config(const tftx_host *h, const tf_config *c, tftx_err
     if (c->d_model % c->heads != 0)
         return h->error(err, TFTX_ERR_INVALID, "d_model %d is not a multiple of heads %d", c->d_model, c->heads);
     if (!(c->dropout >= 0 && c->dropout < 1) || !(c->attn_dropout >= 0 && c->attn_dropout < 1))
-        return h->error(err, TFTX_ERR_INVALID, "dropout probabilities must be in [0, 1), got dropout %g, attn_dropout %g",
-                        c->dropout, c->attn_dropout);
+        return h->error(err, TFTX_ERR_INVALID,
+                        "dropout probabilities must be in [0, 1), got dropout %g, attn_dropout %g", c->dropout,
+                        c->attn_dropout);
     if (!(c->layer_norm_eps >= 0) || !(c->init_std >= 0))
         return h->error(err, TFTX_ERR_INVALID, "layer_norm_eps and init_std must be >= 0");
     return TFTX_OK;
@@ -251,13 +252,15 @@ static tftx_status tf_create(const tftx_host *host, const tftx_value *v, void **
     tftx_status st = TFTX_OK;
     const char *pre = tftx_param(&DESC, v, "pretrained")->s;
     if (pre && pre[0]) {
-        int can_resolve = host->size >= offsetof(tftx_host, resolve_path) + sizeof host->resolve_path &&
-                          host->resolve_path;
+        int can_resolve =
+            host->size >= offsetof(tftx_host, resolve_path) + sizeof host->resolve_path && host->resolve_path;
         char *dir = can_resolve ? host->resolve_path(pre) : NULL;
         m->pretrained = strdup(dir ? dir : pre);
         if (dir) host->free(dir);
-        if (!m->pretrained) st = host->error(err, TFTX_ERR_NOMEM, "out of memory");
-        else st = tf_config_read(host, m->pretrained, &m->cfg, &set, err);
+        if (!m->pretrained)
+            st = host->error(err, TFTX_ERR_NOMEM, "out of memory");
+        else
+            st = tf_config_read(host, m->pretrained, &m->cfg, &set, err);
     }
     if (st == TFTX_OK && m->cfg.d_ff == 0) m->cfg.d_ff = 4 * m->cfg.d_model;
     if (st == TFTX_OK) st = check_config(host, &m->cfg, err);

@@ -78,8 +78,8 @@ enum tf_per_layer {
     L_PROJ_B,
     L_LN1_W, /* (C) LayerNorm after (post) or before (pre) attention */
     L_LN1_B,
-    L_FC_W, /* (F,C) */
-    L_FC_B, /* (F) */
+    L_FC_W,  /* (F,C) */
+    L_FC_B,  /* (F) */
     L_FC2_W, /* (C,F) */
     L_FC2_B, /* (C) */
     L_LN2_W, /* (C) LayerNorm after (post) or before (pre) the MLP */
@@ -92,7 +92,7 @@ typedef enum tf_init { INIT_NORMAL, INIT_ZERO, INIT_ONE } tf_init;
 /* A tensor of the table, beyond what the host sees. */
 typedef struct tf_tensor_extra {
     tf_init init;
-    int conv1d; /* GPT-2 Conv1D weight: the checkpoint stores it (C, OC) */
+    int conv1d;   /* GPT-2 Conv1D weight: the checkpoint stores it (C, OC) */
     int optional; /* may be missing from a checkpoint (the classifier) */
 } tf_tensor_extra;
 
@@ -116,12 +116,12 @@ typedef struct tf_layer_acts {
 } tf_layer_acts;
 
 typedef struct tf_acts {
-    int32_t *tokens;   /* (B,T) */
-    int32_t *segments; /* (B,T) zeros when the batch has none (encoder) */
-    uint8_t *mask;     /* (B,T) */
-    int32_t *labels;   /* (B) CLASSIFY, (B,T) LM */
-    float *emb;        /* (N,C) embedding sum (encoder: LayerNorm input) */
-    float *x0;         /* (N,C) input of block 0 (encoder: LN(emb), dropped) */
+    int32_t *tokens;            /* (B,T) */
+    int32_t *segments;          /* (B,T) zeros when the batch has none (encoder) */
+    uint8_t *mask;              /* (B,T) */
+    int32_t *labels;            /* (B) CLASSIFY, (B,T) LM */
+    float *emb;                 /* (N,C) embedding sum (encoder: LayerNorm input) */
+    float *x0;                  /* (N,C) input of block 0 (encoder: LN(emb), dropped) */
     float *emb_mean, *emb_rstd; /* (N) */
     tf_layer_acts *layer;
     float *lnf;                 /* (N,C) final LayerNorm (pre-LN) */
@@ -135,15 +135,15 @@ typedef struct tf_acts {
     float *losses;              /* encoder (B); decoder (N) */
     float *scratch;             /* (N,C) dropped projections in forward */
     /* backward */
-    float *g_x;     /* (N,C) gradient of the running residual stream */
-    float *g_h;     /* (N,C) */
-    float *g_drop;  /* (N,C) dropout backward output */
-    float *g_atty;  /* (N,C) */
-    float *g_qkv;   /* (N,3C) */
-    float *g_f;     /* (N,F) */
-    float *g_g;     /* (N,F) */
-    float *g_att;   /* (B,NH,T,T) attention backward scratch */
-    float *g_logits; /* encoder (B,L) */
+    float *g_x;                                  /* (N,C) gradient of the running residual stream */
+    float *g_h;                                  /* (N,C) */
+    float *g_drop;                               /* (N,C) dropout backward output */
+    float *g_atty;                               /* (N,C) */
+    float *g_qkv;                                /* (N,3C) */
+    float *g_f;                                  /* (N,F) */
+    float *g_g;                                  /* (N,F) */
+    float *g_att;                                /* (B,NH,T,T) attention backward scratch */
+    float *g_logits;                             /* encoder (B,L) */
     float *g_pool_d, *g_pool_t, *g_pool, *g_cls; /* (B,C) */
 } tf_acts;
 
