@@ -88,12 +88,9 @@ typedef struct config {
 } config;
 
 static const config CONFIGS[] = {
-    {"sgd", "sgd", NULL, 0},
-    {"sgd momentum=0.9", "sgd", "momentum", 0.9},
-    {"adam", "adam", NULL, 0},
-    {"adam amsgrad", "adam", "amsgrad", 1},
-    {"adamw", "adamw", NULL, 0},
-    {"adamw amsgrad", "adamw", "amsgrad", 1},
+    {"sgd", "sgd", NULL, 0},         {"sgd momentum=0.9", "sgd", "momentum", 0.9},
+    {"adam", "adam", NULL, 0},       {"adam amsgrad", "adam", "amsgrad", 1},
+    {"adamw", "adamw", NULL, 0},     {"adamw amsgrad", "adamw", "amsgrad", 1},
     {"adagrad", "adagrad", NULL, 0},
 };
 
@@ -157,8 +154,10 @@ int main(int argc, char **argv)
     size_t n = 10 * 1000 * 1000;
     int reps = 10;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) n = strtoull(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
+        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+            n = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc)
+            reps = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: %s [-n PARAMS] [-r REPS]   (threads: OMP_NUM_THREADS)\n", argv[0]);
             return 2;

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-const char *const SCHEDULE_KIND_NAMES[] = {"constant",   "linear",     "cosine",       "step",
+const char *const SCHEDULE_KIND_NAMES[] = {"constant",    "linear",     "cosine",       "step",
                                            "exponential", "polynomial", "inverse_sqrt", NULL};
 
 void schedule_default(schedule_spec *s)
@@ -31,8 +31,10 @@ static double decayed(const schedule_spec *s, double base, int64_t t, int64_t W,
     double span = (double)(T - W > 1 ? T - W : 1); /* max(1, T - W) */
     double since = (double)(t - W);
     switch (s->kind) {
-    case SCHEDULE_CONSTANT: return base;
-    case SCHEDULE_LINEAR: return base * fmax(0.0, (double)(T - t) / span);
+    case SCHEDULE_CONSTANT:
+        return base;
+    case SCHEDULE_LINEAR:
+        return base * fmax(0.0, (double)(T - t) / span);
     case SCHEDULE_COSINE: {
         /* progress through the decay, held at 1 after total_steps */
         double p = fmin(1.0, since / span);
@@ -42,7 +44,8 @@ static double decayed(const schedule_spec *s, double base, int64_t t, int64_t W,
         int64_t size = s->step_size > 0 ? s->step_size : 1;
         return base * pow(s->gamma, (double)((t - W) / size));
     }
-    case SCHEDULE_EXPONENTIAL: return base * pow(s->gamma, since);
+    case SCHEDULE_EXPONENTIAL:
+        return base * pow(s->gamma, since);
     case SCHEDULE_POLYNOMIAL: {
         if (t > T) return s->min_lr;
         double remaining = 1.0 - since / span;
@@ -70,9 +73,12 @@ static int get_number(const tnode *sec, const char *key, double *out)
 {
     const tnode *n = tnode_get(sec, key);
     if (!n) return 0;
-    if (n->type == T_FLOAT) *out = n->f;
-    else if (n->type == T_INT) *out = (double)n->i;
-    else return -1;
+    if (n->type == T_FLOAT)
+        *out = n->f;
+    else if (n->type == T_INT)
+        *out = (double)n->i;
+    else
+        return -1;
     return 0;
 }
 
@@ -103,7 +109,6 @@ int schedule_from_tnode(const tnode *sec, schedule_spec *out)
         get_number(sec, "min_lr", &out->min_lr) || get_number(sec, "gamma", &out->gamma) ||
         get_int(sec, "step_size", &out->step_size) || get_number(sec, "power", &out->power))
         return -1;
-    if (out->warmup_steps < 0 || !(out->warmup_ratio >= 0 && out->warmup_ratio <= 1) || out->step_size < 1)
-        return -1;
+    if (out->warmup_steps < 0 || !(out->warmup_ratio >= 0 && out->warmup_ratio <= 1) || out->step_size < 1) return -1;
     return 0;
 }

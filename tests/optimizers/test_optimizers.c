@@ -208,8 +208,10 @@ static char *next_line(char **cursor)
     char *line = *cursor;
     if (!*line) return NULL;
     char *nl = strchr(line, '\n');
-    if (nl) *nl = 0, *cursor = nl + 1;
-    else *cursor = line + strlen(line);
+    if (nl)
+        *nl = 0, *cursor = nl + 1;
+    else
+        *cursor = line + strlen(line);
     return line;
 }
 
@@ -255,10 +257,10 @@ static void inputs_free(inputs *in)
 }
 
 typedef struct case_stats {
-    size_t bad;        /* weights out of tolerance */
-    size_t exact;      /* weights equal to torch's bit for bit */
+    size_t bad;   /* weights out of tolerance */
+    size_t exact; /* weights equal to torch's bit for bit */
     size_t total;
-    double worst;      /* largest |got - want| / tolerance */
+    double worst; /* largest |got - want| / tolerance */
 } case_stats;
 
 /* Run one case file against its plugin. */
@@ -309,8 +311,8 @@ static case_stats run_case(const inputs *in, const char *name)
                 if (diff / tol > cs.worst || isnan(diff)) cs.worst = isnan(diff) ? INFINITY : diff / tol;
                 if (!(diff <= tol)) {
                     if (cs.bad < 5)
-                        fprintf(stderr, "%s: step %ld, element %zu: got %.9g, torch %.9g\n", name, t, i,
-                                (double)w[i], (double)want[i]);
+                        fprintf(stderr, "%s: step %ld, element %zu: got %.9g, torch %.9g\n", name, t, i, (double)w[i],
+                                (double)want[i]);
                     cs.bad++;
                 }
             }
@@ -390,9 +392,8 @@ static void test_thread_count_independent(void **state)
     static const struct {
         const char *plugin, *param, *value;
     } CONFIGS[] = {
-        {"sgd", NULL, NULL},         {"sgd", "momentum", "0.9"}, {"sgd", "nesterov", "1"},
-        {"adam", "amsgrad", "0"},    {"adam", "amsgrad", "1"},   {"adamw", "amsgrad", "0"},
-        {"adamw", "amsgrad", "1"},   {"adagrad", NULL, NULL},
+        {"sgd", NULL, NULL},      {"sgd", "momentum", "0.9"}, {"sgd", "nesterov", "1"},  {"adam", "amsgrad", "0"},
+        {"adam", "amsgrad", "1"}, {"adamw", "amsgrad", "0"},  {"adamw", "amsgrad", "1"}, {"adagrad", NULL, NULL},
     };
     const size_t n = 100003; /* odd: uneven chunks and scalar tails */
     int saved = omp_get_max_threads();
@@ -412,8 +413,7 @@ static void test_thread_count_independent(void **state)
             float *many = run_threads(&o, n, threads);
             if (memcmp(one, many, total * sizeof *one) != 0)
                 fprintf(stderr, "%s %s=%s: %d threads differ from 1\n", CONFIGS[c].plugin,
-                        CONFIGS[c].param ? CONFIGS[c].param : "-", CONFIGS[c].value ? CONFIGS[c].value : "-",
-                        threads);
+                        CONFIGS[c].param ? CONFIGS[c].param : "-", CONFIGS[c].value ? CONFIGS[c].value : "-", threads);
             assert_memory_equal(one, many, total * sizeof *one);
             free(many);
         }

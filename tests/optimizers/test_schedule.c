@@ -63,10 +63,14 @@ static void case_start(sched_case *c, char *line)
     for (char *key; (key = strtok_r(NULL, " ", &save));) {
         char *val = strtok_r(NULL, " ", &save);
         assert_non_null(val);
-        if (strcmp(key, "base_lr") == 0) c->base = strtod(val, NULL);
-        else if (strcmp(key, "total_steps") == 0) c->total = strtoll(val, NULL, 10);
-        else if (strcmp(key, "kind") == 0) tnode_add(sec, string_node(key, val));
-        else tnode_add(sec, number_node(key, val));
+        if (strcmp(key, "base_lr") == 0)
+            c->base = strtod(val, NULL);
+        else if (strcmp(key, "total_steps") == 0)
+            c->total = strtoll(val, NULL, 10);
+        else if (strcmp(key, "kind") == 0)
+            tnode_add(sec, string_node(key, val));
+        else
+            tnode_add(sec, number_node(key, val));
     }
     int rc = schedule_from_tnode(sec, &c->spec);
     if (rc != 0) fprintf(stderr, "%s: schedule_from_tnode refused the section\n", c->name);
@@ -85,8 +89,7 @@ static void case_check(sched_case *c, char *line)
     if (rel > c->worst_rel) c->worst_rel = rel;
     c->n_checked++;
     if (!(diff <= fmax(REL_TOL * fabs(want), ABS_FLOOR))) {
-        if (c->bad < 5)
-            fprintf(stderr, "%s: step %lld: got %.17g, torch %.17g\n", c->name, (long long)step, got, want);
+        if (c->bad < 5) fprintf(stderr, "%s: step %lld: got %.17g, torch %.17g\n", c->name, (long long)step, got, want);
         c->bad++;
     }
 }
@@ -187,8 +190,11 @@ static void test_from_tnode(void **state)
     assert_true(s.gamma == 1.0);
     tnode_free(sec);
 
-    const char *bad[][2] = {{"kind", "sawtooth"}, {"step_size", "0"}, {"warmup_steps", "-1"},
-                            {"warmup_ratio", "1.5"}, {"warmup_steps", "2.5"}};
+    const char *bad[][2] = {{"kind", "sawtooth"},
+                            {"step_size", "0"},
+                            {"warmup_steps", "-1"},
+                            {"warmup_ratio", "1.5"},
+                            {"warmup_steps", "2.5"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sec = tnode_new(T_GROUP, "schedule", "test", 0);
         tnode_add(sec, strcmp(bad[i][0], "kind") == 0 ? string_node(bad[i][0], bad[i][1])
@@ -229,9 +235,8 @@ static void test_schema_agrees(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_against_torch), cmocka_unit_test(test_warmup_rules),
-        cmocka_unit_test(test_after_total),   cmocka_unit_test(test_from_tnode),
-        cmocka_unit_test(test_schema_agrees),
+        cmocka_unit_test(test_against_torch), cmocka_unit_test(test_warmup_rules),  cmocka_unit_test(test_after_total),
+        cmocka_unit_test(test_from_tnode),    cmocka_unit_test(test_schema_agrees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,8 +109,7 @@ static tftx_status adagrad_create(const tftx_host *host, const tftx_value *v, vo
     if (!(lr >= 0)) return host->error(err, TFTX_ERR_INVALID, "lr must be >= 0, got %g", lr);
     if (!(lr_decay >= 0)) return host->error(err, TFTX_ERR_INVALID, "lr_decay must be >= 0, got %g", lr_decay);
     if (!(wd >= 0)) return host->error(err, TFTX_ERR_INVALID, "weight_decay must be >= 0, got %g", wd);
-    if (!(init >= 0))
-        return host->error(err, TFTX_ERR_INVALID, "initial_accumulator_value must be >= 0, got %g", init);
+    if (!(init >= 0)) return host->error(err, TFTX_ERR_INVALID, "initial_accumulator_value must be >= 0, got %g", init);
     if (!(eps >= 0)) return host->error(err, TFTX_ERR_INVALID, "eps must be >= 0, got %g", eps);
     adagrad *o = host->alloc(sizeof *o, sizeof(void *));
     if (!o) return host->error(err, TFTX_ERR_NOMEM, "out of memory");

@@ -27,9 +27,15 @@ static const double DEFAULT_BETAS[] = {0.9, 0.999};
 
 static const tftx_param_spec PARAMS[] = {
     TFTX_P_FLOAT("lr", 1e-3, 0, INFINITY, "learning rate"),
-    {.name = "betas", .type = TFTX_PARAM_FLOAT_LIST,
+    {.name = "betas",
+     .type = TFTX_PARAM_FLOAT_LIST,
      .doc = "[beta1, beta2]: decay rates of the first and second moment averages, each in [0, 1)",
-     .def_floats = DEFAULT_BETAS, .def_len = 2, .has_min = 1, .has_max = 1, .min = 0, .max = 1,
+     .def_floats = DEFAULT_BETAS,
+     .def_len = 2,
+     .has_min = 1,
+     .has_max = 1,
+     .min = 0,
+     .max = 1,
      .max_len = 2},
     TFTX_P_FLOAT("eps", 1e-8, 0, INFINITY, "added to the denominator sqrt(v_hat) for numerical stability"),
     TFTX_P_FLOAT("weight_decay", 0, 0, INFINITY,
@@ -109,8 +115,10 @@ static void adam_step(const void *self, const tftx_opt_step *st, size_t n, float
                       float *const *slots)
 {
     const adam *o = self;
-    if (o->amsgrad) adam_step_amsgrad(self, st, n, w, g, slots);
-    else adam_step_plain(self, st, n, w, g, slots);
+    if (o->amsgrad)
+        adam_step_amsgrad(self, st, n, w, g, slots);
+    else
+        adam_step_plain(self, st, n, w, g, slots);
 }
 
 static const tftx_optimizer_ops OPS = {

@@ -26,9 +26,15 @@ static const double DEFAULT_BETAS[] = {0.9, 0.999};
 
 static const tftx_param_spec PARAMS[] = {
     TFTX_P_FLOAT("lr", 1e-3, 0, INFINITY, "learning rate"),
-    {.name = "betas", .type = TFTX_PARAM_FLOAT_LIST,
+    {.name = "betas",
+     .type = TFTX_PARAM_FLOAT_LIST,
      .doc = "[beta1, beta2]: decay rates of the first and second moment averages, each in [0, 1)",
-     .def_floats = DEFAULT_BETAS, .def_len = 2, .has_min = 1, .has_max = 1, .min = 0, .max = 1,
+     .def_floats = DEFAULT_BETAS,
+     .def_len = 2,
+     .has_min = 1,
+     .has_max = 1,
+     .min = 0,
+     .max = 1,
      .max_len = 2},
     TFTX_P_FLOAT("eps", 1e-8, 0, INFINITY, "added to the denominator sqrt(v_hat) for numerical stability"),
     TFTX_P_FLOAT("weight_decay", 1e-2, 0, INFINITY,
@@ -108,8 +114,10 @@ static void adamw_step(const void *self, const tftx_opt_step *st, size_t n, floa
                        float *const *slots)
 {
     const adamw *o = self;
-    if (o->amsgrad) adamw_step_amsgrad(self, st, n, w, g, slots);
-    else adamw_step_plain(self, st, n, w, g, slots);
+    if (o->amsgrad)
+        adamw_step_amsgrad(self, st, n, w, g, slots);
+    else
+        adamw_step_plain(self, st, n, w, g, slots);
 }
 
 static const tftx_optimizer_ops OPS = {
@@ -149,9 +157,8 @@ static tftx_status adamw_create(const tftx_host *host, const tftx_value *v, void
     double wd = tftx_param(&DESC, v, "weight_decay")->f;
     if (!(lr >= 0)) return host->error(err, TFTX_ERR_INVALID, "lr must be >= 0, got %g", lr);
     if (betas->len != 2 || !betas->floats)
-        return host->error(err, TFTX_ERR_INVALID,
-                           "betas must be a list of 2 numbers [beta1, beta2], got %zu number%s", betas->len,
-                           betas->len == 1 ? "" : "s");
+        return host->error(err, TFTX_ERR_INVALID, "betas must be a list of 2 numbers [beta1, beta2], got %zu number%s",
+                           betas->len, betas->len == 1 ? "" : "s");
     for (int k = 0; k < 2; k++)
         if (!(betas->floats[k] >= 0 && betas->floats[k] < 1))
             return host->error(err, TFTX_ERR_INVALID, "betas[%d] must be in [0, 1), got %g", k, betas->floats[k]);

@@ -26,8 +26,7 @@ typedef struct sgd {
 } sgd;
 
 static const tftx_param_spec PARAMS[] = {
-    TFTX_P_FLOAT("lr", 1e-3, 0, INFINITY,
-                 "learning rate (torch.optim.SGD has no default; tftx uses 1e-3)"),
+    TFTX_P_FLOAT("lr", 1e-3, 0, INFINITY, "learning rate (torch.optim.SGD has no default; tftx uses 1e-3)"),
     TFTX_P_FLOAT("momentum", 0, 0, 1, "momentum factor mu; 0 disables momentum (no state)"),
     TFTX_P_FLOAT("dampening", 0, 0, 1,
                  "dampening of the momentum: buf = mu*buf + (1-dampening)*g (not on the first step)"),
@@ -99,13 +98,15 @@ static void sgd_prepare(const void *self, tftx_opt_step *st)
     st->c[4] = (float)o->momentum;
 }
 
-static void sgd_step(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                     float *const *slots)
+static void sgd_step(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots)
 {
     const sgd *o = self;
-    if (o->momentum == 0) sgd_step_plain(self, st, n, w, g, slots);
-    else if (o->nesterov) sgd_step_nesterov(self, st, n, w, g, slots);
-    else sgd_step_momentum(self, st, n, w, g, slots);
+    if (o->momentum == 0)
+        sgd_step_plain(self, st, n, w, g, slots);
+    else if (o->nesterov)
+        sgd_step_nesterov(self, st, n, w, g, slots);
+    else
+        sgd_step_momentum(self, st, n, w, g, slots);
 }
 
 static const tftx_optimizer_ops OPS = {
@@ -151,8 +152,8 @@ static tftx_status sgd_create(const tftx_host *host, const tftx_value *v, void *
     if (!(wd >= 0)) return host->error(err, TFTX_ERR_INVALID, "weight_decay must be >= 0, got %g", wd);
     if (nesterov && (momentum <= 0 || dampening != 0))
         return host->error(err, TFTX_ERR_INVALID,
-                           "nesterov needs momentum > 0 and dampening 0 (got momentum %g, dampening %g)",
-                           momentum, dampening);
+                           "nesterov needs momentum > 0 and dampening 0 (got momentum %g, dampening %g)", momentum,
+                           dampening);
     sgd *o = host->alloc(sizeof *o, sizeof(void *));
     if (!o) return host->error(err, TFTX_ERR_NOMEM, "out of memory");
     o->host = host;
