@@ -1,5 +1,5 @@
 /*
- * test_bow.c -- the bow (bag-of-words) model plugin on the cpu backend.
+ * test_model_bow.c -- the bow (bag-of-words) model plugin on the cpu backend.
  *
  *   training: plain SGD written here (w -= lr * g over the arena) on a
  *     small synthetic task (the label is the class whose keywords a

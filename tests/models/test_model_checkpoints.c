@@ -1,5 +1,5 @@
 /*
- * test_checkpoints.c -- the transformer plugin's Hugging Face checkpoints
+ * test_model_checkpoints.c -- the transformer plugin's Hugging Face checkpoints
  * and initialisation, on the cpu backend.
  *
  *   round trip: load the fixture checkpoint, save it: model.safetensors
