@@ -40,9 +40,19 @@ static const tftx_param_spec DATA_PARAMS[] = {
     TFTX_P_STRING("stopwords", "", "word list of the stopwords step, one word per line (# comments), relative to the experiment file; empty: the built-in English list"),
 };
 
-static const char *const SCHEDULE_KINDS[] = {"constant", NULL};
+static const char *const SCHEDULE_KINDS[] = {"constant", "linear", "cosine", "step", "exponential",
+                                             "polynomial", "inverse_sqrt", NULL};
 static const tftx_param_spec SCHEDULE_PARAMS[] = {
-    TFTX_P_ENUM("kind", "constant", SCHEDULE_KINDS, "learning-rate schedule"),
+    TFTX_P_ENUM("kind", "constant", SCHEDULE_KINDS,
+                "learning-rate schedule after the warmup: constant, linear (to 0), cosine (to min_lr), "
+                "step (x gamma every step_size updates), exponential (x gamma per update), "
+                "polynomial (to min_lr, with power), inverse_sqrt; formulas in host/schedule.h"),
+    TFTX_P_INT("warmup_steps", 0, 0, 1e12, "linear warmup from 0 over this many updates; takes precedence over warmup_ratio"),
+    TFTX_P_FLOAT("warmup_ratio", 0, 0, 1, "warmup as a fraction of the total updates (rounded up), used when warmup_steps is 0"),
+    TFTX_P_FLOAT("min_lr", 0, 0, INFINITY, "learning rate that cosine and polynomial decay to"),
+    TFTX_P_FLOAT("gamma", 0.1, 0, INFINITY, "step and exponential: factor applied at each decay"),
+    TFTX_P_INT("step_size", 1, 1, 1e12, "step: updates between two decays by gamma"),
+    TFTX_P_FLOAT("power", 1, 0, INFINITY, "polynomial: exponent of the decay (1: linear)"),
 };
 
 static const char *const SAVE_MODES[] = {"none", "best", "last", NULL};
