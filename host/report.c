@@ -330,7 +330,12 @@ int cmd_report(int argc, char **argv)
         }
     }
     if (csv && write_csv(csv, rows, n, metric) != 0) rc = 1;
-    if (plot && report_plot(plot, &rf, metric) != 0) rc = 1;
+    if (plot) {
+        const msgpack_object **recs = xmalloc((n + 1) * sizeof *recs);
+        for (size_t i = 0; i < n; i++) recs[i] = rows[i].rec;
+        if (report_plot(plot, recs, n, metric) != 0) rc = 1;
+        free(recs);
+    }
     for (size_t i = 0; i < n; i++) free(rows[i].group);
     free(rows);
     free(groups);

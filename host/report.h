@@ -7,8 +7,9 @@
 #include "results.h"
 
 int cmd_report(int argc, char **argv);
-/* Training-loss and validation curves of every run, one colour per
- * configuration, into an SVG file. 0 ok, -1 (said on stderr) otherwise. */
-int report_plot(const char *path, const results_file *rf, const char *metric);
+/* Training-loss and validation curves of the given run records (the latest
+ * of each run), one colour per configuration, into an SVG file. 0 ok, -1
+ * (said on stderr) otherwise. */
+int report_plot(const char *path, const msgpack_object *const *runs, size_t n, const char *metric);
 
 #endif

@@ -110,16 +110,15 @@ static void xml_text(FILE *f, const char *s)
     }
 }
 
-int report_plot(const char *path, const results_file *rf, const char *metric)
+int report_plot(const char *path, const msgpack_object *const *runs, size_t n_runs, const char *metric)
 {
     const char *leaf = strrchr(metric, '.');
     leaf = leaf ? leaf + 1 : metric;
     panel loss = {0}, val = {0};
     char **labels = NULL;
     size_t n_labels = 0;
-    for (size_t i = 0; i < rf->n; i++) {
-        const msgpack_object *r = &rf->objs[i].data;
-        if (!mp_str_is(mp_get(r, "type"), "run")) continue;
+    for (size_t i = 0; i < n_runs; i++) {
+        const msgpack_object *r = runs[i];
         strbuf key = {0};
         const msgpack_object *v = mp_get(r, "varied");
         for (uint32_t k = 0; v && v->type == MSGPACK_OBJECT_MAP && k < v->via.map.size; k++) {
