@@ -189,8 +189,10 @@ static void test_forward_attention(void **state)
                     check_attention(&w, k);
                     kc_free(k);
                 }
+    /* T = 1100: the forward's P V goes in blocks of 1024 keys */
     kcase *big[] = {kc_attention(2, 300, 2, 16, 1, 1, 0.1f), kc_attention(3, 37, 3, 11, 0, 1, 0.0f),
-                    kc_attention(2, 64, 4, 16, 1, 0, 0.5f)};
+                    kc_attention(2, 64, 4, 16, 1, 0, 0.5f), kc_attention(1, 1100, 1, 4, 0, 0, 0.2f),
+                    kc_attention(1, 1100, 1, 4, 1, 0, 0.0f)};
     for (size_t i = 0; i < sizeof big / sizeof *big; i++) {
         check_attention(&w, big[i]);
         kc_free(big[i]);

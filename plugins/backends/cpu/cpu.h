@@ -48,6 +48,27 @@ static inline int cpu_nt(const void *self)
  * 64 floats = 4 cache lines of each row per step. */
 #define CPU_COL_BLOCK 64
 
+/* Hot loops (exp, GELU, softmax and norm rows) are compiled twice on
+ * x86-64, for AVX2 and for the baseline (SSE2), and the loader picks the
+ * first the CPU has (an ifunc). The build itself stays generic. The two
+ * copies do the same float operations (no FMA contraction in ISO C mode);
+ * only the order inside vectorised sums differs, and one machine always
+ * runs the same copy, so results stay bit-identical run to run. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CPU_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CPU_VECTOR_CLONES
+#endif
+
+/* Elements [*lo, *hi) of n for thread `id` of a team of `nt`: a static
+ * split into nearly equal contiguous parts. */
+static inline void cpu_split(size_t n, int nt, int id, size_t *lo, size_t *hi)
+{
+    size_t q = n / (size_t)nt, r = n % (size_t)nt, i = (size_t)id;
+    *lo = i * q + (i < r ? i : r);
+    *hi = *lo + q + (i < r ? 1 : 0);
+}
+
 /* ------------------------------------------------------------ BLAS */
 
 /* Set OpenBLAS to `n` threads for the calls that follow; returns the

@@ -28,9 +28,12 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "cpu_math.h"
 
-/* keys per block of dropout factors in the forward (stack arrays) */
-#define FWD_BLOCK 256
+/* Blocks of Pd in the forward: at most KEY_BLOCK keys wide and PD_FLOATS
+ * floats in all (a stack array of each thread: 32 KiB) */
+#define KEY_BLOCK 1024
+#define PD_FLOATS 8192
 
 /* Number of keys query t may see at most: all T, or t+1 when causal. */
 static inline int key_limit(int t, int T, int causal)
@@ -42,27 +45,53 @@ static inline int key_limit(int t, int T, int causal)
  * s < lim with (no mask or mask[s] == 1); hidden keys get 0.
  *
  * The row's maximum is subtracted before exp: softmax is unchanged by a
- * shift, and after it every exponent is <= 0, so expf cannot overflow to
+ * shift, and after it every exponent is <= 0, so exp cannot overflow to
  * inf (scores of 100 would), and the largest term is exactly 1, so the sum
- * is >= 1 and the division is safe. Computed in float like PyTorch. */
-static void softmax_row(float *row, int T, int lim, const uint8_t *mask)
+ * is >= 1 and the division is safe. Computed in float like PyTorch, with
+ * the vectorisable cpu_expf. */
+CPU_VECTOR_CLONES static void softmax_row(float *row, int T, int lim, const uint8_t *mask)
 {
     float mx = -INFINITY;
-    for (int s = 0; s < lim; s++)
-        if (!mask || mask[s]) mx = fmaxf(mx, row[s]);
+    if (mask) {
+#pragma omp simd reduction(max : mx)
+        for (int s = 0; s < lim; s++) mx = mask[s] && row[s] > mx ? row[s] : mx;
+    } else {
+#pragma omp simd reduction(max : mx)
+        for (int s = 0; s < lim; s++) mx = row[s] > mx ? row[s] : mx;
+    }
     if (mx == -INFINITY) { /* no visible key */
         memset(row, 0, (size_t)T * sizeof *row);
         return;
     }
     float sum = 0.0f;
-    for (int s = 0; s < lim; s++) {
-        float e = (!mask || mask[s]) ? expf(row[s] - mx) : 0.0f;
-        row[s] = e;
-        sum += e;
+    if (mask) {
+#pragma omp simd reduction(+ : sum)
+        for (int s = 0; s < lim; s++) {
+            float e = mask[s] ? cpu_expf(row[s] - mx) : 0.0f;
+            row[s] = e;
+            sum += e;
+        }
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int s = 0; s < lim; s++) {
+            float e = cpu_expf(row[s] - mx);
+            row[s] = e;
+            sum += e;
+        }
     }
     for (int s = lim; s < T; s++) row[s] = 0.0f;
-    float inv = 1.0f / sum;
+    const float inv = 1.0f / sum;
     for (int s = 0; s < lim; s++) row[s] *= inv;
+}
+
+/* Softmax backward of one row, in place: row holds dP on entry and
+ * dS = P * (dP - sum_s P*dP) on return. */
+CPU_VECTOR_CLONES static void softmax_backward_row(float *row, const float *prow, int T)
+{
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int s = 0; s < T; s++) dot += prow[s] * row[s];
+    for (int s = 0; s < T; s++) row[s] = prow[s] * (row[s] - dot);
 }
 
 void cpu_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal, int B,
@@ -73,9 +102,13 @@ void cpu_attention_forward(void *self, float *out, float *att, const float *qkv,
     const float qk_scale = 1.0f / sqrtf((float)HS);
     const int dropping = drop.p > 0.0f;
     const float keep_scale = cpu_dropout_scale(drop.p);
+    /* blocks of Pd: whole rows of keys up to KEY_BLOCK, as many rows as fit */
+    const int keys_per_block = T < KEY_BLOCK ? T : KEY_BLOCK;
+    const int rows_per_block = PD_FLOATS / keys_per_block;
     int saved = cpu_blas_begin(1);
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
+        float pdbuf[PD_FLOATS];
         const int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + (size_t)h * HS; /* (T,HS), row stride 3C */
         const float *k = q + C, *v = q + 2 * C;
@@ -86,30 +119,31 @@ void cpu_attention_forward(void *self, float *out, float *att, const float *qkv,
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, qk_scale, q, C3, k, C3, 0.0f, a, T);
         for (int t = 0; t < T; t++) softmax_row(a + (size_t)t * T, T, key_limit(t, T, causal), mrow);
 
-        /* O[t,:] = sum_s Pd[t,s] V[s,:], by hand: dropout is applied as each
-         * probability is used (the forward has no T x T scratch for Pd), and
-         * keys with zero probability (hidden, or past t when causal) cost
-         * nothing. Keys go in blocks of FWD_BLOCK for the dropout factors. */
-        for (int t = 0; t < T; t++) {
-            const float *arow = a + (size_t)t * T;
-            float *o = out + ((size_t)b * T + t) * C + (size_t)h * HS;
-            const int lim = key_limit(t, T, causal);
-            for (int d = 0; d < HS; d++) o[d] = 0.0f;
-            for (int s0 = 0; s0 < lim; s0 += FWD_BLOCK) {
-                const int w = lim - s0 < FWD_BLOCK ? lim - s0 : FWD_BLOCK;
-                float pd[FWD_BLOCK];
-                for (int j = 0; j < w; j++) pd[j] = arow[s0 + j];
+        /* O (T,HS) = Pd (T,T) @ V (T,HS) by sgemm, in blocks of rows and
+         * keys. Without dropout Pd is P where it lies; with it, a block of
+         * Pd is built on the stack (the forward has no T x T scratch), from
+         * P and the regenerated mask. With the causal mask, rows t0..t1-1
+         * see no key at or past t1, so each block's product stops there. */
+        for (int t0 = 0; t0 < T; t0 += rows_per_block) {
+            const int t1 = t0 + rows_per_block < T ? t0 + rows_per_block : T, rows = t1 - t0;
+            const int klim = causal ? t1 : T;
+            float *o = out + ((size_t)b * T + t0) * C + (size_t)h * HS; /* (rows,HS), row stride C */
+            for (int s0 = 0; s0 < klim; s0 += keys_per_block) {
+                const int kw = klim - s0 < keys_per_block ? klim - s0 : keys_per_block;
+                const float *pd = a + (size_t)t0 * T + s0;
+                int ldp = T;
                 if (dropping) {
-                    float f[FWD_BLOCK];
-                    cpu_dropout_factors(f, drop.seed, drop.stream, ((uint64_t)bh * T + t) * T + s0, (size_t)w, drop.p,
-                                        keep_scale);
-                    for (int j = 0; j < w; j++) pd[j] *= f[j];
+                    for (int r = 0; r < rows; r++) {
+                        float *row = pdbuf + (size_t)r * kw;
+                        const float *prow = a + (size_t)(t0 + r) * T + s0;
+                        cpu_dropout_factors(row, drop.seed, drop.stream, ((uint64_t)bh * T + t0 + r) * T + s0,
+                                            (size_t)kw, drop.p, keep_scale);
+                        for (int j = 0; j < kw; j++) row[j] *= prow[j];
+                    }
+                    pd = pdbuf, ldp = kw;
                 }
-                for (int j = 0; j < w; j++) {
-                    if (pd[j] == 0.0f) continue;
-                    const float *vs = v + (size_t)(s0 + j) * C3;
-                    for (int d = 0; d < HS; d++) o[d] += pd[j] * vs[d];
-                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, kw, 1.0f, pd, ldp, v + (size_t)s0 * C3,
+                            C3, s0 ? 1.0f : 0.0f, o, C);
             }
         }
     }
@@ -163,9 +197,7 @@ void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float
                     for (int j = 0; j < w; j++) row[s0 + j] *= fbuf[j];
                 }
             }
-            float dot = 0.0f;
-            for (int s = 0; s < T; s++) dot += prow[s] * row[s];
-            for (int s = 0; s < T; s++) row[s] = prow[s] * (row[s] - dot);
+            softmax_backward_row(row, prow, T);
         }
 
         /* dQ (T,HS) += dS (T,T) @ K (T,HS) / sqrt(HS) */

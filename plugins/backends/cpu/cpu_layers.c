@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "cpu_math.h"
 
 /* ---------------------------------------------------------- embedding */
 
@@ -67,29 +68,39 @@ void cpu_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, c
 
 /* Per row x (C):  mean = sum(x)/C,  var = sum((x - mean)^2)/C (biased, as
  * PyTorch), rstd = 1/sqrt(var + eps),  out = (x - mean)*rstd*weight + bias.
- * Two passes (mean, then centred squares) in float; mean and rstd are
- * saved for backward. */
+ * Two passes (mean, then centred squares) in float, each sum vectorised
+ * (omp simd: a fixed interleaving of partial sums, the same every run);
+ * mean and rstd are saved for backward. */
+CPU_VECTOR_CLONES static void layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *weight,
+                                            const float *bias, int C, float eps)
+{
+    float m = 0.0f;
+#pragma omp simd reduction(+ : m)
+    for (int c = 0; c < C; c++) m += x[c];
+    m /= (float)C;
+    float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+    for (int c = 0; c < C; c++) {
+        float xm = x[c] - m;
+        v += xm * xm;
+    }
+    v /= (float)C;
+    const float s = 1.0f / sqrtf(v + eps);
+    for (int c = 0; c < C; c++) {
+        float y = (x[c] - m) * s;
+        o[c] = y * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f);
+    }
+    *mean = m;
+    *rstd = s;
+}
+
 void cpu_layernorm_forward(void *self, float *out, float *mean, float *rstd, const float *inp, const float *weight,
                            const float *bias, int N, int C, float eps)
 {
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
     for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *o = out + (size_t)n * C;
-        float m = 0.0f;
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= (float)C;
-        float v = 0.0f;
-        for (int c = 0; c < C; c++) {
-            float xm = x[c] - m;
-            v += xm * xm;
-        }
-        v /= (float)C;
-        float s = 1.0f / sqrtf(v + eps);
-        for (int c = 0; c < C; c++) {
-            float y = (x[c] - m) * s;
-            o[c] = y * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f);
-        }
+        float m, s;
+        layernorm_row(out + (size_t)n * C, &m, &s, inp + (size_t)n * C, weight, bias, C, eps);
         if (mean) mean[n] = m;
         if (rstd) rstd[n] = s;
     }
@@ -98,30 +109,34 @@ void cpu_layernorm_forward(void *self, float *out, float *mean, float *rstd, con
 /* With xhat = (x - mean)*rstd and g = dout*weight, per row:
  *   dinp    += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat))
  *   dweight += sum_n dout * xhat,   dbias += sum_n dout */
+CPU_VECTOR_CLONES static void layernorm_row_backward(float *dx, const float *dy, const float *x, const float *weight,
+                                                     float m, float s, int C)
+{
+    float g_mean = 0.0f, gx_mean = 0.0f;
+#pragma omp simd reduction(+ : g_mean, gx_mean)
+    for (int c = 0; c < C; c++) {
+        float g = dy[c] * (weight ? weight[c] : 1.0f);
+        g_mean += g;
+        gx_mean += g * (x[c] - m) * s;
+    }
+    g_mean /= (float)C;
+    gx_mean /= (float)C;
+    for (int c = 0; c < C; c++) {
+        float g = dy[c] * (weight ? weight[c] : 1.0f);
+        float xhat = (x[c] - m) * s;
+        dx[c] += s * (g - g_mean - xhat * gx_mean);
+    }
+}
+
 void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, const float *mean, const float *rstd, int N, int C)
 {
     const int nt = cpu_nt(self);
     if (dinp) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-            float *dx = dinp + (size_t)n * C;
-            const float m = mean[n], s = rstd[n];
-            float g_mean = 0.0f, gx_mean = 0.0f;
-            for (int c = 0; c < C; c++) {
-                float g = dy[c] * (weight ? weight[c] : 1.0f);
-                g_mean += g;
-                gx_mean += g * (x[c] - m) * s;
-            }
-            g_mean /= (float)C;
-            gx_mean /= (float)C;
-            for (int c = 0; c < C; c++) {
-                float g = dy[c] * (weight ? weight[c] : 1.0f);
-                float xhat = (x[c] - m) * s;
-                dx[c] += s * (g - g_mean - xhat * gx_mean);
-            }
-        }
+        for (int n = 0; n < N; n++)
+            layernorm_row_backward(dinp + (size_t)n * C, dout + (size_t)n * C, inp + (size_t)n * C, weight, mean[n],
+                                   rstd[n], C);
     }
     if (!dweight && !dbias) return;
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -213,28 +228,32 @@ void cpu_pool_mean_backward(void *self, float *dinp, const float *dout, const ui
  * overflows and the sum is >= 1); loss = -log probs[target]
  *   = log(sum_v exp(l_v - max)) - (l_target - max),
  * computed from the logits rather than the rounded probability, so a tiny
- * probability does not turn into log(0). The sum is accumulated in double.
- * Rows with target < 0 get loss 0 (their probs are still written). */
+ * probability does not turn into log(0). exp is cpu_expf (vectorised); the
+ * sum is accumulated in double. Rows with target < 0 get loss 0 (their
+ * probs are still written). */
+CPU_VECTOR_CLONES static float crossentropy_row(float *p, const float *l, int32_t tgt, int V)
+{
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int v = 0; v < V; v++) {
+        float e = cpu_expf(l[v] - mx);
+        p[v] = e;
+        sum += e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int v = 0; v < V; v++) p[v] *= inv;
+    return tgt < 0 ? 0.0f : (float)(log(sum) - (double)(l[tgt] - mx));
+}
+
 void cpu_crossentropy_forward(void *self, float *losses, float *probs, const float *logits, const int32_t *targets,
                               int N, int V)
 {
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *l = logits + (size_t)n * V;
-        float *p = probs + (size_t)n * V;
-        float mx = -INFINITY;
-        for (int v = 0; v < V; v++) mx = fmaxf(mx, l[v]);
-        double sum = 0.0;
-        for (int v = 0; v < V; v++) {
-            float e = expf(l[v] - mx);
-            p[v] = e;
-            sum += e;
-        }
-        const float inv = (float)(1.0 / sum);
-        for (int v = 0; v < V; v++) p[v] *= inv;
-        const int32_t tgt = targets[n];
-        losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(l[tgt] - mx));
-    }
+    for (int n = 0; n < N; n++)
+        losses[n] = crossentropy_row(probs + (size_t)n * V, logits + (size_t)n * V, targets[n], V);
 }
 
 /* dlogits[n,v] += (probs[n,v] - [v == target]) * dloss, rows with target >= 0 */

@@ -1,83 +1,76 @@
 /*
- * cpu_pointwise.c -- element-wise kernels: GELU (erf and tanh forms), ReLU,
- * tanh, residual add and dropout. Each is a static split of [0, N) over the
- * threads; no element depends on another, so results do not depend on the
- * thread count.
+ * cpu_pointwise.c -- element-wise kernels: GELU (erf and tanh forms, see
+ * cpu_math.h), ReLU, tanh, residual add and dropout. Each is a static split
+ * of [0, N) over the threads; no element depends on another, so results do
+ * not depend on the thread count.
  */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "cpu.h"
+#include "cpu_math.h"
 
-/* GELU constants, as PyTorch's CPU kernels spell them */
-#define GELU_SQRT1_2 0.70710678118654752440f      /* 1/sqrt(2) */
-#define GELU_INV_SQRT_2PI 0.39894228040143267794f /* 1/sqrt(2 pi) */
-#define GELU_BETA 0.79788456080286535588f         /* sqrt(2/pi) */
-#define GELU_KAPPA 0.044715f
+/* The GELU loops over one thread's part, compiled for AVX2 and baseline. */
+CPU_VECTOR_CLONES static void gelu_span(float *out, const float *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = cpu_gelu(inp[i]);
+}
 
-/* erf form (approximate='none'):  y = x/2 * (1 + erf(x/sqrt2))
- * tanh form (approximate='tanh'): y = x/2 * (1 + tanh(beta*(x + kappa*x^3)))
- * relu: y = max(x, 0) */
+CPU_VECTOR_CLONES static void gelu_tanh_span(float *out, const float *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = cpu_gelu_tanh(inp[i]);
+}
+
+CPU_VECTOR_CLONES static void gelu_grad_span(float *dinp, const float *dout, const float *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * cpu_gelu_grad(inp[i]);
+}
+
+CPU_VECTOR_CLONES static void gelu_tanh_grad_span(float *dinp, const float *dout, const float *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * cpu_gelu_tanh_grad(inp[i]);
+}
+
+/* y = gelu(x) in either form (cpu_math.h) or relu(x) = max(x, 0) */
 void cpu_activation_forward(void *self, float *out, const float *inp, size_t N, tftx_activation act)
 {
     const int nt = cpu_nt(self);
-    switch (act) {
-    case TFTX_ACT_GELU:
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) {
-            float x = inp[i];
-            out[i] = x * 0.5f * (1.0f + erff(x * GELU_SQRT1_2));
-        }
-        break;
-    case TFTX_ACT_GELU_TANH:
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) {
-            float x = inp[i];
-            float inner = GELU_BETA * (x + GELU_KAPPA * x * x * x);
-            out[i] = 0.5f * x * (1.0f + tanhf(inner));
-        }
-        break;
-    case TFTX_ACT_RELU:
+    if (act == TFTX_ACT_RELU) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (size_t i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
-        break;
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        size_t lo, hi;
+        cpu_split(N, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
+        if (act == TFTX_ACT_GELU_TANH)
+            gelu_tanh_span(out + lo, inp + lo, hi - lo);
+        else
+            gelu_span(out + lo, inp + lo, hi - lo);
     }
 }
 
-/* erf form:   dy/dx = Phi(x) + x * phi(x),  Phi(x) = (1 + erf(x/sqrt2))/2,
- *             phi(x) = exp(-x^2/2) / sqrt(2 pi)
- * tanh form:  with u = beta*(x + kappa*x^3), th = tanh(u):
- *             dy/dx = (1 + th)/2 + x/2 * (1 - th^2) * beta*(1 + 3*kappa*x^2)
- * relu:       dy/dx = [x > 0]
- * dinp += dout * dy/dx */
+/* dinp += dout * dy/dx, dy/dx of the GELU forms in cpu_math.h, of relu
+ * [x > 0] */
 void cpu_activation_backward(void *self, float *dinp, const float *dout, const float *inp, size_t N,
                              tftx_activation act)
 {
     const int nt = cpu_nt(self);
-    switch (act) {
-    case TFTX_ACT_GELU:
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) {
-            float x = inp[i];
-            float cdf = 0.5f * (1.0f + erff(x * GELU_SQRT1_2));
-            float pdf = GELU_INV_SQRT_2PI * expf(-0.5f * x * x);
-            dinp[i] += dout[i] * (cdf + x * pdf);
-        }
-        break;
-    case TFTX_ACT_GELU_TANH:
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) {
-            float x = inp[i], x2 = x * x;
-            float th = tanhf(GELU_BETA * (x + GELU_KAPPA * x2 * x));
-            float left = 0.5f * x, right = 1.0f + th;
-            float dinner = GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * x2);
-            dinp[i] += dout[i] * (0.5f * right + left * (1.0f - th * th) * dinner);
-        }
-        break;
-    case TFTX_ACT_RELU:
+    if (act == TFTX_ACT_RELU) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (size_t i = 0; i < N; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
-        break;
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        size_t lo, hi;
+        cpu_split(N, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
+        if (act == TFTX_ACT_GELU_TANH)
+            gelu_tanh_grad_span(dinp + lo, dout + lo, inp + lo, hi - lo);
+        else
+            gelu_grad_span(dinp + lo, dout + lo, inp + lo, hi - lo);
     }
 }
 
