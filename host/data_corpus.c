@@ -13,7 +13,7 @@
 
 #include "data_utf8.h"
 
-#define MAX_UTF8_WARNINGS 20
+#define MAX_UTF8_WARNINGS 5
 
 const char *const DATASET_SPLIT_NAMES[DATASET_N_SPLITS] = {"train", "valid", "test"};
 
