@@ -8,7 +8,8 @@
  *   cpu_matmul.c     linear layers (sgemm) and the BLAS thread budget
  *   cpu_attention.c  multi-head attention with masks and dropout
  *   cpu_layers.c     embedding, layer norm, pooling, cross-entropy
- *   cpu_pointwise.c  activations, tanh, residual, dropout
+ *   cpu_pointwise.c  activations, tanh, residual
+ *   cpu_dropout.c    dropout and its counter-based mask
  *
  * One thread budget: every OpenMP region here names its team size
  * (num_threads(nt)) instead of relying on the process-wide setting, so
@@ -82,23 +83,8 @@ void cpu_blas_end(int saved);
 
 /* Keep factors of dropout for elements [i0, i0 + n) of (seed, stream):
  * f[j] = scale when uniform(seed, stream, i0 + j) >= p, else 0, with
- * uniform = tftx_uniform_at. One Philox call yields the uniforms of four
- * consecutive elements (those sharing i >> 2), so this draws each block of
- * four once instead of four times; the values are those of tftx_uniform_at
- * bit for bit. */
-static inline void cpu_dropout_factors(float *f, uint64_t seed, uint64_t stream, uint64_t i0, size_t n, float p,
-                                       float scale)
-{
-    size_t j = 0;
-    while (j < n) {
-        uint64_t i = i0 + j;
-        tftx_u32x4 r = tftx_philox(i >> 2, stream, seed);
-        for (unsigned w = (unsigned)(i & 3); w < 4 && j < n; w++, j++) {
-            float u = (float)(r.v[w] >> 8) * (1.0f / 16777216.0f);
-            f[j] = u >= p ? scale : 0.0f;
-        }
-    }
-}
+ * uniform = tftx_uniform_at bit for bit (cpu_dropout.c). */
+void cpu_dropout_factors(float *f, uint64_t seed, uint64_t stream, uint64_t i0, size_t n, float p, float scale);
 
 /* 1/(1-p), or 0 when p >= 1 (then every element is dropped). */
 static inline float cpu_dropout_scale(float p)

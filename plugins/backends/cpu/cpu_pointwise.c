@@ -1,6 +1,6 @@
 /*
  * cpu_pointwise.c -- element-wise kernels: GELU (erf and tanh forms, see
- * cpu_math.h), ReLU, tanh, residual add and dropout. Each is a static split
+ * cpu_math.h), ReLU, tanh and residual add. Each is a static split
  * of [0, N) over the threads; no element depends on another, so results do
  * not depend on the thread count.
  */
@@ -102,47 +102,5 @@ void cpu_residual_backward(void *self, float *da, float *db, const float *dout, 
     for (size_t i = 0; i < N; i++) {
         if (da) da[i] += dout[i];
         if (db) db[i] += dout[i];
-    }
-}
-
-/* Dropout works in blocks of DROP_BLOCK elements (a multiple of 4, so each
- * Philox draw serves one block only): factors of a block on the stack. */
-#define DROP_BLOCK 1024
-
-/* out[i] = inp[i] * f(offset + i), f = 1/(1-p) when uniform >= p, else 0 */
-void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tftx_dropout drop, uint64_t offset)
-{
-    if (!(drop.p > 0.0f)) {
-        if (out != inp && N) memmove(out, inp, N * sizeof *out);
-        return;
-    }
-    const float scale = cpu_dropout_scale(drop.p);
-    const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
-#pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
-    for (size_t k = 0; k < nblocks; k++) {
-        const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
-        float f[DROP_BLOCK];
-        cpu_dropout_factors(f, drop.seed, drop.stream, offset + lo, w, drop.p, scale);
-        for (size_t j = 0; j < w; j++) out[lo + j] = inp[lo + j] * f[j];
-    }
-}
-
-/* dinp[i] += dout[i] * f(offset + i), the same factors as the forward */
-void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset)
-{
-    const int nt = cpu_nt(self);
-    if (!(drop.p > 0.0f)) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) dinp[i] += dout[i];
-        return;
-    }
-    const float scale = cpu_dropout_scale(drop.p);
-    const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (size_t k = 0; k < nblocks; k++) {
-        const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
-        float f[DROP_BLOCK];
-        cpu_dropout_factors(f, drop.seed, drop.stream, offset + lo, w, drop.p, scale);
-        for (size_t j = 0; j < w; j++) dinp[lo + j] += dout[lo + j] * f[j];
     }
 }

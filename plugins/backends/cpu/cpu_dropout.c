@@ -1,0 +1,94 @@
+/*
+ * cpu_dropout.c -- dropout with a counter-based mask (tftx/random.h).
+ *
+ * Element i of a mask is kept when u_i = uniform(seed, stream, i) >= p, and
+ * a kept element is scaled by 1/(1-p). u_i comes from Philox-4x32-10 at
+ * counter (i >> 2, stream) with key seed, word i & 3 (tftx_uniform_at): one
+ * Philox call serves four consecutive elements. Here the calls for a run of
+ * elements are made in a plain loop over counters that the compiler
+ * vectorises (the 32x32 -> 64-bit products become packed multiplies),
+ * using tftx_philox itself, so the words are those of tftx_uniform_at bit
+ * for bit. A mask is never stored: forward and backward draw it again.
+ */
+#include <string.h>
+
+#include "cpu.h"
+
+/* Counters (Philox blocks of four elements) per batch of the word loop. */
+#define PHILOX_BATCH 256
+
+/* The four words of each counter g0 .. g0+ng-1: w (4*ng). */
+CPU_VECTOR_CLONES static void philox_words(uint32_t *w, uint64_t g0, size_t ng, uint64_t stream, uint64_t seed)
+{
+    for (size_t j = 0; j < ng; j++) {
+        tftx_u32x4 r = tftx_philox(g0 + j, stream, seed);
+        w[4 * j] = r.v[0], w[4 * j + 1] = r.v[1], w[4 * j + 2] = r.v[2], w[4 * j + 3] = r.v[3];
+    }
+}
+
+/* f[j] = scale when the top 24 bits of word w[j], as a uniform in [0, 1),
+ * are >= p (tftx_uniform_at's conversion), else 0 */
+CPU_VECTOR_CLONES static void words_to_factors(float *f, const uint32_t *w, size_t n, float p, float scale)
+{
+    for (size_t j = 0; j < n; j++) f[j] = (float)(w[j] >> 8) * (1.0f / 16777216.0f) >= p ? scale : 0.0f;
+}
+
+void cpu_dropout_factors(float *f, uint64_t seed, uint64_t stream, uint64_t i0, size_t n, float p, float scale)
+{
+    uint32_t w[4 * PHILOX_BATCH];
+    size_t j = 0;
+    while (j < n) {
+        const uint64_t i = i0 + j, g0 = i >> 2;
+        const size_t skip = (size_t)(i & 3); /* a run may start inside a block of four */
+        size_t ng = (skip + (n - j) + 3) / 4;
+        if (ng > PHILOX_BATCH) ng = PHILOX_BATCH;
+        philox_words(w, g0, ng, stream, seed);
+        size_t take = 4 * ng - skip;
+        if (take > n - j) take = n - j;
+        words_to_factors(f + j, w + skip, take, p, scale);
+        j += take;
+    }
+}
+
+/* Elements per block of the dropout kernels (factors of a block on the
+ * stack); a multiple of 4, so blocks share no Philox call. */
+#define DROP_BLOCK 1024
+
+/* out[i] = inp[i] * f(offset + i), f = 1/(1-p) when uniform >= p, else 0.
+ * In place (out == inp) is allowed. */
+void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tftx_dropout drop, uint64_t offset)
+{
+    if (!(drop.p > 0.0f)) {
+        if (out != inp && N) memmove(out, inp, N * sizeof *out);
+        return;
+    }
+    const float scale = cpu_dropout_scale(drop.p);
+    const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
+#pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
+    for (size_t k = 0; k < nblocks; k++) {
+        const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
+        float f[DROP_BLOCK];
+        cpu_dropout_factors(f, drop.seed, drop.stream, offset + lo, w, drop.p, scale);
+        for (size_t j = 0; j < w; j++) out[lo + j] = inp[lo + j] * f[j];
+    }
+}
+
+/* dinp[i] += dout[i] * f(offset + i), the same factors as the forward */
+void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset)
+{
+    const int nt = cpu_nt(self);
+    if (!(drop.p > 0.0f)) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (size_t i = 0; i < N; i++) dinp[i] += dout[i];
+        return;
+    }
+    const float scale = cpu_dropout_scale(drop.p);
+    const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t k = 0; k < nblocks; k++) {
+        const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
+        float f[DROP_BLOCK];
+        cpu_dropout_factors(f, drop.seed, drop.stream, offset + lo, w, drop.p, scale);
+        for (size_t j = 0; j < w; j++) dinp[lo + j] += dout[lo + j] * f[j];
+    }
+}
