@@ -61,7 +61,8 @@ typedef struct tftx_backend_ops {
     /* -------------------------------------------------------- embedding */
     /* out[b,t,:] = wte[tokens[b,t]] + wpe[t] + wse[segments[b,t]]
      * out (B,T,C); tokens, segments (B,T) int32, segments may be NULL;
-     * wte (V,C); wpe (maxT,C) or NULL; wse (S,C) or NULL. */
+     * wte (V,C); wpe (maxT,C) or NULL; wse (S,C) or NULL. With wse but no
+     * segments, every token is segment 0 (no token_type_ids in HF). */
     void (*embedding_forward)(void *self, float *out, const int32_t *tokens, const int32_t *segments,
                               const float *wte, const float *wpe, const float *wse, int B, int T, int C);
     void (*embedding_backward)(void *self, float *dwte, float *dwpe, float *dwse, const float *dout,
@@ -92,7 +93,11 @@ typedef struct tftx_backend_ops {
      * h using columns h*HS..(h+1)*HS-1 of each, HS = C/NH; mask (B,T) host
      * order, 1 = real token, 0 = padding (keys that are padding get no
      * attention), or NULL; causal: query t sees keys <= t. Masked scores are
-     * -inf before softmax; a row with no visible key is all zeros. */
+     * -inf before softmax; a row with no visible key is all zeros.
+     * Dropout (drop.p > 0) acts on the probabilities as they multiply v:
+     * element i = ((b*NH + h)*T + t)*T + s of att is kept when
+     * uniform(drop.seed, drop.stream, i) >= p (offset 0), so every backend
+     * draws the same mask; backward draws it again. */
     void (*attention_forward)(void *self, float *out, float *att, const float *qkv, const uint8_t *mask,
                               int causal, int B, int T, int C, int NH, tftx_dropout drop);
     /* dqkv += d(qkv); scratch (B,NH,T,T) is working memory. */
