@@ -10,9 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dataset.h"
 #include "results.h"
 #include "runner.h"
 #include "schema.h"
+#include "train.h"
 
 tftx_value *values_from_section(const tftx_plugin_desc *d, const tnode *section)
 {
@@ -78,19 +80,13 @@ static void write_all(int fd, const char *data, size_t n)
     }
 }
 
-void run_child(const plan *p, const run_spec *rs, registry *reg, int fd)
+/* A configuration without a model: the run is its validated, instantiated
+ * plugins (useful to check plugins and experiment files). */
+static void instantiate_only(const run_spec *rs, registry *reg, run_outcome *out)
 {
-    double t0 = now_seconds();
-    run_outcome out = {"ok", ""};
     instance inst[8];
     size_t n_inst = 0;
-    services_set_context("host", rs->id, rs->seed);
-    char *dir = path_dirname(p->file);
-    services_set_experiment_dir(dir);
-    free(dir);
-
-    /* one instance per plugin the configuration chooses, in section order */
-    for (size_t i = 0; i < N_SECTIONS && !out.error[0]; i++) {
+    for (size_t i = 0; i < N_SECTIONS && !out->error[0] && n_inst < 8; i++) {
         const section_spec *s = &SECTIONS[i];
         const tnode *sec = s->kind ? tnode_get(rs->config, s->name) : NULL;
         const tnode *pk = sec ? tnode_get(sec, s->plugin_key) : NULL;
@@ -98,8 +94,8 @@ void run_child(const plan *p, const run_spec *rs, registry *reg, int fd)
         char err[1024];
         const plugin *pl = registry_find(reg, s->kind, pk->s, err, sizeof err);
         if (!pl) {
-            out.status = "failed";
-            snprintf(out.error, sizeof out.error, "%s", err);
+            out->status = "failed";
+            snprintf(out->error, sizeof out->error, "%s", err);
             break;
         }
         instance *in = &inst[n_inst];
@@ -111,24 +107,87 @@ void run_child(const plan *p, const run_spec *rs, registry *reg, int fd)
         tftx_status st = pl->desc->create(&tftx_host_services, in->values, &in->self, &e);
         services_set_context("host", rs->id, rs->seed);
         if (st != TFTX_OK) {
-            out.status = "failed";
-            snprintf(out.error, sizeof out.error, "%s plugin '%s' could not start: %s", kind_name(s->kind),
+            out->status = "failed";
+            snprintf(out->error, sizeof out->error, "%s plugin '%s' could not start: %s", kind_name(s->kind),
                      pl->desc->name, e.message[0] ? e.message : "(no message)");
             values_free(pl->desc, in->values);
             break;
         }
         n_inst++;
     }
-    double t_setup = now_seconds() - t0;
-
-    /* The training loop plugs in here once models and backends exist; until
-       then a run is the validated, instantiated configuration. */
-
     while (n_inst > 0) {
         instance *in = &inst[--n_inst];
         in->pl->desc->destroy(in->self);
         values_free(in->pl->desc, in->values);
     }
+}
+
+char *run_cache_dir(const plan *p) { return xasprintf("%s/cache", p->output); }
+
+/* Data, then training: the metrics map goes into `metrics`. */
+static void train_run(const plan *p, const run_spec *rs, registry *reg, msgpack_sbuffer *metrics, run_outcome *out)
+{
+    dataset ds;
+    errlist errs = {0};
+    char *dir = path_dirname(p->file), *cache = run_cache_dir(p);
+    int rc = dataset_prepare(rs->config, reg, dir, cache, &ds, &errs);
+    free(dir);
+    free(cache);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, metrics, msgpack_sbuffer_write);
+    if (rc != 0) {
+        out->status = "failed";
+        snprintf(out->error, sizeof out->error, "%s", errs.n ? errs.msgs[0] : "the data could not be prepared");
+        msgpack_pack_map(&pk, 0);
+        errlist_free(&errs);
+        return;
+    }
+    errlist_free(&errs);
+    train_inputs in = {0};
+    for (int sp = 0; sp < 3; sp++) {
+        const dataset_split *d = &ds.split[sp];
+        in.split[sp] = (split_view){d->n, ds.max_len, d->offsets, d->ids,
+                                    ds.task == DATASET_CLASSIFY ? d->labels : NULL};
+    }
+    in.n_labels = (int)ds.n_labels;
+    in.label_names = (const char *const *)ds.label_names;
+    in.vocab_size = ds.vocab_size;
+    in.pad_id = ds.pad_id;
+    in.data_hash = ds.data_hash;
+    in.cache_hash = ds.cache_key;
+    char *run_dir = xasprintf("%s/runs/%s", p->output, rs->id);
+    in.run_dir = run_dir;
+    in.seed = rs->seed;
+    train_outcome to;
+    train_execute(rs->config, reg, &in, &pk, &to);
+    free(run_dir);
+    dataset_free(&ds);
+    static char status[16];
+    snprintf(status, sizeof status, "%s", to.status);
+    out->status = status;
+    snprintf(out->error, sizeof out->error, "%s", to.error);
+}
+
+void run_child(const plan *p, const run_spec *rs, registry *reg, int fd)
+{
+    double t0 = now_seconds();
+    run_outcome out = {"ok", ""};
+    services_set_context("host", rs->id, rs->seed);
+    char *dir = path_dirname(p->file);
+    services_set_experiment_dir(dir);
+    free(dir);
+
+    msgpack_sbuffer metrics;
+    msgpack_sbuffer_init(&metrics);
+    if (tnode_get(rs->config, "model")) {
+        train_run(p, rs, reg, &metrics, &out);
+    } else {
+        instantiate_only(rs, reg, &out);
+        msgpack_packer mp;
+        msgpack_packer_init(&mp, &metrics, msgpack_sbuffer_write);
+        msgpack_pack_map(&mp, 0);
+    }
+    double wall = now_seconds() - t0;
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -140,13 +199,14 @@ void run_child(const plan *p, const run_spec *rs, registry *reg, int fd)
     if (out.error[0]) mp_pack_str(&pk, out.error);
     else msgpack_pack_nil(&pk);
     mp_pack_str(&pk, "metrics");
-    msgpack_pack_map(&pk, 0);
+    msgpack_sbuffer_write(&sb, metrics.data, metrics.size); /* a complete map */
     mp_pack_str(&pk, "timings");
     msgpack_pack_map(&pk, 1);
-    mp_pack_str(&pk, "setup_s");
-    msgpack_pack_double(&pk, t_setup);
+    mp_pack_str(&pk, "run_s");
+    msgpack_pack_double(&pk, wall);
     write_all(fd, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&metrics);
     close(fd);
     fflush(NULL);
     _exit(0);

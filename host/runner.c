@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dataset.h"
 #include "results.h"
 
 #ifndef TFTX_VERSION
@@ -281,6 +282,54 @@ static int finish_child(child *c, int wstatus, const plan *p, results_log *log, 
     return 0;
 }
 
+/* Tokenize each distinct (data, tokenizer) of the runs still to do, once,
+ * into the plan's cache, so the runs only map it. Data errors stop the
+ * sweep before any run starts. */
+static int prepare_data(const plan *p, registry *reg, const char *done, const run_options *opt)
+{
+    char **seen = NULL;
+    size_t n_seen = 0;
+    int rc = 0;
+    char *dir = path_dirname(p->file), *cache = run_cache_dir(p);
+    for (size_t r = 0; r < p->n_runs && rc == 0; r++) {
+        const tnode *cfg = p->runs[r].config;
+        if (done[r] || !tnode_get(cfg, "model")) continue;
+        strbuf key = {0};
+        tnode_canonical(tnode_get(cfg, "data"), &key);
+        const tnode *tok = tnode_get(cfg, "tokenizer");
+        if (tok) tnode_canonical(tok, &key);
+        int dup = 0;
+        for (size_t i = 0; i < n_seen; i++) dup |= strcmp(seen[i], key.data) == 0;
+        if (dup) {
+            sb_free(&key);
+            continue;
+        }
+        seen = xrealloc(seen, (n_seen + 1) * sizeof *seen);
+        seen[n_seen++] = key.data;
+        dataset ds;
+        errlist errs = {0};
+        if (dataset_prepare(cfg, reg, dir, cache, &ds, &errs) != 0) {
+            errlist_print(&errs, "");
+            fprintf(stderr, "tftx: %s: the data of run %s could not be prepared; nothing was run\n", p->file,
+                    p->runs[r].id);
+            rc = -1;
+        } else {
+            if (!opt->quiet) {
+                printf("tftx: data %s: %s in %.1fs\n", ds.data_hash[0] ? ds.data_hash : "", ds.cache_hit ? "cached" : "tokenized", ds.seconds);
+                dataset_print_counts(&ds, stdout);
+                fflush(stdout);
+            }
+            dataset_free(&ds);
+        }
+        errlist_free(&errs);
+    }
+    for (size_t i = 0; i < n_seen; i++) free(seen[i]);
+    free(seen);
+    free(dir);
+    free(cache);
+    return rc;
+}
+
 int runner_run(const plan *p, registry *reg, const run_options *opt)
 {
     char *log_path = opt->log_path ? xstrdup(opt->log_path) : xasprintf("%s/results.msgpack", p->output);
@@ -308,6 +357,14 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
             for (size_t r = 0; r < p->n_runs; r++)
                 if (mp_str_is(mp_get(o, "id"), p->runs[r].id)) done[r] = 1;
         }
+    }
+    if (prepare_data(p, reg, done, opt) != 0) {
+        free(done);
+        free(last_hash_copy);
+        results_file_free(&rf);
+        results_close(&log);
+        free(log_path);
+        return 2;
     }
     tally t = {0, 0, 0, p->n_runs};
     for (size_t r = 0; r < p->n_runs; r++) t.skipped += done[r];

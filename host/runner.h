@@ -30,6 +30,9 @@ typedef struct run_outcome {
  * map) to `fd`. Called in the child; never returns. */
 void run_child(const plan *p, const run_spec *rs, registry *reg, int fd) __attribute__((noreturn));
 
+/* <output>/cache: where encoded datasets are cached for a plan. */
+char *run_cache_dir(const plan *p);
+
 /* The tftx_value array a plugin's create() receives, from the resolved
  * section (schema order). Free with values_free. */
 tftx_value *values_from_section(const tftx_plugin_desc *d, const tnode *section);

@@ -73,28 +73,29 @@ static void batch_free(batch_buf *bb)
     free(bb->mask);
 }
 
-/* Fill `batch` with rows idx[0..B) of split s, trimmed to the longest. */
-static void batch_fill(batch_buf *bb, tftx_batch *batch, const split_view *s, const size_t *idx, int B, int lm)
+/* Fill `batch` with sequences idx[0..B) of split s, padded with pad_id to
+ * the longest of them. Language modelling targets are the next token inside
+ * each sequence; the last position and padding are ignored (-100). */
+static void batch_fill(batch_buf *bb, tftx_batch *batch, const split_view *s, const size_t *idx, int B, int lm,
+                       int32_t pad_id)
 {
     int T = 1;
     for (int b = 0; b < B; b++) {
-        const uint8_t *m = s->mask + idx[b] * (size_t)s->T;
-        for (int t = s->T; t > T; t--)
-            if (m[t - 1]) {
-                T = t;
-                break;
-            }
+        int len = (int)(s->offsets[idx[b] + 1] - s->offsets[idx[b]]);
+        if (len > T) T = len > s->T ? s->T : len;
     }
     for (int b = 0; b < B; b++) {
-        const int32_t *src = s->tokens + idx[b] * (size_t)s->T;
-        const uint8_t *m = s->mask + idx[b] * (size_t)s->T;
-        memcpy(bb->tokens + (size_t)b * T, src, (size_t)T * sizeof *src);
-        memcpy(bb->mask + (size_t)b * T, m, (size_t)T);
-        if (lm) /* next-token targets; padding and the last position ignored */
-            for (int t = 0; t < T; t++)
-                bb->labels[(size_t)b * T + t] = (t + 1 < T && m[t + 1]) ? src[t + 1] : -100;
-        else
-            bb->labels[b] = s->labels[idx[b]];
+        const int32_t *src = s->ids + s->offsets[idx[b]];
+        int len = (int)(s->offsets[idx[b] + 1] - s->offsets[idx[b]]);
+        if (len > T) len = T;
+        int32_t *tok = bb->tokens + (size_t)b * T, *lab = bb->labels + (size_t)b * T;
+        uint8_t *m = bb->mask + (size_t)b * T;
+        for (int t = 0; t < T; t++) {
+            tok[t] = t < len ? src[t] : pad_id;
+            m[t] = t < len;
+            if (lm) lab[t] = t + 1 < len ? src[t + 1] : -100;
+        }
+        if (!lm) bb->labels[b] = s->labels[idx[b]];
     }
     *batch = (tftx_batch){.B = B, .T = T, .tokens = bb->tokens, .segments = NULL, .mask = bb->mask,
                           .labels = bb->labels};
@@ -108,8 +109,8 @@ typedef struct eval_result {
     int has_cm;
 } eval_result;
 
-static tftx_status evaluate(run_session *s, const split_view *sp, int lm, int k, int EB, eval_result *r,
-                            tftx_error *err)
+static tftx_status evaluate(run_session *s, const split_view *sp, int lm, int k, int EB, int32_t pad_id,
+                            eval_result *r, tftx_error *err)
 {
     memset(r, 0, sizeof *r);
     batch_buf bb;
@@ -125,7 +126,7 @@ static tftx_status evaluate(run_session *s, const split_view *sp, int lm, int k,
         int B = (int)(sp->n - start < (size_t)EB ? sp->n - start : (size_t)EB);
         for (int b = 0; b < B; b++) idx[b] = start + (size_t)b;
         tftx_batch batch;
-        batch_fill(&bb, &batch, sp, idx, B, lm);
+        batch_fill(&bb, &batch, sp, idx, B, lm, pad_id);
         st = s->model->evaluate(s->model_self, &batch, out, err);
         if (st != TFTX_OK) break;
         if (lm) {
@@ -335,7 +336,7 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
             }
             int nb = (int)(tr->n - pos < (size_t)B ? tr->n - pos : (size_t)B);
             tftx_batch batch;
-            batch_fill(&bb, &batch, tr, order + pos, nb, lm);
+            batch_fill(&bb, &batch, tr, order + pos, nb, lm, in->pad_id);
             batch.step = (uint64_t)step;
             pos += (size_t)nb;
             float loss = 0;
@@ -376,7 +377,7 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
         }
         if (va->n > 0 && (step % eval_every == 0 || step == total)) {
             eval_result r;
-            if ((st = evaluate(&s, va, lm, k, EB, &r, &err)) != TFTX_OK) break;
+            if ((st = evaluate(&s, va, lm, k, EB, in->pad_id, &r, &err)) != TFTX_OK) break;
             tnode *e = eval_tree(&r, NULL, lm, in);
             m_int(e, "step", step);
             m_int(e, "epoch", epoch);
@@ -421,11 +422,11 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
         }
         if (test_best && have_best) copy_params(&s, best_params, 0);
         eval_result r;
-        if (va->n > 0 && evaluate(&s, va, lm, k, EB, &r, &err) == TFTX_OK) {
+        if (va->n > 0 && evaluate(&s, va, lm, k, EB, in->pad_id, &r, &err) == TFTX_OK) {
             tnode_add(m, eval_tree(&r, "final_valid", lm, in));
             eval_free(&r);
         }
-        if (te->n > 0 && evaluate(&s, te, lm, k, EB, &r, &err) == TFTX_OK) {
+        if (te->n > 0 && evaluate(&s, te, lm, k, EB, in->pad_id, &r, &err) == TFTX_OK) {
             tnode_add(m, eval_tree(&r, "test", lm, in));
             eval_free(&r);
         }

@@ -14,13 +14,14 @@
 #include "plugins.h"
 #include "tree.h"
 
-/* One split of encoded data: n sequences padded to T tokens. */
+/* One split of encoded data: n sequences of at most T tokens, unpadded
+ * (sequence i is ids[offsets[i] .. offsets[i+1])), as dataset.h keeps them. */
 typedef struct split_view {
     size_t n;
     int T;
-    const int32_t *tokens;  /* (n,T) */
-    const uint8_t *mask;    /* (n,T) 1 = token, 0 = padding */
-    const int32_t *labels;  /* classification: (n); language modelling: NULL */
+    const uint64_t *offsets; /* (n+1) */
+    const int32_t *ids;
+    const int32_t *labels;   /* classification: (n); language modelling: NULL */
 } split_view;
 
 enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2 };
@@ -30,6 +31,7 @@ typedef struct train_inputs {
     int n_labels;                  /* classification; 0 for LM data */
     const char *const *label_names;
     int32_t vocab_size;
+    int32_t pad_id;
     const char *data_hash, *cache_hash;
     const char *run_dir;           /* where checkpoints go (created on demand) */
     uint64_t seed;

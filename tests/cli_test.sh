@@ -9,6 +9,9 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 export TFTX_PLUGIN_PATH=$TFTX_TEST_PLUGINS
 pass=0 fail=0
+# Debian's python3 has python3-msgpack (the set-up script installs it)
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # check NAME WANT_RC PATTERN -- CMD...: run CMD, expect rc and output matching PATTERN (grep -E)
@@ -23,7 +26,7 @@ check() {
 
 cat >"$T/good.cfg" <<'CFG'
 experiment = { name = "cli"; repeats = 2; };
-model = { plugin = "probe"; };
+tokenizer = { plugin = "probe"; };
 train = { backend = "tback"; };
 optimizer = { plugin = "tsgd"; };
 sweep = { optimizer = { lr = [0.1, 0.01]; }; };
@@ -49,7 +52,7 @@ check plugins 0 'optimizer +tsgd +0\.1\.0 +ok' -- "$TFTX_BIN" plugins optimizer
 check plugins-unavailable 0 'backend +tgpu .*unavailable.*no device found' -- "$TFTX_BIN" plugins backend
 check plugins-broken 1 'optimizer +badmajor +- +broken .*built for plugin ABI 2\.0' -- env TFTX_PLUGIN_PATH="$TFTX_TEST_BROKEN" "$TFTX_BIN" plugins
 check describe 0 'momentum +float +default 0 +range \[0, 1\]' -- "$TFTX_BIN" describe optimizer tsgd
-check describe-enum 0 'activation +enum +default "gelu" +one of: gelu relu' -- "$TFTX_BIN" describe model probe
+check describe-enum 0 'activation +enum +default "gelu" +one of: gelu relu' -- "$TFTX_BIN" describe tokenizer probe
 check describe-missing 2 "no optimizer plugin named 'nope'" -- "$TFTX_BIN" describe optimizer nope
 check describe-section 0 'repeats +int +default 1 +range \[1, 10000\]' -- "$TFTX_BIN" describe experiment
 
@@ -60,9 +63,9 @@ check run-output-dir 0 '' -- test -s "$T/results/cli/results.msgpack"
 check rerun 0 'cli: 0 ok, 0 failed, 4 already done' -- "$TFTX_BIN" run good.cfg
 
 # the Python reader printed in docs/results-format.md works on that log
-if python3 -c 'import msgpack' 2>/dev/null; then
+if $PY -c 'import msgpack' 2>/dev/null; then
   sed -n '/^```python$/,/^```$/p' "$TFTX_SOURCE_DIR/docs/results-format.md" | sed '1d;$d' >"$T/reader.py"
-  check python-reader 0 'ok +4' -- python3 "$T/reader.py" "$T/results/cli/results.msgpack"
+  check python-reader 0 'ok +4' -- $PY "$T/reader.py" "$T/results/cli/results.msgpack"
 else
   echo "SKIP: python-reader (python3-msgpack not installed)"
 fi
@@ -70,10 +73,10 @@ fi
 # Ctrl-C in the middle: finished runs stay, exit 130, the rerun completes
 cat >"$T/slow.cfg" <<'CFG'
 experiment = { name = "slow"; };
-model = { plugin = "probe"; };
+tokenizer = { plugin = "probe"; };
 train = { backend = "tback"; timeout = 30.0; };
 optimizer = { plugin = "tsgd"; };
-sweep = { model = { mode = ["ok", "hang"]; layers = [1, 2, 3]; }; };
+sweep = { tokenizer = { mode = ["ok", "hang"]; layers = [1, 2, 3]; }; };
 CFG
 "$TFTX_BIN" run slow.cfg --out "$T/slow.msgpack" >"$T/slow.out" 2>&1 &
 pid=$!
@@ -82,15 +85,15 @@ sleep 0.3
 kill -INT $pid; wait $pid; rc=$?
 [ "$rc" = 130 ] && ok || bad "ctrl-c: exit $rc, wanted 130: $(cat "$T/slow.out")"
 grep -q 'stopped by Interrupt: 1 run interrupted and not recorded' "$T/slow.out" && ok || bad "ctrl-c message: $(cat "$T/slow.out")"
-check after-ctrl-c 0 'slow: 0 ok, 0 failed, 3 already done, 0 not run' -- "$TFTX_BIN" run slow.cfg --out "$T/slow.msgpack" --set 'sweep.model.mode=["ok"]'
+check after-ctrl-c 0 'slow: 0 ok, 0 failed, 3 already done, 0 not run' -- "$TFTX_BIN" run slow.cfg --out "$T/slow.msgpack" --set 'sweep.tokenizer.mode=["ok"]'
 # kill -9 of the whole sweep (runner and runs): the log reads cleanly, the rerun finishes without duplicates
 "$TFTX_BIN" run slow.cfg --out "$T/k9.msgpack" --set train.timeout=0.5 >"$T/k9.out" 2>&1 &
 pid=$!
 for _ in $(seq 50); do grep -q '\[3/6\]' "$T/k9.out" 2>/dev/null && break; sleep 0.1; done
 pkill -9 -P $pid; kill -9 $pid; wait $pid 2>/dev/null
 check after-kill-9 1 'slow: 0 ok, 3 failed, 3 already done, 0 not run' -- "$TFTX_BIN" run slow.cfg --out "$T/k9.msgpack" --set train.timeout=0.5
-if python3 -c 'import msgpack' 2>/dev/null; then
-  check k9-no-duplicates 0 '^6 6$' -- python3 -c '
+if $PY -c 'import msgpack' 2>/dev/null; then
+  check k9-no-duplicates 0 '^6 6$' -- $PY -c '
 import msgpack, sys
 recs = [r for r in msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False) if r["type"] == "run"]
 print(len(recs), len({r["id"] for r in recs}))' "$T/k9.msgpack"

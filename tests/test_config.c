@@ -10,7 +10,7 @@
 #include "config.h"
 #include "testutil.h"
 
-#define PLUGINS "model = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"
+#define PLUGINS "tokenizer = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"
 
 /* Plan `text`, expect failure and an error containing all fragments. */
 static void expect_error(const char *text, const char *const *sets, size_t n_sets, const char *a, const char *b,
@@ -33,7 +33,7 @@ static void expect_error(const char *text, const char *const *sets, size_t n_set
 static void syntax_error_has_line(void **s)
 {
     (void)s;
-    expect_error("experiment = { name = \"x\"; };\nmodel = { plugin = \"probe\"; layers = ; };\n", NULL, 0,
+    expect_error("experiment = { name = \"x\"; };\ntokenizer = { plugin = \"probe\"; layers = ; };\n", NULL, 0,
                  "exp.cfg:2:", "syntax error", NULL);
 }
 
@@ -103,28 +103,28 @@ static void other_plugins_param_says_where(void **s)
 static void bad_enum_suggests(void **s)
 {
     (void)s;
-    expect_error("model = { plugin = \"probe\";\n\n activation = \"gelux\"; };\ntrain = { backend = \"tback\"; };\n",
+    expect_error("tokenizer = { plugin = \"probe\";\n\n activation = \"gelux\"; };\ntrain = { backend = \"tback\"; };\n",
                  NULL, 0, "exp.cfg:3:", "expected one of \"gelu\", \"relu\"", "did you mean \"gelu\"");
 }
 
 static void int_where_bool(void **s)
 {
     (void)s;
-    expect_error("train = { backend = \"tback\"; };\nmodel = { plugin = \"probe\";\n bias = 1; };\n", NULL, 0, "exp.cfg:3:", "model.bias",
+    expect_error("train = { backend = \"tback\"; };\ntokenizer = { plugin = \"probe\";\n bias = 1; };\n", NULL, 0, "exp.cfg:3:", "tokenizer.bias",
                  "expected true or false, found an integer");
 }
 
 static void list_element_wrong_type(void **s)
 {
     (void)s;
-    expect_error("train = { backend = \"tback\"; };\nmodel = { plugin = \"probe\";\n widths = (1.0,\n \"wide\"); };\n", NULL, 0, "exp.cfg:4:", "model.widths[1]",
+    expect_error("train = { backend = \"tback\"; };\ntokenizer = { plugin = \"probe\";\n widths = (1.0,\n \"wide\"); };\n", NULL, 0, "exp.cfg:4:", "tokenizer.widths[1]",
                  "expected a number, found a string");
 }
 
 static void list_element_out_of_range(void **s)
 {
     (void)s;
-    expect_error("train = { backend = \"tback\"; };\nmodel = { plugin = \"probe\";\n widths = [1.0, 500.0]; };\n", NULL, 0, "exp.cfg:3:", "model.widths[1] = 500",
+    expect_error("train = { backend = \"tback\"; };\ntokenizer = { plugin = \"probe\";\n widths = [1.0, 500.0]; };\n", NULL, 0, "exp.cfg:3:", "tokenizer.widths[1] = 500",
                  "out of range");
 }
 
@@ -160,35 +160,35 @@ static void zip_lengths_must_match(void **s)
 {
     (void)s;
     expect_error(PLUGINS "optimizer = { plugin = \"tsgd\"; };\nsweep = { zip = ( { optimizer = { lr = [0.1, 0.2]; };\n"
-                         " model = { layers = [1, 2, 3]; }; } ); };\n",
-                 NULL, 0, "exp.cfg:5:", "'model.layers' has 3 values but 'optimizer.lr' has 2", NULL);
+                         " tokenizer = { layers = [1, 2, 3]; }; } ); };\n",
+                 NULL, 0, "exp.cfg:5:", "'tokenizer.layers' has 3 values but 'optimizer.lr' has 2", NULL);
 }
 
 static void variant_needs_name(void **s)
 {
     (void)s;
-    expect_error(PLUGINS "variants = ( { model = { layers = 3; }; } );\n", NULL, 0, "exp.cfg:3:", "variants[0]",
+    expect_error(PLUGINS "variants = ( { tokenizer = { layers = 3; }; } );\n", NULL, 0, "exp.cfg:3:", "variants[0]",
                  "needs name");
 }
 
 static void variant_name_baseline_reserved(void **s)
 {
     (void)s;
-    expect_error(PLUGINS "variants = ( { name = \"baseline\"; model = { layers = 3; }; } );\n", NULL, 0, "exp.cfg:3:",
+    expect_error(PLUGINS "variants = ( { name = \"baseline\"; tokenizer = { layers = 3; }; } );\n", NULL, 0, "exp.cfg:3:",
                  "reserved for the base configuration", NULL);
 }
 
 static void variant_bad_key_located(void **s)
 {
     (void)s;
-    expect_error(PLUGINS "variants = ( { name = \"deep\";\n model = { layerz = 3; }; } );\n", NULL, 0, "exp.cfg:4:",
-                 "unknown key 'model.layerz'", "did you mean 'layers'");
+    expect_error(PLUGINS "variants = ( { name = \"deep\";\n tokenizer = { layerz = 3; }; } );\n", NULL, 0, "exp.cfg:4:",
+                 "unknown key 'tokenizer.layerz'", "did you mean 'layers'");
 }
 
 static void unavailable_backend_refused(void **s)
 {
     (void)s;
-    expect_error("model = { plugin = \"probe\"; };\ntrain = { backend = \"tgpu\"; };\n", NULL, 0, "exp.cfg:2:",
+    expect_error("tokenizer = { plugin = \"probe\"; };\ntrain = { backend = \"tgpu\"; };\n", NULL, 0, "exp.cfg:2:",
                  "backend plugin 'tgpu' cannot run here", "no device found");
 }
 
@@ -310,7 +310,7 @@ static void include_relative_to_including_file(void **s)
 static void set_overrides_and_parses_types(void **s)
 {
     (void)s;
-    const char *sets[] = {"optimizer.plugin=tadam", "optimizer.betas=[0.5, 0.6]", "model.bias=false",
+    const char *sets[] = {"optimizer.plugin=tadam", "optimizer.betas=[0.5, 0.6]", "tokenizer.bias=false",
                           "experiment.repeats=2"};
     plan p;
     errlist errs = {0};
@@ -320,7 +320,7 @@ static void set_overrides_and_parses_types(void **s)
     assert_int_equal(p.n_runs, 2);
     assert_string_equal(tnode_path(p.runs[0].config, "optimizer.plugin")->s, "tadam");
     assert_true(tnode_path(p.runs[0].config, "optimizer.betas")->kids[1]->f == 0.6);
-    assert_int_equal(tnode_path(p.runs[0].config, "model.bias")->i, 0);
+    assert_int_equal(tnode_path(p.runs[0].config, "tokenizer.bias")->i, 0);
     plan_free(&p);
     errlist_free(&errs);
 }

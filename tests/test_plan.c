@@ -8,7 +8,7 @@
 #include "testutil.h"
 
 #define BASE                                                                                   \
-    "model = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"                    \
+    "tokenizer = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"                    \
     "optimizer = { plugin = \"tsgd\"; lr = 0.1; };\n"
 
 static plan plan_ok(const char *text)
@@ -34,18 +34,18 @@ static void grid_is_cartesian_times_repeats(void **s)
     (void)s;
     plan p = plan_ok(BASE "experiment = { repeats = 3; };\n"
                           "sweep = { optimizer = { plugin = [\"tsgd\", \"tadam\"]; lr = [0.1, 0.01, 0.001]; };\n"
-                          "          model = { layers = [2, 4]; }; };\n");
+                          "          tokenizer = { layers = [2, 4]; }; };\n");
     assert_int_equal(p.n_runs, 36);
     assert_int_equal(p.n_axes, 3);
     assert_string_equal(p.axes[0], "optimizer.plugin");
     assert_string_equal(p.axes[1], "optimizer.lr");
-    assert_string_equal(p.axes[2], "model.layers");
+    assert_string_equal(p.axes[2], "tokenizer.layers");
     /* every combination appears exactly repeats times */
     size_t seen = 0;
     for (size_t i = 0; i < p.n_runs; i++)
         if (strcmp(tnode_path(p.runs[i].config, "optimizer.plugin")->s, "tadam") == 0 &&
             tnode_path(p.runs[i].config, "optimizer.lr")->f == 0.01 &&
-            tnode_path(p.runs[i].config, "model.layers")->i == 4)
+            tnode_path(p.runs[i].config, "tokenizer.layers")->i == 4)
             seen++;
     assert_int_equal(seen, 3);
     plan_free(&p);
@@ -55,11 +55,11 @@ static void zip_pairs_axes(void **s)
 {
     (void)s;
     plan p = plan_ok(BASE "sweep = { optimizer = { plugin = [\"tsgd\", \"tadam\"]; };\n"
-                          "  zip = ( { optimizer = { lr = [0.1, 0.01, 0.001]; }; model = { layers = [1, 2, 3]; }; } ); };\n");
+                          "  zip = ( { optimizer = { lr = [0.1, 0.01, 0.001]; }; tokenizer = { layers = [1, 2, 3]; }; } ); };\n");
     assert_int_equal(p.n_runs, 6);
     for (size_t i = 0; i < p.n_runs; i++) {
         double lr = tnode_path(p.runs[i].config, "optimizer.lr")->f;
-        int64_t layers = tnode_path(p.runs[i].config, "model.layers")->i;
+        int64_t layers = tnode_path(p.runs[i].config, "tokenizer.layers")->i;
         assert_true((lr == 0.1 && layers == 1) || (lr == 0.01 && layers == 2) || (lr == 0.001 && layers == 3));
     }
     plan_free(&p);
@@ -69,8 +69,8 @@ static void variants_are_an_axis_with_baseline(void **s)
 {
     (void)s;
     plan p = plan_ok(BASE "experiment = { repeats = 3; };\n"
-                          "variants = ( { name = \"relu\"; model = { activation = \"relu\"; }; },\n"
-                          "             { name = \"deep\"; model = { layers = 8; }; } );\n");
+                          "variants = ( { name = \"relu\"; tokenizer = { activation = \"relu\"; }; },\n"
+                          "             { name = \"deep\"; tokenizer = { layers = 8; }; } );\n");
     assert_int_equal(p.n_runs, 9);
     assert_string_equal(p.axes[0], "variant");
     size_t base = 0, relu = 0, deep = 0;
@@ -79,15 +79,15 @@ static void variants_are_an_axis_with_baseline(void **s)
         assert_string_equal(tnode_get(r->varied, "variant")->s, r->variant);
         if (strcmp(r->variant, "baseline") == 0) {
             base++;
-            assert_string_equal(tnode_path(r->config, "model.activation")->s, "gelu");
-            assert_int_equal(tnode_path(r->config, "model.layers")->i, 2);
+            assert_string_equal(tnode_path(r->config, "tokenizer.activation")->s, "gelu");
+            assert_int_equal(tnode_path(r->config, "tokenizer.layers")->i, 2);
         } else if (strcmp(r->variant, "relu") == 0) {
             relu++;
-            assert_string_equal(tnode_path(r->config, "model.activation")->s, "relu");
-            assert_int_equal(tnode_path(r->config, "model.layers")->i, 2); /* one factor only */
+            assert_string_equal(tnode_path(r->config, "tokenizer.activation")->s, "relu");
+            assert_int_equal(tnode_path(r->config, "tokenizer.layers")->i, 2); /* one factor only */
         } else {
             deep++;
-            assert_int_equal(tnode_path(r->config, "model.layers")->i, 8);
+            assert_int_equal(tnode_path(r->config, "tokenizer.layers")->i, 8);
         }
     }
     assert_int_equal(base, 3);
@@ -100,7 +100,7 @@ static void variants_cross_the_grid(void **s)
 {
     (void)s;
     plan p = plan_ok(BASE "sweep = { optimizer = { lr = [0.1, 0.2]; }; };\n"
-                          "variants = ( { name = \"relu\"; model = { activation = \"relu\"; }; } );\n");
+                          "variants = ( { name = \"relu\"; tokenizer = { activation = \"relu\"; }; } );\n");
     assert_int_equal(p.n_runs, 4);
     plan_free(&p);
 }
@@ -123,7 +123,7 @@ static void ids_unchanged_by_edits_that_keep_the_run(void **s)
     /* reordered keys and sections, a comment, another name, a timeout, a
        value added to the sweep, more repeats */
     plan b = plan_ok("# edited\ntrain = { timeout = 60.0; backend = \"tback\"; };\n"
-                     "optimizer = { lr = 0.1; plugin = \"tsgd\"; };\nmodel = { plugin = \"probe\"; layers = 2; };\n"
+                     "optimizer = { lr = 0.1; plugin = \"tsgd\"; };\ntokenizer = { plugin = \"probe\"; layers = 2; };\n"
                      "experiment = { repeats = 3; name = \"b\"; };\n"
                      "sweep = { optimizer = { lr = [0.3, 0.2, 0.1]; }; };\n");
     assert_int_equal(a.n_runs, 4);
@@ -147,7 +147,7 @@ static void ids_change_with_what_a_run_computes(void **s)
     assert_true(a.runs[0].seed != b.runs[0].seed);
     plan_free(&a);
     plan_free(&b);
-    plan d = plan_ok("model = { plugin = \"probe\"; layers = 3; };\ntrain = { backend = \"tback\"; };\n"
+    plan d = plan_ok("tokenizer = { plugin = \"probe\"; layers = 3; };\ntrain = { backend = \"tback\"; };\n"
                      "optimizer = { plugin = \"tsgd\"; lr = 0.1; };\n");
     plan e = plan_ok(BASE);
     assert_string_not_equal(d.runs[0].id, e.runs[0].id);

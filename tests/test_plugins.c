@@ -87,7 +87,7 @@ static void search_path_order_and_plugin_path(void **s)
     /* plugin_path is relative to the experiment file, not the cwd */
     test_registry(&r);
     char *exp = test_write("deep/exp.cfg", "experiment = { plugin_path = \"../plugs\"; };\n"
-                                            "model = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"
+                                            "tokenizer = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"
                                             "optimizer = { plugin = \"fine\"; lr = 0.25; };\n");
     plan pl;
     errlist errs = {0};

@@ -15,7 +15,7 @@
 #include "testutil.h"
 
 #define BASE                                                                                   \
-    "model = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"                    \
+    "tokenizer = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"                    \
     "optimizer = { plugin = \"tsgd\"; };\n"
 
 static int run_text(const char *text, const char *log, plan *out)
@@ -150,7 +150,7 @@ static void failed_runs_are_retried(void **s)
 {
     (void)s;
     const char *log = log_path("retry");
-    const char *text = BASE "sweep = { model = { mode = [\"ok\", \"fail\"]; }; };\n";
+    const char *text = BASE "sweep = { tokenizer = { mode = [\"ok\", \"fail\"]; }; };\n";
     assert_int_equal(run_text(text, log, NULL), 1);
     assert_int_equal(run_text(text, log, NULL), 1);
     results_file rf;

@@ -16,7 +16,7 @@ static const char *status_of(const results_file *rf, const char *mode, char *err
 {
     for (size_t i = 0; i < rf->n; i++) {
         const msgpack_object *r = &rf->objs[i].data;
-        if (!mp_str_is(mp_get(mp_get(r, "varied"), "model.mode"), mode)) continue;
+        if (!mp_str_is(mp_get(mp_get(r, "varied"), "tokenizer.mode"), mode)) continue;
         const msgpack_object *e = mp_get(r, "error");
         snprintf(error, n, "%.*s", e && e->type == MSGPACK_OBJECT_STR ? (int)e->via.str.size : 0,
                  e && e->type == MSGPACK_OBJECT_STR ? e->via.str.ptr : "");
@@ -41,10 +41,10 @@ static void crashing_runs_are_recorded_and_others_finish(int jobs)
     plan p;
     errlist errs = {0};
     char *path = test_write("crash.cfg",
-                            "model = { plugin = \"probe\"; };\n"
+                            "tokenizer = { plugin = \"probe\"; };\n"
                             "train = { backend = \"tback\"; timeout = 1.0; };\n"
                             "optimizer = { plugin = \"tsgd\"; };\n"
-                            "sweep = { model = { mode = [\"ok\", \"segv\", \"abort\", \"exit\", \"hang\", \"fail\"];\n"
+                            "sweep = { tokenizer = { mode = [\"ok\", \"segv\", \"abort\", \"exit\", \"hang\", \"fail\"];\n"
                             "                    layers = [1, 2]; }; };\n");
     assert_int_equal(plan_build(&p, path, NULL, 0, &r, &errs), 0);
     assert_int_equal(p.n_runs, 12);
@@ -63,7 +63,7 @@ static void crashing_runs_are_recorded_and_others_finish(int jobs)
         {"abort", "failed", "killed by signal 6 (Aborted)"},
         {"exit", "failed", "exited with status 7"},
         {"hang", "timeout", "stopped after train.timeout = 1 s"},
-        {"fail", "failed", "model plugin 'probe' could not start: asked to fail"},
+        {"fail", "failed", "tokenizer plugin 'probe' could not start: asked to fail"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         const char *st = status_of(&rf, want[i].mode, err, sizeof err);
@@ -94,9 +94,9 @@ static void memory_limit_fails_one_run(void **s)
     test_registry(&r);
     plan p;
     errlist errs = {0};
-    char *path = test_write("mem.cfg", "model = { plugin = \"probe\"; };\n"
+    char *path = test_write("mem.cfg", "tokenizer = { plugin = \"probe\"; };\n"
                                        "train = { backend = \"tback\"; max_memory = 512; };\n"
-                                       "sweep = { model = { mode = [\"alloc\", \"ok\"]; }; };\n");
+                                       "sweep = { tokenizer = { mode = [\"alloc\", \"ok\"]; }; };\n");
     assert_int_equal(plan_build(&p, path, NULL, 0, &r, &errs), 0);
     char *log = xasprintf("%s/mem/results.msgpack", test_tmpdir());
     run_options opt = {2, 1, log, "test"};

@@ -1,9 +1,10 @@
 /*
- * probe_model.c -- a test model plugin whose behaviour is chosen by its
- * `mode` parameter: start normally, fail with an error, or misbehave the
- * ways real plugins do (segfault, abort, exit, hang, allocate without
- * bound). The runner tests use it to check that one bad run never takes
- * the sweep down.
+ * probe.c -- a test plugin whose behaviour is chosen by its `mode`
+ * parameter: start normally, fail with an error, or misbehave the ways real
+ * plugins do (segfault, abort, exit, hang, allocate without bound). The
+ * runner tests use it to check that one bad run never takes the sweep down.
+ * It is of kind tokenizer, so an experiment with it and no model section
+ * runs without data: each run only instantiates its plugins.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -57,10 +58,10 @@ static const tftx_plugin_desc DESC = {
     .magic = TFTX_PLUGIN_MAGIC,
     .abi_major = TFTX_ABI_MAJOR,
     .abi_minor = TFTX_ABI_MINOR,
-    .kind = TFTX_KIND_MODEL,
+    .kind = TFTX_KIND_TOKENIZER,
     .name = "probe",
     .version = "1.0.0",
-    .summary = "test model that can crash on request",
+    .summary = "test plugin that can crash on request",
     .params = PARAMS,
     .n_params = sizeof PARAMS / sizeof *PARAMS,
     .create = probe_create,
