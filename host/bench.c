@@ -85,7 +85,7 @@ int cmd_bench(int argc, char **argv)
     const tnode *cfg = p.runs[0].config;
     const tnode *bn = tnode_path(cfg, "train.batch_size"), *tn = tnode_path(cfg, "data.max_len");
     int B = bn ? (int)bn->i : 32, T = tn ? (int)tn->i : 128;
-    session_hints h = {0, 0, T, B};
+    session_hints h = {0, 0, T, B, 0};
     run_session s;
     tftx_error err = {0};
     services_set_context("host", p.runs[0].id, p.runs[0].seed);

@@ -158,6 +158,7 @@ static void train_run(const plan *p, const run_spec *rs, registry *reg, msgpack_
     char *run_dir = xasprintf("%s/runs/%s", p->output, rs->id);
     in.run_dir = run_dir;
     in.seed = rs->seed;
+    in.threads = runner_default_threads();
     train_outcome to;
     train_execute(rs->config, reg, &in, &pk, &to);
     free(run_dir);

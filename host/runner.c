@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,15 @@
 #endif
 
 static volatile sig_atomic_t stop_signal;
+static int jobs_at_once = 1;
+
+int runner_default_threads(void)
+{
+    cpu_set_t set;
+    int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int t = cores / (jobs_at_once > 0 ? jobs_at_once : 1);
+    return t > 0 ? t : 1;
+}
 
 static void on_stop(int sig) { stop_signal = sig; }
 
@@ -398,6 +408,7 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
     sigaction(SIGPIPE, &ign, &old_pipe);
     stop_signal = 0;
 
+    jobs_at_once = opt->jobs;
     child *kids = xcalloc((size_t)opt->jobs, sizeof *kids);
     size_t active = 0, next = 0;
     while (rc == 0 && !stop_signal) {

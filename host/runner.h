@@ -30,6 +30,10 @@ typedef struct run_outcome {
  * map) to `fd`. Called in the child; never returns. */
 void run_child(const plan *p, const run_spec *rs, registry *reg, int fd) __attribute__((noreturn));
 
+/* Threads a run computes with when train.threads is 0: the cores this
+ * process may use, divided among the runs going at once (-j). */
+int runner_default_threads(void);
+
 /* <output>/cache: where encoded datasets are cached for a plan. */
 char *run_cache_dir(const plan *p);
 

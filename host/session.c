@@ -15,9 +15,12 @@ static tftx_value *find_value(const plugin *pl, tftx_value *vals, const char *na
 }
 
 static tftx_status make(const plugin *pl, const tnode *section, tftx_value **vals, void **self, tftx_error *err,
-                        const session_hints *h)
+                        const session_hints *h, int hint_threads)
 {
     *vals = values_from_section(pl->desc, section);
+    tftx_value *th = find_value(pl, *vals, "threads");
+    if (hint_threads > 0 && pl->desc->kind == TFTX_KIND_BACKEND && th && th->type == TFTX_PARAM_INT && th->i == 0)
+        th->i = hint_threads; /* train.threads = 0: share the cores among the runs at once */
     if (h) { /* model: sizes from the data unless the experiment set them */
         tftx_value *v;
         if ((v = find_value(pl, *vals, "vocab_size")) && !v->is_set && h->vocab_size > 0) v->i = h->vocab_size;
@@ -115,10 +118,10 @@ tftx_status session_open(run_session *s, const tnode *config, registry *reg, con
     }
     /* the resolved train section holds the backend's parameters (from
        train.<backend> = { ... } or the train level), train.threads included */
-    if ((st = make(s->backend_pl, train, &s->backend_vals, &s->backend_self, err, NULL)) != TFTX_OK) goto fail;
+    if ((st = make(s->backend_pl, train, &s->backend_vals, &s->backend_self, err, NULL, h->threads)) != TFTX_OK) goto fail;
     s->backend = (tftx_backend){s->backend_pl->desc->ops, s->backend_self, s->backend_pl->desc->name};
-    if ((st = make(s->model_pl, model, &s->model_vals, &s->model_self, err, h)) != TFTX_OK) goto fail;
-    if ((st = make(s->opt_pl, optimizer, &s->opt_vals, &s->opt_self, err, NULL)) != TFTX_OK) goto fail;
+    if ((st = make(s->model_pl, model, &s->model_vals, &s->model_self, err, h, 0)) != TFTX_OK) goto fail;
+    if ((st = make(s->opt_pl, optimizer, &s->opt_vals, &s->opt_self, err, NULL, 0)) != TFTX_OK) goto fail;
     s->model = s->model_pl->desc->ops;
     s->opt = s->opt_pl->desc->ops;
     const tftx_value *lr = tftx_param(s->opt_pl->desc, s->opt_vals, "lr");

@@ -23,6 +23,7 @@ typedef struct session_hints {
     int64_t num_labels; /* 0: unknown */
     int64_t max_len;    /* sequence length the data is padded to */
     int batch;          /* largest batch */
+    int threads;        /* for a backend `threads` parameter left at 0; 0: the backend decides */
 } session_hints;
 
 typedef struct opt_segment {

@@ -260,7 +260,7 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
     const char *save = cfg_str(cfg, "train.save");
     int test_best = strcmp(cfg_str(cfg, "train.test_with"), "best") == 0;
 
-    session_hints h = {in->vocab_size, in->n_labels, tr->T, B > EB ? B : EB};
+    session_hints h = {in->vocab_size, in->n_labels, tr->T, B > EB ? B : EB, in->threads};
     run_session s;
     tftx_error err = {0};
     double t0 = now_seconds();

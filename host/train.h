@@ -35,6 +35,7 @@ typedef struct train_inputs {
     const char *data_hash, *cache_hash;
     const char *run_dir;           /* where checkpoints go (created on demand) */
     uint64_t seed;
+    int threads;                   /* backend threads when train.threads is 0 */
 } train_inputs;
 
 typedef struct train_outcome {
