@@ -140,7 +140,8 @@ static void test_forward_matmul(void **state)
  * of HS <= 16 terms, off by ~1e-6 at most; expf and the division add a few
  * ulp); outputs 1e-5 * (1 + |want|). Structure exactly: hidden keys have
  * probability 0, a query with no visible key has a zero row and output,
- * other rows sum to 1 within 1e-6. */
+ * other rows sum to 1 within (T+2) * FLT_EPSILON (the bound of a float
+ * sum of T terms and the scaling by its reciprocal). */
 static void check_attention(worst *w, kcase *k)
 {
     const int B = k->B, T = k->T, C = k->C, NH = k->NH;
@@ -169,7 +170,7 @@ static void check_attention(worst *w, kcase *k)
                         for (int d = 0; d < C / NH; d++)
                             assert_true(k->out[0][((size_t)b * T + q) * C + (size_t)h * (C / NH) + d] == 0.0f);
                     } else {
-                        assert_true(fabs(sum - 1.0) <= 1e-6);
+                        assert_true(fabs(sum - 1.0) <= (T + 2) * FLT_EPSILON);
                     }
                 }
     }
@@ -326,6 +327,36 @@ static void test_forward_pointwise(void **state)
     }
     report(&w);
     free(x), free(y), free(dx), free(one);
+}
+
+/* A NaN input gives NaN out of every activation, its gradient, and the
+ * loss of its cross-entropy row (so all_finite finds it); +inf stays +inf
+ * through GELU. */
+static void test_nan_propagates(void **state)
+{
+    (void)state;
+    const tftx_activation ACTS[] = {TFTX_ACT_GELU, TFTX_ACT_GELU_TANH, TFTX_ACT_RELU};
+    float x[9] = {0.5f, -1.0f, NAN, 2.0f, 0.0f, -3.0f, 1.0f, INFINITY, 0.25f}, y[9], g[9], one[9];
+    for (int i = 0; i < 9; i++) one[i] = 1.0f;
+    for (int t = 0; t < NBE; t++)
+        for (int a = 0; a < 3; a++) {
+            ops->activation_forward(be[t], y, x, 9, ACTS[a]);
+            memset(g, 0, sizeof g);
+            ops->activation_backward(be[t], g, one, x, 9, ACTS[a]);
+            assert_true(isnan(y[2]));
+            if (ACTS[a] != TFTX_ACT_RELU) assert_true(isnan(g[2]));
+            assert_true(y[7] == INFINITY);
+            for (int i = 0; i < 9; i++)
+                if (i != 2 && i != 7) assert_true(isfinite(y[i]) && isfinite(g[i]));
+        }
+    float logits[2 * 5] = {1, 2, 3, 4, 5, 1, NAN, 3, 4, 5}, probs[10], losses[2];
+    int32_t targets[2] = {1, 1};
+    for (int t = 0; t < NBE; t++) {
+        ops->crossentropy_forward(be[t], losses, probs, logits, targets, 2, 5);
+        assert_true(isfinite(losses[0]));
+        assert_true(isnan(losses[1]));
+        assert_int_equal(ops->all_finite(be[t], losses, 2), 0);
+    }
 }
 
 /* ------------------------------------------------- pooling, embedding */
@@ -555,12 +586,19 @@ static void test_optimizer_step(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_descriptor),         cmocka_unit_test(test_memory),
-        cmocka_unit_test(test_forward_matmul),     cmocka_unit_test(test_forward_attention),
-        cmocka_unit_test(test_forward_layernorm),  cmocka_unit_test(test_forward_crossentropy),
-        cmocka_unit_test(test_forward_pointwise),  cmocka_unit_test(test_forward_pooling_embedding),
-        cmocka_unit_test(test_dropout_mask),       cmocka_unit_test(test_null_gradients),
-        cmocka_unit_test(test_gradient_utilities), cmocka_unit_test(test_optimizer_step),
+        cmocka_unit_test(test_descriptor),
+        cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_forward_matmul),
+        cmocka_unit_test(test_forward_attention),
+        cmocka_unit_test(test_forward_layernorm),
+        cmocka_unit_test(test_forward_crossentropy),
+        cmocka_unit_test(test_forward_pointwise),
+        cmocka_unit_test(test_nan_propagates),
+        cmocka_unit_test(test_forward_pooling_embedding),
+        cmocka_unit_test(test_dropout_mask),
+        cmocka_unit_test(test_null_gradients),
+        cmocka_unit_test(test_gradient_utilities),
+        cmocka_unit_test(test_optimizer_step),
     };
     return cmocka_run_group_tests(tests, backend_setup, backend_teardown);
 }

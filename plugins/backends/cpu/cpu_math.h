@@ -8,7 +8,7 @@
  *                 exact in float and a low part, Cody-Waite), e^r by its
  *                 Taylor series to r^7 (truncation < 5e-9 relative); 0 below
  *                 -87.33 (where e^x leaves the normal floats), and capped at
- *                 e^88.37 above.
+ *                 e^88 above; NaN gives NaN.
  *   GELU, erf form (approximate='none'): y = x Phi(x), Phi the normal CDF.
  *                 Phi(x) = 1 - q/2 for x >= 0 and q/2 for x < 0, with
  *                 q = erfc(|x|/sqrt2) from Abramowitz & Stegun 7.1.26:
@@ -43,11 +43,12 @@ static inline float cpu_expf(float x)
     const float LOG2E = 1.44269504088896341f;
     const float LN2_HI = 0.693145751953125f; /* 12 significant bits: n * LN2_HI is exact */
     const float LN2_LO = 1.42860682030941723212e-6f;
-    const float ROUND = 12582912.0f; /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
-    float xc = x < CPU_EXP_LO ? CPU_EXP_LO : x;
+    const float ROUND = 12582912.0f;            /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
+    float xc = x < CPU_EXP_LO ? CPU_EXP_LO : x; /* a NaN stays NaN ... */
     xc = xc > CPU_EXP_HI ? CPU_EXP_HI : xc;
-    float n = (xc * LOG2E + ROUND) - ROUND;
-    float r = (xc - n * LN2_HI) - n * LN2_LO;
+    float xn = xc == xc ? xc : 0.0f; /* ... but gets a finite exponent (no UB in the int conversion) */
+    float n = (xn * LOG2E + ROUND) - ROUND;
+    float r = (xc - n * LN2_HI) - n * LN2_LO; /* and comes out through r */
     float p = 1.0f / 5040;
     p = p * r + 1.0f / 720;
     p = p * r + 1.0f / 120;

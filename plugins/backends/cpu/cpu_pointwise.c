@@ -38,7 +38,7 @@ void cpu_activation_forward(void *self, float *out, const float *inp, size_t N, 
     const int nt = cpu_nt(self);
     if (act == TFTX_ACT_RELU) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+        for (size_t i = 0; i < N; i++) out[i] = inp[i] < 0.0f ? 0.0f : inp[i]; /* NaN stays NaN */
         return;
     }
 #pragma omp parallel num_threads(nt)
