@@ -11,6 +11,7 @@
 #include "bench.h"
 #include "plan.h"
 #include "report.h"
+#include "rerun.h"
 #include "plugins.h"
 #include "runner.h"
 #include "schema.h"
@@ -28,6 +29,7 @@ static const char USAGE[] =
     "  validate FILE [--set KEY=VALUE]...   check the experiment file only\n"
     "  report LOG [--metric PATH] [--by KEY[,KEY]] [--csv FILE] [--json] [--plot FILE.svg]\n"
     "                          results by configuration: mean and sd over seeds, best first\n"
+    "  rerun LOG RUN_ID        repeat a recorded run; say whether its metrics match exactly\n"
     "  bench FILE [--steps N] [--warmup N] [--set KEY=VALUE]...\n"
     "                          time training steps of the configured model on random batches\n"
     "  plugins [KIND]          list plugins (KIND: optimizer, model, tokenizer, backend)\n"
@@ -270,6 +272,8 @@ int main(int argc, char **argv)
         rc = cmd_experiment(cmd, argc - 2, argv + 2, cmdline.data);
     else if (strcmp(cmd, "bench") == 0)
         rc = cmd_bench(argc - 2, argv + 2);
+    else if (strcmp(cmd, "rerun") == 0)
+        rc = cmd_rerun(argc - 2, argv + 2);
     else if (strcmp(cmd, "report") == 0)
         rc = cmd_report(argc - 2, argv + 2);
     else if (strcmp(cmd, "plugins") == 0)

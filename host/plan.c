@@ -381,6 +381,7 @@ void plan_free(plan *p)
     free(p->text);
     free(p->name);
     free(p->output);
+    free(p->cache_dir);
     memset(p, 0, sizeof *p);
 }
 

@@ -37,6 +37,7 @@ typedef struct plan {
     char *name;            /* experiment.name (or the file stem) */
     int64_t seed, repeats;
     char *output;          /* output directory */
+    char *cache_dir;       /* encoded-data cache; NULL: <output>/cache */
     char **axes;           /* varied keys in column order */
     size_t n_axes;
     run_spec *runs;

@@ -183,3 +183,83 @@ void mp_pack_tnode(msgpack_packer *pk, const tnode *n)
         break;
     }
 }
+
+static void collect_defaults(const tnode *n, const char *prefix, tnode *list)
+{
+    for (size_t k = 0; k < n->n_kids; k++) {
+        const tnode *c = n->kids[k];
+        char *path = prefix ? xasprintf("%s.%s", prefix, c->name) : xstrdup(c->name);
+        if (c->type == T_GROUP) {
+            collect_defaults(c, path, list);
+        } else if (strcmp(c->file, "default") == 0) {
+            tnode *e = tnode_new(T_STRING, NULL, "defaults", 0);
+            e->s = path;
+            path = NULL;
+            tnode_add(list, e);
+        }
+        free(path);
+    }
+}
+
+void mp_pack_defaults(msgpack_packer *pk, const tnode *config)
+{
+    tnode *list = tnode_new(T_LIST, NULL, "defaults", 0);
+    collect_defaults(config, NULL, list);
+    mp_pack_tnode(pk, list);
+    tnode_free(list);
+}
+
+tnode *mp_to_tnode(const msgpack_object *o, const char *name, const char *file)
+{
+    tnode *n = NULL;
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        n = tnode_new(T_INT, name, file, 0);
+        n->i = (int64_t)o->via.u64;
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        n = tnode_new(T_INT, name, file, 0);
+        n->i = o->via.i64;
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        n = tnode_new(T_FLOAT, name, file, 0);
+        n->f = o->via.f64;
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        n = tnode_new(T_BOOL, name, file, 0);
+        n->i = o->via.boolean;
+        break;
+    case MSGPACK_OBJECT_STR:
+        n = tnode_new(T_STRING, name, file, 0);
+        n->s = mp_strdup(o);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        n = tnode_new(T_LIST, name, file, 0);
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            tnode *e = mp_to_tnode(&o->via.array.ptr[i], NULL, file);
+            if (!e) {
+                tnode_free(n);
+                return NULL;
+            }
+            tnode_add(n, e);
+        }
+        break;
+    case MSGPACK_OBJECT_MAP:
+        n = tnode_new(T_GROUP, name, file, 0);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            char *key = mp_strdup(&o->via.map.ptr[i].key);
+            tnode *e = key ? mp_to_tnode(&o->via.map.ptr[i].val, key, file) : NULL;
+            free(key);
+            if (!e) {
+                tnode_free(n);
+                return NULL;
+            }
+            tnode_add(n, e);
+        }
+        break;
+    default:
+        return NULL;
+    }
+    return n;
+}

@@ -55,5 +55,10 @@ char *mp_strdup(const msgpack_object *o); /* NULL unless a string */
 void mp_pack_str(msgpack_packer *pk, const char *s);
 void mp_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
 void mp_pack_tnode(msgpack_packer *pk, const tnode *n);
+/* The dotted paths of values that came from schema defaults, as a list. */
+void mp_pack_defaults(msgpack_packer *pk, const tnode *config);
+/* A MessagePack object as a tree (maps: groups, arrays: lists); nodes get
+ * `file` as their origin. NULL for types a configuration never holds. */
+tnode *mp_to_tnode(const msgpack_object *o, const char *name, const char *file);
 
 #endif

@@ -122,7 +122,10 @@ static void instantiate_only(const run_spec *rs, registry *reg, run_outcome *out
     }
 }
 
-char *run_cache_dir(const plan *p) { return xasprintf("%s/cache", p->output); }
+char *run_cache_dir(const plan *p)
+{
+    return p->cache_dir ? xstrdup(p->cache_dir) : xasprintf("%s/cache", p->output);
+}
 
 /* Data, then training: the metrics map goes into `metrics`. */
 static void train_run(const plan *p, const run_spec *rs, registry *reg, msgpack_sbuffer *metrics, run_outcome *out)

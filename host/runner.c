@@ -34,9 +34,13 @@
 
 static volatile sig_atomic_t stop_signal;
 static int jobs_at_once = 1;
+static int forced_threads;
+
+void runner_force_threads(int n) { forced_threads = n; }
 
 int runner_default_threads(void)
 {
+    if (forced_threads > 0) return forced_threads;
     cpu_set_t set;
     int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     int t = cores / (jobs_at_once > 0 ? jobs_at_once : 1);
@@ -132,7 +136,7 @@ static void pack_record(msgpack_sbuffer *sb, const plan *p, const child *c, cons
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     const run_spec *rs = c->rs;
-    msgpack_pack_map(&pk, 14);
+    msgpack_pack_map(&pk, 15);
     mp_pack_kv_str(&pk, "type", "run");
     mp_pack_kv_str(&pk, "id", rs->id);
     mp_pack_str(&pk, "index");
@@ -147,6 +151,8 @@ static void pack_record(msgpack_sbuffer *sb, const plan *p, const child *c, cons
     msgpack_pack_uint64(&pk, rs->seed);
     mp_pack_str(&pk, "config");
     mp_pack_tnode(&pk, rs->config);
+    mp_pack_str(&pk, "defaults");
+    mp_pack_defaults(&pk, rs->config);
     mp_pack_kv_str(&pk, "status", status);
     mp_pack_str(&pk, "error");
     if (error && error[0]) mp_pack_str(&pk, error);
@@ -223,6 +229,29 @@ static void drain(child *c)
         }
         return; /* EAGAIN: more later */
     }
+}
+
+int runner_run_one(const plan *p, const run_spec *rs, registry *reg, strbuf *outcome, char *why, size_t n)
+{
+    child c;
+    if (start_child(&c, p, rs, reg) != 0) {
+        snprintf(why, n, "cannot start the run: %s", strerror(errno));
+        return -1;
+    }
+    fcntl(c.fd, F_SETFL, 0); /* blocking: read until the child closes */
+    while (c.fd >= 0) drain(&c);
+    int ws;
+    while (waitpid(c.pid, &ws, 0) < 0 && errno == EINTR) {}
+    *outcome = c.out;
+    if (WIFSIGNALED(ws)) {
+        snprintf(why, n, "the run's process was killed by signal %d (%s)", WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+        return -1;
+    }
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || !c.out.len) {
+        snprintf(why, n, "the run's process exited with status %d without a result", WEXITSTATUS(ws));
+        return -1;
+    }
+    return 0;
 }
 
 typedef struct tally {

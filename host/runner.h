@@ -33,6 +33,13 @@ void run_child(const plan *p, const run_spec *rs, registry *reg, int fd) __attri
 /* Threads a run computes with when train.threads is 0: the cores this
  * process may use, divided among the runs going at once (-j). */
 int runner_default_threads(void);
+/* Make runner_default_threads() return n (n > 0), e.g. to repeat a run with
+ * the thread count it was recorded with. */
+void runner_force_threads(int n);
+
+/* Run one run in a child process and wait for it: 0 with the outcome map's
+ * bytes in `outcome`, or -1 with why in `why` (signal, exit, no result). */
+int runner_run_one(const plan *p, const run_spec *rs, registry *reg, strbuf *outcome, char *why, size_t n);
 
 /* <output>/cache: where encoded datasets are cached for a plan. */
 char *run_cache_dir(const plan *p);
