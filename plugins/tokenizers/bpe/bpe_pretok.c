@@ -69,8 +69,9 @@ size_t bpe_pretok_next(const unsigned char *s, size_t n, size_t i)
     if (s[i] == ' ' && i + 1 < n && class_at(s, n, i + 1, &len) != C_SPACE) j = i + 1;
     int cls = class_at(s, n, j, &len);
     if (cls != C_SPACE) return run_of(s, n, j, cls);
-    size_t end = run_of(s, n, i, C_SPACE);
-    if (end == n || end - i == 1) return end;
+    size_t end = run_of(s, n, i, C_SPACE), first;
+    class_at(s, n, i, &first);
+    if (end == n || i + first == end) return end; /* at the end, or one character */
     /* leave the last whitespace character for the next piece */
     size_t last = i, k = i;
     while (k < end) {
