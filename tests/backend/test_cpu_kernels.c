@@ -72,6 +72,9 @@ static int all_cases(kcase **cs)
             for (int padded = 0; padded <= 1; padded++)
                 for (int d = 0; d <= 1; d++)
                     cs[n++] = kc_attention(4, 5, nh, HS_OF[nh - 1], causal, padded, d ? 0.25f : 0.0f);
+    /* longer than one block of rows of the causal products (64) */
+    cs[n++] = kc_attention(1, 150, 2, 4, 1, 1, 0.2f);
+    cs[n++] = kc_attention(2, 70, 1, 3, 1, 0, 0.0f);
     for (int r = 0; r < 3; r++)
         cs[n++] = kc_attention(1 + kc_int(4), 1 + kc_int(9), 1 + kc_int(3), 1 + kc_int(5), kc_int(2), kc_int(2),
                                kc_int(2) ? 0.2f : 0.0f);
@@ -264,6 +267,7 @@ static int big_cases(kcase **cs)
     cs[n++] = kc_matmul(257, 191, 203, 1);
     cs[n++] = kc_layernorm(130, 257);
     cs[n++] = kc_attention(3, 37, 3, 11, 1, 1, 0.1f);
+    cs[n++] = kc_attention(2, 150, 2, 8, 1, 1, 0.1f);
     cs[n++] = kc_attention(2, 64, 2, 16, 0, 1, 0.0f);
     cs[n++] = kc_activation(10007, TFTX_ACT_GELU);
     cs[n++] = kc_activation(10007, TFTX_ACT_GELU_TANH);

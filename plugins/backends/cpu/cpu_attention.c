@@ -18,6 +18,8 @@
  *   dS = P * (dP - rowsum(P * dP))             (softmax backward)
  *   dQ += dS K / sqrt(HS),   dK += dS^T Q / sqrt(HS)
  * Hidden entries have P = 0, so they get dS = 0 with no special case.
+ * With the causal mask, both passes go in blocks of query rows, each over
+ * only the keys its rows can see.
  *
  * Work is split over (b,h) pairs, each done start to finish by one thread
  * with single-threaded sgemm calls; pairs write disjoint columns of out and
@@ -34,6 +36,11 @@
  * floats in all (a stack array of each thread: 32 KiB) */
 #define KEY_BLOCK 1024
 #define PD_FLOATS 8192
+
+/* With the causal mask, the T x T products go in blocks of CAUSAL_ROWS
+ * query rows, each over the keys its rows can see (about half the work of
+ * the full square for long sequences). */
+#define CAUSAL_ROWS 64
 
 /* Number of keys query t may see at most: all T, or t+1 when causal. */
 static inline int key_limit(int t, int T, int causal)
@@ -105,6 +112,7 @@ void cpu_attention_forward(void *self, float *out, float *att, const float *qkv,
     /* blocks of Pd: whole rows of keys up to KEY_BLOCK, as many rows as fit */
     const int keys_per_block = T < KEY_BLOCK ? T : KEY_BLOCK;
     const int rows_per_block = PD_FLOATS / keys_per_block;
+    const int qk_rows = causal ? CAUSAL_ROWS : T;
     int saved = cpu_blas_begin(1);
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
@@ -115,8 +123,13 @@ void cpu_attention_forward(void *self, float *out, float *att, const float *qkv,
         float *a = att + (size_t)bh * T * T; /* (T,T) */
         const uint8_t *mrow = mask ? mask + (size_t)b * T : NULL;
 
-        /* S = Q K^T / sqrt(HS), then softmax over visible keys */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, qk_scale, q, C3, k, C3, 0.0f, a, T);
+        /* S = Q K^T / sqrt(HS), then softmax over visible keys. With the
+         * causal mask, rows t0..t1-1 need keys < t1 only: blocks of rows. */
+        for (int t0 = 0; t0 < T; t0 += qk_rows) {
+            const int t1 = t0 + qk_rows < T ? t0 + qk_rows : T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t1 - t0, causal ? t1 : T, HS, qk_scale,
+                        q + (size_t)t0 * C3, C3, k, C3, 0.0f, a + (size_t)t0 * T, T);
+        }
         for (int t = 0; t < T; t++) softmax_row(a + (size_t)t * T, T, key_limit(t, T, causal), mrow);
 
         /* O (T,HS) = Pd (T,T) @ V (T,HS) by sgemm, in blocks of rows and
@@ -154,9 +167,10 @@ void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float
                             const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
                             tftx_dropout drop)
 {
-    (void)mask, (void)causal; /* hidden entries have P = 0: see the top */
+    (void)mask; /* hidden entries have P = 0: see the top */
     if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
+    const int rows = causal ? CAUSAL_ROWS : T; /* query rows per block */
     const float qk_scale = 1.0f / sqrtf((float)HS);
     const int dropping = drop.p > 0.0f;
     const float keep_scale = cpu_dropout_scale(drop.p);
@@ -172,38 +186,54 @@ void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float
         float *sc = scratch + (size_t)bh * T * T;                    /* (T,T) */
         const uint64_t idx0 = (uint64_t)bh * T * T;
 
-        /* dV (T,HS) += Pd^T (T,T) @ dO (T,HS); Pd is P itself without dropout */
-        const float *Pd = P;
-        if (dropping) {
-            cpu_dropout_factors(sc, drop.seed, drop.stream, idx0, (size_t)T * T, drop.p, keep_scale);
-            for (size_t i = 0; i < (size_t)T * T; i++) sc[i] *= P[i];
-            Pd = sc;
-        }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, Pd, T, dO, C, 1.0f, dv, C3);
+        /* Blocks of query rows t0..t1-1, each over the keys it can see,
+         * s < klim (all T, or t1 when causal). Within a block, with
+         * dO_b = dO[t0:t1], P_b = P[t0:t1, 0:klim] and so on: */
+        for (int t0 = 0; t0 < T; t0 += rows) {
+            const int t1 = t0 + rows < T ? t0 + rows : T, nr = t1 - t0, klim = causal ? t1 : T;
+            const float *Pb = P + (size_t)t0 * T; /* (nr,klim), row stride T */
+            float *sb = sc + (size_t)t0 * T;      /* (nr,klim), row stride T */
+            const float *dOb = dO + (size_t)t0 * C;
 
-        /* dPd (T,T) = dO (T,HS) @ V^T (HS,T) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, dO, C, v, C3, 0.0f, sc, T);
-
-        /* dP = dPd * M/(1-p);  dS = P * (dP - sum_s P*dP), in place */
-        for (int t = 0; t < T; t++) {
-            float *row = sc + (size_t)t * T;
-            const float *prow = P + (size_t)t * T;
+            /* dV[0:klim] += Pd_b^T @ dO_b; Pd_b is P_b itself without dropout */
+            const float *Pd = Pb;
             if (dropping) {
-                float fbuf[256];
-                for (int s0 = 0; s0 < T; s0 += 256) {
-                    int w = T - s0 < 256 ? T - s0 : 256;
-                    cpu_dropout_factors(fbuf, drop.seed, drop.stream, idx0 + (uint64_t)t * T + s0, (size_t)w, drop.p,
-                                        keep_scale);
-                    for (int j = 0; j < w; j++) row[s0 + j] *= fbuf[j];
+                for (int r = 0; r < nr; r++) {
+                    float *row = sb + (size_t)r * T;
+                    const float *prow = Pb + (size_t)r * T;
+                    cpu_dropout_factors(row, drop.seed, drop.stream, idx0 + (uint64_t)(t0 + r) * T, (size_t)klim,
+                                        drop.p, keep_scale);
+                    for (int j = 0; j < klim; j++) row[j] *= prow[j];
                 }
+                Pd = sb;
             }
-            softmax_backward_row(row, prow, T);
-        }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, klim, HS, nr, 1.0f, Pd, T, dOb, C, 1.0f, dv, C3);
 
-        /* dQ (T,HS) += dS (T,T) @ K (T,HS) / sqrt(HS) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, qk_scale, sc, T, k, C3, 1.0f, dq, C3);
-        /* dK (T,HS) += dS^T (T,T) @ Q (T,HS) / sqrt(HS) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, qk_scale, sc, T, q, C3, 1.0f, dk, C3);
+            /* dPd_b = dO_b @ V[0:klim]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, klim, HS, 1.0f, dOb, C, v, C3, 0.0f, sb, T);
+
+            /* dP = dPd * M/(1-p);  dS = P * (dP - sum_s P*dP), in place */
+            for (int r = 0; r < nr; r++) {
+                float *row = sb + (size_t)r * T;
+                if (dropping) {
+                    float fbuf[256];
+                    for (int s0 = 0; s0 < klim; s0 += 256) {
+                        const int w = klim - s0 < 256 ? klim - s0 : 256;
+                        cpu_dropout_factors(fbuf, drop.seed, drop.stream, idx0 + (uint64_t)(t0 + r) * T + s0, (size_t)w,
+                                            drop.p, keep_scale);
+                        for (int j = 0; j < w; j++) row[s0 + j] *= fbuf[j];
+                    }
+                }
+                softmax_backward_row(row, Pb + (size_t)r * T, klim);
+            }
+
+            /* dQ_b += dS_b @ K[0:klim] / sqrt(HS) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, HS, klim, qk_scale, sb, T, k, C3, 1.0f,
+                        dq + (size_t)t0 * C3, C3);
+            /* dK[0:klim] += dS_b^T @ Q_b / sqrt(HS) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, klim, HS, nr, qk_scale, sb, T, q + (size_t)t0 * C3, C3,
+                        1.0f, dk, C3);
+        }
     }
     cpu_blas_end(saved);
 }
