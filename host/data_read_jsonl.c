@@ -23,6 +23,14 @@ static int add_record(corpus *c, const data_opts *o, const char *src, int line, 
         errlist_add(errs, "%s:%d: not valid JSON (at column %zu): expected one object per line", src, line, col);
         return -1;
     }
+    const char *tail = end;
+    while (tail < rec + n && (*tail == ' ' || *tail == '\t' || *tail == '\r')) tail++;
+    if (tail < rec + n) {
+        errlist_add(errs, "%s:%d: unexpected text after the JSON object (at column %zu): one object per line", src,
+                    line, (size_t)(tail - rec) + 1);
+        cJSON_Delete(j);
+        return -1;
+    }
     int rc = -1;
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(j, o->text_field);
     const cJSON *label = NULL;

@@ -17,6 +17,7 @@ typedef struct table_parser {
     const char *buf;
     size_t len, i;
     int line;    /* line of buf[i] */
+    int start;   /* first line of the last record parsed */
     char delim;
     strbuf *fields;
     size_t n_fields, cap_fields;
@@ -42,6 +43,7 @@ static int parse_record(table_parser *t, const char *file, errlist *errs)
     const char *b = t->buf;
     if (t->i >= t->len) return 0;
     t->n_fields = 0;
+    t->start = t->line;
     for (;;) {
         strbuf *f = next_field(t);
         if (t->i < t->len && b[t->i] == '"') {
@@ -112,14 +114,14 @@ int read_table(corpus *c, const data_opts *o, const char *path, int split, errli
     }
     const char *base = strrchr(path, '/');
     const char *src = corpus_source(c, path, base ? base + 1 : path, buf, len, split);
-    table_parser t = {buf, len, 0, 1, o->format == FMT_TSV ? '\t' : ',', NULL, 0, 0};
+    table_parser t = {buf, len, 0, 1, 1, o->format == FMT_TSV ? '\t' : ',', NULL, 0, 0};
     if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) t.i = 3; /* byte-order mark */
     int rc = 0, r, header_line = 0;
     size_t n_cols = 0;
     int text_col = -1, label_col = -1;
     int want_label = o->label_field[0] && o->task != DATASET_LM;
     while (rc == 0 && (r = parse_record(&t, src, errs)) != 0) {
-        int line = t.line - 1;
+        int line = t.start;
         if (r < 0) {
             rc = -1;
             break;
