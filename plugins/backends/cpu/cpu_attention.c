@@ -61,7 +61,7 @@ CPU_VECTOR_CLONES static void softmax_row(float *row, int T, int lim, const uint
     float mx = -INFINITY;
     if (mask) {
 #pragma omp simd reduction(max : mx)
-        for (int s = 0; s < lim; s++) mx = mask[s] && row[s] > mx ? row[s] : mx;
+        for (int s = 0; s < lim; s++) mx = ((mask[s] != 0) & (row[s] > mx)) ? row[s] : mx;
     } else {
 #pragma omp simd reduction(max : mx)
         for (int s = 0; s < lim; s++) mx = row[s] > mx ? row[s] : mx;

@@ -236,13 +236,10 @@ CPU_VECTOR_CLONES static float crossentropy_row(float *p, const float *l, int32_
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
     for (int v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-    double sum = 0.0;
+    for (int v = 0; v < V; v++) p[v] = cpu_expf(l[v] - mx);
+    double sum = 0.0; /* a separate loop: GCC vectorises neither when fused */
 #pragma omp simd reduction(+ : sum)
-    for (int v = 0; v < V; v++) {
-        float e = cpu_expf(l[v] - mx);
-        p[v] = e;
-        sum += e;
-    }
+    for (int v = 0; v < V; v++) sum += (double)p[v];
     const float inv = (float)(1.0 / sum);
     for (int v = 0; v < V; v++) p[v] *= inv;
     return tgt < 0 ? 0.0f : (float)(log(sum) - (double)(l[tgt] - mx));
