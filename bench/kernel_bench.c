@@ -305,6 +305,47 @@ static void bench_bandwidth(const char *name, int N, int C, bench_fn fwd, double
     ew_free(&e);
 }
 
+/* ------------------------------------------------------ an MLP chain */
+
+/* fc1 -> GELU -> fc2 -> residual, forward: BLAS calls and OpenMP regions
+ * alternate, as in a model, which is where OpenBLAS's own threads and
+ * OpenMP's can fight (compare with the pthread build of OpenBLAS, see
+ * README.md). GFLOP/s counts the two matmuls only (4*N*C*F). */
+typedef struct chain {
+    int N, C, F;
+    float *x, *w1, *b1, *h, *g, *w2, *b2, *y, *r;
+} chain;
+
+static void chain_fwd(void *c)
+{
+    chain *m = c;
+    ops->matmul_forward(be, m->h, m->x, m->w1, m->b1, m->N, m->C, m->F);
+    ops->activation_forward(be, m->g, m->h, (size_t)m->N * m->F, TFTX_ACT_GELU);
+    ops->matmul_forward(be, m->y, m->g, m->w2, m->b2, m->N, m->F, m->C);
+    ops->residual_forward(be, m->r, m->x, m->y, (size_t)m->N * m->C);
+}
+
+static void bench_chain(int N, int C, int F)
+{
+    chain m = {N,
+               C,
+               F,
+               floats((size_t)N * C),
+               floats((size_t)F * C),
+               floats(F),
+               floats((size_t)N * F),
+               floats((size_t)N * F),
+               floats((size_t)C * F),
+               floats(C),
+               floats((size_t)N * C),
+               floats((size_t)N * C)};
+    double t = best_time(chain_fwd, &m);
+    printf("  mlp chain      fc1+gelu+fc2+residual    fwd %6.2f ms %5.1f GFLOP/s\n", t * 1e3,
+           4.0 * N * C * F / t * 1e-9);
+    float *all[] = {m.x, m.w1, m.b1, m.h, m.g, m.w2, m.b2, m.y, m.r};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) ops->free(be, all[i]);
+}
+
 /* ---------------------------------------------------------------- main */
 
 typedef struct model {
@@ -329,6 +370,7 @@ static void bench_model(const model *m)
     bench_bandwidth("gelu (erf)", N, m->dff, gelu_fwd, 8, gelu_bwd, 16);
     bench_bandwidth("gelu (tanh)", N, m->dff, gelu_tanh_fwd, 8, gelu_tanh_bwd, 16);
     if (m->V) bench_bandwidth("crossentropy", N, m->V, ce_fwd, 8, ce_bwd, 12);
+    bench_chain(N, m->C, m->dff);
 }
 
 static const char *default_plugin(char *buf, size_t size)
