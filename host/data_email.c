@@ -270,8 +270,10 @@ static void walk_entity(const char *text, size_t n, int depth, int top, strbuf *
 {
     entity_info info = {0};
     size_t body = parse_headers(text, n, &info);
-    if (top && info.subject.len) {
-        decode_header_value(info.subject.data, info.subject.len, out);
+    size_t lead = 0;
+    while (lead < info.subject.len && (info.subject.data[lead] == ' ' || info.subject.data[lead] == '\t')) lead++;
+    if (top && info.subject.len > lead) {
+        decode_header_value(info.subject.data + lead, info.subject.len - lead, out);
         sb_append(out, "\n", 1);
     }
     const char *b = text + body;

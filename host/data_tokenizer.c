@@ -81,17 +81,24 @@ size_t tok_encode(tok_handle *t, const char *text, size_t len)
 
 void tok_identity(const tok_handle *t, const tnode *section, strbuf *out)
 {
+    /* a parameter that names a file stands for the file's content, so the
+       same vocabulary at another path keeps the key */
     const tftx_plugin_desc *d = t->pl->desc;
     sb_printf(out, "tokenizer %s %s %s\n", d->name, d->version, t->pl->sha256);
-    tnode_canonical(section, out);
-    sb_puts(out, "\n");
+    tnode *copy = tnode_copy(section);
     for (size_t i = 0; i < d->n_params; i++) {
         if (d->params[i].type != TFTX_PARAM_STRING || !t->values[i].s || !t->values[i].s[0]) continue;
         char *p = tftx_host_services.resolve_path(t->values[i].s);
         struct stat st;
         char hex[65];
-        if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode) && sha256_file_hex(p, hex) == 0)
-            sb_printf(out, "file %s %s\n", d->params[i].name, hex);
+        tnode *n = tnode_get(copy, d->params[i].name);
+        if (n && n->type == T_STRING && p && stat(p, &st) == 0 && S_ISREG(st.st_mode) && sha256_file_hex(p, hex) == 0) {
+            free(n->s);
+            n->s = xasprintf("file with SHA-256 %s", hex);
+        }
         free(p);
     }
+    tnode_canonical(copy, out);
+    sb_puts(out, "\n");
+    tnode_free(copy);
 }

@@ -34,8 +34,8 @@ int tok_train(tok_handle *t, const char *const *docs, const size_t *lens, size_t
 size_t tok_encode(tok_handle *t, const char *text, size_t len);
 
 /* Append to `out` what identifies the tokenizer for the cache key: plugin
- * name, version and file hash, the resolved section, and the SHA-256 of
- * every file a string parameter names. */
+ * name, version and file hash, and the resolved section with every string
+ * parameter that names a file replaced by the file's SHA-256. */
 void tok_identity(const tok_handle *t, const tnode *section, strbuf *out);
 
 #endif

@@ -28,9 +28,10 @@
  * The cache. The key is a SHA-256 over: the content of every data file, the
  * data settings that change the ids (format, fields, labels, splits, split
  * seed, cleaning steps and the stopword list's content, max_len), the
- * tokenizer plugin's name, version and shared-object hash, its resolved
- * parameters, and the content of every file a string parameter names
- * (vocab.txt, merges.txt...). The file <cache_dir>/<key>.tftxds holds a
+ * tokenizer plugin's name, version and shared-object hash, and its resolved
+ * parameters, where a parameter naming a file (vocab.txt, merges.txt...)
+ * stands for the file's content. Moving the corpus or the vocabulary keeps
+ * the key; editing them changes it. The file <cache_dir>/<key>.tftxds holds a
  * header (magic "TFTXDS", version, sizes) and the arrays; readers map it
  * with mmap and check magic, version, key and size, so a torn or foreign
  * file is rebuilt. Builders take an exclusive lock (<key>.lock), write

@@ -16,7 +16,7 @@ static tnode *dt_cfg;
 static corpus dt_corpus;
 static int dt_have_corpus;
 
-static registry *reg_get(void)
+registry *dt_registry(void)
 {
     if (!dt_reg_ready) {
         memset(&dt_reg, 0, sizeof dt_reg);
@@ -30,7 +30,7 @@ tnode *dt_resolve(const char *text, registry *reg, errlist *errs)
 {
     char *path = test_write("exp.cfg", text);
     tnode *root = config_load(path, errs);
-    tnode *res = root ? schema_resolve(root, reg ? reg : reg_get(), errs) : NULL;
+    tnode *res = root ? schema_resolve(root, reg ? reg : dt_registry(), errs) : NULL;
     tnode_free(root);
     return res;
 }
@@ -62,7 +62,7 @@ int dt_prepare(const char *text, const char *cache_dir, dataset *d, errlist *err
 {
     tnode *cfg = dt_resolve(text, NULL, errs);
     if (!cfg) return -1;
-    int rc = dataset_prepare(cfg, reg_get(), test_tmpdir(), cache_dir, d, errs);
+    int rc = dataset_prepare(cfg, dt_registry(), test_tmpdir(), cache_dir, d, errs);
     tnode_free(cfg);
     return rc;
 }

@@ -10,6 +10,8 @@
 #include "dataset.h"
 #include "testutil.h"
 
+/* The registry of the built plugins (TFTX_BUILD_PLUGINS). */
+registry *dt_registry(void);
 /* Resolve an experiment text (written to <tmp>/exp.cfg); NULL with errors. */
 tnode *dt_resolve(const char *text, registry *reg, errlist *errs);
 /* Read and split the corpus of `data_text` ("path = ...; format = ...;"),
