@@ -44,11 +44,11 @@ static inline float cpu_expf(float x)
     const float LN2_HI = 0.693145751953125f; /* 12 significant bits: n * LN2_HI is exact */
     const float LN2_LO = 1.42860682030941723212e-6f;
     const float ROUND = 12582912.0f;            /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
-    float xc = x < CPU_EXP_LO ? CPU_EXP_LO : x; /* a NaN stays NaN ... */
+    float xc = x < CPU_EXP_LO ? CPU_EXP_LO : x; /* NaN stays NaN */
     xc = xc > CPU_EXP_HI ? CPU_EXP_HI : xc;
-    float xn = xc == xc ? xc : 0.0f; /* ... but gets a finite exponent (no UB in the int conversion) */
-    float n = (xn * LOG2E + ROUND) - ROUND;
-    float r = (xc - n * LN2_HI) - n * LN2_LO; /* and comes out through r */
+    float t = xc * LOG2E + ROUND; /* ROUND + n, with n = round(x/ln2) in its low mantissa bits */
+    float n = t - ROUND;
+    float r = (xc - n * LN2_HI) - n * LN2_LO;
     float p = 1.0f / 5040;
     p = p * r + 1.0f / 720;
     p = p * r + 1.0f / 120;
@@ -57,7 +57,11 @@ static inline float cpu_expf(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23; /* 2^n */
+    /* 2^n from the bits of t (no float-to-int conversion, so a NaN is no
+       undefined behaviour: it comes out through p) */
+    uint32_t tbits;
+    memcpy(&tbits, &t, sizeof tbits);
+    uint32_t bits = (tbits - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return x < CPU_EXP_LO ? 0.0f : p * scale;
