@@ -178,7 +178,7 @@ static void finish_labels(corpus *c, const data_opts *o)
         c->n = w;
     }
     char **sorted = xmalloc((c->n_labels + 1) * sizeof *sorted);
-    memcpy(sorted, c->labels, c->n_labels * sizeof *sorted);
+    if (c->n_labels) memcpy(sorted, c->labels, c->n_labels * sizeof *sorted);
     qsort(sorted, c->n_labels, sizeof *sorted, cmp_str);
     int32_t *remap = xmalloc((c->n_labels + 1) * sizeof *remap);
     for (size_t i = 0; i < c->n_labels; i++)
