@@ -51,14 +51,17 @@ int main(int argc, char **argv)
     int reps = 3;
     const char *corpus_dir = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
-        else corpus_dir = argv[i];
+        if (strcmp(argv[i], "-r") == 0 && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else
+            corpus_dir = argv[i];
     }
     char src[4096];
     if (!getcwd(src, sizeof src)) return 1;
     if (!corpus_dir) {
-        corpus_dir = access("experiments/data/full/spamassassin/ham", R_OK) == 0 ? "experiments/data/full/spamassassin"
-                                                                             : "experiments/data/spamassassin-sample";
+        corpus_dir = access("experiments/data/full/spamassassin/ham", R_OK) == 0
+                         ? "experiments/data/full/spamassassin"
+                         : "experiments/data/spamassassin-sample";
     }
     char *corpus_abs = corpus_dir[0] == '/' ? xstrdup(corpus_dir) : xasprintf("%s/%s", src, corpus_dir);
     char tmp[] = "/tmp/tftx-tokbench-XXXXXX";
@@ -73,8 +76,10 @@ int main(int argc, char **argv)
         snprintf(tok_cfg, sizeof tok_cfg, TOKENIZERS[k][1], src);
         char *cfg_path = xasprintf("%s/%s.cfg", tmp, TOKENIZERS[k][0]);
         FILE *f = fopen(cfg_path, "w");
-        fprintf(f, "data = { path = \"%s\"; format = \"dirs\"; clean = [\"email\", \"html\", \"whitespace\"]; "
-                   "max_len = 128; };\ntokenizer = { %s };\n", corpus_abs, tok_cfg);
+        fprintf(f,
+                "data = { path = \"%s\"; format = \"dirs\"; clean = [\"email\", \"html\", \"whitespace\"]; "
+                "max_len = 128; };\ntokenizer = { %s };\n",
+                corpus_abs, tok_cfg);
         fclose(f);
         tnode *cfg = resolve(cfg_path, &reg);
         if (!cfg) return 1;

@@ -38,16 +38,23 @@ static int parse(int argc, char **argv, tok_args *a)
     a->docs = calloc((size_t)argc + 1, sizeof *a->docs);
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
-        if (strcmp(s, "--clean") == 0) a->clean = 1;
-        else if (strcmp(s, "--special") == 0) a->special = 1;
-        else if (strcmp(s, "--tokens") == 0) a->tokens = 1;
-        else if (strcmp(s, "--set") == 0 && i + 1 < argc) a->sets[a->n_sets++] = argv[++i];
-        else if (strncmp(s, "--set=", 6) == 0) a->sets[a->n_sets++] = argv[i] + 6;
+        if (strcmp(s, "--clean") == 0)
+            a->clean = 1;
+        else if (strcmp(s, "--special") == 0)
+            a->special = 1;
+        else if (strcmp(s, "--tokens") == 0)
+            a->tokens = 1;
+        else if (strcmp(s, "--set") == 0 && i + 1 < argc)
+            a->sets[a->n_sets++] = argv[++i];
+        else if (strncmp(s, "--set=", 6) == 0)
+            a->sets[a->n_sets++] = argv[i] + 6;
         else if (s[0] == '-' && s[1]) {
             fprintf(stderr, "tftx tokenize: unknown option '%s'\nusage: tftx\n" CMD_TOKENIZE_USAGE, s);
             return -1;
-        } else if (!a->file) a->file = s;
-        else a->docs[a->n_docs++] = argv[i];
+        } else if (!a->file)
+            a->file = s;
+        else
+            a->docs[a->n_docs++] = argv[i];
     }
     if (!a->file) {
         fprintf(stderr, "tftx tokenize: an experiment file is needed\nusage: tftx\n" CMD_TOKENIZE_USAGE);
@@ -62,8 +69,10 @@ static int train_from_data(tok_handle *tok, const tnode *data, const char *dir, 
     data_opts o;
     if (!data || data_opts_read(data, &o, errs) != 0) {
         if (!data)
-            errlist_add(errs, "tokenizer '%s' learns its vocabulary from the training split: the experiment needs a "
-                        "data section", tok->pl->desc->name);
+            errlist_add(errs,
+                        "tokenizer '%s' learns its vocabulary from the training split: the experiment needs a "
+                        "data section",
+                        tok->pl->desc->name);
         return -1;
     }
     corpus c;
@@ -105,8 +114,10 @@ static void print_doc(tok_handle *tok, const tok_args *a, const int32_t *ids, si
         int32_t id = wrap ? (i == 0 ? cls : i == n + 1 ? sep : ids[i - 1]) : i == n ? eos : ids[i];
         const char *t = a->tokens && ops->token ? ops->token(tok->self, id) : NULL;
         if (k++) putchar(' ');
-        if (a->tokens) fputs(t ? t : "?", stdout);
-        else printf("%d", id);
+        if (a->tokens)
+            fputs(t ? t : "?", stdout);
+        else
+            printf("%d", id);
     }
     putchar('\n');
 }
@@ -154,8 +165,7 @@ int cmd_tokenize(int argc, char **argv)
     services_set_experiment_dir(dir);
     const tnode *data = d ? tnode_get(resolved, "data") : NULL;
     if (tok_open(&tok, tnode_get(resolved, "tokenizer"), &reg, &errs) != 0) goto out;
-    if (tok.ops->train && tok.ops->vocab_size(tok.self) == 0 && train_from_data(&tok, data, dir, &errs) != 0)
-        goto out;
+    if (tok.ops->train && tok.ops->vocab_size(tok.self) == 0 && train_from_data(&tok, data, dir, &errs) != 0) goto out;
     if (a.clean) {
         const tnode *steps = data ? tnode_get(data, "clean") : NULL;
         const tnode *sw = data ? tnode_get(data, "stopwords") : NULL;

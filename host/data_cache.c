@@ -45,7 +45,10 @@ void split_build_free(split_build *s)
     memset(s, 0, sizeof *s);
 }
 
-static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
 
 void *cache_image_build(const cache_header *h0, char *const *label_names, const uint64_t *counts,
                         const split_build splits[DATASET_N_SPLITS], size_t *size)
@@ -85,8 +88,10 @@ void *cache_image_build(const cache_header *h0, char *const *label_names, const 
     memcpy(img + h.counts_off, counts, DATASET_N_SPLITS * n_cols * sizeof(uint64_t));
     for (int s = 0; s < DATASET_N_SPLITS; s++) {
         uint64_t zero = 0;
-        if (splits[s].n) memcpy(img + h.offsets_off[s], splits[s].offsets, (splits[s].n + 1) * sizeof(uint64_t));
-        else memcpy(img + h.offsets_off[s], &zero, sizeof zero);
+        if (splits[s].n)
+            memcpy(img + h.offsets_off[s], splits[s].offsets, (splits[s].n + 1) * sizeof(uint64_t));
+        else
+            memcpy(img + h.offsets_off[s], &zero, sizeof zero);
         if (splits[s].n_ids) memcpy(img + h.ids_off[s], splits[s].ids, splits[s].n_ids * sizeof(int32_t));
         if (splits[s].n) memcpy(img + h.label_off[s], splits[s].labels, splits[s].n * sizeof(int32_t));
     }
@@ -112,7 +117,8 @@ int cache_image_open(const void *img, size_t size, const char *want_key, dataset
         return snprintf(why, why_len, "header written by another build or byte order"), -1;
     if (h.file_size != size)
         return snprintf(why, why_len, "size %zu, header says %llu (torn write?)", size,
-                        (unsigned long long)h.file_size), -1;
+                        (unsigned long long)h.file_size),
+               -1;
     if (want_key && memcmp(h.key, want_key, 64) != 0) return snprintf(why, why_len, "key differs"), -1;
     size_t n_cols = h.n_labels ? h.n_labels : 1;
     if (!range_ok(h.labels_off, h.labels_size, size) ||

@@ -28,7 +28,7 @@ typedef enum step {
     N_STEPS
 } step;
 
-static const char *const STEP_NAMES[N_STEPS] = {"email", "html",  "lower",     "specials", "whitespace",
+static const char *const STEP_NAMES[N_STEPS] = {"email", "html", "lower",     "specials", "whitespace",
                                                 "nfc",   "nfkc", "stopwords", "stem"};
 
 struct cleaner {
@@ -66,7 +66,10 @@ int data_clean_check(const tnode *steps, errlist *errs)
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static void add_stopword(cleaner *c, const char *w, size_t n)
 {
@@ -141,7 +144,10 @@ void cleaner_free(cleaner *c)
     free(c);
 }
 
-int cleaner_is_empty(const cleaner *c) { return c->n_steps == 0; }
+int cleaner_is_empty(const cleaner *c)
+{
+    return c->n_steps == 0;
+}
 
 /* ------------------------------------------------- character steps */
 
@@ -204,8 +210,10 @@ static void step_normalize(const char *in, size_t n, int compat, strbuf *out)
     utf8proc_uint8_t *dst = NULL;
     int opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (compat ? UTF8PROC_COMPAT : 0);
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)in, (utf8proc_ssize_t)n, &dst, (utf8proc_option_t)opts);
-    if (r < 0) sb_append(out, in, n); /* not reached for repaired input */
-    else sb_append(out, (const char *)dst, (size_t)r);
+    if (r < 0)
+        sb_append(out, in, n); /* not reached for repaired input */
+    else
+        sb_append(out, (const char *)dst, (size_t)r);
     free(dst);
 }
 
@@ -275,8 +283,10 @@ static void stem_fn(cleaner *c, const char *w, size_t len, strbuf *out)
 {
     lower_word(c, w, len);
     const sb_symbol *s = sb_stemmer_stem(c->stemmer, (const sb_symbol *)c->word.data, (int)c->word.len);
-    if (s) sb_append(out, (const char *)s, (size_t)sb_stemmer_length(c->stemmer));
-    else sb_append(out, w, len);
+    if (s)
+        sb_append(out, (const char *)s, (size_t)sb_stemmer_length(c->stemmer));
+    else
+        sb_append(out, w, len);
 }
 
 void cleaner_run(cleaner *c, const char *in, size_t n, strbuf *out)
@@ -288,16 +298,35 @@ void cleaner_run(cleaner *c, const char *in, size_t n, strbuf *out)
         t->len = 0;
         sb_append(t, "", 0);
         switch (c->steps[k]) {
-        case STEP_EMAIL: clean_email(out->data, out->len, t); break;
-        case STEP_HTML: clean_html(out->data, out->len, t); break;
-        case STEP_LOWER: step_lower(out->data, out->len, t); break;
-        case STEP_SPECIALS: step_specials(out->data, out->len, t); break;
-        case STEP_WHITESPACE: step_whitespace(out->data, out->len, t); break;
-        case STEP_NFC: step_normalize(out->data, out->len, 0, t); break;
-        case STEP_NFKC: step_normalize(out->data, out->len, 1, t); break;
-        case STEP_STOPWORDS: for_words(c, out->data, out->len, 1, t, stopword_fn); break;
-        case STEP_STEM: for_words(c, out->data, out->len, 0, t, stem_fn); break;
-        case N_STEPS: break;
+        case STEP_EMAIL:
+            clean_email(out->data, out->len, t);
+            break;
+        case STEP_HTML:
+            clean_html(out->data, out->len, t);
+            break;
+        case STEP_LOWER:
+            step_lower(out->data, out->len, t);
+            break;
+        case STEP_SPECIALS:
+            step_specials(out->data, out->len, t);
+            break;
+        case STEP_WHITESPACE:
+            step_whitespace(out->data, out->len, t);
+            break;
+        case STEP_NFC:
+            step_normalize(out->data, out->len, 0, t);
+            break;
+        case STEP_NFKC:
+            step_normalize(out->data, out->len, 1, t);
+            break;
+        case STEP_STOPWORDS:
+            for_words(c, out->data, out->len, 1, t, stopword_fn);
+            break;
+        case STEP_STEM:
+            for_words(c, out->data, out->len, 0, t, stem_fn);
+            break;
+        case N_STEPS:
+            break;
         }
         strbuf swap = *out;
         *out = *t;

@@ -64,7 +64,8 @@ int data_opts_read(const tnode *sec, data_opts *o, errlist *errs)
         return -1;
     }
     if (!o->path[0] && !o->train_file[0]) {
-        errlist_add(errs, "%s: data.path is not set: name the corpus (a folder or file, relative to the experiment file)",
+        errlist_add(errs,
+                    "%s: data.path is not set: name the corpus (a folder or file, relative to the experiment file)",
                     tnode_where(sec));
         return -1;
     }
@@ -145,12 +146,16 @@ void corpus_free(corpus *c)
 static int read_one(corpus *c, const data_opts *o, const char *path, int split, errlist *errs)
 {
     switch (o->format) {
-    case FMT_DIRS: return read_dirs(c, o, path, split, errs);
+    case FMT_DIRS:
+        return read_dirs(c, o, path, split, errs);
     case FMT_TSV:
-    case FMT_CSV: return read_table(c, o, path, split, errs);
-    case FMT_JSONL: return read_jsonl(c, o, path, split, errs);
+    case FMT_CSV:
+        return read_table(c, o, path, split, errs);
+    case FMT_JSONL:
+        return read_jsonl(c, o, path, split, errs);
     case FMT_TEXT:
-    case FMT_IDS: return read_lines(c, o, path, split, errs);
+    case FMT_IDS:
+        return read_lines(c, o, path, split, errs);
     }
     return -1;
 }
@@ -162,7 +167,10 @@ static int label_listed(const data_opts *o, const char *name)
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Keep the listed labels only (formats other than dirs, which chooses
  * folders), then sort the label names and renumber the documents. */
@@ -172,8 +180,10 @@ static void finish_labels(corpus *c, const data_opts *o)
         size_t w = 0;
         for (size_t i = 0; i < c->n; i++) {
             corpus_doc *d = &c->docs[i];
-            if (d->label >= 0 && !label_listed(o, c->labels[d->label])) free(d->text);
-            else c->docs[w++] = *d;
+            if (d->label >= 0 && !label_listed(o, c->labels[d->label]))
+                free(d->text);
+            else
+                c->docs[w++] = *d;
         }
         c->n = w;
     }
@@ -310,7 +320,8 @@ int corpus_split(corpus *c, const data_opts *o, errlist *errs)
             errlist_add(errs, "%s: the %s split is empty: data.%s_file has no documents", tnode_where(o->section),
                         DATASET_SPLIT_NAMES[s], DATASET_SPLIT_NAMES[s]);
         else if (s)
-            errlist_add(errs, "%s: the %s split is empty: %zu documents at data.%s = %g give none; add documents, raise "
+            errlist_add(errs,
+                        "%s: the %s split is empty: %zu documents at data.%s = %g give none; add documents, raise "
                         "data.%s, or set it to 0",
                         tnode_where(o->section), DATASET_SPLIT_NAMES[s], c->n, DATASET_SPLIT_NAMES[s],
                         s == DATASET_VALID ? o->valid : o->test, DATASET_SPLIT_NAMES[s]);

@@ -26,41 +26,41 @@ typedef struct data_opts {
     const char *path;
     data_format format;
     const char *text_field, *label_field;
-    int task;                 /* DATASET_CLASSIFY, DATASET_LM, or -1: from the format */
+    int task; /* DATASET_CLASSIFY, DATASET_LM, or -1: from the format */
     const char *train_file, *valid_file, *test_file;
     double valid, test;
     int64_t split_seed;
     int64_t max_len;
-    const tnode *clean;       /* list of step names */
-    const char *stopwords;    /* "" = the built-in English list */
-    const tnode *labels;      /* list of label names to keep; empty = all */
-    const tnode *section;     /* the whole data section (for the cache key) */
+    const tnode *clean;    /* list of step names */
+    const char *stopwords; /* "" = the built-in English list */
+    const tnode *labels;   /* list of label names to keep; empty = all */
+    const tnode *section;  /* the whole data section (for the cache key) */
 } data_opts;
 
 /* Read the resolved data section. Returns 0, or -1 with errors. */
 int data_opts_read(const tnode *data_section, data_opts *o, errlist *errs);
 
 typedef struct corpus_doc {
-    char *text;        /* UTF-8, NUL-terminated (ids format: "id id id") */
+    char *text; /* UTF-8, NUL-terminated (ids format: "id id id") */
     size_t len;
-    int32_t label;     /* index into corpus.labels, -1 for none */
-    int split;         /* DATASET_TRAIN, DATASET_VALID, DATASET_TEST */
-    const char *source;/* file it came from (owned by corpus.sources) */
-    int line;          /* first line of the record; 0 for a whole file */
-    uint64_t hash;     /* hash of the content and split_seed */
+    int32_t label;      /* index into corpus.labels, -1 for none */
+    int split;          /* DATASET_TRAIN, DATASET_VALID, DATASET_TEST */
+    const char *source; /* file it came from (owned by corpus.sources) */
+    int line;           /* first line of the record; 0 for a whole file */
+    uint64_t hash;      /* hash of the content and split_seed */
 } corpus_doc;
 
 typedef struct corpus {
     corpus_doc *docs;
     size_t n, cap;
-    char **labels;     /* sorted */
+    char **labels; /* sorted */
     size_t n_labels;
-    int task;          /* DATASET_CLASSIFY or DATASET_LM */
-    char **sources;    /* every file read, in reading order */
+    int task;       /* DATASET_CLASSIFY or DATASET_LM */
+    char **sources; /* every file read, in reading order */
     size_t n_sources;
-    strbuf file_hashes;/* "split<TAB>relative path<TAB>sha256\n" per file */
+    strbuf file_hashes; /* "split<TAB>relative path<TAB>sha256\n" per file */
     uint64_t n_invalid_utf8;
-    errlist warnings;  /* invalid UTF-8, with file and line */
+    errlist warnings; /* invalid UTF-8, with file and line */
 } corpus;
 
 /* Read the corpus the options describe, relative to `base_dir` (the

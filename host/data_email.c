@@ -22,11 +22,11 @@
 #define MAX_DEPTH 8
 
 typedef struct entity_info {
-    char type[64];      /* "text/html", lowercase; "" when absent */
-    char charset[32];   /* lowercase */
+    char type[64];    /* "text/html", lowercase; "" when absent */
+    char charset[32]; /* lowercase */
     char boundary[128];
-    char encoding[32];  /* Content-Transfer-Encoding, lowercase */
-    strbuf subject;     /* raw, unfolded */
+    char encoding[32]; /* Content-Transfer-Encoding, lowercase */
+    strbuf subject;    /* raw, unfolded */
 } entity_info;
 
 /* -------------------------------------------------- decoders */
@@ -123,8 +123,10 @@ static void decode_header_value(const char *s, size_t n, strbuf *out)
                 if (star) *star = 0;
                 raw.len = 0;
                 sb_append(&raw, "", 0);
-                if (q1[1] == 'B' || q1[1] == 'b') b64_decode(q2 + 1, (size_t)(close - q2 - 1), &raw);
-                else qp_decode(q2 + 1, (size_t)(close - q2 - 1), 1, &raw);
+                if (q1[1] == 'B' || q1[1] == 'b')
+                    b64_decode(q2 + 1, (size_t)(close - q2 - 1), &raw);
+                else
+                    qp_decode(q2 + 1, (size_t)(close - q2 - 1), 1, &raw);
                 if (!last_encoded && pending.len) sb_append(&plain, pending.data, pending.len);
                 if (plain.len) utf8_repair(plain.data, plain.len, out, NULL);
                 plain.len = pending.len = 0;
@@ -181,8 +183,10 @@ static void header_param(const char *v, size_t n, const char *name, char *dst, s
             while (j < n && v[j] != ';' && v[j] != ' ' && v[j] != '\t' && v[j] != '\r' && v[j] != '\n') j++;
             e = j;
         }
-        if (lower) lower_copy(dst, cap, v + s, e - s);
-        else snprintf(dst, cap, "%.*s", (int)(e - s), v + s);
+        if (lower)
+            lower_copy(dst, cap, v + s, e - s);
+        else
+            snprintf(dst, cap, "%.*s", (int)(e - s), v + s);
         return;
     }
 }
@@ -284,9 +288,12 @@ static void walk_entity(const char *text, size_t n, int depth, int top, strbuf *
         walk_entity(b, bn, depth + 1, 1, out);
     } else if (!info.type[0] || strncmp(info.type, "text/", 5) == 0) {
         strbuf raw = {0};
-        if (strcmp(info.encoding, "quoted-printable") == 0) qp_decode(b, bn, 0, &raw);
-        else if (strcmp(info.encoding, "base64") == 0) b64_decode(b, bn, &raw);
-        else sb_append(&raw, b, bn);
+        if (strcmp(info.encoding, "quoted-printable") == 0)
+            qp_decode(b, bn, 0, &raw);
+        else if (strcmp(info.encoding, "base64") == 0)
+            b64_decode(b, bn, &raw);
+        else
+            sb_append(&raw, b, bn);
         if (raw.len) {
             to_utf8(raw.data, raw.len, info.charset, out);
             if (out->len && out->data[out->len - 1] != '\n') sb_append(out, "\n", 1);

@@ -36,28 +36,27 @@ typedef struct named_entity {
 } named_entity;
 
 static const named_entity OTHER_ENTITIES[] = {
-    {"quot", 34},      {"amp", 38},       {"apos", 39},      {"lt", 60},        {"gt", 62},
-    {"OElig", 338},    {"oelig", 339},    {"Scaron", 352},   {"scaron", 353},   {"Yuml", 376},
-    {"fnof", 402},     {"circ", 710},     {"tilde", 732},    {"ensp", 8194},    {"emsp", 8195},
-    {"thinsp", 8201},  {"zwnj", 8204},    {"zwj", 8205},     {"lrm", 8206},     {"rlm", 8207},
-    {"ndash", 8211},   {"mdash", 8212},   {"lsquo", 8216},   {"rsquo", 8217},   {"sbquo", 8218},
-    {"ldquo", 8220},   {"rdquo", 8221},   {"bdquo", 8222},   {"dagger", 8224},  {"Dagger", 8225},
-    {"bull", 8226},    {"hellip", 8230},  {"permil", 8240},  {"prime", 8242},   {"Prime", 8243},
-    {"lsaquo", 8249},  {"rsaquo", 8250},  {"oline", 8254},   {"frasl", 8260},   {"euro", 8364},
-    {"trade", 8482},   {"larr", 8592},    {"uarr", 8593},    {"rarr", 8594},    {"darr", 8595},
-    {"harr", 8596},    {"minus", 8722},   {"le", 8804},      {"ge", 8805},      {"ne", 8800},
-    {"infin", 8734},   {"spades", 9824},  {"clubs", 9827},   {"hearts", 9829},  {"diams", 9830},
+    {"quot", 34},     {"amp", 38},      {"apos", 39},     {"lt", 60},       {"gt", 62},       {"OElig", 338},
+    {"oelig", 339},   {"Scaron", 352},  {"scaron", 353},  {"Yuml", 376},    {"fnof", 402},    {"circ", 710},
+    {"tilde", 732},   {"ensp", 8194},   {"emsp", 8195},   {"thinsp", 8201}, {"zwnj", 8204},   {"zwj", 8205},
+    {"lrm", 8206},    {"rlm", 8207},    {"ndash", 8211},  {"mdash", 8212},  {"lsquo", 8216},  {"rsquo", 8217},
+    {"sbquo", 8218},  {"ldquo", 8220},  {"rdquo", 8221},  {"bdquo", 8222},  {"dagger", 8224}, {"Dagger", 8225},
+    {"bull", 8226},   {"hellip", 8230}, {"permil", 8240}, {"prime", 8242},  {"Prime", 8243},  {"lsaquo", 8249},
+    {"rsaquo", 8250}, {"oline", 8254},  {"frasl", 8260},  {"euro", 8364},   {"trade", 8482},  {"larr", 8592},
+    {"uarr", 8593},   {"rarr", 8594},   {"darr", 8595},   {"harr", 8596},   {"minus", 8722},  {"le", 8804},
+    {"ge", 8805},     {"ne", 8800},     {"infin", 8734},  {"spades", 9824}, {"clubs", 9827},  {"hearts", 9829},
+    {"diams", 9830},
 };
 
 static const char *const BLOCK_TAGS[] = {
-    "address", "article", "aside", "blockquote", "body", "br", "caption", "center", "dd", "div", "dl", "dt",
-    "fieldset", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "head", "header", "hr", "html",
-    "li", "main", "nav", "ol", "option", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead",
-    "title", "tr", "ul", NULL};
+    "address", "article",  "aside",  "blockquote", "body",  "br",   "caption", "center", "dd",     "div", "dl",
+    "dt",      "fieldset", "figure", "footer",     "form",  "h1",   "h2",      "h3",     "h4",     "h5",  "h6",
+    "head",    "header",   "hr",     "html",       "li",    "main", "nav",     "ol",     "option", "p",   "pre",
+    "section", "table",    "tbody",  "td",         "tfoot", "th",   "thead",   "title",  "tr",     "ul",  NULL};
 static const char *const INLINE_TAGS[] = {
-    "a", "abbr", "b", "basefont", "bdi", "bdo", "big", "blink", "cite", "code", "del", "dfn", "em", "font", "i",
-    "ins", "kbd", "mark", "nobr", "o:p", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup",
-    "tt", "u", "var", "wbr", NULL};
+    "a",    "abbr",   "b",      "basefont", "bdi", "bdo",  "big",  "blink", "cite", "code", "del",  "dfn",
+    "em",   "font",   "i",      "ins",      "kbd", "mark", "nobr", "o:p",   "q",    "s",    "samp", "small",
+    "span", "strike", "strong", "sub",      "sup", "tt",   "u",    "var",   "wbr",  NULL};
 
 static int in_list(const char *const *list, const char *name)
 {
@@ -166,8 +165,7 @@ void clean_html(const char *s, size_t n, strbuf *out)
             if (end && (isalpha((unsigned char)s[ns]) || s[i + 1] == '!' || s[i + 1] == '?')) {
                 char name[16];
                 size_t k = 0;
-                while (ns + k < end && k < sizeof name - 1 &&
-                       (isalnum((unsigned char)s[ns + k]) || s[ns + k] == ':'))
+                while (ns + k < end && k < sizeof name - 1 && (isalnum((unsigned char)s[ns + k]) || s[ns + k] == ':'))
                     name[k] = (char)tolower((unsigned char)s[ns + k]), k++;
                 name[k] = 0;
                 if (!closing && (strcmp(name, "script") == 0 || strcmp(name, "style") == 0)) {
@@ -177,8 +175,10 @@ void clean_html(const char *s, size_t n, strbuf *out)
                     sb_append(out, " ", 1);
                     continue;
                 }
-                if (in_list(BLOCK_TAGS, name)) sb_append(out, "\n", 1);
-                else if (!in_list(INLINE_TAGS, name)) sb_append(out, " ", 1);
+                if (in_list(BLOCK_TAGS, name))
+                    sb_append(out, "\n", 1);
+                else if (!in_list(INLINE_TAGS, name))
+                    sb_append(out, " ", 1);
                 i = end;
                 continue;
             }

@@ -112,8 +112,10 @@ static void encode_all(encode_state *st)
             const corpus_doc *d = &c->docs[i];
             const int32_t *ids;
             size_t n;
-            if (st->tok) n = tok_encode(st->tok, d->text, d->len), ids = st->tok->buf;
-            else n = parse_ids(d->text, &idbuf, &idcap), ids = idbuf;
+            if (st->tok)
+                n = tok_encode(st->tok, d->text, d->len), ids = st->tok->buf;
+            else
+                n = parse_ids(d->text, &idbuf, &idcap), ids = idbuf;
             for (size_t k = 0; !st->tok && k < n; k++) max_id = ids[k] > max_id ? ids[k] : max_id;
             encode_classify(st, d, ids, n);
         }
@@ -194,8 +196,8 @@ static void *build_image(const data_opts *o, corpus *c, tok_handle *tok, const c
         int32_t pad = ops->special(tok->self, TFTX_TOK_PAD);
         st.h.pad_id = pad >= 0 ? pad : st.h.eos_id >= 0 ? st.h.eos_id : 0;
         if (o->max_len < 3 && c->task == DATASET_CLASSIFY && st.h.cls_id >= 0) {
-            errlist_add(errs, "%s: data.max_len = %lld leaves no room between [CLS] and [SEP]",
-                        tnode_where(o->section), (long long)o->max_len);
+            errlist_add(errs, "%s: data.max_len = %lld leaves no room between [CLS] and [SEP]", tnode_where(o->section),
+                        (long long)o->max_len);
             return NULL;
         }
         if (tok_dir && ops->save) {
@@ -219,7 +221,8 @@ static void *build_image(const data_opts *o, corpus *c, tok_handle *tok, const c
     encode_all(&st);
     size_t nl = c->n_labels ? c->n_labels : 1;
     uint64_t *counts = xcalloc(DATASET_N_SPLITS * nl, sizeof *counts);
-    if (c->task == DATASET_CLASSIFY) corpus_counts(c, counts);
+    if (c->task == DATASET_CLASSIFY)
+        corpus_counts(c, counts);
     else
         for (int s = 0; s < DATASET_N_SPLITS; s++) counts[s] = st.splits[s].n;
     void *img = cache_image_build(&st.h, c->labels, counts, st.splits, size);
@@ -247,7 +250,8 @@ int dataset_prepare(const tnode *cfg, registry *reg, const char *experiment_dir,
     int have_tok = 0;
     if (o.format != FMT_IDS) {
         if (!tok_sec) {
-            errlist_add(errs, "%s: data.format = \"%s\" needs a tokenizer section, for example tokenizer = { plugin = "
+            errlist_add(errs,
+                        "%s: data.format = \"%s\" needs a tokenizer section, for example tokenizer = { plugin = "
                         "\"wordpiece\"; vocab = \"bert-base-uncased-vocab.txt\"; }",
                         tnode_where(sec), FORMAT_NAMES[o.format]);
             return -1;
@@ -287,8 +291,10 @@ int dataset_prepare(const tnode *cfg, registry *reg, const char *experiment_dir,
             /* another process may have built it while we waited */
             if (cache_map(path, key, out, why, sizeof why) == 0) out->cache_hit = 1;
         }
-        if (have_tok && tok.ops->save) out->tokenizer_dir = tdir;
-        else free(tdir);
+        if (have_tok && tok.ops->save)
+            out->tokenizer_dir = tdir;
+        else
+            free(tdir);
         if (why[0]) fprintf(stderr, "tftx: %s: rebuilding the dataset cache: %s\n", path, why);
     }
     if (!out->cache_hit) {
@@ -328,8 +334,10 @@ done:
 void dataset_free(dataset *d)
 {
     if (d->map_) {
-        if (d->mapped_) munmap(d->map_, d->map_size_);
-        else free(d->map_);
+        if (d->mapped_)
+            munmap(d->map_, d->map_size_);
+        else
+            free(d->map_);
     }
     free_label_names(d);
     free(d->cache_path);
@@ -367,7 +375,10 @@ void dataset_print_counts(const dataset *d, FILE *out)
     fprintf(out, "tftx: dataset %.12s (%s%s%s, vocab %d, max_len %d): %s in %.2f s\n", d->cache_key,
             d->task == DATASET_LM ? "language modelling" : "classification", d->tokenizer_name[0] ? ", " : "",
             d->tokenizer_name, d->vocab_size, d->max_len,
-            d->cache_hit ? "cache hit" : d->cache_path ? "built and cached" : "built", d->seconds);
+            d->cache_hit    ? "cache hit"
+            : d->cache_path ? "built and cached"
+                            : "built",
+            d->seconds);
     fprintf(out, "  %-8s", "split");
     for (size_t l = 0; l < nl; l++) fprintf(out, " %10.10s", d->n_labels ? d->label_names[l] : "sequences");
     fprintf(out, " %10s\n", "total");

@@ -12,7 +12,10 @@
 
 #include "data_corpus.h"
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Names in `dir` of entries that are folders (want_dir) or regular files,
  * sorted; NULL with errno when the folder cannot be read. */

@@ -47,8 +47,10 @@ static int add_record(corpus *c, const data_opts *o, const char *src, int line, 
         errlist_add(errs, "%s:%d: no field \"%s\" (data.label_field) holding a string or number", src, line,
                     o->label_field);
     } else {
-        if (label && cJSON_IsString(label)) label_s = label->valuestring;
-        else if (label) snprintf(num, sizeof num, "%.17g", label->valuedouble), label_s = num;
+        if (label && cJSON_IsString(label))
+            label_s = label->valuestring;
+        else if (label)
+            snprintf(num, sizeof num, "%.17g", label->valuedouble), label_s = num;
         if (label_s && !label_s[0]) {
             errlist_add(errs, "%s:%d: empty label in field \"%s\"", src, line, o->label_field);
         } else {

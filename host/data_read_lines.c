@@ -28,13 +28,17 @@ static int check_ids(const char *s, size_t n, const char *src, int line, errlist
         unsigned long long v = 0;
         int ok = 1;
         while (i < n && s[i] != ' ' && s[i] != '\t') {
-            if (s[i] < '0' || s[i] > '9' || v > 0x7FFFFFFFull) ok = 0;
-            else v = v * 10 + (unsigned)(s[i] - '0');
+            if (s[i] < '0' || s[i] > '9' || v > 0x7FFFFFFFull)
+                ok = 0;
+            else
+                v = v * 10 + (unsigned)(s[i] - '0');
             i++;
         }
         if (!ok || v > 0x7FFFFFFFull) {
-            errlist_add(errs, "%s:%d: '%.*s' is not a token id (expected integers in [0, 2147483647] separated by "
-                        "spaces)", src, line, (int)(i - start > 40 ? 40 : i - start), s + start);
+            errlist_add(errs,
+                        "%s:%d: '%.*s' is not a token id (expected integers in [0, 2147483647] separated by "
+                        "spaces)",
+                        src, line, (int)(i - start > 40 ? 40 : i - start), s + start);
             return -1;
         }
         count++;
@@ -95,7 +99,10 @@ static int read_one_file(corpus *c, const data_opts *o, const char *path, const 
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 int read_lines(corpus *c, const data_opts *o, const char *path, int split, errlist *errs)
 {

@@ -16,8 +16,8 @@
 typedef struct table_parser {
     const char *buf;
     size_t len, i;
-    int line;    /* line of buf[i] */
-    int start;   /* first line of the last record parsed */
+    int line;  /* line of buf[i] */
+    int start; /* first line of the last record parsed */
     char delim;
     strbuf *fields;
     size_t n_fields, cap_fields;
@@ -70,7 +70,8 @@ static int parse_record(table_parser *t, const char *file, errlist *errs)
                 t->i++;
             }
             if (t->i < t->len && b[t->i] != t->delim && b[t->i] != '\n' && b[t->i] != '\r') {
-                errlist_add(errs, "%s:%d: unexpected '%c' after a closing quote: a quoted field must end at a %s or "
+                errlist_add(errs,
+                            "%s:%d: unexpected '%c' after a closing quote: a quoted field must end at a %s or "
                             "the end of the line (write a quote inside a quoted field as \"\")",
                             file, t->line, b[t->i], t->delim == '\t' ? "tab" : "comma");
                 return -1;

@@ -57,34 +57,34 @@ enum { DATASET_TRAIN = 0, DATASET_VALID = 1, DATASET_TEST = 2, DATASET_N_SPLITS 
 enum { DATASET_CLASSIFY = 0, DATASET_LM = 1 };
 
 typedef struct dataset_split {
-    size_t n;                      /* sequences */
-    const uint64_t *offsets;       /* (n + 1): sequence i is ids[offsets[i] .. offsets[i + 1]) */
-    const int32_t *ids;            /* (offsets[n]) */
-    const int32_t *labels;         /* (n) label index; -1 for language modelling */
-    const uint64_t *label_counts;  /* (n_labels) documents per label (LM: 1 column, sequences) */
+    size_t n;                     /* sequences */
+    const uint64_t *offsets;      /* (n + 1): sequence i is ids[offsets[i] .. offsets[i + 1]) */
+    const int32_t *ids;           /* (offsets[n]) */
+    const int32_t *labels;        /* (n) label index; -1 for language modelling */
+    const uint64_t *label_counts; /* (n_labels) documents per label (LM: 1 column, sequences) */
 } dataset_split;
 
 typedef struct dataset {
-    int task;                      /* DATASET_CLASSIFY or DATASET_LM */
-    int32_t max_len;               /* data.max_len: no sequence is longer */
+    int task;        /* DATASET_CLASSIFY or DATASET_LM */
+    int32_t max_len; /* data.max_len: no sequence is longer */
     int32_t vocab_size;
-    int32_t pad_id;                /* the tokenizer's [PAD], else its EOS, else 0 */
+    int32_t pad_id;                                  /* the tokenizer's [PAD], else its EOS, else 0 */
     int32_t cls_id, sep_id, unk_id, mask_id, eos_id; /* -1 when the tokenizer has none */
-    size_t n_labels;               /* classification: >= 1; LM: 0 */
-    char **label_names;            /* (n_labels), sorted */
+    size_t n_labels;                                 /* classification: >= 1; LM: 0 */
+    char **label_names;                              /* (n_labels), sorted */
     dataset_split split[DATASET_N_SPLITS];
-    char data_hash[65];            /* SHA-256 over the data files' names and content hashes */
-    char cache_key[65];            /* SHA-256 of every input that decides the ids */
-    char *cache_path;              /* the cache file; NULL when built without a cache dir */
-    char *tokenizer_dir;           /* the tokenizer's saved state (ops->load); NULL when none */
-    char *tokenizer_name;          /* plugin name; "" for format ids */
-    int cache_hit;                 /* 1: read from an existing cache file, nothing tokenized */
-    uint64_t n_invalid_utf8;       /* invalid sequences replaced with U+FFFD while reading */
-    uint64_t n_truncated;          /* classification documents cut to max_len */
-    double seconds;                /* wall time of dataset_prepare */
-    errlist warnings;              /* "file:line: ..." (invalid UTF-8), also printed */
+    char data_hash[65];      /* SHA-256 over the data files' names and content hashes */
+    char cache_key[65];      /* SHA-256 of every input that decides the ids */
+    char *cache_path;        /* the cache file; NULL when built without a cache dir */
+    char *tokenizer_dir;     /* the tokenizer's saved state (ops->load); NULL when none */
+    char *tokenizer_name;    /* plugin name; "" for format ids */
+    int cache_hit;           /* 1: read from an existing cache file, nothing tokenized */
+    uint64_t n_invalid_utf8; /* invalid sequences replaced with U+FFFD while reading */
+    uint64_t n_truncated;    /* classification documents cut to max_len */
+    double seconds;          /* wall time of dataset_prepare */
+    errlist warnings;        /* "file:line: ..." (invalid UTF-8), also printed */
     /* private */
-    void *map_;                    /* mmap of the cache file, or malloc'd image */
+    void *map_; /* mmap of the cache file, or malloc'd image */
     size_t map_size_;
     int mapped_;
 } dataset;

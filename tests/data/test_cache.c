@@ -13,7 +13,6 @@
 #include "data_cache.h"
 #include "datatest.h"
 
-
 static char *cfg_text(const char *data_path, const char *extra_data, const char *tokenizer)
 {
     return xasprintf("data = { path = \"%s\"; valid = 0.25; test = 0.25; %s %s };\ntokenizer = { %s };\n", data_path,
@@ -100,9 +99,11 @@ static void test_lm_and_ids(void **state)
     sb_free(&big);
     dataset d;
     errlist errs = {0};
-    assert_int_equal(dt_prepare("data = { path = \"lm1\"; format = \"text\"; valid = 0.1; test = 0.1; max_len = 16; };\n"
-                                "tokenizer = { plugin = \"bpe\"; vocab_size = 300; };",
-                                NULL, &d, &errs), 0);
+    assert_int_equal(
+        dt_prepare("data = { path = \"lm1\"; format = \"text\"; valid = 0.1; test = 0.1; max_len = 16; };\n"
+                   "tokenizer = { plugin = \"bpe\"; vocab_size = 300; };",
+                   NULL, &d, &errs),
+        0);
     assert_int_equal(d.task, DATASET_LM);
     assert_int_equal(d.n_labels, 0);
     assert_true(d.eos_id >= 0);
@@ -118,8 +119,10 @@ static void test_lm_and_ids(void **state)
     dataset_free(&d);
     /* ids: used as written, no special tokens, pad 0, vocab = max + 1 */
     test_write("ids1.ids", "a\t5 6 7\nb\t8 9 10 11 12 13 14 15 16 17\na\t1\nb\t2 3\n");
-    assert_int_equal(dt_prepare("data = { path = \"ids1.ids\"; format = \"ids\"; valid = 0.0; test = 0.0; max_len = 4; };",
-                                NULL, &d, &errs), 0);
+    assert_int_equal(
+        dt_prepare("data = { path = \"ids1.ids\"; format = \"ids\"; valid = 0.0; test = 0.0; max_len = 4; };", NULL, &d,
+                   &errs),
+        0);
     assert_int_equal(d.vocab_size, 18);
     assert_int_equal(d.pad_id, 0);
     assert_int_equal(d.cls_id, -1);
@@ -200,8 +203,8 @@ static void test_hit_and_rebuild(void **state)
     dataset_free(&a);
     /* the vocabulary file's content changes (same path) */
     char *vocab_copy = xasprintf("%s/vocab-copy.txt", test_tmpdir());
-    char *cmd = xasprintf("cp '%s/experiments/data/bert-base-uncased-vocab.txt' '%s'", getenv("TFTX_SOURCE_DIR"),
-                          vocab_copy);
+    char *cmd =
+        xasprintf("cp '%s/experiments/data/bert-base-uncased-vocab.txt' '%s'", getenv("TFTX_SOURCE_DIR"), vocab_copy);
     assert_int_equal(system(cmd), 0);
     char *tok2 = xasprintf("plugin = \"wordpiece\"; vocab = \"%s\";", vocab_copy);
     char *text2 = cfg_text("c2", "clean = [\"lower\"];", tok2);
@@ -324,8 +327,8 @@ static void test_concurrent_build(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sequences),       cmocka_unit_test(test_lm_and_ids),
-        cmocka_unit_test(test_hit_and_rebuild), cmocka_unit_test(test_bad_cache_files),
+        cmocka_unit_test(test_sequences),        cmocka_unit_test(test_lm_and_ids),
+        cmocka_unit_test(test_hit_and_rebuild),  cmocka_unit_test(test_bad_cache_files),
         cmocka_unit_test(test_concurrent_build),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,46 +40,45 @@ static void expect(const char *steps, const char *in, const char *want)
     free(got);
 }
 
-static const char RAW_EMAIL[] =
-    "From deals@example.com  Thu Aug 22 13:17:22 2002\n"
-    "Return-Path: <deals@example.com>\n"
-    "Received: from mail.example.com (mail.example.com [10.0.0.1])\n"
-    "\tby mx.example.org (Postfix) with ESMTP id 136B943C32\n"
-    "\tfor <user@example.org>; Thu, 22 Aug 2002 08:17:21 -0400 (EDT)\n"
-    "From: \"Deals\" <deals@example.com>\n"
-    "To: user@example.org\n"
-    "Subject: =?iso-8859-1?Q?Caf=E9_deals?= for\n"
-    " you\n"
-    "MIME-Version: 1.0\n"
-    "Content-Type: multipart/alternative;\n"
-    "\tboundary=\"----=_NextPart_000_0007\"\n"
-    "\n"
-    "This is a multi-part message in MIME format.\n"
-    "\n"
-    "------=_NextPart_000_0007\n"
-    "Content-Type: text/plain; charset=\"iso-8859-1\"\n"
-    "Content-Transfer-Encoding: quoted-printable\n"
-    "\n"
-    "Save 50% on caf=E9 beans! Visit our st=\n"
-    "ore today.\n"
-    "\n"
-    "------=_NextPart_000_0007\n"
-    "Content-Type: text/html; charset=\"us-ascii\"\n"
-    "Content-Transfer-Encoding: quoted-printable\n"
-    "\n"
-    "<HTML><HEAD><STYLE>body {color: red}</STYLE></HEAD><BODY>\n"
-    "<P>Save <B>50%</B> &amp; more &#8212; <A HREF=3D\"http://x.example\">click</A></P>\n"
-    "<SCRIPT type=3D\"text/javascript\">alert(\"x\")</SCRIPT><!-- hidden -->\n"
-    "</BODY></HTML>\n"
-    "\n"
-    "------=_NextPart_000_0007\n"
-    "Content-Type: image/gif; name=\"logo.gif\"\n"
-    "Content-Transfer-Encoding: base64\n"
-    "\n"
-    "R0lGODlhAQABAAAAACw=\n"
-    "\n"
-    "------=_NextPart_000_0007--\n"
-    "epilogue text\n";
+static const char RAW_EMAIL[] = "From deals@example.com  Thu Aug 22 13:17:22 2002\n"
+                                "Return-Path: <deals@example.com>\n"
+                                "Received: from mail.example.com (mail.example.com [10.0.0.1])\n"
+                                "\tby mx.example.org (Postfix) with ESMTP id 136B943C32\n"
+                                "\tfor <user@example.org>; Thu, 22 Aug 2002 08:17:21 -0400 (EDT)\n"
+                                "From: \"Deals\" <deals@example.com>\n"
+                                "To: user@example.org\n"
+                                "Subject: =?iso-8859-1?Q?Caf=E9_deals?= for\n"
+                                " you\n"
+                                "MIME-Version: 1.0\n"
+                                "Content-Type: multipart/alternative;\n"
+                                "\tboundary=\"----=_NextPart_000_0007\"\n"
+                                "\n"
+                                "This is a multi-part message in MIME format.\n"
+                                "\n"
+                                "------=_NextPart_000_0007\n"
+                                "Content-Type: text/plain; charset=\"iso-8859-1\"\n"
+                                "Content-Transfer-Encoding: quoted-printable\n"
+                                "\n"
+                                "Save 50% on caf=E9 beans! Visit our st=\n"
+                                "ore today.\n"
+                                "\n"
+                                "------=_NextPart_000_0007\n"
+                                "Content-Type: text/html; charset=\"us-ascii\"\n"
+                                "Content-Transfer-Encoding: quoted-printable\n"
+                                "\n"
+                                "<HTML><HEAD><STYLE>body {color: red}</STYLE></HEAD><BODY>\n"
+                                "<P>Save <B>50%</B> &amp; more &#8212; <A HREF=3D\"http://x.example\">click</A></P>\n"
+                                "<SCRIPT type=3D\"text/javascript\">alert(\"x\")</SCRIPT><!-- hidden -->\n"
+                                "</BODY></HTML>\n"
+                                "\n"
+                                "------=_NextPart_000_0007\n"
+                                "Content-Type: image/gif; name=\"logo.gif\"\n"
+                                "Content-Transfer-Encoding: base64\n"
+                                "\n"
+                                "R0lGODlhAQABAAAAACw=\n"
+                                "\n"
+                                "------=_NextPart_000_0007--\n"
+                                "epilogue text\n";
 
 static void test_email(void **state)
 {
@@ -89,16 +88,17 @@ static void test_email(void **state)
     assert_true(strncmp(e, "Café deals for you\n", strlen("Café deals for you\n")) == 0);
     assert_non_null(strstr(e, "Save 50% on café beans! Visit our store today."));
     assert_non_null(strstr(e, "<HTML>"));
-    static const char *const gone[] = {"Received", "Return-Path", "boundary", "NextPart", "multi-part", "R0lGOD",
-                                       "epilogue", "=3D", "user@example.org"};
+    static const char *const gone[] = {"Received", "Return-Path", "boundary", "NextPart",        "multi-part",
+                                       "R0lGOD",   "epilogue",    "=3D",      "user@example.org"};
     for (size_t i = 0; i < sizeof gone / sizeof *gone; i++) assert_null(strstr(e, gone[i]));
     free(e);
     e = clean("email,html,whitespace", "", RAW_EMAIL);
     assert_string_equal(e, "Café deals for you Save 50% on café beans! Visit our store today. Save 50% & more — click");
     free(e);
     /* a base64 text part, Windows-1252 */
-    expect("email", "Subject: hi\nContent-Type: text/plain; charset=windows-1252\nContent-Transfer-Encoding: base64\n\n"
-                    "SGVsbG8gd29ybGQhIJNxdW90ZZQ=\n",
+    expect("email",
+           "Subject: hi\nContent-Type: text/plain; charset=windows-1252\nContent-Transfer-Encoding: base64\n\n"
+           "SGVsbG8gd29ybGQhIJNxdW90ZZQ=\n",
            "hi\nHello world! \xe2\x80\x9cquote\xe2\x80\x9d\n");
     /* plain text is left alone */
     expect("email", "Just a note, no headers here.\nSecond line.", "Just a note, no headers here.\nSecond line.");
@@ -109,7 +109,8 @@ static void test_html(void **state)
     (void)state;
     expect("html", "<p>a&lt;b &eacute;&#233;&#xE9;&nbsp;x</p><!-- c --><style>p{}</style>d<br>e<b>f</b>g",
            "\na<b ééé\xc2\xa0x\n  d\nefg");
-    expect("html", "if a < b and c > d &unknown; &#150; <notatag", "if a < b and c > d &unknown; \xe2\x80\x93 <notatag");
+    expect("html", "if a < b and c > d &unknown; &#150; <notatag",
+           "if a < b and c > d &unknown; \xe2\x80\x93 <notatag");
     expect("html,whitespace", "<TABLE><TR><TD>one</TD><TD>two</TD></TR></TABLE><script>var x = \"<p>\";</script>three",
            "one two three");
 }
@@ -118,8 +119,17 @@ static void test_character_steps(void **state)
 {
     (void)state;
     expect("lower", "ÀÉÎ ΣΑΣ İSTANBUL Hello", "àéî σασ istanbul hello");
-    expect("specials", "a\x01" "b\xe2\x80\x8b" "c\xee\x80\x80" "d\te\xcd\xb8" "f\n", "abcd\tef\n");
-    expect("whitespace", "  a \t\n b\xc2\xa0\xe3\x80\x80" "c  ", "a b c");
+    expect("specials",
+           "a\x01"
+           "b\xe2\x80\x8b"
+           "c\xee\x80\x80"
+           "d\te\xcd\xb8"
+           "f\n",
+           "abcd\tef\n");
+    expect("whitespace",
+           "  a \t\n b\xc2\xa0\xe3\x80\x80"
+           "c  ",
+           "a b c");
     expect("nfc", "e\xcc\x81t\xc3\xa9", "\xc3\xa9t\xc3\xa9");
     expect("nfkc", "\xef\xac\x81ne \xe2\x91\xa0 \xef\xbc\xa1", "fine 1 A");
     expect("nfc", "\xef\xac\x81", "\xef\xac\x81"); /* nfc keeps compatibility characters */
@@ -162,7 +172,8 @@ static void test_unknown_step(void **state)
     dataset d;
     test_write("ok/a/1.txt", "x");
     assert_int_equal(dt_prepare("data = { path = \"ok\"; clean = [\"nfd\"]; };\ntokenizer = { plugin = \"char\"; };",
-                                NULL, &d, &errs), -1);
+                                NULL, &d, &errs),
+                     -1);
     assert_non_null(test_find_error(&errs, "unknown cleaning step \"nfd\"", "did you mean \"nfc\"?", NULL));
     errlist_free(&errs);
 }

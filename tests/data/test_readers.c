@@ -8,7 +8,10 @@
 
 #include "datatest.h"
 
-static const char *label_of(const corpus *c, const corpus_doc *d) { return d->label >= 0 ? c->labels[d->label] : "-"; }
+static const char *label_of(const corpus *c, const corpus_doc *d)
+{
+    return d->label >= 0 ? c->labels[d->label] : "-";
+}
 
 static void expect_error(const char *data_text, const char *frag1, const char *frag2)
 {
@@ -71,8 +74,8 @@ static void test_invalid_utf8(void **state)
     errlist errs = {0};
     assert_int_equal(dt_read("path = \"u1\"; valid = 0.0; test = 0.0;", &c, &errs), 0);
     assert_int_equal(c->n_invalid_utf8, 2);
-    assert_non_null(test_find_error(&c->warnings, "u1/b/bad.txt:2: invalid UTF-8: 2 sequences replaced with U+FFFD",
-                                    NULL));
+    assert_non_null(
+        test_find_error(&c->warnings, "u1/b/bad.txt:2: invalid UTF-8: 2 sequences replaced with U+FFFD", NULL));
     const corpus_doc *d = dt_find(c, "line \xEF\xBF\xBD two\xEF\xBF\xBD");
     assert_non_null(d);
     errlist_free(&errs);
@@ -93,8 +96,8 @@ static void test_tsv(void **state)
     assert_int_equal(d->line, 4);
     errlist_free(&errs);
     test_write("t2.tsv", "text\tlabel\na\tx\nb\tx\textra\n");
-    expect_error("path = \"t2.tsv\"; format = \"tsv\";", "t2.tsv:3: expected 2 fields as in the header (line 1), found 3",
-                 NULL);
+    expect_error("path = \"t2.tsv\"; format = \"tsv\";",
+                 "t2.tsv:3: expected 2 fields as in the header (line 1), found 3", NULL);
     test_write("t3.tsv", "body\tlabel\na\tx\n");
     expect_error("path = \"t3.tsv\"; format = \"tsv\";", "t3.tsv:1: the header has no column \"text\"",
                  "its columns are \"body\", \"label\"");
@@ -133,7 +136,9 @@ static void test_csv_quoting(void **state)
     /* other column names */
     test_write("c4.csv", "review,sentiment\ngreat,1\n");
     assert_int_equal(dt_read("path = \"c4.csv\"; format = \"csv\"; text_field = \"review\"; "
-                             "label_field = \"sentiment\"; valid = 0.0; test = 0.0;", &c, &errs), 0);
+                             "label_field = \"sentiment\"; valid = 0.0; test = 0.0;",
+                             &c, &errs),
+                     0);
     assert_string_equal(c->labels[0], "1");
     dt_done();
 }
@@ -141,7 +146,8 @@ static void test_csv_quoting(void **state)
 static void test_jsonl(void **state)
 {
     (void)state;
-    test_write("j1.jsonl", "{\"text\": \"caf\\u00e9 ok\", \"label\": 1}\n\n{\"text\": \"two\", \"label\": \"x\", \"n\": [1]}\n");
+    test_write("j1.jsonl",
+               "{\"text\": \"caf\\u00e9 ok\", \"label\": 1}\n\n{\"text\": \"two\", \"label\": \"x\", \"n\": [1]}\n");
     corpus *c;
     errlist errs = {0};
     assert_int_equal(dt_read("path = \"j1.jsonl\"; format = \"jsonl\"; valid = 0.0; test = 0.0;", &c, &errs), 0);
@@ -225,8 +231,8 @@ static void test_split_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dirs),        cmocka_unit_test(test_dirs_errors), cmocka_unit_test(test_invalid_utf8),
-        cmocka_unit_test(test_tsv),         cmocka_unit_test(test_csv_quoting), cmocka_unit_test(test_jsonl),
+        cmocka_unit_test(test_dirs),         cmocka_unit_test(test_dirs_errors),  cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_tsv),          cmocka_unit_test(test_csv_quoting),  cmocka_unit_test(test_jsonl),
         cmocka_unit_test(test_text_and_ids), cmocka_unit_test(test_split_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

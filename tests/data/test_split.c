@@ -36,7 +36,7 @@ static void test_stratified(void **state)
     errlist errs = {0};
     assert_int_equal(dt_read("path = \"st\"; valid = 0.1; test = 0.2;", &c, &errs), 0);
     uint64_t counts[6];
-    corpus_counts(c, counts); /* [split][label]: big, small */
+    corpus_counts(c, counts);        /* [split][label]: big, small */
     assert_int_equal(counts[0], 70); /* train big */
     assert_int_equal(counts[1], 28); /* train small */
     assert_int_equal(counts[2], 10);
@@ -135,7 +135,9 @@ static void test_explicit_files(void **state)
     errlist errs = {0};
     /* valid from its file (data.valid ignored), test drawn from training */
     assert_int_equal(dt_read("format = \"tsv\"; train_file = \"ex/train.tsv\"; valid_file = \"ex/valid.tsv\"; "
-                             "valid = 0.5; test = 0.2;", &c, &errs), 0);
+                             "valid = 0.5; test = 0.2;",
+                             &c, &errs),
+                     0);
     uint64_t counts[6];
     corpus_counts(c, counts);
     assert_int_equal(counts[0] + counts[1], 40);

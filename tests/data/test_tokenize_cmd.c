@@ -47,8 +47,9 @@ static int run(const char *const *args, const char *in, char **out, char **err)
 
 static char *wordpiece_cfg(const char *extra)
 {
-    char *text = xasprintf("tokenizer = { plugin = \"wordpiece\"; vocab = \"%s/experiments/data/bert-base-uncased-vocab.txt\"; };\n%s",
-                           getenv("TFTX_SOURCE_DIR"), extra);
+    char *text = xasprintf(
+        "tokenizer = { plugin = \"wordpiece\"; vocab = \"%s/experiments/data/bert-base-uncased-vocab.txt\"; };\n%s",
+        getenv("TFTX_SOURCE_DIR"), extra);
     char *p = xstrdup(test_write("tok/wp.cfg", text));
     free(text);
     return p;
@@ -103,8 +104,9 @@ static void test_trained_and_errors(void **state)
     test_write("tok/corpus/a/2.txt", "green apples");
     test_write("tok/corpus/b/1.txt", "blue sky");
     test_write("tok/corpus/b/2.txt", "blue sea and red sun");
-    char *cfg = xstrdup(test_write("tok/word.cfg", "data = { path = \"corpus\"; valid = 0.0; test = 0.0; "
-                                                   "clean = [\"lower\"]; };\ntokenizer = { plugin = \"word\"; min_freq = 2; };\n"));
+    char *cfg = xstrdup(test_write("tok/word.cfg",
+                                   "data = { path = \"corpus\"; valid = 0.0; test = 0.0; "
+                                   "clean = [\"lower\"]; };\ntokenizer = { plugin = \"word\"; min_freq = 2; };\n"));
     char *d = xstrdup(test_write("tok/d4.txt", "Red apples and BLUE cars"));
     char *out, *err;
     const char *a1[] = {cfg, "--tokens", "--clean", d, NULL};

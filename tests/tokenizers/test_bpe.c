@@ -84,11 +84,12 @@ static void write_tiny_files(void)
             int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
             if (printable != (pass == 0)) continue;
             strbuf tok = {0};
-            if (b == '"' || b == '\\') sb_printf(&tok, "\\%c", b);
+            if (b == '"' || b == '\\')
+                sb_printf(&tok, "\\%c", b);
             else {
                 int cp = printable ? b : next_extra++;
                 char u[4];
-                size_t n = cp < 0x80 ? (u[0] = (char)cp, 1)
+                size_t n = cp < 0x80    ? (u[0] = (char)cp, 1)
                            : cp < 0x800 ? (u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), 2)
                                         : 0;
                 sb_append(&tok, u, n);
@@ -177,8 +178,9 @@ static void test_save_load(void **state)
     tt_open(&a, "plugin = \"bpe\"; vocab_size = 350;");
     tt_train(&a, DOCS, N_DOCS);
     free(saved_state(&a, "bpe-saved"));
-    char *cfg = xasprintf("plugin = \"bpe\"; vocab = \"%s/bpe-saved/vocab.json\"; merges = \"%s/bpe-saved/merges.txt\";",
-                          test_tmpdir(), test_tmpdir());
+    char *cfg =
+        xasprintf("plugin = \"bpe\"; vocab = \"%s/bpe-saved/vocab.json\"; merges = \"%s/bpe-saved/merges.txt\";",
+                  test_tmpdir(), test_tmpdir());
     tt_open(&b, cfg);
     assert_int_equal(a.h.ops->vocab_size(a.h.self), b.h.ops->vocab_size(b.h.self));
     for (size_t d = 0; d < N_DOCS; d++) {
@@ -220,8 +222,10 @@ static void test_file_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_training_deterministic), cmocka_unit_test(test_tiny_files),
-        cmocka_unit_test(test_byte_round_trip),        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_training_deterministic),
+        cmocka_unit_test(test_tiny_files),
+        cmocka_unit_test(test_byte_round_trip),
+        cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_file_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

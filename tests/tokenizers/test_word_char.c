@@ -57,7 +57,8 @@ static void test_word_round_trip(void **state)
     tt t;
     tt_open(&t, "plugin = \"word\"; min_freq = 1;");
     tt_train(&t, DOCS, N_DOCS);
-    static const char *const pieces[] = {"the", "cat", "sat", ".", "!", "Über", "-", "naïve", "café", ",", "\\", "friends", "?"};
+    static const char *const pieces[] = {"the",   "cat",  "sat", ".",  "!",       "Über", "-",
+                                         "naïve", "café", ",",   "\\", "friends", "?"};
     static const char *const gaps[] = {" ", "  ", "\n", "\t", ""};
     uint64_t rng = 3;
     for (int iter = 0; iter < 300; iter++) {
@@ -142,8 +143,10 @@ static void test_save_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_word_vocabulary), cmocka_unit_test(test_word_round_trip),
-        cmocka_unit_test(test_char_round_trip), cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_word_vocabulary),
+        cmocka_unit_test(test_word_round_trip),
+        cmocka_unit_test(test_char_round_trip),
+        cmocka_unit_test(test_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,47 +24,110 @@ typedef struct wp_case {
 } wp_case;
 
 static const wp_case CASES[] = {
-    {"plain words", "hello world", 11, {7592, 2088}}, /* hello world */
+    {"plain words", "hello world", 11, {7592, 2088}},                           /* hello world */
     {"capitals and punctuation", "Hello, World!", 13, {7592, 1010, 2088, 999}}, /* hello , world ! */
-    {"continuation pieces", "unaffable", 9, {14477, 20961, 3468}}, /* una ##ffa ##ble */
-    {"accents stripped", "na\xc3\xafve caf\xc3\xa9", 12, {15743, 7668}}, /* naive cafe */
-    {"uppercase accents", "\xc3\x89" "COLE \xc3\x85ngstr\xc3\xb6m", 17, {12431, 17076, 15687}}, /* ecole ang ##strom */
-    {"apostrophe splits", "don't", 5, {2123, 1005, 1056}}, /* don ' t */
-    {"digits", "12345", 5, {13138, 19961}}, /* 123 ##45 */
-    {"decimal number", "3.14159", 7, {1017, 1012, 15471, 28154}}, /* 3 . 141 ##59 */
-    {"money", "$100.00", 7, {1002, 2531, 1012, 4002}}, /* $ 100 . 00 */
+    {"continuation pieces", "unaffable", 9, {14477, 20961, 3468}},              /* una ##ffa ##ble */
+    {"accents stripped", "na\xc3\xafve caf\xc3\xa9", 12, {15743, 7668}},        /* naive cafe */
+    {"uppercase accents",
+     "\xc3\x89"
+     "COLE \xc3\x85ngstr\xc3\xb6m",
+     17,
+     {12431, 17076, 15687}},                                                     /* ecole ang ##strom */
+    {"apostrophe splits", "don't", 5, {2123, 1005, 1056}},                       /* don ' t */
+    {"digits", "12345", 5, {13138, 19961}},                                      /* 123 ##45 */
+    {"decimal number", "3.14159", 7, {1017, 1012, 15471, 28154}},                /* 3 . 141 ##59 */
+    {"money", "$100.00", 7, {1002, 2531, 1012, 4002}},                           /* $ 100 . 00 */
     {"email address", "email@example.com", 17, {10373, 1030, 2742, 1012, 4012}}, /* email @ example . com */
-    {"html-like", "<html><b>x</b>", 14, {1026, 16129, 1028, 1026, 1038, 1028, 1060, 1026, 1013, 1038, 1028}}, /* < html > < b > x < / b > */
+    {"html-like",
+     "<html><b>x</b>",
+     14,
+     {1026, 16129, 1028, 1026, 1038, 1028, 1060, 1026, 1013, 1038, 1028}}, /* < html > < b > x < / b > */
     {"dashes and dots", "hello--world...", 15, {7592, 1011, 1011, 2088, 1012, 1012, 1012}}, /* hello - - world . . . */
-    {"CJK characters split", "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c", 12, {100, 100, 1745, 100}}, /* [UNK] [UNK] 世 [UNK] */
-    {"CJK within latin", "abc\xe4\xb8\xad\xe6\x96\x87" "def", 12, {5925, 1746, 1861, 13366}}, /* abc 中 文 def */
-    {"kana is not CJK", "\xe3\x81\xb2\xe3\x82\x89\xe3\x81\x8c\xe3\x81\xaa", 12, {1673, 30211, 30177, 30193}}, /* ひ ##ら ##か ##な */
-    {"tabs and newlines", "hello\x09world\x0a" "again\x0d\x0a", 19, {7592, 2088, 2153}}, /* hello world again */
-    {"no-break space", "a\xc2\xa0" "b", 4, {1037, 1038}}, /* a b */
+    {"CJK characters split",
+     "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c",
+     12,
+     {100, 100, 1745, 100}}, /* [UNK] [UNK] 世 [UNK] */
+    {"CJK within latin",
+     "abc\xe4\xb8\xad\xe6\x96\x87"
+     "def",
+     12,
+     {5925, 1746, 1861, 13366}}, /* abc 中 文 def */
+    {"kana is not CJK",
+     "\xe3\x81\xb2\xe3\x82\x89\xe3\x81\x8c\xe3\x81\xaa",
+     12,
+     {1673, 30211, 30177, 30193}}, /* ひ ##ら ##か ##な */
+    {"tabs and newlines",
+     "hello\x09world\x0a"
+     "again\x0d\x0a",
+     19,
+     {7592, 2088, 2153}}, /* hello world again */
+    {"no-break space",
+     "a\xc2\xa0"
+     "b",
+     4,
+     {1037, 1038}},                                        /* a b */
     {"line separator", "x\xe2\x80\xa8y", 5, {1060, 1061}}, /* x y */
-    {"control characters dropped", "ctrl\x01\x02" "chars\x7f", 12, {14931, 12190, 7507, 2869}}, /* ct ##rl ##cha ##rs */
+    {"control characters dropped",
+     "ctrl\x01\x02"
+     "chars\x7f",
+     12,
+     {14931, 12190, 7507, 2869}},                                                         /* ct ##rl ##cha ##rs */
     {"zero-width space dropped", "zero\xe2\x80\x8bwidth", 12, {5717, 9148, 11927, 2232}}, /* zero ##wi ##dt ##h */
-    {"byte-order mark dropped", "\xef\xbb\xbf" "bom", 6, {8945, 2213}}, /* bo ##m */
-    {"NUL dropped", "a\x00" "b", 3, {11113}}, /* ab */
+    {"byte-order mark dropped",
+     "\xef\xbb\xbf"
+     "bom",
+     6,
+     {8945, 2213}}, /* bo ##m */
+    {"NUL dropped",
+     "a\x00"
+     "b",
+     3,
+     {11113}},                                                                /* ab */
     {"emoji", "I love \xf0\x9f\x8d\x95 pizza", 17, {1045, 2293, 100, 10733}}, /* i love [UNK] pizza */
-    {"emoji sequence", "\xf0\x9f\x98\x80\xf0\x9f\x98\x80!", 9, {100, 999}}, /* [UNK] ! */
-    {"invalid UTF-8 byte dropped", "ab\xff" "cd", 5, {5925, 2094}}, /* abc ##d */
+    {"emoji sequence", "\xf0\x9f\x98\x80\xf0\x9f\x98\x80!", 9, {100, 999}},   /* [UNK] ! */
+    {"invalid UTF-8 byte dropped",
+     "ab\xff"
+     "cd",
+     5,
+     {5925, 2094}},                                        /* abc ##d */
     {"truncated sequence dropped", "caf\xc3", 4, {24689}}, /* caf */
-    {"U+FFFD dropped", "a\xef\xbf\xbd" "b", 5, {11113}}, /* ab */
+    {"U+FFFD dropped",
+     "a\xef\xbf\xbd"
+     "b",
+     5,
+     {11113}},                                                                    /* ab */
     {"final sigma", "\xce\x9f\xce\x94\xce\x9f\xce\xa3", 8, {1169, 29722, 15297}}, /* ο ##δ ##ος */
-    {"dotted capital I", "\xc4\xb0stanbul", 9, {9960}}, /* istanbul */
-    {"sharp s", "stra\xc3\x9f" "e", 7, {2358, 27807}}, /* st ##raße */
-    {"decomposed accent", "e\xcc\x81te\xcc\x81", 7, {3802, 2063}}, /* et ##e */
-    {"ligature kept", "\xef\xac\x81ne", 5, {1984, 2638}}, /* ﬁ ##ne */
+    {"dotted capital I", "\xc4\xb0stanbul", 9, {9960}},                           /* istanbul */
+    {"sharp s",
+     "stra\xc3\x9f"
+     "e",
+     7,
+     {2358, 27807}},                                                         /* st ##raße */
+    {"decomposed accent", "e\xcc\x81te\xcc\x81", 7, {3802, 2063}},           /* et ##e */
+    {"ligature kept", "\xef\xac\x81ne", 5, {1984, 2638}},                    /* ﬁ ##ne */
     {"inverted punctuation", "\xc2\xbfQu\xc3\xa9?", 7, {1094, 10861, 1029}}, /* ¿ que ? */
-    {"guillemets", "\xc2\xabquote\xc2\xbb", 9, {1077, 14686, 1090}}, /* « quote » */
-    {"em dash", "a\xe2\x80\x94" "b", 5, {1037, 1517, 1038}}, /* a — b */
-    {"special tokens are text", "[CLS] text [SEP]", 16, {1031, 18856, 2015, 1033, 3793, 1031, 19802, 1033}}, /* [ cl ##s ] text [ sep ] */
+    {"guillemets", "\xc2\xabquote\xc2\xbb", 9, {1077, 14686, 1090}},         /* « quote » */
+    {"em dash",
+     "a\xe2\x80\x94"
+     "b",
+     5,
+     {1037, 1517, 1038}}, /* a — b */
+    {"special tokens are text",
+     "[CLS] text [SEP]",
+     16,
+     {1031, 18856, 2015, 1033, 3793, 1031, 19802, 1033}},   /* [ cl ##s ] text [ sep ] */
     {"unknown word", "\xe0\xb6\x9e\xe0\xb6\x9e", 6, {100}}, /* [UNK] */
-    {"long word of 100 letters", NULL, 100, {13360, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 2050}}, /* aaa ##aa ##aa ##aa ##aa ##aa ##aa ##aa ##aa ##aa ##aa ##aa ##aa ##aa # */
-    {"word of 101 letters is [UNK]", NULL, 101, {100}}, /* [UNK] */
-    {"empty", "", 0, {-1}}, /*  */
-    {"only spaces", "   \x09 ", 5, {-1}}, /*  */
+    {"long word of 100 letters", NULL, 100, {13360, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057,
+                                             11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057,
+                                             11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057,
+                                             11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057,
+                                             11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057, 11057,
+                                             11057, 11057, 11057, 11057, 2050}}, /* aaa ##aa ##aa ##aa ##aa ##aa ##aa
+                                                                                    ##aa ##aa ##aa ##aa ##aa ##aa ##aa #
+                                                                                  */
+    {"word of 101 letters is [UNK]", NULL, 101, {100}},                          /* [UNK] */
+    {"empty", "", 0, {-1}},                                                      /*  */
+    {"only spaces", "   \x09 ", 5, {-1}},                                        /*  */
 };
 
 static size_t expected_len(const wp_case *c)
@@ -261,10 +324,14 @@ static void test_tiny_vocab(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_cases),   cmocka_unit_test(test_specials_and_tokens),
-        cmocka_unit_test(test_cased_and_word_limit), cmocka_unit_test(test_decode),
-        cmocka_unit_test(test_round_trip_property), cmocka_unit_test(test_save_load),
-        cmocka_unit_test(test_errors),            cmocka_unit_test(test_tiny_vocab),
+        cmocka_unit_test(test_reference_cases),
+        cmocka_unit_test(test_specials_and_tokens),
+        cmocka_unit_test(test_cased_and_word_limit),
+        cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_round_trip_property),
+        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_tiny_vocab),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

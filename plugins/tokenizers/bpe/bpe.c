@@ -137,7 +137,10 @@ typedef struct heap_item {
     int32_t pos; /* left symbol */
 } heap_item;
 
-static int item_less(heap_item x, heap_item y) { return x.rank != y.rank ? x.rank < y.rank : x.pos < y.pos; }
+static int item_less(heap_item x, heap_item y)
+{
+    return x.rank != y.rank ? x.rank < y.rank : x.pos < y.pos;
+}
 
 static void heap_push(heap_item *h, size_t *n, heap_item it)
 {
@@ -348,7 +351,8 @@ static const tftx_tokenizer_ops OPS = {
 static const tftx_param_spec PARAMS[] = {
     TFTX_P_STRING("vocab", "", "GPT-2 style vocab.json to load (with merges); empty: train on the training split"),
     TFTX_P_STRING("merges", "", "GPT-2 style merges.txt to load (with vocab)"),
-    TFTX_P_INT("vocab_size", 8192, 258, 1048576, "training: tokens in the end, the 256 bytes and <|endoftext|> included"),
+    TFTX_P_INT("vocab_size", 8192, 258, 1048576,
+               "training: tokens in the end, the 256 bytes and <|endoftext|> included"),
     TFTX_P_INT("min_frequency", 2, 1, 1000000000, "training: stop when the most frequent pair occurs fewer times"),
 };
 

@@ -29,8 +29,8 @@ void merge_map_free(merge_map *m);
 
 typedef struct bpe {
     const tftx_host *host;
-    tc_vocab vocab;           /* raw bytes of each token */
-    char **shown;             /* (vocab.n) token strings through bytes-to-unicode */
+    tc_vocab vocab; /* raw bytes of each token */
+    char **shown;   /* (vocab.n) token strings through bytes-to-unicode */
     int32_t byte_id[256];
     merge_map merges;
     int32_t *merge_a, *merge_b; /* (n_merges) in rank order, for save() */

@@ -66,8 +66,10 @@ tftx_status bpe_load_files(bpe *t, const char *vocab_json, const char *merges_tx
         bytes = nb;
         long k = strcmp(s, BPE_EOS_TOKEN) == 0 ? (long)strlen(s) : unshow(s, bytes);
         if (k < 0) {
-            st = h->error(err, TFTX_ERR_INVALID, "%s: token \"%s\" (id %zu) is not byte-level: a character is outside "
-                          "GPT-2's bytes-to-unicode map", vocab_json, s, id);
+            st = h->error(err, TFTX_ERR_INVALID,
+                          "%s: token \"%s\" (id %zu) is not byte-level: a character is outside "
+                          "GPT-2's bytes-to-unicode map",
+                          vocab_json, s, id);
             break;
         }
         if (strcmp(s, BPE_EOS_TOKEN) == 0) memcpy(bytes, s, (size_t)k);
@@ -83,8 +85,10 @@ tftx_status bpe_load_files(bpe *t, const char *vocab_json, const char *merges_tx
         char c = (char)b;
         int32_t id = tc_vocab_get(&t->vocab, &c, 1);
         if (id < 0)
-            return h->error(err, TFTX_ERR_INVALID, "%s: no token for byte 0x%02X (\"%s\"): a byte-level vocabulary "
-                            "has all 256", vocab_json, b, t->shown ? "?" : "");
+            return h->error(err, TFTX_ERR_INVALID,
+                            "%s: no token for byte 0x%02X (\"%s\"): a byte-level vocabulary "
+                            "has all 256",
+                            vocab_json, b, t->shown ? "?" : "");
         t->byte_id[b] = id;
     }
     if (t->eos < 0) t->eos = bpe_add_token(t, BPE_EOS_TOKEN, strlen(BPE_EOS_TOKEN));
@@ -115,7 +119,10 @@ tftx_status bpe_load_files(bpe *t, const char *vocab_json, const char *merges_tx
         int32_t x = a >= 0 && b >= 0 ? tc_vocab_get(&t->vocab, buf, (size_t)(la + lb)) : -1;
         if (x < 0) {
             st = h->error(err, TFTX_ERR_INVALID, "%s:%d: merge \"%s %s\": %s is not in %s", merges_txt, line, l, sp + 1,
-                          a < 0 ? "the left token" : b < 0 ? "the right token" : "the merged token", vocab_json);
+                          a < 0   ? "the left token"
+                          : b < 0 ? "the right token"
+                                  : "the merged token",
+                          vocab_json);
             break;
         }
         if (bpe_add_merge(t, a, b, x) != 0) st = h->error(err, TFTX_ERR_NOMEM, "out of memory");
@@ -155,9 +162,12 @@ tftx_status bpe_save(const void *self, const char *dir, tftx_error *err)
     }
     char *vp = join(dir, "vocab.json"), *mp = join(dir, "merges.txt");
     tftx_status st = TFTX_OK;
-    if (!ok || !vp || !mp) st = h->error(err, TFTX_ERR_NOMEM, "out of memory");
-    else if (tc_write_file(vp, json, strlen(json)) != 0) st = h->error(err, TFTX_ERR_IO, "cannot write %s: %s", vp, strerror(errno));
-    else if (tc_write_file(mp, m.data, m.len) != 0) st = h->error(err, TFTX_ERR_IO, "cannot write %s: %s", mp, strerror(errno));
+    if (!ok || !vp || !mp)
+        st = h->error(err, TFTX_ERR_NOMEM, "out of memory");
+    else if (tc_write_file(vp, json, strlen(json)) != 0)
+        st = h->error(err, TFTX_ERR_IO, "cannot write %s: %s", vp, strerror(errno));
+    else if (tc_write_file(mp, m.data, m.len) != 0)
+        st = h->error(err, TFTX_ERR_IO, "cannot write %s: %s", mp, strerror(errno));
     free(json);
     tc_buf_free(&m);
     free(vp);

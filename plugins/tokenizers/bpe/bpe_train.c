@@ -294,8 +294,10 @@ tftx_status bpe_train(void *self, const char *const *docs, const size_t *lens, s
             count_word(&tr, w, -1, -1, NULL, NULL);
             int32_t m = 0;
             for (int32_t i = 0; i < wd->len;) {
-                if (i + 1 < wd->len && wd->sym[i] == a && wd->sym[i + 1] == b) wd->sym[m++] = x, i += 2;
-                else wd->sym[m++] = wd->sym[i++];
+                if (i + 1 < wd->len && wd->sym[i] == a && wd->sym[i + 1] == b)
+                    wd->sym[m++] = x, i += 2;
+                else
+                    wd->sym[m++] = wd->sym[i++];
             }
             wd->len = m;
             count_word(&tr, w, +1, x, &touched, &n_touched);

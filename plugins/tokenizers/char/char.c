@@ -76,7 +76,10 @@ static int32_t char_vocab_size(const void *self)
     return t->c.ready ? (int32_t)t->c.vocab.n : 0;
 }
 
-static int32_t char_special(const void *self, tftx_special which) { return counted_special(&((const char_tok *)self)->c, which); }
+static int32_t char_special(const void *self, tftx_special which)
+{
+    return counted_special(&((const char_tok *)self)->c, which);
+}
 
 static const char *char_token(const void *self, int32_t id)
 {
@@ -123,7 +126,8 @@ static const tftx_tokenizer_ops OPS = {
 };
 
 static const tftx_param_spec PARAMS[] = {
-    TFTX_P_INT("min_freq", 1, 1, 1000000000, "a character enters the vocabulary when the training split has it this often"),
+    TFTX_P_INT("min_freq", 1, 1, 1000000000,
+               "a character enters the vocabulary when the training split has it this often"),
     TFTX_P_INT("max_size", 0, 0, 100000000, "at most this many tokens, the 5 specials included; 0: no limit"),
 };
 

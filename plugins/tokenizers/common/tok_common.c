@@ -102,16 +102,23 @@ size_t tc_utf8_next(const unsigned char *s, size_t n, int32_t *cp)
     size_t need;
     unsigned char lo = 0x80, hi = 0xBF;
     if (b < 0x80) return *cp = b, 1;
-    if (b >= 0xC2 && b <= 0xDF) need = 2;
-    else if (b >= 0xE0 && b <= 0xEF) need = 3, lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
-    else if (b >= 0xF0 && b <= 0xF4) need = 4, lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
-    else return *cp = -1 - b, 1;
+    if (b >= 0xC2 && b <= 0xDF)
+        need = 2;
+    else if (b >= 0xE0 && b <= 0xEF)
+        need = 3, lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
+    else if (b >= 0xF0 && b <= 0xF4)
+        need = 4, lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
+    else
+        return *cp = -1 - b, 1;
     if (n < need || s[1] < lo || s[1] > hi) return *cp = -1 - b, 1;
     for (size_t k = 2; k < need; k++)
         if (s[k] < 0x80 || s[k] > 0xBF) return *cp = -1 - b, 1;
-    if (need == 2) *cp = (b & 0x1F) << 6 | (s[1] & 0x3F);
-    else if (need == 3) *cp = (b & 0x0F) << 12 | (s[1] & 0x3F) << 6 | (s[2] & 0x3F);
-    else *cp = (b & 0x07) << 18 | (s[1] & 0x3F) << 12 | (s[2] & 0x3F) << 6 | (s[3] & 0x3F);
+    if (need == 2)
+        *cp = (b & 0x1F) << 6 | (s[1] & 0x3F);
+    else if (need == 3)
+        *cp = (b & 0x0F) << 12 | (s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    else
+        *cp = (b & 0x07) << 18 | (s[1] & 0x3F) << 12 | (s[2] & 0x3F) << 6 | (s[3] & 0x3F);
     return need;
 }
 

@@ -13,12 +13,12 @@
 /* Tokens by id, and a map from token bytes to id. Tokens may hold any
  * bytes (byte-level BPE); each is stored NUL-terminated too. */
 typedef struct tc_vocab {
-    char **tok;       /* (n) */
-    uint32_t *len;    /* (n) */
+    char **tok;    /* (n) */
+    uint32_t *len; /* (n) */
     size_t n, cap;
-    int32_t *slots;   /* hash table of ids, -1 empty; (n_slots) */
+    int32_t *slots; /* hash table of ids, -1 empty; (n_slots) */
     size_t n_slots;
-    int last_wins;    /* duplicates: 0 the first id is found, 1 the last */
+    int last_wins; /* duplicates: 0 the first id is found, 1 the last */
 } tc_vocab;
 
 /* Append a token; returns its id, or -1 when out of memory. A token that is

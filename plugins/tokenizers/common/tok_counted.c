@@ -74,7 +74,8 @@ tftx_status counted_finish(counted *c, tftx_error *err)
     for (size_t i = 0; i < c->seen.n; i++) {
         int special = 0;
         for (int k = 0; k < COUNTED_N_SPECIAL; k++)
-            special |= c->seen.len[i] == strlen(SPECIALS[k]) && memcmp(c->seen.tok[i], SPECIALS[k], c->seen.len[i]) == 0;
+            special |=
+                c->seen.len[i] == strlen(SPECIALS[k]) && memcmp(c->seen.tok[i], SPECIALS[k], c->seen.len[i]) == 0;
         if (c->counts[i] >= c->min_freq && !special) order[n++] = (int32_t)i;
     }
     sort_ctx = c; /* qsort has no context argument; train() runs on one thread */
@@ -98,12 +99,19 @@ tftx_status counted_finish(counted *c, tftx_error *err)
 int32_t counted_special(const counted *c, tftx_special which)
 {
     switch (which) {
-    case TFTX_TOK_PAD: return 0;
-    case TFTX_TOK_UNK: return 1;
-    case TFTX_TOK_CLS: return 2;
-    case TFTX_TOK_SEP: return 3;
-    case TFTX_TOK_MASK: return 4;
-    default: (void)c; return -1;
+    case TFTX_TOK_PAD:
+        return 0;
+    case TFTX_TOK_UNK:
+        return 1;
+    case TFTX_TOK_CLS:
+        return 2;
+    case TFTX_TOK_SEP:
+        return 3;
+    case TFTX_TOK_MASK:
+        return 4;
+    default:
+        (void)c;
+        return -1;
     }
 }
 
@@ -115,7 +123,7 @@ tftx_status counted_save(const counted *c, const char *dir, tftx_error *err)
         /* one token per line: backslash, line feed and carriage return escaped */
         for (uint32_t k = 0; k < c->vocab.len[i] && ok; k++) {
             char ch = c->vocab.tok[i][k];
-            ok = ch == '\\' ? tc_buf_add(&b, "\\\\", 2) == 0
+            ok = ch == '\\'   ? tc_buf_add(&b, "\\\\", 2) == 0
                  : ch == '\n' ? tc_buf_add(&b, "\\n", 2) == 0
                  : ch == '\r' ? tc_buf_add(&b, "\\r", 2) == 0
                               : tc_buf_add(&b, &ch, 1) == 0;

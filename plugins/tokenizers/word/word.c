@@ -59,7 +59,10 @@ static int pieces(const char *s, size_t n, int (*fn)(void *, const char *, size_
     return 0;
 }
 
-static int see(void *ctx, const char *s, size_t n) { return counted_see(ctx, s, n); }
+static int see(void *ctx, const char *s, size_t n)
+{
+    return counted_see(ctx, s, n);
+}
 
 static tftx_status word_train(void *self, const char *const *docs, const size_t *lens, size_t n_docs, tftx_error *err)
 {
@@ -115,7 +118,10 @@ static int32_t word_vocab_size(const void *self)
     return w->c.ready ? (int32_t)w->c.vocab.n : 0;
 }
 
-static int32_t word_special(const void *self, tftx_special which) { return counted_special(&((const word_tok *)self)->c, which); }
+static int32_t word_special(const void *self, tftx_special which)
+{
+    return counted_special(&((const word_tok *)self)->c, which);
+}
 
 static const char *word_token(const void *self, int32_t id)
 {
@@ -163,7 +169,8 @@ static const tftx_tokenizer_ops OPS = {
 
 static const tftx_param_spec PARAMS[] = {
     TFTX_P_INT("min_freq", 2, 1, 1000000000, "a word enters the vocabulary when the training split has it this often"),
-    TFTX_P_INT("max_size", 30000, 6, 100000000, "at most this many tokens, the 5 specials included (most frequent kept)"),
+    TFTX_P_INT("max_size", 30000, 6, 100000000,
+               "at most this many tokens, the 5 specials included (most frequent kept)"),
 };
 
 static const tftx_plugin_desc DESC = {
@@ -173,7 +180,8 @@ static const tftx_plugin_desc DESC = {
     .kind = TFTX_KIND_TOKENIZER,
     .name = "word",
     .version = "1.0.0",
-    .summary = "word-level tokens (letters/digits runs, each other character alone), vocabulary from the training split",
+    .summary =
+        "word-level tokens (letters/digits runs, each other character alone), vocabulary from the training split",
     .params = PARAMS,
     .n_params = sizeof PARAMS / sizeof *PARAMS,
     .create = word_create,

@@ -38,8 +38,8 @@ int basic_is_punctuation(int32_t cp)
 int basic_is_cjk(int32_t cp)
 {
     return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-           (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) ||
-           (cp >= 0x2B820 && cp <= 0x2CEAF) || (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+           (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+           (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
 /* Python's str.isspace(), which str.split() uses. */
@@ -78,9 +78,30 @@ static int is_cased(int32_t cp)
 static int is_case_ignorable(int32_t cp)
 {
     switch (cp) {
-    case 0x27: case 0x2E: case 0x3A: case 0x5E: case 0x60: case 0xA8: case 0xAD: case 0xAF: case 0xB4: case 0xB7:
-    case 0xB8: case 0x387: case 0x55F: case 0x5F4: case 0x2018: case 0x2019: case 0x2024: case 0x2027:
-    case 0xFE13: case 0xFE52: case 0xFE55: case 0xFF07: case 0xFF0E: case 0xFF1A:
+    case 0x27:
+    case 0x2E:
+    case 0x3A:
+    case 0x5E:
+    case 0x60:
+    case 0xA8:
+    case 0xAD:
+    case 0xAF:
+    case 0xB4:
+    case 0xB7:
+    case 0xB8:
+    case 0x387:
+    case 0x55F:
+    case 0x5F4:
+    case 0x2018:
+    case 0x2019:
+    case 0x2024:
+    case 0x2027:
+    case 0xFE13:
+    case 0xFE52:
+    case 0xFE55:
+    case 0xFF07:
+    case 0xFF0E:
+    case 0xFF1A:
         return 1;
     }
     utf8proc_category_t c = utf8proc_category(cp);
@@ -112,9 +133,12 @@ static long lower_strip(basic_scratch *s, const int32_t *w, size_t n)
     if (grow(&s->low, &s->cap_low, 2 * n + 1) != 0) return -1;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (w[i] == 0x130) s->low[m++] = 'i', s->low[m++] = 0x307; /* SpecialCasing: I WITH DOT ABOVE */
-        else if (w[i] == 0x3A3) s->low[m++] = lower_sigma(w, n, i);
-        else s->low[m++] = utf8proc_tolower(w[i]);
+        if (w[i] == 0x130)
+            s->low[m++] = 'i', s->low[m++] = 0x307; /* SpecialCasing: I WITH DOT ABOVE */
+        else if (w[i] == 0x3A3)
+            s->low[m++] = lower_sigma(w, n, i);
+        else
+            s->low[m++] = utf8proc_tolower(w[i]);
     }
     if (s->cap_bytes < 4 * m + 1) {
         char *b = realloc(s->bytes, 4 * m + 1);

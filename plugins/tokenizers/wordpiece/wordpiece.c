@@ -38,8 +38,8 @@ typedef struct wordpiece {
     int oom;
 } wordpiece;
 
-static const char *const SPECIAL_TOKENS[TFTX_TOK_N_SPECIAL] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", NULL, NULL,
-                                                                "[MASK]"};
+static const char *const SPECIAL_TOKENS[TFTX_TOK_N_SPECIAL] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]",
+                                                               NULL,    NULL,    "[MASK]"};
 
 static tftx_status load_vocab(wordpiece *w, const char *path, tftx_error *err)
 {
@@ -201,7 +201,10 @@ static size_t wp_decode(const void *self, const int32_t *ids, size_t n, char *ou
     return r;
 }
 
-static int32_t wp_vocab_size(const void *self) { return (int32_t)((const wordpiece *)self)->vocab.n; }
+static int32_t wp_vocab_size(const void *self)
+{
+    return (int32_t)((const wordpiece *)self)->vocab.n;
+}
 
 static int32_t wp_special(const void *self, tftx_special which)
 {
