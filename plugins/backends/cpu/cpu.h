@@ -10,6 +10,7 @@
  *   cpu_layers.c     embedding, layer norm, pooling, cross-entropy
  *   cpu_pointwise.c  activations, tanh, residual
  *   cpu_dropout.c    dropout and its counter-based mask
+ *   cpu_math.h       vectorisable exp and the two GELU forms
  *
  * One thread budget: every OpenMP region here names its team size
  * (num_threads(nt)) instead of relying on the process-wide setting, so
