@@ -128,7 +128,8 @@ char *run_cache_dir(const plan *p)
 }
 
 /* Data, then training: the metrics map goes into `metrics`. */
-static void train_run(const plan *p, const run_spec *rs, registry *reg, msgpack_sbuffer *metrics, run_outcome *out)
+static void train_run(const plan *p, const run_spec *rs, registry *reg, msgpack_sbuffer *metrics, run_outcome *out,
+                      int fd)
 {
     dataset ds;
     errlist errs = {0};
@@ -162,6 +163,7 @@ static void train_run(const plan *p, const run_spec *rs, registry *reg, msgpack_
     in.run_dir = run_dir;
     in.seed = rs->seed;
     in.threads = runner_default_threads();
+    in.progress_fd = fd;
     train_outcome to;
     train_execute(rs->config, reg, &in, &pk, &to);
     free(run_dir);
@@ -184,7 +186,7 @@ void run_child(const plan *p, const run_spec *rs, registry *reg, int fd)
     msgpack_sbuffer metrics;
     msgpack_sbuffer_init(&metrics);
     if (tnode_get(rs->config, "model")) {
-        train_run(p, rs, reg, &metrics, &out);
+        train_run(p, rs, reg, &metrics, &out, fd);
     } else {
         instantiate_only(rs, reg, &out);
         msgpack_packer mp;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "progress.h"
 #include "results.h"
 
 #ifndef TFTX_VERSION
@@ -53,7 +54,13 @@ typedef struct child {
     pid_t pid;
     int fd;            /* read end of the outcome pipe; -1 at EOF */
     const run_spec *rs;
-    strbuf out;        /* outcome bytes so far */
+    strbuf out;        /* bytes from the child so far */
+    size_t parsed;     /* complete objects end here */
+    size_t out_off, out_len; /* the outcome map (the one that is not progress) */
+    int has_outcome;
+    run_progress prog;
+    size_t number;     /* k of "run k/N" */
+    int plain;         /* print a line per evaluation */
     double t_start;    /* monotonic */
     double unix_start;
     double timeout;    /* seconds, 0 = none */
@@ -213,6 +220,27 @@ static int start_child(child *c, const plan *p, const run_spec *rs, registry *re
     return 0;
 }
 
+/* Take every complete object received so far: progress events update the
+ * display; the other one is the run's outcome. */
+static void parse_events(child *c)
+{
+    for (;;) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        size_t off = c->parsed;
+        int ok = c->parsed < c->out.len &&
+                 msgpack_unpack_next(&u, c->out.data, c->out.len, &off) == MSGPACK_UNPACK_SUCCESS;
+        if (ok && !progress_take(&c->prog, &u.data, c->rs->id, c->plain)) {
+            c->out_off = c->parsed;
+            c->out_len = off - c->parsed;
+            c->has_outcome = 1;
+        }
+        msgpack_unpacked_destroy(&u);
+        if (!ok) return;
+        c->parsed = off;
+    }
+}
+
 static void drain(child *c)
 {
     char buf[65536];
@@ -227,6 +255,7 @@ static void drain(child *c)
             close(c->fd);
             c->fd = -1;
         }
+        parse_events(c);
         return; /* EAGAIN: more later */
     }
 }
@@ -242,12 +271,13 @@ int runner_run_one(const plan *p, const run_spec *rs, registry *reg, strbuf *out
     while (c.fd >= 0) drain(&c);
     int ws;
     while (waitpid(c.pid, &ws, 0) < 0 && errno == EINTR) {}
-    *outcome = c.out;
+    sb_append(outcome, c.has_outcome ? c.out.data + c.out_off : "", c.has_outcome ? c.out_len : 0);
+    sb_free(&c.out);
     if (WIFSIGNALED(ws)) {
         snprintf(why, n, "the run's process was killed by signal %d (%s)", WTERMSIG(ws), strsignal(WTERMSIG(ws)));
         return -1;
     }
-    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || !c.out.len) {
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || !outcome->len) {
         snprintf(why, n, "the run's process exited with status %d without a result", WEXITSTATUS(ws));
         return -1;
     }
@@ -269,7 +299,8 @@ static int finish_child(child *c, int wstatus, const plan *p, results_log *log, 
     msgpack_unpacked_init(&u);
     const msgpack_object *outcome = NULL;
     size_t off = 0;
-    if (c->out.len && msgpack_unpack_next(&u, c->out.data, c->out.len, &off) == MSGPACK_UNPACK_SUCCESS &&
+    if (c->has_outcome &&
+        msgpack_unpack_next(&u, c->out.data + c->out_off, c->out_len, &off) == MSGPACK_UNPACK_SUCCESS &&
         u.data.type == MSGPACK_OBJECT_MAP)
         outcome = &u.data;
     char status[32] = "failed", error[1200] = "";
@@ -307,6 +338,7 @@ static int finish_child(child *c, int wstatus, const plan *p, results_log *log, 
     }
     int ok = strcmp(status, "ok") == 0;
     ok ? t->ok++ : t->failed++;
+    progress_clear(stdout);
     if (!opt->quiet || !ok) {
         strbuf v = {0};
         for (size_t k = 0; k < c->rs->varied->n_kids; k++) {
@@ -439,7 +471,9 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
 
     jobs_at_once = opt->jobs;
     child *kids = xcalloc((size_t)opt->jobs, sizeof *kids);
-    size_t active = 0, next = 0;
+    size_t active = 0, next = 0, started = t.skipped;
+    int tty = !opt->quiet && isatty(STDOUT_FILENO);
+    double last_draw = 0, sweep_start = now_seconds(), run_time = 0;
     while (rc == 0 && !stop_signal) {
         while (active < (size_t)opt->jobs && next < p->n_runs && !stop_signal) {
             if (done[next]) {
@@ -451,6 +485,9 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
                 rc = 1;
                 break;
             }
+            kids[active].number = ++started;
+            kids[active].plain = !opt->quiet && !tty;
+            kids[active].prog.started = kids[active].t_start;
             active++, next++;
         }
         if (active == 0) break;
@@ -476,10 +513,22 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
                 k++;
                 continue;
             }
+            run_time += now - kids[k].t_start;
             if (finish_child(&kids[k], ws, p, &log, &t, opt) != 0) rc = 1;
             kids[k] = kids[--active];
+            last_draw = 0;
+        }
+        if (tty && active && now - last_draw > 0.5) {
+            progress_line lines[64];
+            for (size_t k = 0; k < active && k < 64; k++) lines[k] = (progress_line){kids[k].rs->id, kids[k].number, &kids[k].prog};
+            size_t finished = t.ok + t.failed, remaining = p->n_runs - t.skipped - finished;
+            double per_run = finished ? run_time / (double)finished : now - sweep_start;
+            progress_draw(stdout, lines, active < 64 ? active : 64, p->n_runs, t.ok + t.skipped, t.failed,
+                          per_run * (double)remaining / (double)opt->jobs);
+            last_draw = now;
         }
     }
+    progress_clear(stdout);
     size_t interrupted = active;
     for (size_t k = 0; k < active; k++) { /* stopping: these runs stay unrecorded */
         kill(kids[k].pid, SIGKILL);

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 
 #include "metrics.h"
+#include "progress.h"
 #include "results.h"
 #include "schedule.h"
 #include "session.h"
@@ -318,7 +319,7 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
     double best = higher_is_better(stop_metric) ? -INFINITY : INFINITY;
     int64_t best_step = -1, bad_evals = 0, step = 0, epoch = 0;
     size_t pos = tr->n; /* start a new epoch at once */
-    double loss_sum = 0, tokens_seen = 0, train_time = 0;
+    double loss_sum = 0, tokens_seen = 0, train_time = 0, last_sent = 0, recent_loss = 0;
     int stopped_early = 0, have_best = 0;
     float *grads = s.model->grads(s.model_self);
     tftx_status st = TFTX_OK;
@@ -368,7 +369,12 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
         if (st != TFTX_OK) break;
         step++;
         loss_sum += step_loss;
+        recent_loss = step == 1 ? step_loss : 0.9 * recent_loss + 0.1 * step_loss;
         train_time += now_seconds() - ts;
+        if (now_seconds() - last_sent > 0.5) {
+            progress_send(in->progress_fd, "step", epoch, step, total, recent_loss, tokens_seen / train_time, NULL, 0);
+            last_sent = now_seconds();
+        }
         if (step % log_every == 0 || step == total) {
             tnode *pair = m_add(train_loss, T_LIST, NULL);
             m_add(pair, T_INT, NULL)->i = step;
@@ -384,6 +390,7 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
             m_float(e, "lr", lr);
             tnode_add(valid, e);
             double v = metric_value(&r, stop_metric);
+            progress_send(in->progress_fd, "eval", epoch, step, total, recent_loss, tokens_seen / train_time, stop_metric, v);
             int better = higher_is_better(stop_metric) ? v > best + min_delta : v < best - min_delta;
             if (better || !have_best) {
                 if (better) best = v, best_step = step, bad_evals = 0;

@@ -36,6 +36,7 @@ typedef struct train_inputs {
     const char *run_dir;           /* where checkpoints go (created on demand) */
     uint64_t seed;
     int threads;                   /* backend threads when train.threads is 0 */
+    int progress_fd;               /* progress events go here; -1: none */
 } train_inputs;
 
 typedef struct train_outcome {

@@ -80,7 +80,7 @@ sweep = { tokenizer = { mode = ["ok", "hang"]; layers = [1, 2, 3]; }; };
 CFG
 "$TFTX_BIN" run slow.cfg --out "$T/slow.msgpack" >"$T/slow.out" 2>&1 &
 pid=$!
-for _ in $(seq 50); do grep -q '\[3/6\]' "$T/slow.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q '\[3/6\]' "$T/slow.out" 2>/dev/null && break; sleep 0.1; done
 sleep 0.3
 kill -INT $pid; wait $pid; rc=$?
 [ "$rc" = 130 ] && ok || bad "ctrl-c: exit $rc, wanted 130: $(cat "$T/slow.out")"
@@ -89,7 +89,7 @@ check after-ctrl-c 0 'slow: 0 ok, 0 failed, 3 already done, 0 not run' -- "$TFTX
 # kill -9 of the whole sweep (runner and runs): the log reads cleanly, the rerun finishes without duplicates
 "$TFTX_BIN" run slow.cfg --out "$T/k9.msgpack" --set train.timeout=0.5 >"$T/k9.out" 2>&1 &
 pid=$!
-for _ in $(seq 50); do grep -q '\[3/6\]' "$T/k9.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q '\[3/6\]' "$T/k9.out" 2>/dev/null && break; sleep 0.1; done
 pkill -9 -P $pid; kill -9 $pid; wait $pid 2>/dev/null
 check after-kill-9 1 'slow: 0 ok, 3 failed, 3 already done, 0 not run' -- "$TFTX_BIN" run slow.cfg --out "$T/k9.msgpack" --set train.timeout=0.5
 if $PY -c 'import msgpack' 2>/dev/null; then
