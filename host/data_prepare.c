@@ -15,6 +15,8 @@
 #include "data_tokenizer.h"
 #include "dataset.h"
 
+int dataset_verbose = 1;
+
 static const char *const FORMAT_NAMES[] = {"dirs", "tsv", "csv", "jsonl", "text", "ids"};
 
 /* The cache key: every input that decides the ids (see dataset.h). */
@@ -265,9 +267,11 @@ int dataset_prepare(const tnode *cfg, registry *reg, const char *experiment_dir,
     if (corpus_read(&o, experiment_dir, &c, errs) != 0) goto done;
     for (size_t i = 0; i < c.warnings.n; i++) {
         errlist_add(&out->warnings, "%s", c.warnings.msgs[i]);
-        fprintf(stderr, "tftx: warning: %s\n", c.warnings.msgs[i]);
+        if (dataset_verbose && i < 5) fprintf(stderr, "tftx: warning: %s\n", c.warnings.msgs[i]);
     }
-    if (c.n_invalid_utf8)
+    if (dataset_verbose && c.warnings.n > 5)
+        fprintf(stderr, "tftx: warning: ... and %zu more such warnings\n", c.warnings.n - 5);
+    if (dataset_verbose && c.n_invalid_utf8)
         fprintf(stderr, "tftx: warning: %llu invalid UTF-8 sequence%s in the corpus replaced with U+FFFD\n",
                 (unsigned long long)c.n_invalid_utf8, c.n_invalid_utf8 == 1 ? "" : "s");
     char key[65], data_hash[65];
@@ -320,7 +324,7 @@ int dataset_prepare(const tnode *cfg, registry *reg, const char *experiment_dir,
     out->cache_path = path;
     path = NULL;
     out->seconds = now_seconds() - t0;
-    dataset_print_counts(out, stderr);
+    if (dataset_verbose) dataset_print_counts(out, stderr);
     rc = 0;
 done:
     cache_unlock(lock);

@@ -109,6 +109,11 @@ size_t dataset_seq(const dataset_split *s, size_t i, const int32_t **ids);
 void dataset_batch(const dataset *d, int split, const size_t *index, size_t B, size_t T, int32_t *ids, float *mask,
                    int32_t *labels);
 
+/* 1 (default): dataset_prepare prints its warnings (the first few) and the
+ * counts table to stderr; 0: silent (each run's process re-opens the cache
+ * the runner already reported). */
+extern int dataset_verbose;
+
 /* The counts table: one row per split, one column per label. */
 void dataset_print_counts(const dataset *d, FILE *out);
 

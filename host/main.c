@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cmd_tokenize.h"
 #include "plan.h"
 #include "report.h"
 #include "rerun.h"
@@ -32,6 +33,8 @@ static const char USAGE[] =
     "  rerun LOG RUN_ID        repeat a recorded run; say whether its metrics match exactly\n"
     "  bench FILE [--steps N] [--warmup N] [--set KEY=VALUE]...\n"
     "                          time training steps of the configured model on random batches\n"
+    "  tokenize FILE [--clean] [--special] [--tokens] [--set KEY=VALUE]... [DOC...]\n"
+    "                          print the token ids of each document (a file, or stdin)\n"
     "  plugins [KIND]          list plugins (KIND: optimizer, model, tokenizer, backend)\n"
     "  describe KIND NAME      print a plugin's parameters with defaults, ranges and docs\n"
     "  version                 print the version\n"
@@ -272,6 +275,8 @@ int main(int argc, char **argv)
         rc = cmd_experiment(cmd, argc - 2, argv + 2, cmdline.data);
     else if (strcmp(cmd, "bench") == 0)
         rc = cmd_bench(argc - 2, argv + 2);
+    else if (strcmp(cmd, "tokenize") == 0)
+        rc = cmd_tokenize(argc - 2, argv + 2);
     else if (strcmp(cmd, "rerun") == 0)
         rc = cmd_rerun(argc - 2, argv + 2);
     else if (strcmp(cmd, "report") == 0)

@@ -133,6 +133,7 @@ static void train_run(const plan *p, const run_spec *rs, registry *reg, msgpack_
 {
     dataset ds;
     errlist errs = {0};
+    dataset_verbose = 0; /* the runner reported this data before the runs started */
     char *dir = path_dirname(p->file), *cache = run_cache_dir(p);
     int rc = dataset_prepare(rs->config, reg, dir, cache, &ds, &errs);
     free(dir);

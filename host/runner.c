@@ -379,17 +379,14 @@ static int prepare_data(const plan *p, registry *reg, const char *done, const ru
         seen[n_seen++] = key.data;
         dataset ds;
         errlist errs = {0};
+        dataset_verbose = !opt->quiet;
+        fflush(stdout);
         if (dataset_prepare(cfg, reg, dir, cache, &ds, &errs) != 0) {
             errlist_print(&errs, "");
             fprintf(stderr, "tftx: %s: the data of run %s could not be prepared; nothing was run\n", p->file,
                     p->runs[r].id);
             rc = -1;
         } else {
-            if (!opt->quiet) {
-                printf("tftx: data %s: %s in %.1fs\n", ds.data_hash[0] ? ds.data_hash : "", ds.cache_hit ? "cached" : "tokenized", ds.seconds);
-                dataset_print_counts(&ds, stdout);
-                fflush(stdout);
-            }
             dataset_free(&ds);
         }
         errlist_free(&errs);

@@ -4,6 +4,8 @@
  */
 #include "schema.h"
 
+#include "data_clean.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -533,6 +535,7 @@ tnode *schema_resolve(const tnode *merged, registry *reg, errlist *errs)
         if (!node && SECTIONS[i].kind && SECTIONS[i].kind != TFTX_KIND_BACKEND) continue; /* plugin section not used */
         tnode_add(out, resolve_section(&SECTIONS[i], node, merged, merged, reg, errs));
     }
+    if (errs->n == before) data_clean_check(tnode_path(out, "data.clean"), errs); /* step names */
     if (errs->n > before) {
         tnode_free(out);
         return NULL;
