@@ -52,6 +52,9 @@ extern const tftx_host tftx_host_services;
 
 /* Per-process context the host services use (set in each run's process). */
 void services_set_context(const char *plugin_name, const char *run_id, uint64_t run_seed);
+/* Tag host->log messages with this plugin's name (the run and its seed
+ * stay as set by services_set_context). */
+void services_set_plugin(const char *plugin_name);
 /* Directory that host->resolve_path resolves against (the experiment's). */
 void services_set_experiment_dir(const char *dir);
 

@@ -18,6 +18,8 @@ static uint64_t ctx_seed;
 
 void services_set_experiment_dir(const char *dir) { snprintf(ctx_dir, sizeof ctx_dir, "%s", dir); }
 
+void services_set_plugin(const char *plugin_name) { snprintf(ctx_plugin, sizeof ctx_plugin, "%s", plugin_name); }
+
 void services_set_context(const char *plugin_name, const char *run_id, uint64_t run_seed)
 {
     if (plugin_name) snprintf(ctx_plugin, sizeof ctx_plugin, "%s", plugin_name);

@@ -28,9 +28,9 @@ static tftx_status make(const plugin *pl, const tnode *section, tftx_value **val
         if ((v = find_value(pl, *vals, "max_len")) && !v->is_set && h->max_len > 0 && v->i < h->max_len)
             v->i = h->max_len;
     }
-    services_set_context(pl->desc->name, NULL, 0);
+    services_set_plugin(pl->desc->name);
     tftx_status st = pl->desc->create(&tftx_host_services, *vals, self, err);
-    services_set_context("host", NULL, 0);
+    services_set_plugin("host");
     if (st != TFTX_OK) {
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s plugin '%s' could not start: %s", kind_name(pl->desc->kind), pl->desc->name,
@@ -133,7 +133,7 @@ tftx_status session_open(run_session *s, const tnode *config, registry *reg, con
     }
     s->lr = lr->f;
     s->weight_decay = wd && wd->type == TFTX_PARAM_FLOAT ? wd->f : 0;
-    services_set_context(s->model_pl->desc->name, NULL, 0);
+    services_set_plugin(s->model_pl->desc->name);
     st = s->model->bind(s->model_self, &s->backend, h->batch, (int)h->max_len, err);
     if (st == TFTX_OK) {
         const tftx_value *pre = tftx_param(s->model_pl->desc, s->model_vals, "pretrained");
@@ -143,7 +143,7 @@ tftx_status session_open(run_session *s, const tnode *config, registry *reg, con
             free(dir);
         }
     }
-    services_set_context("host", NULL, 0);
+    services_set_plugin("host");
     if (st != TFTX_OK) goto fail;
     s->n_params = s->model->n_params(s->model_self);
     build_segments(s, tnode_get(optimizer, "no_decay"));
