@@ -78,7 +78,11 @@ static const tftx_param_spec TRAIN_PARAMS[] = {
     TFTX_P_INT("eval_every", 0, 0, 1e12, "optimizer steps between evaluations on the validation split; 0: each epoch"),
     TFTX_P_INT("log_every", 10, 1, 1e12, "optimizer steps between recorded training losses"),
     TFTX_P_INT("eval_batch_size", 0, 0, 65536, "sequences per evaluation pass; 0: batch_size"),
-    TFTX_P_ENUM("save", "none", SAVE_MODES, "checkpoint per run: none, the best by early_stop.metric, or the last"),
+    TFTX_P_ENUM("save", "none", SAVE_MODES,
+                "checkpoint per run in <output>/runs/<id>/checkpoint-{best,last}: Hugging Face model files plus "
+                "optimizer.safetensors and trainer_state.json; none, the best by early_stop.metric, or the last"),
+    TFTX_P_STRING("resume_from", "", "a checkpoint directory (relative to the experiment file) to continue from: "
+                                     "weights, optimizer state, step and position in the epoch"),
     TFTX_P_ENUM("test_with", "best", TEST_WITH, "weights the test split is evaluated with"),
     TFTX_P_ENUM("early_stop.metric", "loss", STOP_METRICS, "validation metric that decides the best weights"),
     TFTX_P_INT("early_stop.patience", 0, 0, 1e9, "evaluations without improvement before stopping; 0: never stop early"),
@@ -113,7 +117,9 @@ const section_spec *section_find(const char *name)
 int schema_key_is_operational(const char *section, const char *key)
 {
     if (strcmp(section, "experiment") == 0) return 1;
-    return strcmp(section, "train") == 0 && (strcmp(key, "timeout") == 0 || strcmp(key, "max_memory") == 0);
+    /* resuming continues the same computation, so the run keeps its id */
+    return strcmp(section, "train") == 0 &&
+           (strcmp(key, "timeout") == 0 || strcmp(key, "max_memory") == 0 || strcmp(key, "resume_from") == 0);
 }
 
 const char *closest_name(const char *word, const char *const *names, size_t n)

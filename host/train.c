@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "checkpoint.h"
 #include "metrics.h"
 #include "progress.h"
 #include "results.h"
@@ -230,15 +231,11 @@ static void copy_params(run_session *s, float *host, int to_host)
     else s->backend.ops->copy_in(s->backend.self, p, host, bytes);
 }
 
-static tftx_status save_checkpoint(run_session *s, const train_inputs *in, const char *which, tftx_error *err)
+static tftx_status save_checkpoint(run_session *s, const train_inputs *in, const char *which,
+                                   const train_position *at, tftx_error *err)
 {
     char *dir = xasprintf("%s/checkpoint-%s", in->run_dir, which);
-    if (mkdir_p(dir, 0755) != 0) {
-        tftx_status st = tftx_host_services.error(err, TFTX_ERR_IO, "cannot create %s", dir);
-        free(dir);
-        return st;
-    }
-    tftx_status st = s->model->save(s->model_self, dir, err);
+    tftx_status st = checkpoint_save(s, dir, at, err);
     free(dir);
     return st;
 }
@@ -318,11 +315,30 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
     float *best_params = (test_best || !strcmp(save, "best")) ? xmalloc(s.n_params * sizeof(float)) : NULL;
     double best = higher_is_better(stop_metric) ? -INFINITY : INFINITY;
     int64_t best_step = -1, bad_evals = 0, step = 0, epoch = 0;
+    tftx_status st = TFTX_OK;
     size_t pos = tr->n; /* start a new epoch at once */
+    const char *resume = cfg_str(cfg, "train.resume_from");
+    if (resume[0]) { /* weights, optimizer state, and where the run was */
+        char *dir = tftx_host_services.resolve_path(resume);
+        train_position at;
+        st = checkpoint_load(&s, dir, &at, &err);
+        free(dir);
+        if (st == TFTX_OK) {
+            step = at.step, epoch = at.epoch;
+            if (epoch > 0 && at.pos < (int64_t)tr->n) { /* inside an epoch: its order again */
+                for (size_t i = 0; i < tr->n; i++) order[i] = i;
+                if (tnode_path(cfg, "train.shuffle")->i) shuffle(order, tr->n, (uint64_t)(epoch - 1));
+                pos = (size_t)at.pos;
+            }
+            m_int(m, "resumed_at", step);
+        } else {
+            snprintf(out->status, sizeof out->status, "failed");
+            snprintf(out->error, sizeof out->error, "train.resume_from: %s", err.message);
+        }
+    }
     double loss_sum = 0, tokens_seen = 0, train_time = 0, last_sent = 0, recent_loss = 0;
     int stopped_early = 0, have_best = 0;
     float *grads = s.model->grads(s.model_self);
-    tftx_status st = TFTX_OK;
 
     while (!out->error[0] && step < total && tr->n > 0) {
         double ts = now_seconds();
@@ -396,7 +412,8 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
                 if (better) best = v, best_step = step, bad_evals = 0;
                 have_best = 1;
                 if (best_params) copy_params(&s, best_params, 1);
-                if (!strcmp(save, "best") && (st = save_checkpoint(&s, in, "best", &err)) != TFTX_OK) {
+                train_position at = {step, epoch, (int64_t)pos};
+                if (!strcmp(save, "best") && (st = save_checkpoint(&s, in, "best", &at, &err)) != TFTX_OK) {
                     eval_free(&r);
                     break;
                 }
@@ -416,7 +433,8 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
     m_int(m, "stopped_early", stopped_early);
     m_float(m, "train_s", train_time);
     m_float(m, "tokens_per_s", train_time > 0 ? tokens_seen / train_time : 0);
-    if (!out->error[0] && !strcmp(save, "last") && (st = save_checkpoint(&s, in, "last", &err)) != TFTX_OK) {
+    train_position at_end = {step, epoch, (int64_t)pos};
+    if (!out->error[0] && !strcmp(save, "last") && (st = save_checkpoint(&s, in, "last", &at_end, &err)) != TFTX_OK) {
         snprintf(out->status, sizeof out->status, "failed");
         snprintf(out->error, sizeof out->error, "saving the last checkpoint: %s", err.message);
     }

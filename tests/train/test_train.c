@@ -265,6 +265,45 @@ static void checkpoint_saved(void **s)
     result_free(&r);
 }
 
+static void resume_continues_exactly(void **s)
+{
+    (void)s;
+    const char *text = cfg("plugin = \"adamw\"; lr = 0.01;", "save = \"last\";", NULL);
+    char *dir_a = xasprintf("%s/straight", test_tmpdir()), *dir_b = xasprintf("%s/first-half", test_tmpdir());
+    char *dir_c = xasprintf("%s/second-half", test_tmpdir());
+    char *resume = xasprintf("train.resume_from=\"%s/checkpoint-last\"", dir_b);
+    const char *straight[] = {"train.max_steps=45", "model.dropout=0.2"};
+    const char *first[] = {"train.max_steps=20", "model.dropout=0.2"};
+    const char *second[] = {"train.max_steps=45", "model.dropout=0.2", resume};
+    result a, b, c;
+    data.in.run_dir = dir_a;
+    train(text, straight, 2, &a);
+    data.in.run_dir = dir_b;
+    train(text, first, 2, &b);
+    data.in.run_dir = dir_c;
+    train(text, second, 3, &c); /* 20 steps in epoch 1 restored, then into epoch 2 */
+    data.in.run_dir = test_tmpdir();
+    assert_string_equal(c.out.status, "ok");
+    assert_int_equal((int64_t)metric(&c, "resumed_at", NULL), 20);
+    const char *files[] = {"model.safetensors", "optimizer.safetensors"};
+    for (int f = 0; f < 2; f++) {
+        char *pa = xasprintf("%s/checkpoint-last/%s", dir_a, files[f]), *pc = xasprintf("%s/checkpoint-last/%s", dir_c, files[f]);
+        size_t na, nc;
+        char *xa = read_file(pa, &na), *xc = read_file(pc, &nc);
+        assert_non_null(xa);
+        assert_non_null(xc);
+        assert_int_equal(na, nc);
+        assert_memory_equal(xa, xc, na); /* bit for bit the uninterrupted run */
+        free(xa), free(xc), free(pa), free(pc);
+    }
+    char *state = xasprintf("%s/checkpoint-last/trainer_state.json", dir_c);
+    char *json = read_file(state, NULL);
+    assert_non_null(strstr(json, "\"global_step\":\t45"));
+    free(json), free(state);
+    result_free(&a), result_free(&b), result_free(&c);
+    free(dir_a), free(dir_b), free(dir_c), free(resume);
+}
+
 static int setup(void **s)
 {
     (void)s;
@@ -291,6 +330,7 @@ int main(void)
         cmocka_unit_test(accumulation_matches_a_bigger_batch),
         cmocka_unit_test(clipping_bounds_the_update),
         cmocka_unit_test(checkpoint_saved),
+        cmocka_unit_test(resume_continues_exactly),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
