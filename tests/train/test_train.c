@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "results.h"
+#include "session.h"
 #include "testutil.h"
 #include "train.h"
 
@@ -304,6 +305,50 @@ static void resume_continues_exactly(void **s)
     free(dir_a), free(dir_b), free(dir_c), free(resume);
 }
 
+/* Which elements of the arena decay, per the tensors' names. */
+static void decay_flags(const char *const *sets, size_t n_sets, char *flags, size_t *n_params, run_session *out)
+{
+    plan p;
+    errlist errs = {0};
+    char *path = test_write("decay.cfg", cfg("plugin = \"adamw\";", NULL, NULL));
+    assert_int_equal(plan_build(&p, path, (char *const *)sets, n_sets, &reg, &errs), 0);
+    session_hints h = {VOCAB, 2, T_MAX, 4, 1};
+    tftx_error err = {0};
+    assert_int_equal(session_open(out, p.runs[0].config, &reg, &h, &err), TFTX_OK);
+    *n_params = out->n_params;
+    size_t covered = 0;
+    for (size_t i = 0; i < out->n_segments; i++) {
+        memset(flags + out->segments[i].offset, out->segments[i].decay ? 'd' : '-', out->segments[i].n);
+        covered += out->segments[i].n;
+    }
+    assert_int_equal(covered, out->n_params); /* every parameter in exactly one segment */
+    plan_free(&p);
+    errlist_free(&errs);
+}
+
+static void no_decay_follows_tensor_names(void **s)
+{
+    (void)s;
+    run_session ses;
+    size_t n;
+    char *flags = xcalloc(1, 1 << 20);
+    decay_flags(NULL, 0, flags, &n, &ses);
+    size_t nt = ses.model->n_tensors(ses.model_self), biases = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const tftx_tensor_info *t = ses.model->tensor(ses.model_self, i);
+        int is_bias = strstr(t->name, "bias") != NULL;
+        biases += is_bias;
+        for (size_t k = 0; k < t->numel; k++) assert_int_equal(flags[t->offset + k], is_bias ? '-' : 'd');
+    }
+    assert_true(biases >= 2);
+    session_close(&ses);
+    const char *none[] = {"optimizer.no_decay=[]"};
+    decay_flags(none, 1, flags, &n, &ses);
+    for (size_t k = 0; k < n; k++) assert_int_equal(flags[k], 'd');
+    session_close(&ses);
+    free(flags);
+}
+
 static int setup(void **s)
 {
     (void)s;
@@ -331,6 +376,7 @@ int main(void)
         cmocka_unit_test(clipping_bounds_the_update),
         cmocka_unit_test(checkpoint_saved),
         cmocka_unit_test(resume_continues_exactly),
+        cmocka_unit_test(no_decay_follows_tensor_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
