@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
 #include "cmd_tokenize.h"
 #include "plan.h"
 #include "report.h"
+#include "results.h"
 #include "rerun.h"
 #include "plugins.h"
 #include "runner.h"
@@ -35,9 +37,13 @@ static const char USAGE[] =
     "                          time training steps of the configured model on random batches\n"
     "  tokenize FILE [--clean] [--special] [--tokens] [--set KEY=VALUE]... [DOC...]\n"
     "                          print the token ids of each document (a file, or stdin)\n"
+    "  repair LOG              copy a damaged log's good records over it; the original becomes LOG.damaged\n"
     "  plugins [KIND]          list plugins (KIND: optimizer, model, tokenizer, backend)\n"
     "  describe KIND NAME      print a plugin's parameters with defaults, ranges and docs\n"
     "  version                 print the version\n"
+    "\n"
+    "  --allow-unsafe-plugins  (any command) load plugins even when their file or directory is\n"
+    "                          writable by group/others or owned by another user\n"
     "\n"
     "Exit status: 0 success, 1 a run failed or an I/O error, 2 invalid input, 130 interrupted.\n";
 
@@ -184,6 +190,22 @@ static void print_params(const tftx_param_spec *ps, size_t n, FILE *out)
     }
 }
 
+static int cmd_repair(int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "usage: tftx repair LOG   (keeps the good records; the original becomes LOG.damaged)\n");
+        return 2;
+    }
+    char err[1024];
+    int rc = results_repair(argv[0], err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "tftx: %s\n", err);
+        return 1;
+    }
+    if (rc == 1) printf("tftx: %s: no damage found; left as it is\n", argv[0]);
+    return 0;
+}
+
 static int cmd_plugins(int argc, char **argv)
 {
     tftx_kind only = 0;
@@ -268,6 +290,16 @@ int main(int argc, char **argv)
         printf("tftx %s (plugin ABI %d.%d)\n", TFTX_VERSION, TFTX_ABI_MAJOR, TFTX_ABI_MINOR);
         return 0;
     }
+    /* nothing tftx creates is writable by everyone, whatever the umask */
+    umask(umask(0) | S_IWOTH);
+    /* --allow-unsafe-plugins applies to every command that loads plugins */
+    int kept = 2;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--allow-unsafe-plugins") == 0) tftx_allow_unsafe_plugins = 1;
+        else argv[kept++] = argv[i];
+    }
+    argc = kept;
+    argv[argc] = NULL;
     strbuf cmdline = {0};
     for (int i = 0; i < argc; i++) sb_printf(&cmdline, "%s%s", i ? " " : "", argv[i]);
     int rc;
@@ -281,6 +313,8 @@ int main(int argc, char **argv)
         rc = cmd_rerun(argc - 2, argv + 2);
     else if (strcmp(cmd, "report") == 0)
         rc = cmd_report(argc - 2, argv + 2);
+    else if (strcmp(cmd, "repair") == 0)
+        rc = cmd_repair(argc - 2, argv + 2);
     else if (strcmp(cmd, "plugins") == 0)
         rc = cmd_plugins(argc - 2, argv + 2);
     else if (strcmp(cmd, "describe") == 0)

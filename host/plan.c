@@ -203,6 +203,41 @@ static char *file_stem(const char *path)
     return s;
 }
 
+/* Does `path` have a ".." component? */
+static int has_dotdot(const char *path)
+{
+    for (const char *c = path; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n == 2 && c[0] == '.' && c[1] == '.') return 1;
+        c += n;
+        while (*c == '/') c++;
+    }
+    return 0;
+}
+
+/* Nothing in an experiment file may make tftx write outside its output
+ * directory: the name (results/<name>) is one plain path component, and
+ * the output directory climbs no "..". */
+static int check_output_paths(const tnode *e, errlist *errs)
+{
+    int bad = 0;
+    const tnode *name = tnode_get(e, "name"), *out = tnode_get(e, "output");
+    const char *n = name->s;
+    if (strchr(n, '/') || strcmp(n, ".") == 0 || strcmp(n, "..") == 0) {
+        errlist_add(errs, "%s: experiment.name = \"%s\": a name is one path component (no '/', not '.' or '..'): "
+                          "it names the folder results/<name>; set experiment.output for another place",
+                    tnode_where(name), n);
+        bad = 1;
+    }
+    if (has_dotdot(out->s)) {
+        errlist_add(errs, "%s: experiment.output = \"%s\": a '..' component is not allowed (it could point "
+                          "outside the intended folder): write the path without it",
+                    tnode_where(out), out->s);
+        bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
 static int read_experiment(plan *p, const tnode *base, registry *reg, errlist *errs)
 {
     tnode *only = tnode_new(T_GROUP, NULL, base->file, 0);
@@ -212,6 +247,10 @@ static int read_experiment(plan *p, const tnode *base, registry *reg, errlist *e
     tnode_free(only);
     if (!r) return -1;
     const tnode *e = tnode_get(r, "experiment");
+    if (check_output_paths(e, errs) != 0) {
+        tnode_free(r);
+        return -1;
+    }
     const char *name = tnode_get(e, "name")->s;
     p->name = name[0] ? xstrdup(name) : file_stem(p->file);
     p->seed = tnode_get(e, "seed")->i;

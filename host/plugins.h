@@ -46,6 +46,10 @@ char **registry_names(const registry *r, tftx_kind kind, size_t *count);
 plugin *plugin_load_file(const char *path, tftx_kind want_kind, const char *want_name, char *err,
                          size_t errsz);
 
+/* Nonzero: load plugins even when their file or directory is writable by
+ * group/others or owned by another user (--allow-unsafe-plugins). */
+extern int tftx_allow_unsafe_plugins;
+
 const char *kind_name(tftx_kind k);
 int kind_parse(const char *s, tftx_kind *out); /* 0 ok */
 extern const tftx_host tftx_host_services;

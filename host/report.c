@@ -220,9 +220,11 @@ int cmd_report(int argc, char **argv)
         results_file_free(&rf);
         return 1;
     }
-    if (rf.damaged)
-        fprintf(stderr, "tftx: %s: byte %zu is not MessagePack; reporting the %zu records before it\n", log, rf.valid_len,
-                rf.n);
+    if (rf.damaged) {
+        results_print_damage(&rf, log, "tftx: ");
+        fprintf(stderr, "tftx: %s: damaged; reporting its %zu good records (tftx repair %s writes a clean copy)\n", log,
+                rf.n, log);
+    }
     /* the last record of each run id */
     run_row *rows = NULL;
     size_t n = 0;

@@ -6,11 +6,85 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* A record the host wrote: a map whose first key is "type" with a string
+ * value. */
+static int is_record(const msgpack_object *o)
+{
+    if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size == 0) return 0;
+    const msgpack_object_kv *kv = &o->via.map.ptr[0];
+    return mp_str_is(&kv->key, "type") && kv->val.type == MSGPACK_OBJECT_STR;
+}
+
+/* The format version a header declares (a header without one: 1). */
+static int64_t header_format(const msgpack_object *o)
+{
+    const msgpack_object *f = mp_get(o, "format");
+    if (!f) return 1;
+    if (f->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return f->via.u64 > INT64_MAX ? -1 : (int64_t)f->via.u64;
+    return -1;
+}
+
+/* Try one record at *off: 1 with `u` filled and *off past it, 0 when the
+ * bytes there are not a whole record. */
+static int unpack_record(const char *data, size_t len, size_t *off, msgpack_unpacked *u)
+{
+    size_t o = *off;
+    msgpack_unpacked_init(u);
+    msgpack_unpack_return ret = msgpack_unpack_next(u, data, len, &o);
+    if ((ret == MSGPACK_UNPACK_SUCCESS || ret == MSGPACK_UNPACK_EXTRA_BYTES) && is_record(&u->data)) {
+        *off = o;
+        return 1;
+    }
+    msgpack_unpacked_destroy(u);
+    return 0;
+}
+
+/* The next offset after `from` where a whole record starts (a map header
+ * followed by the key "type"), or len when there is none. */
+static size_t resync(const char *data, size_t len, size_t from)
+{
+    static const char key[] = "\xa4type";
+    for (size_t at = from; at + 5 <= len;) {
+        const char *k = memmem(data + at, len - at, key, 5);
+        if (!k) break;
+        size_t kpos = (size_t)(k - data);
+        /* fixmap (1 byte), map16 (3), map32 (5) before the key */
+        static const size_t back[] = {1, 3, 5};
+        for (size_t b = 0; b < 3; b++) {
+            if (kpos < back[b] + from) continue;
+            size_t start = kpos - back[b];
+            unsigned char m = (unsigned char)data[start];
+            if (!((b == 0 && m >= 0x81 && m <= 0x8f) || (b == 1 && m == 0xde) || (b == 2 && m == 0xdf))) continue;
+            size_t o = start;
+            msgpack_unpacked u;
+            if (unpack_record(data, len, &o, &u)) {
+                msgpack_unpacked_destroy(&u);
+                return start;
+            }
+        }
+        at = kpos + 1;
+    }
+    return len;
+}
+
+static void add_bad(results_file *rf, size_t at, size_t end, const char *why)
+{
+    if (!rf->damaged) {
+        rf->damaged = 1;
+        rf->valid_len = at;
+        rf->damage_index = rf->n;
+    }
+    rf->bad = xrealloc(rf->bad, (rf->n_bad + 1) * sizeof *rf->bad);
+    rf->bad[rf->n_bad++] = (results_bad){at, end - at, rf->n, why};
+}
 
 int results_read(const char *path, results_file *rf, errlist *errs)
 {
@@ -22,25 +96,121 @@ int results_read(const char *path, results_file *rf, errlist *errs)
         return -1;
     }
     size_t off = 0;
+    size_t foreign_at = 0; /* records under a header of another format version */
+    int foreign = 0;
     while (off < rf->len) {
         msgpack_unpacked u;
-        msgpack_unpacked_init(&u);
         size_t at = off;
-        msgpack_unpack_return ret = msgpack_unpack_next(&u, rf->data, rf->len, &off);
-        if (ret == MSGPACK_UNPACK_SUCCESS || ret == MSGPACK_UNPACK_EXTRA_BYTES) {
+        if (unpack_record(rf->data, rf->len, &off, &u)) {
+            int is_header = mp_str_is(mp_get(&u.data, "type"), "header");
+            if (is_header) {
+                int other = header_format(&u.data) != RESULTS_FORMAT_VERSION;
+                if (foreign && !other) add_bad(rf, foreign_at, at, "records under a header of another format version");
+                if (!foreign && other) foreign_at = at;
+                foreign = other;
+            }
+            if (foreign) {
+                msgpack_unpacked_destroy(&u);
+                continue;
+            }
             rf->objs = xrealloc(rf->objs, (rf->n + 1) * sizeof *rf->objs);
             rf->offsets = xrealloc(rf->offsets, (rf->n + 1) * sizeof *rf->offsets);
+            rf->lens = xrealloc(rf->lens, (rf->n + 1) * sizeof *rf->lens);
             rf->objs[rf->n] = u;
-            rf->offsets[rf->n++] = at;
-            rf->valid_len = off;
+            rf->offsets[rf->n] = at;
+            rf->lens[rf->n++] = off - at;
+            if (!rf->damaged) rf->valid_len = off;
             continue;
         }
-        msgpack_unpacked_destroy(&u);
-        if (ret == MSGPACK_UNPACK_CONTINUE) rf->torn = 1;
-        else rf->damaged = 1;
-        break;
+        if (foreign) {
+            add_bad(rf, foreign_at, at, "records under a header of another format version");
+            foreign = 0;
+        }
+        size_t next = resync(rf->data, rf->len, at + 1);
+        if (next == rf->len) {
+            /* nothing whole follows: an interrupted write at the end, unless
+             * the bytes cannot be the start of a record at all */
+            msgpack_unpacked probe;
+            msgpack_unpacked_init(&probe);
+            size_t o = at;
+            if (msgpack_unpack_next(&probe, rf->data, rf->len, &o) == MSGPACK_UNPACK_CONTINUE && !rf->damaged) {
+                rf->torn = 1;
+                rf->valid_len = at;
+            } else {
+                add_bad(rf, at, rf->len, "not a record up to the end of the file");
+            }
+            msgpack_unpacked_destroy(&probe);
+            break;
+        }
+        add_bad(rf, at, next, "not a record");
+        off = next;
     }
+    if (foreign) add_bad(rf, foreign_at, rf->len, "records under a header of another format version");
     return 0;
+}
+
+void results_print_damage(const results_file *rf, const char *path, const char *prefix)
+{
+    for (size_t i = 0; i < rf->n_bad; i++)
+        fprintf(stderr, "%s%s: bytes %zu..%zu (%zu bytes, after record %zu): %s; skipped\n", prefix, path,
+                rf->bad[i].at, rf->bad[i].at + rf->bad[i].len, rf->bad[i].len, rf->bad[i].index, rf->bad[i].why);
+}
+
+int results_repair(const char *path, char *err, size_t errsz)
+{
+    results_file rf;
+    errlist errs = {0};
+    if (results_read(path, &rf, &errs) != 0 || !rf.data) {
+        snprintf(err, errsz, "%s: %s", path, errs.n ? errs.msgs[0] : "no such file");
+        errlist_free(&errs);
+        results_file_free(&rf);
+        return -1;
+    }
+    errlist_free(&errs);
+    if (!rf.damaged && !rf.torn) {
+        results_file_free(&rf);
+        return 1;
+    }
+    results_print_damage(&rf, path, "tftx: ");
+    char *tmp = xasprintf("%s.repair-tmp", path), *aside = xasprintf("%s.damaged", path);
+    int rc = -1;
+    struct stat st;
+    int fd = -1;
+    if (lstat(aside, &st) == 0) {
+        snprintf(err, errsz, "%s already exists: move it away first", aside);
+        goto out;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        snprintf(err, errsz, "%s: cannot create: %s", tmp, strerror(errno));
+        goto out;
+    }
+    for (size_t i = 0; i < rf.n; i++) {
+        for (size_t done = 0; done < rf.lens[i];) {
+            ssize_t w = write(fd, rf.data + rf.offsets[i] + done, rf.lens[i] - done);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                snprintf(err, errsz, "%s: cannot write: %s", tmp, strerror(w < 0 ? errno : ENOSPC));
+                unlink(tmp);
+                goto out;
+            }
+            done += (size_t)w;
+        }
+    }
+    if (fsync(fd) != 0 || rename(path, aside) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errsz, "%s: cannot replace the log: %s", path, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    printf("tftx: %s: kept %zu good records (%zu damaged region%s dropped%s); the original is now %s\n", path, rf.n,
+           rf.n_bad, rf.n_bad == 1 ? "" : "s", rf.torn ? ", torn tail cut" : "", aside);
+    rc = 0;
+out:
+    if (fd >= 0) close(fd);
+    free(tmp);
+    free(aside);
+    results_file_free(&rf);
+    return rc;
 }
 
 void results_file_free(results_file *rf)
@@ -48,6 +218,8 @@ void results_file_free(results_file *rf)
     for (size_t i = 0; i < rf->n; i++) msgpack_unpacked_destroy(&rf->objs[i]);
     free(rf->objs);
     free(rf->offsets);
+    free(rf->lens);
+    free(rf->bad);
     free(rf->data);
     memset(rf, 0, sizeof *rf);
 }
@@ -65,11 +237,15 @@ int results_open(results_log *log, const char *path, results_file *rf, errlist *
     free(dir);
     if (results_read(path, rf, errs) != 0) return -1;
     if (rf->damaged) {
-        errlist_add(errs, "%s: byte %zu is not the start of a MessagePack record (%zu good records before it); "
-                          "refusing to append to a damaged log: move it aside or pass another --out",
-                    path, rf->valid_len, rf->n);
+        results_print_damage(rf, path, "tftx: ");
+        errlist_add(errs, "%s: damaged at byte %zu (after record %zu; %zu damaged region%s, %zu good records); "
+                          "refusing to append to a damaged log: run `tftx repair %s` (keeps the original as "
+                          "%s.damaged) or pass another --out",
+                    path, rf->valid_len, rf->damage_index, rf->n_bad, rf->n_bad == 1 ? "" : "s", rf->n, path, path);
         return -1;
     }
+    /* past RLIMIT_FSIZE a write fails with EFBIG instead of killing us */
+    signal(SIGXFSZ, SIG_IGN);
     log->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (log->fd < 0) {
         errlist_add(errs, "%s: cannot open the results log for writing: %s", path, strerror(errno));

@@ -19,21 +19,37 @@
 
 #define RESULTS_FORMAT_VERSION 1
 
+typedef struct results_bad {
+    size_t at, len;  /* bytes skipped */
+    size_t index;    /* good records before it */
+    const char *why;
+} results_bad;
+
 typedef struct results_file {
     char *data;              /* the whole file */
     size_t len;
     msgpack_unpacked *objs;  /* complete objects, in order */
     size_t *offsets;         /* byte offset of each */
+    size_t *lens;            /* byte length of each */
     size_t n;
     size_t valid_len;        /* bytes up to the end of the last good object */
     int torn;                /* an incomplete object follows valid_len */
-    int damaged;             /* bytes at valid_len are not MessagePack */
+    int damaged;             /* bytes at valid_len are not a record; reading
+                                resynchronised on the next record header */
+    size_t damage_index;     /* good records before the first damage */
+    results_bad *bad;        /* every damaged region skipped */
+    size_t n_bad;
 } results_file;
 
 /* Read a log. A missing file reads as empty (returns 0 with n = 0).
  * Returns -1 with an error when it cannot be read. */
 int results_read(const char *path, results_file *rf, errlist *errs);
 void results_file_free(results_file *rf);
+/* One line on stderr per damaged region: byte range, record index, why. */
+void results_print_damage(const results_file *rf, const char *path, const char *prefix);
+/* Write a copy of the log with only its good records, keep the original as
+ * PATH.damaged: 0 repaired, 1 nothing to repair, -1 with why in err. */
+int results_repair(const char *path, char *err, size_t errsz);
 
 typedef struct results_log {
     int fd;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void oom(size_t n, const char *file, int line)
 {
@@ -318,22 +319,55 @@ char *path_join(const char *dir, const char *rel)
     return xasprintf("%s/%s", dir, rel);
 }
 
+/* May we create files under the directory `p`? Not when it is a symbolic
+ * link or a directory another user (not root) could have put there or can
+ * swap: that could redirect our writes outside the intended place. A
+ * directory we just created must be ours. errno says why (ELOOP: a link,
+ * ENOTDIR, EPERM: someone else's or writable by everyone). */
+static int dir_component_safe(const char *p, int created)
+{
+    struct stat st;
+    if (lstat(p, &st) != 0) return -1;
+    uid_t me = geteuid();
+    if (S_ISLNK(st.st_mode)) {
+        if (created || (st.st_uid != 0 && st.st_uid != me)) {
+            errno = ELOOP;
+            return -1;
+        }
+        if (stat(p, &st) != 0) return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    if ((created && st.st_uid != me) || ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
+}
+
 int mkdir_p(const char *path, unsigned mode)
 {
     char *p = xstrdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != 0) continue;
+        char c = *s;
         *s = 0;
-        if (mkdir(p, mode) != 0 && errno != EEXIST) {
-            free(p);
-            return -1;
+        if (p[0] && strcmp(p, ".") != 0) {
+            int created = mkdir(p, mode) == 0;
+            if (!created && errno != EEXIST) rc = -1;
+            else if (dir_component_safe(p, created) != 0) rc = -1;
         }
-        *s = '/';
+        *s = c;
+        if (rc != 0 || !c) break;
+        while (s[1] == '/') s++;
     }
-    int rc = mkdir(p, mode);
+    int e = errno;
     free(p);
-    if (rc != 0 && errno != EEXIST) return -1;
-    return 0;
+    errno = e;
+    return rc;
 }
 
 double now_seconds(void)

@@ -185,7 +185,7 @@ static int write_atomic(const char *path, const void *const *parts, const size_t
     char *tmp = malloc(plen + 8);
     if (!tmp) return fail(err, errsz, "%s: out of memory%s", path, "");
     snprintf(tmp, plen + 8, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
         int rc = fail(err, errsz, "cannot write %s: %s", tmp, strerror(errno));
         free(tmp);
@@ -309,8 +309,19 @@ int mio_mkdirs(const char *path, char *err, size_t errsz)
         if (*s != '/' && *s != 0) continue;
         char c = *s;
         *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+        int created = mkdir(p, 0755) == 0;
+        if (!created && errno != EEXIST) {
             int rc = fail(err, errsz, "cannot create directory %s: %s", p, strerror(errno));
+            free(p);
+            return rc;
+        }
+        /* never write through a link or into a folder someone else made */
+        struct stat lst;
+        if (lstat(p, &lst) == 0 &&
+            ((S_ISLNK(lst.st_mode) && (created || (lst.st_uid != 0 && lst.st_uid != geteuid()))) ||
+             (created && (!S_ISDIR(lst.st_mode) || lst.st_uid != geteuid())))) {
+            int rc = fail(err, errsz, "%s: refusing to write there: it is a symbolic link or not a directory of ours%s",
+                          p, "");
             free(p);
             return rc;
         }
