@@ -730,6 +730,10 @@ static tnode *section_from_sets(const tftx_plugin_desc *d, char *const *sets, si
 {
     tnode *root = tnode_new(T_GROUP, NULL, "--set", 0);
     for (size_t i = 0; i < n_sets; i++) {
+        if (!strchr(sets[i], '=') || sets[i][0] == '=') {
+            errlist_add(errs, "--set %s: expected KEY=VALUE, KEY a parameter of the plugin (lr=0.01)", sets[i]);
+            continue;
+        }
         char *a = strncmp(sets[i], "optimizer.", 10) == 0 ? xstrdup(sets[i]) : xasprintf("optimizer.%s", sets[i]);
         config_apply_set(root, a, errs);
         free(a);

@@ -115,9 +115,10 @@ static void builtins_pass(void **state)
 static void set_values_are_used(void **state)
 {
     (void)state;
-    outcome o = run("sgd", "lr=0.1", "optimizer.momentum=0.9", "--ignored-by-check", NULL);
     /* a --set value that is not KEY=VALUE is an argument error */
+    outcome o = run("sgd", "lr=0.1", "momentum", NULL);
     assert_int_equal(o.rc, 2);
+    assert_non_null(strstr(o.err, "--set momentum: expected KEY=VALUE"));
     outcome_free(&o);
     o = run("sgd", "lr=0.1", "optimizer.momentum=0.9", NULL);
     assert_int_equal(o.rc, 0);
