@@ -126,11 +126,11 @@ int tftx_allow_unsafe_plugins;
 /* Someone who can write the file, or replace it in its directory, can run
  * code as us: refuse what another user could have written. Root-owned is
  * fine (the system's own directories). */
-static int check_owner_mode(const char *what, const char *path, char *err, size_t errsz)
+static int check_owner_mode(const char *plugin_path, const char *what, const char *path, char *err, size_t errsz)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        snprintf(err, errsz, "%s: cannot check the plugin %s: %s", path, what, strerror(errno));
+        snprintf(err, errsz, "%s: cannot check the plugin %s %s: %s", plugin_path, what, path, strerror(errno));
         return -1;
     }
     const char *why = NULL;
@@ -139,18 +139,18 @@ static int check_owner_mode(const char *what, const char *path, char *err, size_
     else if (st.st_uid != 0 && st.st_uid != geteuid()) why = "owned by another user";
     if (!why) return 0;
     snprintf(err, errsz,
-             "%s: refusing to load a plugin whose %s is %s (mode %04o, uid %u): fix with chmod go-w / chown, "
+             "%s: refusing to load a plugin whose %s%s%s is %s (mode %04o, uid %u): fix with chmod go-w / chown, "
              "or pass --allow-unsafe-plugins",
-             path, what, why, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+             plugin_path, what, strcmp(path, plugin_path) ? " " : "", strcmp(path, plugin_path) ? path : "", why, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
     return -1;
 }
 
 static int check_plugin_safe(const char *path, char *err, size_t errsz)
 {
     if (tftx_allow_unsafe_plugins) return 0;
-    if (check_owner_mode("file", path, err, errsz) != 0) return -1;
+    if (check_owner_mode(path, "file", path, err, errsz) != 0) return -1;
     char *dir = path_dirname(path);
-    int rc = check_owner_mode("directory", dir[0] ? dir : ".", err, errsz);
+    int rc = check_owner_mode(path, "directory", dir[0] ? dir : ".", err, errsz);
     free(dir);
     return rc;
 }

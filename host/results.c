@@ -226,6 +226,7 @@ void results_file_free(results_file *rf)
 
 int results_open(results_log *log, const char *path, results_file *rf, errlist *errs)
 {
+    memset(rf, 0, sizeof *rf); /* the caller frees it on every path */
     log->fd = -1;
     log->path = xstrdup(path);
     char *dir = path_dirname(path);
