@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "check_optimizer.h"
 #include "cmd_tokenize.h"
 #include "plan.h"
 #include "report.h"
@@ -38,6 +39,8 @@ static const char USAGE[] =
     "  tokenize FILE [--clean] [--special] [--tokens] [--set KEY=VALUE]... [DOC...]\n"
     "                          print the token ids of each document (a file, or stdin)\n"
     "  repair LOG              copy a damaged log's good records over it; the original becomes LOG.damaged\n"
+    "  check optimizer NAME [--set KEY=VALUE]...\n"
+    "                          conformance checks of an optimizer plugin (exit 0: all pass)\n"
     "  plugins [KIND]          list plugins (KIND: optimizer, model, tokenizer, backend)\n"
     "  describe KIND NAME      print a plugin's parameters with defaults, ranges and docs\n"
     "  version                 print the version\n"
@@ -307,6 +310,8 @@ int main(int argc, char **argv)
         rc = cmd_experiment(cmd, argc - 2, argv + 2, cmdline.data);
     else if (strcmp(cmd, "bench") == 0)
         rc = cmd_bench(argc - 2, argv + 2);
+    else if (strcmp(cmd, "check") == 0)
+        rc = cmd_check(argc - 2, argv + 2);
     else if (strcmp(cmd, "tokenize") == 0)
         rc = cmd_tokenize(argc - 2, argv + 2);
     else if (strcmp(cmd, "rerun") == 0)
