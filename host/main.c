@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "check_optimizer.h"
+#include "cluster.h"
 #include "cmd_tokenize.h"
 #include "plan.h"
 #include "report.h"
@@ -27,13 +28,16 @@
 static const char USAGE[] =
     "usage: tftx COMMAND [ARGS]\n"
     "\n"
-    "  run FILE [-j N] [--set KEY=VALUE]... [--out LOG] [--quiet]\n"
-    "                          run every run of the experiment not yet in the log\n"
+    "  run FILE [-j N] [--set KEY=VALUE]... [--out LOG] [--quiet] [--shard I/N]\n"
+    "                          run every run of the experiment (of shard I of 0..N-1) not yet in the log\n"
     "  plan FILE [--set KEY=VALUE]...   print the runs the experiment expands to\n"
     "  validate FILE [--set KEY=VALUE]...   check the experiment file only\n"
     "  report LOG [--metric PATH] [--by KEY[,KEY]] [--csv FILE] [--json] [--plot FILE.svg]\n"
     "                          results by configuration: mean and sd over seeds, best first\n"
     "  rerun LOG RUN_ID        repeat a recorded run; say whether its metrics match exactly\n"
+    "  merge OUT LOG... [--force]   join the logs of an experiment's shards into one log\n"
+    "  slurm FILE [--shards N] [--parallel K] [--partition P] [--time T] [--gpus-per-task G]\n"
+    "        [--cpus-per-task C] [-j N] [--set KEY=VALUE]...   print a Slurm job array script\n"
     "  bench FILE [--steps N] [--warmup N] [--set KEY=VALUE]...\n"
     "                          time training steps of the configured model on random batches\n"
     "  tokenize FILE [--clean] [--special] [--tokens] [--set KEY=VALUE]... [DOC...]\n"
@@ -57,6 +61,7 @@ typedef struct args {
     int jobs;
     int quiet;
     const char *out;
+    int shard_index, shard_count; /* --shard I/N; count 0: none */
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
@@ -66,7 +71,8 @@ static int parse_args(int argc, char **argv, args *a)
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         const char *val = NULL;
-        if (strcmp(s, "--set") == 0 || strcmp(s, "-j") == 0 || strcmp(s, "--jobs") == 0 || strcmp(s, "--out") == 0) {
+        if (strcmp(s, "--set") == 0 || strcmp(s, "-j") == 0 || strcmp(s, "--jobs") == 0 || strcmp(s, "--out") == 0 ||
+            strcmp(s, "--shard") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "tftx: %s needs a value\n", s);
                 return -1;
@@ -74,6 +80,8 @@ static int parse_args(int argc, char **argv, args *a)
             val = argv[++i];
         } else if (strncmp(s, "--set=", 6) == 0 || strncmp(s, "--out=", 6) == 0) {
             val = s + 6;
+        } else if (strncmp(s, "--shard=", 8) == 0) {
+            val = s + 8;
         } else if (strncmp(s, "-j", 2) == 0 && s[2]) {
             val = s + 2;
         }
@@ -82,6 +90,12 @@ static int parse_args(int argc, char **argv, args *a)
             a->sets[a->n_sets++] = (char *)val;
         } else if (strncmp(s, "--out", 5) == 0) {
             a->out = val;
+        } else if (strcmp(s, "--shard") == 0 || strncmp(s, "--shard=", 8) == 0) {
+            char err[256];
+            if (cluster_shard_parse(val, &a->shard_index, &a->shard_count, err, sizeof err) != 0) {
+                fprintf(stderr, "tftx: %s\n", err);
+                return -1;
+            }
         } else if (strncmp(s, "-j", 2) == 0 || strcmp(s, "--jobs") == 0) {
             char *end;
             long j = strtol(val, &end, 10);
@@ -128,16 +142,20 @@ static int cmd_experiment(const char *cmd, int argc, char **argv, const char *cm
     if (parse_args(argc, argv, &a) != 0) return 2;
     registry reg;
     registry_init(&reg);
-    plan p;
+    plan p = {0};
     int rc = 0;
-    if (build_plan(&a, &reg, &p) != 0) {
+    if (a.shard_count && strcmp(cmd, "run") != 0) {
+        fprintf(stderr, "tftx: --shard applies to run only\n");
+        rc = 2;
+    } else if (build_plan(&a, &reg, &p) != 0) {
         rc = 2;
     } else if (strcmp(cmd, "validate") == 0) {
         printf("%s: valid, %zu run%s\n", a.file, p.n_runs, p.n_runs == 1 ? "" : "s");
     } else if (strcmp(cmd, "plan") == 0) {
         plan_print(&p, stdout);
     } else {
-        run_options opt = {a.jobs, a.quiet, a.out, cmdline};
+        run_options opt = {.jobs = a.jobs, .quiet = a.quiet, .log_path = a.out, .command = cmdline, .sets = a.sets,
+                           .n_sets = a.n_sets, .shard_index = a.shard_index, .shard_count = a.shard_count};
         rc = runner_run(&p, &reg, &opt);
     }
     plan_free(&p);
@@ -318,6 +336,10 @@ int main(int argc, char **argv)
         rc = cmd_rerun(argc - 2, argv + 2);
     else if (strcmp(cmd, "report") == 0)
         rc = cmd_report(argc - 2, argv + 2);
+    else if (strcmp(cmd, "merge") == 0)
+        rc = cmd_merge(argc - 2, argv + 2);
+    else if (strcmp(cmd, "slurm") == 0)
+        rc = cmd_slurm(argc - 2, argv + 2);
     else if (strcmp(cmd, "repair") == 0)
         rc = cmd_repair(argc - 2, argv + 2);
     else if (strcmp(cmd, "plugins") == 0)

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "dataset.h"
 #include "progress.h"
 #include "results.h"
@@ -98,7 +99,7 @@ static void cpu_name(char *buf, size_t n)
     fclose(f);
 }
 
-static void pack_header(msgpack_sbuffer *sb, const plan *p, const registry *reg, const char *command)
+static void pack_header(msgpack_sbuffer *sb, const plan *p, const registry *reg, const run_options *opt)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -107,7 +108,7 @@ static void pack_header(msgpack_sbuffer *sb, const plan *p, const registry *reg,
     cpu_name(cpu, sizeof cpu);
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-    msgpack_pack_map(&pk, 13);
+    msgpack_pack_map(&pk, 15);
     mp_pack_kv_str(&pk, "type", "header");
     mp_pack_str(&pk, "format");
     msgpack_pack_int(&pk, RESULTS_FORMAT_VERSION);
@@ -116,7 +117,18 @@ static void pack_header(msgpack_sbuffer *sb, const plan *p, const registry *reg,
     mp_pack_kv_str(&pk, "file", p->file);
     mp_pack_kv_str(&pk, "file_text", p->text);
     mp_pack_kv_str(&pk, "file_sha256", p->file_hash);
-    mp_pack_kv_str(&pk, "command", command ? command : "");
+    mp_pack_kv_str(&pk, "command", opt->command ? opt->command : "");
+    mp_pack_str(&pk, "sets");
+    msgpack_pack_array(&pk, opt->n_sets);
+    for (size_t i = 0; i < opt->n_sets; i++) mp_pack_str(&pk, opt->sets[i]);
+    mp_pack_str(&pk, "shard");
+    if (opt->shard_count > 0) {
+        char shard[64];
+        snprintf(shard, sizeof shard, "%d/%d", opt->shard_index, opt->shard_count);
+        mp_pack_str(&pk, shard);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
     mp_pack_kv_str(&pk, "host", host);
     mp_pack_kv_str(&pk, "cpu", cpu);
     mp_pack_kv_str(&pk, "date", date);
@@ -398,9 +410,26 @@ static int prepare_data(const plan *p, registry *reg, const char *done, const ru
     return rc;
 }
 
+/* Does header `h` record the same experiment text and --set overrides as
+ * this invocation? (A header without `sets` predates them: none.) */
+static int header_matches(const msgpack_object *h, const plan *p, const run_options *opt)
+{
+    if (!h || !mp_str_is(mp_get(h, "file_sha256"), p->file_hash)) return 0;
+    const msgpack_object *sets = mp_get(h, "sets");
+    if (!sets) return opt->n_sets == 0;
+    if (sets->type != MSGPACK_OBJECT_ARRAY || sets->via.array.size != opt->n_sets) return 0;
+    for (size_t i = 0; i < opt->n_sets; i++)
+        if (!mp_str_is(&sets->via.array.ptr[i], opt->sets[i])) return 0;
+    return 1;
+}
+
 int runner_run(const plan *p, registry *reg, const run_options *opt)
 {
-    char *log_path = opt->log_path ? xstrdup(opt->log_path) : xasprintf("%s/results.msgpack", p->output);
+    int sharded = opt->shard_count > 0;
+    char *log_path = opt->log_path ? xstrdup(opt->log_path)
+                     : sharded ? xasprintf("%s/results.shard-%d-of-%d.msgpack", p->output, opt->shard_index,
+                                           opt->shard_count)
+                               : xasprintf("%s/results.msgpack", p->output);
     results_log log;
     results_file rf;
     errlist errs = {0};
@@ -412,35 +441,38 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
         free(log_path);
         return 1;
     }
-    /* what the log already holds: runs done, and the last header's file */
+    /* done[r]: 1 recorded `ok` in the log, 2 another shard's run (neither
+     * done nor to run here), 0 to run */
     char *done = xcalloc(p->n_runs + 1, 1);
-    const char *last_hash = NULL;
-    char *last_hash_copy = NULL;
+    size_t in_shard = p->n_runs;
+    if (sharded)
+        for (size_t r = 0; r < p->n_runs; r++)
+            if (cluster_shard_of(p->runs[r].id, opt->shard_count) != opt->shard_index) done[r] = 2, in_shard--;
+    /* what the log already holds: runs done, and the last header */
+    const msgpack_object *last_header = NULL;
     for (size_t i = 0; i < rf.n; i++) {
         const msgpack_object *o = &rf.objs[i].data;
         if (mp_str_is(mp_get(o, "type"), "header")) {
-            free(last_hash_copy);
-            last_hash = last_hash_copy = mp_strdup(mp_get(o, "file_sha256"));
+            last_header = o;
         } else if (mp_str_is(mp_get(o, "type"), "run") && mp_str_is(mp_get(o, "status"), "ok")) {
             for (size_t r = 0; r < p->n_runs; r++)
-                if (mp_str_is(mp_get(o, "id"), p->runs[r].id)) done[r] = 1;
+                if (!done[r] && mp_str_is(mp_get(o, "id"), p->runs[r].id)) done[r] = 1;
         }
     }
     if (prepare_data(p, reg, done, opt) != 0) {
         free(done);
-        free(last_hash_copy);
         results_file_free(&rf);
         results_close(&log);
         free(log_path);
         return 2;
     }
-    tally t = {0, 0, 0, p->n_runs};
-    for (size_t r = 0; r < p->n_runs; r++) t.skipped += done[r];
+    tally t = {0, 0, 0, in_shard};
+    for (size_t r = 0; r < p->n_runs; r++) t.skipped += done[r] == 1;
     int rc = 0;
-    if (!last_hash || strcmp(last_hash, p->file_hash) != 0) {
+    if (!header_matches(last_header, p, opt)) {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
-        pack_header(&sb, p, reg, opt->command);
+        pack_header(&sb, p, reg, opt);
         char err[1024];
         if (results_append(&log, &sb, err, sizeof err) != 0) {
             fprintf(stderr, "tftx: %s\n", err);
@@ -448,10 +480,11 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
         }
         msgpack_sbuffer_destroy(&sb);
     }
-    free(last_hash_copy);
     results_file_free(&rf);
     if (!opt->quiet) {
-        printf("tftx: %s: %zu runs planned, %zu already done in %s", p->name, p->n_runs, t.skipped, log_path);
+        printf("tftx: %s: %zu runs planned", p->name, p->n_runs);
+        if (sharded) printf(", %zu runs in this shard (%d/%d)", in_shard, opt->shard_index, opt->shard_count);
+        printf(", %zu already done in %s", t.skipped, log_path);
         printf(", %d at a time\n", opt->jobs);
         fflush(stdout);
     }
@@ -518,9 +551,9 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
         if (tty && active && now - last_draw > 0.5) {
             progress_line lines[64];
             for (size_t k = 0; k < active && k < 64; k++) lines[k] = (progress_line){kids[k].rs->id, kids[k].number, &kids[k].prog};
-            size_t finished = t.ok + t.failed, remaining = p->n_runs - t.skipped - finished;
+            size_t finished = t.ok + t.failed, remaining = t.total - t.skipped - finished;
             double per_run = finished ? run_time / (double)finished : now - sweep_start;
-            progress_draw(stdout, lines, active < 64 ? active : 64, p->n_runs, t.ok + t.skipped, t.failed,
+            progress_draw(stdout, lines, active < 64 ? active : 64, t.total, t.ok + t.skipped, t.failed,
                           per_run * (double)remaining / (double)opt->jobs);
             last_draw = now;
         }
@@ -537,14 +570,15 @@ int runner_run(const plan *p, registry *reg, const run_options *opt)
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);
     free(kids);
-    size_t left = p->n_runs - t.ok - t.failed - t.skipped;
+    size_t left = t.total - t.ok - t.failed - t.skipped;
     if (stop_signal) {
         fprintf(stderr, "tftx: stopped by %s: %zu run%s interrupted and not recorded; run the same command again to resume\n",
                 strsignal(stop_signal), interrupted, interrupted == 1 ? "" : "s");
         rc = 130;
     }
-    printf("tftx: %s: %zu ok, %zu failed, %zu already done, %zu not run; log: %s\n", p->name, t.ok, t.failed,
-           t.skipped, left, log_path);
+    printf("tftx: %s: %zu ok, %zu failed, %zu already done, %zu not run", p->name, t.ok, t.failed, t.skipped, left);
+    if (sharded) printf(" of %zu runs in this shard (%d/%d)", t.total, opt->shard_index, opt->shard_count);
+    printf("; log: %s\n", log_path);
     if (rc == 0 && t.failed) rc = 1;
     free(done);
     results_close(&log);

@@ -13,9 +13,17 @@ typedef struct run_options {
     int quiet;            /* only errors and the summary */
     const char *log_path; /* --out, or <output>/results.msgpack */
     const char *command;  /* the command line, for the header */
+    /* the --set assignments, recorded in the header (merge plans with them) */
+    char *const *sets;
+    size_t n_sets;
+    /* --shard I/N: only the runs whose shard (cluster_shard_of) is I; the
+     * others count as neither done nor to run. shard_count 0: all runs.
+     * The log defaults to <output>/results.shard-I-of-N.msgpack. */
+    int shard_index, shard_count;
 } run_options;
 
-/* Run every run of the plan not already recorded `ok` in the log.
+/* Run every run of the plan (of the shard, with --shard) not already
+ * recorded `ok` in the log.
  * Returns the process exit status: 0 all ok, 1 some runs failed or the log
  * could not be written, 130 interrupted. */
 int runner_run(const plan *p, registry *reg, const run_options *opt);

@@ -13,6 +13,7 @@ PACKAGES=(
   libconfig-dev libmsgpack-dev libcmocka-dev
   libopenblas-dev libopenblas0-openmp libcjson-dev libutf8proc-dev libstemmer-dev
   python3-msgpack
+  slurm-wlm munge  # tests/slurm: a single-node Slurm cluster on loopback
 )
 
 missing=()

@@ -28,7 +28,7 @@ static int run_text(const char *text, const char *log, plan *out)
     int rc = plan_build(&p, path, NULL, 0, &r, &errs);
     test_dump_errors(&errs);
     assert_int_equal(rc, 0);
-    run_options opt = {1, 1, log, "test"};
+    run_options opt = {.jobs = 1, .quiet = 1, .log_path = log, .command = "test"};
     rc = runner_run(&p, &r, &opt);
     if (out) *out = p;
     else plan_free(&p);

@@ -49,7 +49,7 @@ static void crashing_runs_are_recorded_and_others_finish(int jobs)
     assert_int_equal(plan_build(&p, path, NULL, 0, &r, &errs), 0);
     assert_int_equal(p.n_runs, 12);
     char *log = xasprintf("%s/crash-j%d/results.msgpack", test_tmpdir(), jobs);
-    run_options opt = {jobs, 1, log, "test"};
+    run_options opt = {.jobs = jobs, .quiet = 1, .log_path = log, .command = "test"};
     assert_int_equal(runner_run(&p, &r, &opt), 1); /* some runs failed */
     results_file rf;
     assert_int_equal(results_read(log, &rf, &errs), 0);
@@ -99,7 +99,7 @@ static void memory_limit_fails_one_run(void **s)
                                        "sweep = { tokenizer = { mode = [\"alloc\", \"ok\"]; }; };\n");
     assert_int_equal(plan_build(&p, path, NULL, 0, &r, &errs), 0);
     char *log = xasprintf("%s/mem/results.msgpack", test_tmpdir());
-    run_options opt = {2, 1, log, "test"};
+    run_options opt = {.jobs = 2, .quiet = 1, .log_path = log, .command = "test"};
     assert_int_equal(runner_run(&p, &r, &opt), 1);
     results_file rf;
     assert_int_equal(results_read(log, &rf, &errs), 0);
