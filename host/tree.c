@@ -158,7 +158,7 @@ void tnode_canonical(const tnode *n, strbuf *out)
         break;
     case T_GROUP: {
         tnode **sorted = xmalloc((n->n_kids + 1) * sizeof *sorted);
-        memcpy(sorted, n->kids, n->n_kids * sizeof *sorted);
+        if (n->n_kids) memcpy(sorted, n->kids, n->n_kids * sizeof *sorted); /* kids is NULL when empty */
         qsort(sorted, n->n_kids, sizeof *sorted, by_name);
         sb_puts(out, "{");
         for (size_t k = 0; k < n->n_kids; k++) {

@@ -14,6 +14,7 @@ PACKAGES=(
   libopenblas-dev libopenblas0-openmp libcjson-dev libutf8proc-dev libstemmer-dev
   python3-msgpack
   slurm-wlm munge  # tests/slurm: a single-node Slurm cluster on loopback
+  clang libclang-rt-14-dev valgrind util-linux
 )
 
 missing=()
