@@ -10,7 +10,9 @@
  *   Pd = P * M / (1-p)                         M[t,s] = 1 when
  *        uniform(seed, stream, ((b*NH + h)*T + t)*T + s) >= p
  *   O  = Pd V                                  (T,HS) into out[b,:,h*HS..]
- * att keeps P (before dropout); M is drawn again in backward, never stored.
+ * att keeps P (before dropout); M is drawn again in backward, never stored
+ * (there once per block of query rows, into memory of each thread, for
+ * both Pd and dP).
  *
  * Backward, with dO = dout[b,:,h*HS..]:
  *   dV += Pd^T dO
@@ -27,6 +29,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -175,65 +178,75 @@ void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float
     const int dropping = drop.p > 0.0f;
     const float keep_scale = cpu_dropout_scale(drop.p);
     int saved = cpu_blas_begin(1);
-#pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) {
-        const int b = bh / NH, h = bh % NH;
-        const size_t col = (size_t)b * T * C3 + (size_t)h * HS;
-        const float *q = qkv + col, *k = q + C, *v = q + 2 * C; /* (T,HS), row stride 3C */
-        float *dq = dqkv + col, *dk = dq + C, *dv = dq + 2 * C;
-        const float *dO = dout + (size_t)b * T * C + (size_t)h * HS; /* (T,HS), row stride C */
-        const float *P = att + (size_t)bh * T * T;                   /* (T,T) */
-        float *sc = scratch + (size_t)bh * T * T;                    /* (T,T) */
-        const uint64_t idx0 = (uint64_t)bh * T * T;
+#pragma omp parallel num_threads(cpu_nt(self))
+    {
+        /* The dropout factors of a block (rows x T), drawn once and used
+         * twice (Pd, then dP). Without the memory, each use draws them. */
+        float *fac = dropping ? malloc((size_t)rows * (size_t)T * sizeof *fac) : NULL;
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < B * NH; bh++) {
+            const int b = bh / NH, h = bh % NH;
+            const size_t col = (size_t)b * T * C3 + (size_t)h * HS;
+            const float *q = qkv + col, *k = q + C, *v = q + 2 * C; /* (T,HS), row stride 3C */
+            float *dq = dqkv + col, *dk = dq + C, *dv = dq + 2 * C;
+            const float *dO = dout + (size_t)b * T * C + (size_t)h * HS; /* (T,HS), row stride C */
+            const float *P = att + (size_t)bh * T * T;                   /* (T,T) */
+            float *sc = scratch + (size_t)bh * T * T;                    /* (T,T) */
+            const uint64_t idx0 = (uint64_t)bh * T * T;
 
-        /* Blocks of query rows t0..t1-1, each over the keys it can see,
-         * s < klim (all T, or t1 when causal). Within a block, with
-         * dO_b = dO[t0:t1], P_b = P[t0:t1, 0:klim] and so on: */
-        for (int t0 = 0; t0 < T; t0 += rows) {
-            const int t1 = t0 + rows < T ? t0 + rows : T, nr = t1 - t0, klim = causal ? t1 : T;
-            const float *Pb = P + (size_t)t0 * T; /* (nr,klim), row stride T */
-            float *sb = sc + (size_t)t0 * T;      /* (nr,klim), row stride T */
-            const float *dOb = dO + (size_t)t0 * C;
+            /* Blocks of query rows t0..t1-1, each over the keys it can see,
+             * s < klim (all T, or t1 when causal). Within a block, with
+             * dO_b = dO[t0:t1], P_b = P[t0:t1, 0:klim] and so on: */
+            for (int t0 = 0; t0 < T; t0 += rows) {
+                const int t1 = t0 + rows < T ? t0 + rows : T, nr = t1 - t0, klim = causal ? t1 : T;
+                const float *Pb = P + (size_t)t0 * T; /* (nr,klim), row stride T */
+                float *sb = sc + (size_t)t0 * T;      /* (nr,klim), row stride T */
+                const float *dOb = dO + (size_t)t0 * C;
 
-            /* dV[0:klim] += Pd_b^T @ dO_b; Pd_b is P_b itself without dropout */
-            const float *Pd = Pb;
-            if (dropping) {
+                /* dV[0:klim] += Pd_b^T @ dO_b; Pd_b is P_b itself without dropout */
+                const float *Pd = Pb;
+                if (dropping) {
+                    for (int r = 0; r < nr; r++) {
+                        float *row = sb + (size_t)r * T, *f = fac ? fac + (size_t)r * klim : row;
+                        const float *prow = Pb + (size_t)r * T;
+                        cpu_dropout_factors(f, drop.seed, drop.stream, idx0 + (uint64_t)(t0 + r) * T, (size_t)klim,
+                                            drop.p, keep_scale);
+                        for (int j = 0; j < klim; j++) row[j] = f[j] * prow[j];
+                    }
+                    Pd = sb;
+                }
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, klim, HS, nr, 1.0f, Pd, T, dOb, C, 1.0f, dv, C3);
+
+                /* dPd_b = dO_b @ V[0:klim]^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, klim, HS, 1.0f, dOb, C, v, C3, 0.0f, sb, T);
+
+                /* dP = dPd * M/(1-p);  dS = P * (dP - sum_s P*dP), in place */
                 for (int r = 0; r < nr; r++) {
                     float *row = sb + (size_t)r * T;
-                    const float *prow = Pb + (size_t)r * T;
-                    cpu_dropout_factors(row, drop.seed, drop.stream, idx0 + (uint64_t)(t0 + r) * T, (size_t)klim,
-                                        drop.p, keep_scale);
-                    for (int j = 0; j < klim; j++) row[j] *= prow[j];
-                }
-                Pd = sb;
-            }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, klim, HS, nr, 1.0f, Pd, T, dOb, C, 1.0f, dv, C3);
-
-            /* dPd_b = dO_b @ V[0:klim]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, klim, HS, 1.0f, dOb, C, v, C3, 0.0f, sb, T);
-
-            /* dP = dPd * M/(1-p);  dS = P * (dP - sum_s P*dP), in place */
-            for (int r = 0; r < nr; r++) {
-                float *row = sb + (size_t)r * T;
-                if (dropping) {
-                    float fbuf[256];
-                    for (int s0 = 0; s0 < klim; s0 += 256) {
-                        const int w = klim - s0 < 256 ? klim - s0 : 256;
-                        cpu_dropout_factors(fbuf, drop.seed, drop.stream, idx0 + (uint64_t)(t0 + r) * T + s0, (size_t)w,
-                                            drop.p, keep_scale);
-                        for (int j = 0; j < w; j++) row[s0 + j] *= fbuf[j];
+                    if (dropping && fac) {
+                        const float *f = fac + (size_t)r * klim;
+                        for (int j = 0; j < klim; j++) row[j] *= f[j];
+                    } else if (dropping) {
+                        float fbuf[256];
+                        for (int s0 = 0; s0 < klim; s0 += 256) {
+                            const int w = klim - s0 < 256 ? klim - s0 : 256;
+                            cpu_dropout_factors(fbuf, drop.seed, drop.stream, idx0 + (uint64_t)(t0 + r) * T + s0,
+                                                (size_t)w, drop.p, keep_scale);
+                            for (int j = 0; j < w; j++) row[s0 + j] *= fbuf[j];
+                        }
                     }
+                    softmax_backward_row(row, Pb + (size_t)r * T, klim);
                 }
-                softmax_backward_row(row, Pb + (size_t)r * T, klim);
-            }
 
-            /* dQ_b += dS_b @ K[0:klim] / sqrt(HS) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, HS, klim, qk_scale, sb, T, k, C3, 1.0f,
-                        dq + (size_t)t0 * C3, C3);
-            /* dK[0:klim] += dS_b^T @ Q_b / sqrt(HS) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, klim, HS, nr, qk_scale, sb, T, q + (size_t)t0 * C3, C3,
-                        1.0f, dk, C3);
+                /* dQ_b += dS_b @ K[0:klim] / sqrt(HS) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, HS, klim, qk_scale, sb, T, k, C3, 1.0f,
+                            dq + (size_t)t0 * C3, C3);
+                /* dK[0:klim] += dS_b^T @ Q_b / sqrt(HS) */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, klim, HS, nr, qk_scale, sb, T, q + (size_t)t0 * C3,
+                            C3, 1.0f, dk, C3);
+            }
         }
+        free(fac);
     }
     cpu_blas_end(saved);
 }
