@@ -24,6 +24,18 @@
  * through the layer then adds to it. Dropout with p = 0 is skipped both
  * ways (its gradient is its input gradient).
  *
+ * The [CLS] tail: an encoder's loss sees only the first token of each
+ * sequence of the last block's output (the pooler reads nothing else), and
+ * after attention every row is computed on its own. So the last block of
+ * an encoder computes qkv and attention over all N rows, then the rest
+ * (projection, residual, both LayerNorms, the MLP) over the B first-token
+ * rows only, gathered with pool_first_forward: 17% fewer FLOPs for
+ * bert-small. Its output is then (B,C); in backward the two gradients that
+ * leave the tail (d atty and the skip's d x) are scattered back to their
+ * rows with pool_first_backward. Dropout on the tail draws each row's mask
+ * at the row's place in the full (N,C) tensor, so the masks, the loss and
+ * the gradients are those of the full computation.
+ *
  * Dropout streams: element i of the mask at (step, layer, site) is
  * uniform(seed, stream, i) with stream = a hash of (step, layer, site), so
  * backward regenerates forward's masks and no two sites share one.
@@ -53,6 +65,41 @@ float *tf_block_out(const tf_model *m, int l)
     return m->cfg.norm == TF_POST ? m->a.layer[l].ln2 : m->a.layer[l].r2;
 }
 
+int tf_block_cls_tail(const tf_model *m, int l)
+{
+    return m->cfg.arch == TF_ENCODER && l == m->cfg.layers - 1;
+}
+
+/* Dropout of M rows of C that are rows b*stride of an (N,C) tensor (the
+ * tail) or all N rows (stride 1): each row's mask is drawn at its place in
+ * the full tensor. In place. */
+static void dropout_rows(tf_model *m, float *x, int M, int C, int stride, tftx_dropout d)
+{
+    if (d.p <= 0) return;
+    if (stride == 1) {
+        K->dropout_forward(S, x, x, (size_t)M * C, d, 0);
+        return;
+    }
+    for (int b = 0; b < M; b++)
+        K->dropout_forward(S, x + (size_t)b * C, x + (size_t)b * C, (size_t)C, d, (uint64_t)b * stride * C);
+}
+
+/* d(inp) of dropout_rows: dout itself when p = 0, else g_drop (zeroed, then
+ * accumulated into). */
+static const float *dropout_rows_back(tf_model *m, const float *dout, int M, int C, int stride, tftx_dropout d)
+{
+    if (d.p <= 0) return dout;
+    float *g = m->a.g_drop;
+    K->zero(S, g, (size_t)M * C * sizeof(float));
+    if (stride == 1) {
+        K->dropout_backward(S, g, dout, (size_t)M * C, d, 0);
+    } else {
+        for (int b = 0; b < M; b++)
+            K->dropout_backward(S, g + (size_t)b * C, dout + (size_t)b * C, (size_t)C, d, (uint64_t)b * stride * C);
+    }
+    return g;
+}
+
 void tf_block_forward(tf_model *m, int l, const float *x)
 {
     const tf_config *c = &m->cfg;
@@ -77,39 +124,39 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     }
     K->matmul_forward(S, a->qkv, att_in, tf_l(m, P, l, L_QKV_W), tf_l(m, P, l, L_QKV_B), N, C, 3 * C);
     K->attention_forward(S, a->atty, a->att, a->qkv, mask, causal, B, T, C, c->heads, d_att);
-    K->matmul_forward(S, tmp, a->atty, tf_l(m, P, l, L_PROJ_W), tf_l(m, P, l, L_PROJ_B), N, C, C);
-    if (d_proj.p > 0) K->dropout_forward(S, tmp, tmp, (size_t)N * C, d_proj, 0);
-    K->residual_forward(S, a->r1, x, tmp, (size_t)N * C);
+
+    /* The rest over M rows: all N, or the B first tokens of the tail. */
+    int M = N, stride = 1;
+    const float *xr = x, *atty = a->atty;
+    if (tf_block_cls_tail(m, l)) {
+        M = B, stride = T;
+        K->pool_first_forward(S, m->a.cls_x, x, B, T, C);
+        K->pool_first_forward(S, m->a.cls_atty, a->atty, B, T, C);
+        xr = m->a.cls_x, atty = m->a.cls_atty;
+    }
+    K->matmul_forward(S, tmp, atty, tf_l(m, P, l, L_PROJ_W), tf_l(m, P, l, L_PROJ_B), M, C, C);
+    dropout_rows(m, tmp, M, C, stride, d_proj);
+    K->residual_forward(S, a->r1, xr, tmp, (size_t)M * C);
 
     /* MLP half */
     const float *mlp_in;
     if (post) {
-        K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, a->r1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N, C,
+        K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, a->r1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), M, C,
                              eps);
         mlp_in = a->ln1;
     } else {
-        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r1, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), N, C,
+        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r1, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), M, C,
                              eps);
         mlp_in = a->ln2;
     }
-    K->matmul_forward(S, a->f, mlp_in, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), N, C, F);
-    K->activation_forward(S, a->g, a->f, (size_t)N * F, c->act);
-    K->matmul_forward(S, tmp, a->g, tf_l(m, P, l, L_FC2_W), tf_l(m, P, l, L_FC2_B), N, F, C);
-    if (d_mlp.p > 0) K->dropout_forward(S, tmp, tmp, (size_t)N * C, d_mlp, 0);
-    K->residual_forward(S, a->r2, post ? a->ln1 : a->r1, tmp, (size_t)N * C);
+    K->matmul_forward(S, a->f, mlp_in, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), M, C, F);
+    K->activation_forward(S, a->g, a->f, (size_t)M * F, c->act);
+    K->matmul_forward(S, tmp, a->g, tf_l(m, P, l, L_FC2_W), tf_l(m, P, l, L_FC2_B), M, F, C);
+    dropout_rows(m, tmp, M, C, stride, d_mlp);
+    K->residual_forward(S, a->r2, post ? a->ln1 : a->r1, tmp, (size_t)M * C);
     if (post)
-        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), N, C,
+        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), M, C,
                              eps);
-}
-
-/* d(inp) of a dropout: dout itself when p = 0, else g_drop (zeroed, then
- * accumulated into). */
-static const float *dropout_back(tf_model *m, const float *dout, size_t n, tftx_dropout d)
-{
-    if (d.p <= 0) return dout;
-    K->zero(S, m->a.g_drop, n * sizeof(float));
-    K->dropout_backward(S, m->a.g_drop, dout, n, d, 0);
-    return m->a.g_drop;
 }
 
 void tf_block_backward(tf_model *m, int l, const float *x)
@@ -119,50 +166,68 @@ void tf_block_backward(tf_model *m, int l, const float *x)
     tf_acts *A = &m->a;
     float *P = m->params, *G = m->grads;
     int B = m->B, T = m->T, N = B * T, C = c->d_model, F = c->d_ff;
-    size_t NC = (size_t)N * C, NF = (size_t)N * F;
+    size_t NC = (size_t)N * C;
     int post = c->norm == TF_POST;
     const uint8_t *mask = m->has_mask ? A->mask : NULL;
     int causal = c->arch == TF_DECODER;
     tftx_dropout d_att = tf_dropout(m, l, SITE_ATT, c->attn_dropout);
     tftx_dropout d_proj = tf_dropout(m, l, SITE_PROJ, c->dropout);
     tftx_dropout d_mlp = tf_dropout(m, l, SITE_MLP, c->dropout);
+    int tail = tf_block_cls_tail(m, l);
+    int M = tail ? B : N, stride = tail ? T : 1; /* rows after attention */
+    size_t MC = (size_t)M * C, MF = (size_t)M * F;
 
     /* ---- MLP half. post: g_x = d(ln2) -> g_h = d(r2) -> d(ln1);
        pre: g_x = d(r2), which is also d(r1) through the skip. */
     const float *d_r2 = A->g_x;
     if (post) {
-        K->zero(S, A->g_h, NC * sizeof(float));
+        K->zero(S, A->g_h, MC * sizeof(float));
         K->layernorm_backward(S, A->g_h, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_x, a->r2,
-                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, N, C);
+                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C);
         d_r2 = A->g_h; /* d(r2) = d(ln1) through the skip: g_h keeps it */
     }
-    const float *d_o = dropout_back(m, d_r2, NC, d_mlp);
-    K->zero(S, A->g_g, NF * sizeof(float));
-    K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W), N,
+    const float *d_o = dropout_rows_back(m, d_r2, M, C, stride, d_mlp);
+    K->zero(S, A->g_g, MF * sizeof(float));
+    K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W), M,
                        F, C);
-    K->zero(S, A->g_f, NF * sizeof(float));
-    K->activation_backward(S, A->g_f, A->g_g, a->f, NF, c->act);
+    K->zero(S, A->g_f, MF * sizeof(float));
+    K->activation_backward(S, A->g_f, A->g_g, a->f, MF, c->act);
     if (post) {
         /* g_h = d(ln1): the skip part is already there */
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln1,
-                           tf_l(m, P, l, L_FC_W), N, C, F);
-        K->zero(S, A->g_x, NC * sizeof(float));
+                           tf_l(m, P, l, L_FC_W), M, C, F);
+        K->zero(S, A->g_x, MC * sizeof(float));
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, a->r1,
-                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, N, C);
+                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, M, C);
     } else {
-        K->zero(S, A->g_h, NC * sizeof(float));
+        K->zero(S, A->g_h, MC * sizeof(float));
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln2,
-                           tf_l(m, P, l, L_FC_W), N, C, F);
+                           tf_l(m, P, l, L_FC_W), M, C, F);
         /* g_x = d(r1) = d(r2) (skip) + LN2's input gradient */
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_h, a->r1,
-                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, N, C);
+                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C);
     }
 
-    /* ---- attention half: g_x = d(r1), which is also d(x) through the skip */
-    const float *d_a = dropout_back(m, A->g_x, NC, d_proj);
-    K->zero(S, A->g_atty, NC * sizeof(float));
-    K->matmul_backward(S, A->g_atty, tf_l(m, G, l, L_PROJ_W), tf_l(m, G, l, L_PROJ_B), d_a, a->atty,
-                       tf_l(m, P, l, L_PROJ_W), N, C, C);
+    /* ---- attention half: g_x = d(r1), which is also d(x) through the
+       skip. The tail's d(r1) (B rows) moves to g_f, and g_x becomes the
+       full (N,C) skip gradient: d(r1) scattered to the first tokens. */
+    const float *d_r1 = A->g_x, *atty = a->atty;
+    if (tail) {
+        K->zero(S, A->g_f, MC * sizeof(float));
+        K->residual_backward(S, A->g_f, NULL, A->g_x, MC); /* a copy: g_f = d(r1) */
+        K->zero(S, A->g_x, NC * sizeof(float));
+        K->pool_first_backward(S, A->g_x, A->g_f, B, T, C);
+        d_r1 = A->g_f, atty = A->cls_atty;
+    }
+    const float *d_a = dropout_rows_back(m, d_r1, M, C, stride, d_proj);
+    float *d_atty = tail ? A->g_g : A->g_atty; /* (M,C) */
+    K->zero(S, d_atty, MC * sizeof(float));
+    K->matmul_backward(S, d_atty, tf_l(m, G, l, L_PROJ_W), tf_l(m, G, l, L_PROJ_B), d_a, atty, tf_l(m, P, l, L_PROJ_W),
+                       M, C, C);
+    if (tail) {
+        K->zero(S, A->g_atty, NC * sizeof(float));
+        K->pool_first_backward(S, A->g_atty, d_atty, B, T, C);
+    }
     K->zero(S, A->g_qkv, 3 * NC * sizeof(float));
     K->attention_backward(S, A->g_qkv, A->g_att, A->g_atty, a->qkv, a->att, mask, causal, B, T, C, c->heads, d_att);
     if (post) {

@@ -291,6 +291,8 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
         want(p, &a->lnf_rstd, N, sizeof(float));
     }
     if (enc) {
+        want(p, &a->cls_x, B * C, sizeof(float));
+        want(p, &a->cls_atty, B * C, sizeof(float));
         want(p, &a->cls, B * C, sizeof(float));
         want(p, &a->pool, B * C, sizeof(float));
         want(p, &a->pool_t, B * C, sizeof(float));

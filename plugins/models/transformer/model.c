@@ -14,7 +14,9 @@
  *            loss = mean over targets >= 0 of CE(logits, target)
  *
  * The mean's weight 1/count goes into crossentropy_backward, so backward
- * produces d(mean loss)/d(params) as model.h asks.
+ * produces d(mean loss)/d(params) as model.h asks. The encoder's last block
+ * computes its output at the first tokens only (block.c, the [CLS] tail),
+ * so LN_f and the pooler see (B,C) there.
  */
 #include <stdio.h>
 
@@ -107,15 +109,17 @@ static void run_forward(tf_model *m, int with_loss)
         tf_block_forward(m, l, x);
         x = tf_block_out(m, l);
     }
+    /* rows of the last block's output: the encoder's are the B first tokens */
+    int rows = enc ? B : N;
     if (c->norm == TF_PRE) {
-        K->layernorm_forward(S, a->lnf, a->lnf_mean, a->lnf_rstd, x, tf_g(m, P, G_LNF_W), tf_g(m, P, G_LNF_B), N, C,
+        K->layernorm_forward(S, a->lnf, a->lnf_mean, a->lnf_rstd, x, tf_g(m, P, G_LNF_W), tf_g(m, P, G_LNF_B), rows, C,
                              eps);
         x = a->lnf;
     }
 
     if (enc) {
         tftx_dropout d_pool = tf_dropout(m, c->layers, SITE_POOL, c->dropout);
-        K->pool_first_forward(S, a->cls, x, B, T, C);
+        K->pool_first_forward(S, a->cls, x, B, 1, C); /* x is (B,C) already: a copy */
         K->matmul_forward(S, a->pool, a->cls, tf_g(m, P, G_POOL_W), tf_g(m, P, G_POOL_B), B, C, C);
         K->tanh_forward(S, a->pool_t, a->pool, (size_t)B * C);
         const float *cls_in = a->pool_t;
@@ -203,12 +207,13 @@ tftx_status tf_backward(void *self, tftx_error *err)
     size_t NC = (size_t)N * C;
     int enc = c->arch == TF_ENCODER, pre = c->norm == TF_PRE;
     float dloss = m->loss_count > 0 ? (float)(1.0 / m->loss_count) : 0.0f;
-    const float *x_last = tf_block_out(m, c->layers - 1);
-    const float *xf = pre ? a->lnf : x_last; /* the head's input */
+    const float *x_last = tf_block_out(m, c->layers - 1); /* (rows,C) */
+    const float *xf = pre ? a->lnf : x_last;              /* the head's input */
     float *d_xf = pre ? a->g_h : a->g_x;
+    int rows = enc ? B : N; /* the encoder's last block computes the first tokens only */
 
     /* ---- head: d(xf) into d_xf */
-    K->zero(S, d_xf, NC * sizeof(float));
+    K->zero(S, d_xf, (size_t)rows * C * sizeof(float));
     if (enc) {
         int L = c->num_labels;
         tftx_dropout d_pool = tf_dropout(m, c->layers, SITE_POOL, c->dropout);
@@ -224,7 +229,7 @@ tftx_status tf_backward(void *self, tftx_error *err)
         K->zero(S, a->g_cls, (size_t)B * C * sizeof(float));
         K->matmul_backward(S, a->g_cls, tf_g(m, G, G_POOL_W), tf_g(m, G, G_POOL_B), a->g_pool, a->cls,
                            tf_g(m, P, G_POOL_W), B, C, C);
-        K->pool_first_backward(S, d_xf, a->g_cls, B, T, C);
+        K->pool_first_backward(S, d_xf, a->g_cls, B, 1, C);
     } else {
         int V = c->vocab_size;
         float *g_logits = a->logits; /* the logits are not needed any more */
@@ -233,9 +238,9 @@ tftx_status tf_backward(void *self, tftx_error *err)
         K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, V);
     }
     if (pre) {
-        K->zero(S, a->g_x, NC * sizeof(float));
+        K->zero(S, a->g_x, (size_t)rows * C * sizeof(float));
         K->layernorm_backward(S, a->g_x, tf_g(m, G, G_LNF_W), tf_g(m, G, G_LNF_B), d_xf, x_last, tf_g(m, P, G_LNF_W),
-                              a->lnf_mean, a->lnf_rstd, N, C);
+                              a->lnf_mean, a->lnf_rstd, rows, C);
     }
 
     /* ---- blocks: g_x carries d(block output) down to d(x0) */

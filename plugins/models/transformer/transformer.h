@@ -126,6 +126,8 @@ typedef struct tf_acts {
     tf_layer_acts *layer;
     float *lnf;                 /* (N,C) final LayerNorm (pre-LN) */
     float *lnf_mean, *lnf_rstd; /* (N) */
+    float *cls_x, *cls_atty;    /* (B,C) the last block's input and attention output at the first
+                                   tokens (encoder: the [CLS] tail, block.c) */
     float *cls;                 /* (B,C) first token (encoder) */
     float *pool;                /* (B,C) pooler dense */
     float *pool_t;              /* (B,C) tanh(pool) */
@@ -196,7 +198,10 @@ void tf_init_weights(tf_model *m, float *host_params);
 void tf_block_forward(tf_model *m, int l, const float *x);
 /* g_x holds d(out) on entry and d(x) on return. */
 void tf_block_backward(tf_model *m, int l, const float *x);
+/* The block's output: (N,C), or (B,C) (the first tokens) when
+ * tf_block_cls_tail(m, l): an encoder's last block (see block.c). */
 float *tf_block_out(const tf_model *m, int l);
+int tf_block_cls_tail(const tf_model *m, int l);
 /* The dropout of (layer, site) for the current pass (p 0 when not training). */
 tftx_dropout tf_dropout(const tf_model *m, int layer, int site, double p);
 enum { SITE_ATT = 0, SITE_PROJ = 1, SITE_MLP = 2, SITE_EMB = 3, SITE_POOL = 4 };
