@@ -328,7 +328,10 @@ static long report_missing(const msgpack_object *h, candidate **kept, size_t n_k
     const msgpack_object *so = mp_get(h, "sets");
     size_t n_sets = so && so->type == MSGPACK_OBJECT_ARRAY ? so->via.array.size : 0;
     char **sets = xcalloc(n_sets + 1, sizeof *sets);
-    for (size_t i = 0; i < n_sets; i++) sets[i] = mp_strdup(&so->via.array.ptr[i]);
+    for (size_t i = 0; i < n_sets; i++) {
+        sets[i] = mp_strdup(&so->via.array.ptr[i]);
+        if (!sets[i]) sets[i] = xstrdup(""); /* not a string: planning says so */
+    }
     registry reg;
     registry_init(&reg);
     plan p;
@@ -371,8 +374,8 @@ static long report_missing(const msgpack_object *h, candidate **kept, size_t n_k
             }
         }
         free(absent);
-        plan_free(&p);
     }
+    plan_free(&p); /* also after a failed plan_build */
     errlist_free(&errs);
     registry_free(&reg);
     for (size_t i = 0; i < n_sets; i++) free(sets[i]);

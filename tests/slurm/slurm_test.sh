@@ -12,9 +12,11 @@
 # task is requeued: it resumes its shard and runs nothing again. A second
 # submission with `bash SCRIPT` submits the array and the merge job itself.
 #
-# Every daemon and job it started is stopped on exit, also on failure.
-# Needs Debian's slurm-wlm and munge: installs them when missing; exits 77
-# (skipped) when that is impossible.
+# The checks that need no cluster (the reference sweep, the generated
+# script, refusals of `tftx slurm` and `--shard`) run first. Every daemon
+# and job the script started is stopped on exit, also on failure. Needs
+# Debian's slurm-wlm and munge: installs them when missing; when that is
+# impossible, exits 77 (skipped) after the checks that need no cluster.
 set -u
 : "${TFTX_BIN:?}"
 SKIP=77
@@ -23,41 +25,21 @@ PY=python3
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-skip() { echo "SKIP: slurm test: $*"; exit $SKIP; }
+# no Slurm here: what ran passed, the cluster part is skipped (exit 77)
+skip_cluster() {
+  echo "$pass passed, $fail failed; SKIP: the Slurm part: $*"
+  [ "$fail" = 0 ] && exit $SKIP
+  exit 1
+}
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 secs() { printf '%d.%d' $(($1 / 1000)) $(($1 % 1000 / 100)); } # milliseconds as seconds
 started=$(now_ms)
 
-have_slurm() {
-  local c
-  for c in munged slurmctld slurmd sbatch squeue scontrol scancel; do
-    command -v "$c" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin command -v "$c" >/dev/null 2>&1 || return 1
-  done
-}
-export PATH=$PATH:/usr/sbin
-if ! have_slurm; then
-  [ "$(id -u)" = 0 ] || skip "slurm-wlm and munge are not installed, and installing them needs root"
-  command -v apt-get >/dev/null || skip "slurm-wlm and munge are not installed, and there is no apt-get"
-  echo "slurm test: installing slurm-wlm munge (once)"
-  log=$(mktemp)
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -qq --no-install-recommends slurm-wlm munge >"$log" 2>&1; then
-    apt-get update -qq >>"$log" 2>&1
-    apt-get install -y -qq --no-install-recommends slurm-wlm munge >>"$log" 2>&1 ||
-      { why=$(tail -n 1 "$log"); rm -f "$log"; skip "apt-get install slurm-wlm munge failed: $why"; }
-  fi
-  rm -f "$log"
-  have_slurm || skip "slurm-wlm and munge were installed but their programs are not on PATH"
-fi
-[ "$(id -u)" = 0 ] || skip "the test cluster's daemons run as root"
-$PY -c 'import msgpack' 2>/dev/null || skip "python3-msgpack is not installed (scripts/setup.sh installs it)"
-
-# ---------------------------------------------------------------- the cluster
 S=$(mktemp -d "${TMPDIR:-/tmp}/tftx-slurm-XXXXXX")
 chmod 755 "$S" # munged wants its socket's directories searchable by all
-pids=()
+pids=() ctld=""
 cleanup() {
-  if [ -f "$S/slurm.conf" ]; then
+  if [ -n "$ctld" ] && kill -0 "$ctld" 2>/dev/null; then
     local jobs
     jobs=$(squeue -h -o %A 2>/dev/null | sort -u)
     if [ -n "$jobs" ]; then
@@ -77,6 +59,86 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# ------------------------------------------- the sweep, and what needs no cluster
+W="$S/exp dir" # a space: every path in the script must be quoted
+mkdir -p "$W"
+$PY - "$W/data.ids" <<'PY'
+import random, sys
+r = random.Random(5)
+with open(sys.argv[1], "w") as f:
+    for _ in range(240):
+        label = r.randint(0, 1)
+        ids = [r.randint(1, 39) for _ in range(r.randint(4, 12))]
+        if label:
+            ids[r.randrange(len(ids))] = r.randint(40, 49)
+        f.write(f"{label}\t{' '.join(map(str, ids))}\n")
+PY
+cat >"$W/sweep.cfg" <<'CFG'
+experiment = { name = "slurmy"; seed = 3; repeats = 2; };
+data = { path = "data.ids"; format = "ids"; max_len = 16; valid = 0.2; test = 0.2; };
+model = { plugin = "bow"; d_model = 16; hidden = 16; };
+optimizer = { plugin = "sgd"; lr = 0.1; };
+train = { backend = "cpu"; threads = 1; max_steps = 3; batch_size = 8; };
+sweep = { optimizer = { lr = [0.1, 0.3, 0.03]; }; };
+CFG
+sets=(--set train.max_steps=6 --set "experiment.description=it's \"quoted\" \$HOME")
+cd "$W" || exit 1
+
+# the same sweep on this machine, for reference
+out=$("$TFTX_BIN" run sweep.cfg -j 2 --quiet "${sets[@]}" --out "$S/local.msgpack" 2>&1)
+if grep -q 'slurmy: 6 ok, 0 failed' <<<"$out"; then ok; else bad "local run: $out"; fi
+
+out=$("$TFTX_BIN" slurm sweep.cfg --shards 3 --parallel 2 --time 10 "${sets[@]}" 2>"$S/gen.err" >"$W/sweep.sh")
+if [ $? = 0 ] && grep -q '^#SBATCH --array=0-2%2$' sweep.sh && grep -q '^#SBATCH --requeue$' sweep.sh &&
+  grep -q '6 runs in 3 shards' "$S/gen.err"; then ok; else bad "tftx slurm: $(cat "$S/gen.err" sweep.sh)"; fi
+bash -n sweep.sh && ok || bad "the generated script is not valid bash"
+check_gen() { # NAME WANT_RC PATTERN ARGS...: tftx slurm's refusals
+  local name=$1 want=$2 pat=$3; shift 3
+  local o rc
+  o=$("$TFTX_BIN" slurm "$@" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" = "$want" ] && grep -qE -- "$pat" <<<"$o"; then ok; else bad "$name: exit $rc: $o"; fi
+}
+check_gen shards-zero 2 '--shards expects a whole number' sweep.cfg --shards 0
+check_gen unknown-option 2 "unknown option '--nodes'" sweep.cfg --nodes 2
+check_gen bad-file 2 'cannot read the experiment file' nope.cfg
+check_run() { # NAME PATTERN ARGS...: tftx run --shard refusals (exit 2)
+  local name=$1 pat=$2; shift 2
+  local o rc
+  o=$("$TFTX_BIN" run sweep.cfg "$@" 2>&1); rc=$?
+  if [ "$rc" = 2 ] && grep -qE -- "$pat" <<<"$o"; then ok; else bad "$name: exit $rc: $o"; fi
+}
+check_run shard-range 'shards are numbered from 0, so I must be in 0..2' --shard 3/3
+check_run shard-form 'expects I/N' --shard 1-3
+check_run shard-zero 'number of shards must be in 1' --shard 0/0
+o=$("$TFTX_BIN" plan sweep.cfg --shard 0/2 2>&1)
+[ $? = 2 ] && grep -q -- '--shard applies to run only' <<<"$o" && ok || bad "plan --shard: $o"
+
+# ---------------------------------------------------------------- Slurm itself
+have_slurm() {
+  local c
+  for c in munged slurmctld slurmd sbatch squeue scontrol scancel; do
+    command -v "$c" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin command -v "$c" >/dev/null 2>&1 || return 1
+  done
+}
+export PATH=$PATH:/usr/sbin
+if ! have_slurm; then
+  [ "$(id -u)" = 0 ] || skip_cluster "slurm-wlm and munge are not installed, and installing them needs root"
+  command -v apt-get >/dev/null || skip_cluster "slurm-wlm and munge are not installed, and there is no apt-get"
+  echo "slurm test: installing slurm-wlm munge (once)"
+  log=$(mktemp)
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -qq --no-install-recommends slurm-wlm munge >"$log" 2>&1; then
+    apt-get update -qq >>"$log" 2>&1
+    apt-get install -y -qq --no-install-recommends slurm-wlm munge >>"$log" 2>&1 ||
+      { why=$(tail -n 1 "$log"); rm -f "$log"; skip_cluster "apt-get install slurm-wlm munge failed: $why"; }
+  fi
+  rm -f "$log"
+  have_slurm || skip_cluster "slurm-wlm and munge were installed but their programs are not on PATH"
+fi
+[ "$(id -u)" = 0 ] || skip_cluster "the test cluster's daemons run as root"
+$PY -c 'import msgpack' 2>/dev/null || skip_cluster "python3-msgpack is not installed (scripts/setup.sh installs it)"
+
+# ---------------------------------------------------------------- the cluster
 mkdir -p "$S/munge" "$S/state" "$S/spool" "$S/log"
 chmod 755 "$S/munge"
 head -c 1024 /dev/urandom >"$S/munge/munge.key"
@@ -85,7 +147,7 @@ munged -F --key-file="$S/munge/munge.key" --socket="$S/munge/munge.sock" --pid-f
   --log-file="$S/log/munged.log" --seed-file="$S/munge/munged.seed" >"$S/log/munged.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$S/munge/munge.sock" ] && break; sleep 0.1; done
-[ -S "$S/munge/munge.sock" ] || { cat "$S/log/munged.out" "$S/log/munged.log" >&2; skip "munged did not start"; }
+[ -S "$S/munge/munge.sock" ] || { cat "$S/log/munged.out" "$S/log/munged.log" >&2; skip_cluster "munged did not start"; }
 
 export SLURM_CONF=$S/slurm.conf
 unset SLURM_JOB_ID SLURM_ARRAY_TASK_ID SLURM_ARRAY_JOB_ID
@@ -139,7 +201,7 @@ EOF
 }
 start_slurm || start_slurm || {
   tail -n 5 "$S/log/slurmctld.log" "$S/log/slurmd.log" "$S/log/"*.out >&2
-  skip "the single-node Slurm cluster did not come up (logs above)"
+  skip_cluster "the single-node Slurm cluster did not come up (logs above)"
 }
 echo "slurm test: cluster up after $(secs $(($(now_ms) - started))) s"
 
@@ -151,58 +213,6 @@ wait_jobs() {
     sleep 0.2
   done
 }
-
-# ---------------------------------------------------------------- the sweep
-W="$S/exp dir" # a space: every path in the script must be quoted
-mkdir -p "$W"
-$PY - "$W/data.ids" <<'PY'
-import random, sys
-r = random.Random(5)
-with open(sys.argv[1], "w") as f:
-    for _ in range(240):
-        label = r.randint(0, 1)
-        ids = [r.randint(1, 39) for _ in range(r.randint(4, 12))]
-        if label:
-            ids[r.randrange(len(ids))] = r.randint(40, 49)
-        f.write(f"{label}\t{' '.join(map(str, ids))}\n")
-PY
-cat >"$W/sweep.cfg" <<'CFG'
-experiment = { name = "slurmy"; seed = 3; repeats = 2; };
-data = { path = "data.ids"; format = "ids"; max_len = 16; valid = 0.2; test = 0.2; };
-model = { plugin = "bow"; d_model = 16; hidden = 16; };
-optimizer = { plugin = "sgd"; lr = 0.1; };
-train = { backend = "cpu"; threads = 1; max_steps = 3; batch_size = 8; };
-sweep = { optimizer = { lr = [0.1, 0.3, 0.03]; }; };
-CFG
-sets=(--set train.max_steps=6 --set "experiment.description=it's \"quoted\" \$HOME")
-cd "$W" || exit 1
-
-# the same sweep on this machine, for reference
-out=$("$TFTX_BIN" run sweep.cfg -j 2 --quiet "${sets[@]}" --out "$S/local.msgpack" 2>&1)
-if grep -q 'slurmy: 6 ok, 0 failed' <<<"$out"; then ok; else bad "local run: $out"; fi
-
-out=$("$TFTX_BIN" slurm sweep.cfg --shards 3 --parallel 2 --time 10 "${sets[@]}" 2>"$S/gen.err" >"$W/sweep.sh")
-if [ $? = 0 ] && grep -q '^#SBATCH --array=0-2%2$' sweep.sh && grep -q '^#SBATCH --requeue$' sweep.sh &&
-  grep -q '6 runs in 3 shards' "$S/gen.err"; then ok; else bad "tftx slurm: $(cat "$S/gen.err" sweep.sh)"; fi
-bash -n sweep.sh && ok || bad "the generated script is not valid bash"
-check_gen() { # NAME WANT_RC PATTERN ARGS...: tftx slurm's refusals
-  local name=$1 want=$2 pat=$3; shift 3
-  local o rc
-  o=$("$TFTX_BIN" slurm "$@" 2>&1 >/dev/null); rc=$?
-  if [ "$rc" = "$want" ] && grep -qE -- "$pat" <<<"$o"; then ok; else bad "$name: exit $rc: $o"; fi
-}
-check_gen shards-zero 2 '--shards expects a whole number' sweep.cfg --shards 0
-check_gen unknown-option 2 "unknown option '--nodes'" sweep.cfg --nodes 2
-check_gen bad-file 2 'cannot read the experiment file' nope.cfg
-check_run() { # NAME PATTERN ARGS...: tftx run --shard refusals (exit 2)
-  local name=$1 pat=$2; shift 2
-  local o rc
-  o=$("$TFTX_BIN" run sweep.cfg "$@" 2>&1); rc=$?
-  if [ "$rc" = 2 ] && grep -qE -- "$pat" <<<"$o"; then ok; else bad "$name: exit $rc: $o"; fi
-}
-check_run shard-range 'shards are numbered from 0, so I must be in 0..2' --shard 3/3
-check_run shard-form 'expects I/N' --shard 1-3
-check_run shard-zero 'number of shards must be in 1' --shard 0/0
 
 # submit with sbatch: the first task to start submits the merge job
 t0=$(now_ms)

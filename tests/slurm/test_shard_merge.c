@@ -4,7 +4,8 @@
  * --shard runs exactly those; merge keeps an `ok` record over a failed one
  * and the latest among equals, refuses logs of different experiments (or
  * different --set overrides) unless --force, lists the planned runs no log
- * holds, and writes a log that resumes as done.
+ * holds, and writes a log that resumes as done; `tftx slurm` prints a
+ * script that bash parses, with every value quoted.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -69,29 +70,34 @@ static char *shard_log(const char *tag, int i, int n)
     return xasprintf("%s/%s/results.shard-%d-of-%d.msgpack", test_tmpdir(), tag, i, n);
 }
 
-/* cmd_merge with argv = {args...}, its standard output kept in `out` */
-static int merge(strbuf *out, const char *const *args, size_t n)
+/* cmd(argc, argv) with argv = {args...}, its standard output kept in `out` */
+static int capture(int (*cmd)(int, char **), strbuf *out, const char *const *args, size_t n)
 {
-    char *capture = xasprintf("%s/merge-stdout.txt", test_tmpdir());
+    char *file = xasprintf("%s/stdout.txt", test_tmpdir());
     fflush(stdout);
-    int saved = dup(STDOUT_FILENO), fd = open(capture, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int saved = dup(STDOUT_FILENO), fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     assert_true(saved >= 0 && fd >= 0);
     dup2(fd, STDOUT_FILENO);
     close(fd);
     char **argv = xcalloc(n + 1, sizeof *argv);
     for (size_t k = 0; k < n; k++) argv[k] = (char *)args[k];
-    int rc = cmd_merge((int)n, argv);
+    int rc = cmd((int)n, argv);
     fflush(stdout);
     dup2(saved, STDOUT_FILENO);
     close(saved);
     free(argv);
-    char *text = read_file(capture, NULL);
+    char *text = read_file(file, NULL);
     out->len = 0;
     sb_puts(out, text ? text : "");
     fputs(text ? text : "", stdout); /* shown with the test's output */
     free(text);
-    free(capture);
+    free(file);
     return rc;
+}
+
+static int merge(strbuf *out, const char *const *args, size_t n)
+{
+    return capture(cmd_merge, out, args, n);
 }
 
 /* id -> latest run record, as a reader of the format would take them */
@@ -404,6 +410,60 @@ static void merge_usage_errors(void **s)
     sb_free(&out);
 }
 
+static void slurm_script_is_quoted_and_valid(void **s)
+{
+    (void)s;
+    strbuf out = {0};
+    char *old = getcwd(NULL, 0);
+    char *dir = xasprintf("%s/slurm gen", test_tmpdir()); /* a space in every path */
+    assert_int_equal(mkdir_p(dir, 0755), 0);
+    assert_int_equal(chdir(dir), 0);
+    const char *args[] = {
+        experiment_path(), "--shards", "3",       "--parallel",        "2",     "--partition",
+        "gpu x",           "--time",   "1:00:00", "--cpus-per-task=4", "--set", "experiment.description=it's $HOME"};
+    assert_int_equal(capture(cmd_slurm, &out, args, sizeof args / sizeof *args), 0);
+    const char *want[] = {
+        "#!/bin/bash\n",
+        "\n#SBATCH --array=0-2%2\n",
+        "\n#SBATCH --requeue\n",
+        "\n#SBATCH --partition=\"gpu x\"\n",
+        "\n#SBATCH --time=1:00:00\n",
+        "\n#SBATCH --cpus-per-task=4\n",
+        "/slurm gen/results/shards/slurm/shard-%a-of-3.out\"\n", /* quoted: the space */
+        "--shard \"$SLURM_ARRAY_TASK_ID/$shards\" -j 4 --set 'experiment.description=it'\\''s $HOME'\n",
+        "--dependency=\"afterany:$1\"",
+        " merge \"$TFTX_OUTDIR/results.msgpack\"",
+    };
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        if (!strstr(out.data, want[k])) fprintf(stderr, "the script lacks: %s\n", want[k]);
+        assert_non_null(strstr(out.data, want[k]));
+    }
+    /* bash parses it, and every #SBATCH line comes before the first command */
+    char *script = xasprintf("%s/sweep.sbatch", dir);
+    FILE *f = fopen(script, "w");
+    assert_non_null(f);
+    fputs(out.data, f);
+    fclose(f);
+    char *cmd = xasprintf("bash -n '%s'", script);
+    assert_int_equal(system(cmd), 0);
+    assert_true(strstr(out.data, "#SBATCH --output") < strstr(out.data, "\nset -u\n"));
+    struct stat st;
+    char *logdir = xasprintf("%s/results/shards/slurm", dir); /* where Slurm opens each task's output */
+    assert_int_equal(stat(logdir, &st), 0);
+    /* refusals */
+    const char *zero[] = {experiment_path(), "--shards", "0"};
+    assert_int_equal(capture(cmd_slurm, &out, zero, 3), 2);
+    const char *unknown[] = {experiment_path(), "--nodes", "2"};
+    assert_int_equal(capture(cmd_slurm, &out, unknown, 3), 2);
+    const char *newline[] = {experiment_path(), "--partition", "a\nb"};
+    assert_int_equal(capture(cmd_slurm, &out, newline, 3), 2);
+    const char *nofile[] = {"--shards", "2"};
+    assert_int_equal(capture(cmd_slurm, &out, nofile, 2), 2);
+    assert_int_equal(chdir(old), 0);
+    free(old), free(dir), free(script), free(cmd), free(logdir);
+    sb_free(&out);
+}
+
 int main(void)
 {
     /* merge plans the experiment again to find missing runs: with the test plugins */
@@ -416,6 +476,7 @@ int main(void)
         cmocka_unit_test(merge_refuses_other_experiments),
         cmocka_unit_test(merge_lists_missing_runs),
         cmocka_unit_test(merge_usage_errors),
+        cmocka_unit_test(slurm_script_is_quoted_and_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
