@@ -6,7 +6,8 @@
  * submitter: run with bash outside Slurm, it submits itself with sbatch and
  * then a merge job that depends on the whole array (afterany). Submitted
  * with sbatch directly, the first task to start submits the merge job; a
- * lock directory beside the logs makes sure it is submitted once per array.
+ * lock directory beside the logs makes sure it is submitted once per array
+ * (requeued tasks included).
  * A requeued task (preemption, node failure, --requeue) runs the same
  * command and resumes its shard's log. docs/cluster.md shows the workflow.
  */
@@ -281,8 +282,11 @@ static int write_script(strbuf *b, const slurm_args *a, const plan *p, const cha
                "  # not a task of the array: submit this file as the array, then the merge job\n"
                "  [ -f \"$0\" ] || { echo \"tftx: save this script to a file, then: bash FILE\" >&2; exit 2; }\n"
                "  mkdir -p \"$outdir/slurm\" || exit 1\n"
-               "  array=$(sbatch --parsable \"$0\") || exit 1\n"
-               "  array=${array%%;*}\n");
+               "  # its tasks leave the merge job to us (TFTX_SLURM_MERGE)\n"
+               "  array=$(sbatch --parsable --export=ALL,TFTX_SLURM_MERGE=submitter \"$0\") || exit 1\n"
+               "  array=${array%%;*}\n"
+               "  # a lock of an earlier array with this id (job ids restart when a cluster's state is reset)\n"
+               "  rm -rf \"$outdir/slurm/merge-$array.submitted\"\n");
     sb_printf(b, "  echo \"tftx: job array $array: %ld shard%s of experiment \"", n, n == 1 ? "" : "s");
     shell_quote(b, p->name);
     sb_puts(b, "\n"
@@ -291,7 +295,7 @@ static int write_script(strbuf *b, const slurm_args *a, const plan *p, const cha
                "fi\n"
                "echo \"=== tftx shard $SLURM_ARRAY_TASK_ID/$shards: job ${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID"
                " on $(hostname), $(date -u +%Y-%m-%dT%H:%M:%SZ), restart ${SLURM_RESTART_COUNT:-0}\"\n"
-               "submit_merge \"$SLURM_ARRAY_JOB_ID\"\n");
+               "[ \"${TFTX_SLURM_MERGE:-}\" = submitter ] || submit_merge \"$SLURM_ARRAY_JOB_ID\"\n");
     sb_printf(b, "exec \"$tftx\" run \"$experiment\" --shard \"$SLURM_ARRAY_TASK_ID/$shards\" -j %ld", jobs);
     for (size_t i = 0; i < a->n_sets; i++) {
         sb_puts(b, " --set ");

@@ -311,6 +311,8 @@ else
   bad "bash sweep.sh: $out"
 fi
 wait_jobs 60 || bad "the second submission did not finish within 60 s"
+n_merge_jobs=$(grep -c 'Name=tftx-slurmy-merge ' "$S/log/jobcomp.log")
+[ "$n_merge_jobs" = 2 ] && ok || bad "$n_merge_jobs merge jobs in all, wanted 2 (one per array)"
 out=$(compare "$R/results.msgpack" 2>&1) && ok || bad "second merged log vs local sweep: $out"
 
 echo "slurm test: sbatch to merged log $t_sweep s; whole test $(secs $(($(now_ms) - started))) s"
