@@ -32,11 +32,84 @@ static int64_t header_format(const msgpack_object *o)
     return -1;
 }
 
+/* What the bytes at an offset hold, by their declared lengths alone. */
+enum { MP_WHOLE, MP_SHORT, MP_BAD };
+
+static uint64_t be_uint(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) v = v << 8 | p[i];
+    return v;
+}
+
+/* Walk the headers of the MessagePack object at `off` without building it:
+ * MP_WHOLE when it ends within `len`, MP_SHORT when the data ends first (a
+ * torn write, or a length no file of this size can hold), MP_BAD for the
+ * unused byte 0xc1. msgpack-c allocates a claimed array or map in full
+ * before reading its elements, so a record that declares 2^32 elements in
+ * a few bytes would cost gigabytes: it is only handed over once every
+ * declared length has been checked against the bytes present. Each
+ * element takes at least a byte, so `need` never exceeds what is left. */
+static int mp_scan(const char *data, size_t len, size_t off)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    uint64_t need = 1; /* objects still to read */
+    while (need > 0) {
+        if (off >= len || need > len - off) return MP_SHORT;
+        unsigned char b = p[off++];
+        need--;
+        uint64_t skip = 0, items = 0;
+        size_t lenbytes = 0;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* fixint, nil, bool */
+        } else if (b <= 0x8f) {
+            items = 2 * (uint64_t)(b & 0x0f);
+        } else if (b <= 0x9f) {
+            items = b & 0x0f;
+        } else if (b <= 0xbf) {
+            skip = b & 0x1f;
+        } else if (b == 0xc1) {
+            return MP_BAD;
+        } else if (b >= 0xc4 && b <= 0xc6) { /* bin 8/16/32 */
+            lenbytes = (size_t)1 << (b - 0xc4);
+        } else if (b >= 0xc7 && b <= 0xc9) { /* ext 8/16/32: length, then a type byte */
+            lenbytes = (size_t)1 << (b - 0xc7);
+            skip = 1;
+        } else if (b == 0xca || b == 0xcb) {
+            skip = b == 0xca ? 4 : 8;
+        } else if (b >= 0xcc && b <= 0xd3) { /* uint, int 8..64 */
+            skip = (uint64_t)1 << ((b - 0xcc) & 3);
+        } else if (b >= 0xd4 && b <= 0xd8) { /* fixext 1..16 and its type byte */
+            skip = 1 + ((uint64_t)1 << (b - 0xd4));
+        } else if (b >= 0xd9 && b <= 0xdb) { /* str 8/16/32 */
+            lenbytes = (size_t)1 << (b - 0xd9);
+        } else if (b == 0xdc || b == 0xdd) {
+            lenbytes = b == 0xdc ? 2 : 4;
+            items = 1;
+        } else { /* 0xde, 0xdf: map 16/32 */
+            lenbytes = b == 0xde ? 2 : 4;
+            items = 2;
+        }
+        if (lenbytes) {
+            if (lenbytes > len - off) return MP_SHORT;
+            uint64_t n = be_uint(p + off, lenbytes);
+            off += lenbytes;
+            if (items) items *= n; /* array or map: elements (twice for a map) */
+            else skip += n;        /* str, bin, ext: payload bytes */
+        }
+        if (skip > len - off) return MP_SHORT;
+        off += (size_t)skip;
+        need += items;
+    }
+    return MP_WHOLE;
+}
+
 /* Try one record at *off: 1 with `u` filled and *off past it, 0 when the
  * bytes there are not a whole record. */
 static int unpack_record(const char *data, size_t len, size_t *off, msgpack_unpacked *u)
 {
     size_t o = *off;
+    if (mp_scan(data, len, o) != MP_WHOLE) return 0;
     msgpack_unpacked_init(u);
     msgpack_unpack_return ret = msgpack_unpack_next(u, data, len, &o);
     if ((ret == MSGPACK_UNPACK_SUCCESS || ret == MSGPACK_UNPACK_EXTRA_BYTES) && is_record(&u->data)) {
@@ -130,16 +203,12 @@ int results_read(const char *path, results_file *rf, errlist *errs)
         if (next == rf->len) {
             /* nothing whole follows: an interrupted write at the end, unless
              * the bytes cannot be the start of a record at all */
-            msgpack_unpacked probe;
-            msgpack_unpacked_init(&probe);
-            size_t o = at;
-            if (msgpack_unpack_next(&probe, rf->data, rf->len, &o) == MSGPACK_UNPACK_CONTINUE && !rf->damaged) {
+            if (mp_scan(rf->data, rf->len, at) == MP_SHORT && !rf->damaged) {
                 rf->torn = 1;
                 rf->valid_len = at;
             } else {
                 add_bad(rf, at, rf->len, "not a record up to the end of the file");
             }
-            msgpack_unpacked_destroy(&probe);
             break;
         }
         add_bad(rf, at, next, "not a record");

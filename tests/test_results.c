@@ -193,6 +193,46 @@ static void damaged_log_is_refused(void **s)
     errlist_free(&errs);
 }
 
+/* A record that declares 2^32-1 map entries in a few bytes: msgpack-c
+ * would allocate ~200 GB for it up front. The reader checks declared
+ * lengths against the bytes present first (ctest runs this test with
+ * max_allocation_size_mb=256 and no allocator_may_return_null, so an
+ * attempt aborts it under ASan). */
+static void huge_claimed_length_is_not_allocated(void **s)
+{
+    (void)s;
+    const char *log = log_path("huge");
+    assert_int_equal(run_text(BASE, log, NULL), 0);
+    results_file rf;
+    errlist errs = {0};
+    assert_int_equal(results_read(log, &rf, &errs), 0);
+    size_t n = rf.n, good = rf.len;
+    char *copy = malloc(good);
+    memcpy(copy, rf.data, good);
+    results_file_free(&rf);
+    static const char claim[] = "\xdf\xff\xff\xff\xff\xa4type\xa3run\xdd\x7f\xff\xff\xff";
+    FILE *f = fopen(log, "wb");
+    assert_non_null(f);
+    fwrite(copy, 1, good, f);
+    fwrite(claim, 1, sizeof claim - 1, f); /* at the end: a torn write */
+    fclose(f);
+    assert_int_equal(results_read(log, &rf, &errs), 0);
+    assert_int_equal(rf.n, n);
+    assert_true(rf.torn);
+    assert_int_equal(rf.n_bad, 0);
+    results_file_free(&rf);
+    f = fopen(log, "ab");
+    fwrite(copy, 1, good, f); /* in the middle: damage, skipped */
+    fclose(f);
+    assert_int_equal(results_read(log, &rf, &errs), 0);
+    assert_int_equal(rf.n, 2 * n);
+    assert_int_equal(rf.n_bad, 1);
+    assert_int_equal(rf.bad[0].at, good);
+    results_file_free(&rf);
+    errlist_free(&errs);
+    free(copy);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +241,7 @@ int main(void)
         cmocka_unit_test(resume_skips_done_runs),
         cmocka_unit_test(failed_runs_are_retried),
         cmocka_unit_test(damaged_log_is_refused),
+        cmocka_unit_test(huge_claimed_length_is_not_allocated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
