@@ -51,6 +51,17 @@ static const char *stage(staging *st, const char *path, const char *from, int fr
             errlist_add(errs, "%s: cannot read the experiment file: %s", path, strerror(errno));
         return NULL;
     }
+    /* libconfig reads a C string: a NUL byte would end the file there,
+     * silently dropping the rest */
+    const char *nul = memchr(text, 0, len);
+    if (nul) {
+        int at = 1;
+        for (const char *c = text; c < nul; c++) at += *c == '\n';
+        errlist_add(errs, "%s:%d: a NUL byte (at byte %zu): an experiment file is text", path, at,
+                    (size_t)(nul - text));
+        free(text);
+        return NULL;
+    }
     char *dir = path_dirname(path);
     strbuf out = {0};
     int line = 1, ok = 1;

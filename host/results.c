@@ -94,8 +94,9 @@ static int mp_scan(const char *data, size_t len, size_t off)
             if (lenbytes > len - off) return MP_SHORT;
             uint64_t n = be_uint(p + off, lenbytes);
             off += lenbytes;
-            if (items) items *= n; /* array or map: elements (twice for a map) */
-            else skip += n;        /* str, bin, ext: payload bytes */
+            /* array or map: elements (twice for a map); str, bin, ext: bytes */
+            items *= n;
+            skip += items ? 0 : n;
         }
         if (skip > len - off) return MP_SHORT;
         off += (size_t)skip;

@@ -16,6 +16,8 @@ fi
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]/#/fuzz_}" 2>&1 | grep -E "error|warning" || true
 # a claimed length of terabytes must fail the allocation, not abort: as in TEST_ENV
 export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1
+# leaks inside Debian's libraries (libconfig), each explained in the file
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
 rc=0
 for t in "${targets[@]}"; do
   work=build-fuzz/corpus/$t find=build-fuzz/findings/$t
