@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
-targets=(results config)
+targets=(results config data tokenizer safetensors hf_config)
 command -v clang >/dev/null || { echo "fuzz: clang is missing (scripts/setup.sh installs it)" >&2; exit 1; }
 if [ ! -f build-fuzz/CMakeCache.txt ]; then
   CC=clang cmake -S . -B build-fuzz -DTFTX_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
