@@ -104,4 +104,10 @@ typedef struct tftx_optimizer_ops {
         }                                                                                      \
     }
 
+/* Declares fn, defined in a .cu file by TFTX_OPT_CUDA_STEP(fn, rule, NSLOTS)
+ * (tftx/optimizer_cuda.cuh), for the C file that fills the ops table. */
+#define TFTX_OPT_CUDA_DECLARE(fn)                                                                        \
+    tftx_status fn(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,        \
+                   float *const *slots, void *stream, tftx_error *err)
+
 #endif /* TFTX_OPTIMIZER_H */

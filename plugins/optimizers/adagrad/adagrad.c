@@ -25,20 +25,14 @@ static const tftx_param_spec PARAMS[] = {
     TFTX_P_FLOAT("eps", 1e-10, 0, INFINITY, "added to the denominator sqrt(sum) for numerical stability"),
 };
 
-/* ------------------------------------------------------------ the rule */
-
-/* c[0] = -clr, c[1] = eps, c[2] = weight decay */
-TFTX_OPT_RULE adagrad_rule(float *w, float g, float *s, const tftx_opt_step *st)
-{
-    const float *c = st->c;
-    float d = g + c[2] * *w;
-    float sum = s[0] + d * d;
-    s[0] = sum;
-    float std = sqrtf(sum) + c[1];
-    *w = *w + c[0] * d / std;
-}
+#include "adagrad_rules.h"
 
 TFTX_OPT_CPU_STEP(adagrad_step, adagrad_rule, 1)
+
+/* The same rules as one CUDA kernel each (adagrad.cu), when built with nvcc */
+#ifdef TFTX_OPT_HAVE_CUDA
+TFTX_OPT_CUDA_DECLARE(adagrad_cuda);
+#endif
 
 /* ------------------------------------------------------------ the ops */
 
@@ -76,6 +70,9 @@ static const tftx_optimizer_ops OPS = {
     .slot_init = adagrad_slot_init,
     .prepare = adagrad_prepare,
     .step_cpu = adagrad_step,
+#ifdef TFTX_OPT_HAVE_CUDA
+    .step_cuda = adagrad_cuda,
+#endif
 };
 
 /* ------------------------------------------------------------ descriptor */

@@ -43,38 +43,22 @@ static const tftx_param_spec PARAMS[] = {
     TFTX_P_BOOL("amsgrad", 0, "AMSGrad: divide by the running maximum of the second moment (one more slot)"),
 };
 
-/* ------------------------------------------------------------ the rules */
-
-/* c[0] = beta1, c[1] = 1 - beta1, c[2] = beta2, c[3] = 1 - beta2,
- * c[4] = -lr / bc1, c[5] = sqrt(bc2), c[6] = eps, c[7] = weight decay */
-TFTX_OPT_RULE adam_rule(float *w, float g, float *s, const tftx_opt_step *st)
-{
-    const float *c = st->c;
-    float d = g + c[7] * *w;
-    float m = c[0] * s[0] + c[1] * d;
-    float v = c[2] * s[1] + c[3] * d * d;
-    s[0] = m;
-    s[1] = v;
-    float denom = sqrtf(v) / c[5] + c[6];
-    *w = *w + c[4] * m / denom;
-}
-
-TFTX_OPT_RULE adam_amsgrad_rule(float *w, float g, float *s, const tftx_opt_step *st)
-{
-    const float *c = st->c;
-    float d = g + c[7] * *w;
-    float m = c[0] * s[0] + c[1] * d;
-    float v = c[2] * s[1] + c[3] * d * d;
-    float vmax = s[2] > v ? s[2] : v; /* a NaN in v propagates, as torch.maximum */
-    s[0] = m;
-    s[1] = v;
-    s[2] = vmax;
-    float denom = sqrtf(vmax) / c[5] + c[6];
-    *w = *w + c[4] * m / denom;
-}
+#include "adam_rules.h"
 
 TFTX_OPT_CPU_STEP(adam_step_plain, adam_rule, 2)
 TFTX_OPT_CPU_STEP(adam_step_amsgrad, adam_amsgrad_rule, 3)
+
+/* The same rules as one CUDA kernel each (adam.cu), when built with nvcc */
+#ifdef TFTX_OPT_HAVE_CUDA
+TFTX_OPT_CUDA_DECLARE(adam_cuda_plain);
+TFTX_OPT_CUDA_DECLARE(adam_cuda_amsgrad);
+static tftx_status adam_step_cuda(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
+                                  float *const *slots, void *stream, tftx_error *err)
+{
+    const adam *o = self;
+    return (o->amsgrad ? adam_cuda_amsgrad : adam_cuda_plain)(self, st, n, w, g, slots, stream, err);
+}
+#endif
 
 /* ------------------------------------------------------------ the ops */
 
@@ -127,6 +111,9 @@ static const tftx_optimizer_ops OPS = {
     .slot_init = adam_slot_init,
     .prepare = adam_prepare,
     .step_cpu = adam_step,
+#ifdef TFTX_OPT_HAVE_CUDA
+    .step_cuda = adam_step_cuda,
+#endif
 };
 
 /* ------------------------------------------------------------ descriptor */

@@ -34,39 +34,26 @@ static const tftx_param_spec PARAMS[] = {
     TFTX_P_FLOAT("weight_decay", 0, 0, INFINITY, "L2 penalty: weight_decay * w is added to the gradient"),
 };
 
-/* ------------------------------------------------------------ the rules */
-
-/* c[0] = -lr, c[1] = weight decay */
-TFTX_OPT_RULE sgd_plain_rule(float *w, float g, float *s, const tftx_opt_step *st)
-{
-    (void)s;
-    float d = g + st->c[1] * *w;
-    *w = *w + st->c[0] * d;
-}
-
-/* c[2] = coefficient of buf (mu, or 0 on step 1),
- * c[3] = coefficient of d (1 - dampening, or 1 on step 1) */
-TFTX_OPT_RULE sgd_momentum_rule(float *w, float g, float *s, const tftx_opt_step *st)
-{
-    float d = g + st->c[1] * *w;
-    float buf = st->c[2] * s[0] + st->c[3] * d;
-    s[0] = buf;
-    *w = *w + st->c[0] * buf;
-}
-
-/* c[4] = mu, for the Nesterov look-ahead d + mu * buf */
-TFTX_OPT_RULE sgd_nesterov_rule(float *w, float g, float *s, const tftx_opt_step *st)
-{
-    float d = g + st->c[1] * *w;
-    float buf = st->c[2] * s[0] + st->c[3] * d;
-    s[0] = buf;
-    d = d + st->c[4] * buf;
-    *w = *w + st->c[0] * d;
-}
+#include "sgd_rules.h"
 
 TFTX_OPT_CPU_STEP(sgd_step_plain, sgd_plain_rule, 0)
 TFTX_OPT_CPU_STEP(sgd_step_momentum, sgd_momentum_rule, 1)
 TFTX_OPT_CPU_STEP(sgd_step_nesterov, sgd_nesterov_rule, 1)
+
+/* The same rules as one CUDA kernel each (sgd.cu), when built with nvcc */
+#ifdef TFTX_OPT_HAVE_CUDA
+TFTX_OPT_CUDA_DECLARE(sgd_cuda_plain);
+TFTX_OPT_CUDA_DECLARE(sgd_cuda_momentum);
+TFTX_OPT_CUDA_DECLARE(sgd_cuda_nesterov);
+static tftx_status sgd_step_cuda(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
+                                 float *const *slots, void *stream, tftx_error *err)
+{
+    const sgd *o = self;
+    if (o->momentum == 0) return sgd_cuda_plain(self, st, n, w, g, slots, stream, err);
+    if (o->nesterov) return sgd_cuda_nesterov(self, st, n, w, g, slots, stream, err);
+    return sgd_cuda_momentum(self, st, n, w, g, slots, stream, err);
+}
+#endif
 
 /* ------------------------------------------------------------ the ops */
 
@@ -115,6 +102,9 @@ static const tftx_optimizer_ops OPS = {
     .slot_init = sgd_slot_init,
     .prepare = sgd_prepare,
     .step_cpu = sgd_step,
+#ifdef TFTX_OPT_HAVE_CUDA
+    .step_cuda = sgd_step_cuda,
+#endif
 };
 
 /* ------------------------------------------------------------ descriptor */

@@ -1,0 +1,135 @@
+/*
+ * cuda.h -- internals of the cuda backend plugin, shared by its files.
+ *
+ * The cuda backend computes on one GPU: every buffer is device memory from
+ * cudaMalloc, every kernel and copy is issued on the instance's one stream
+ * (so they run in issue order), matrix products go through cuBLAS and the
+ * rest are CUDA kernels. Files:
+ *   cuda_backend.c    descriptor, probe, instance, memory, gradient
+ *                     utilities' host side, optimizer step, the ops table
+ *   cuda_matmul.cu    linear layers (cublasSgemm) and the bias kernels
+ *   cuda_attention.cu multi-head attention: batched cuBLAS products, masked
+ *                     softmax, dropout on the probabilities
+ *   cuda_layers.cu    embedding, layer norm, pooling, cross-entropy
+ *   cuda_pointwise.cu activations, tanh, residual, dropout, scale, sum of
+ *                     squares, finiteness
+ *
+ * Determinism: no kernel uses atomics, and every sum has a fixed order
+ * (a warp's shuffle tree, or one thread adding rows in order), so the same
+ * inputs give the same bits run to run on the same GPU. cuBLAS is
+ * deterministic on one stream with its default settings.
+ *
+ * Errors: kernels cannot return one (backend.h). A failed CUDA or cuBLAS
+ * call is logged once with its file and line and makes the instance
+ * `failed`; from then on all_finite answers 0 and sum_squares NaN, so the
+ * host stops the run with a numeric error instead of training on garbage.
+ *
+ * The .cu files are C++ (nvcc); their launchers have C linkage and are
+ * declared here, so the C file sees them.
+ */
+#ifndef TFTX_CUDA_H
+#define TFTX_CUDA_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <tftx/backend.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum cuda_precision { CUDA_FP32 = 0, CUDA_TF32 = 1, CUDA_BF16 = 2 } cuda_precision;
+
+/* One backend instance. */
+typedef struct cuda_backend {
+    const tftx_host *host;
+    int device;
+    cuda_precision precision;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    int failed;        /* a CUDA call failed: see the top */
+    int warned_staged; /* the staged optimizer fallback was reported */
+    /* working memory that grows on demand (attention's dropped
+       probabilities, partial sums): device, `work_bytes` long */
+    void *work;
+    size_t work_bytes;
+    /* host copies for the staged optimizer step */
+    float *stage;
+    size_t stage_floats;
+} cuda_backend;
+
+/* Log a failed CUDA or cuBLAS call once and mark the instance failed.
+ * Returns 1 when `ok`, else 0. */
+int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, const char *file, int line);
+#define CUDA_OK(be, call)                                                                         \
+    do {                                                                                          \
+        cudaError_t cuda_rc_ = (call);                                                            \
+        cuda_report((be), cuda_rc_ == cudaSuccess, #call, cudaGetErrorString(cuda_rc_), __FILE__, __LINE__); \
+    } while (0)
+#define CUBLAS_OK(be, call)                                                                       \
+    do {                                                                                          \
+        cublasStatus_t blas_rc_ = (call);                                                         \
+        cuda_report((be), blas_rc_ == CUBLAS_STATUS_SUCCESS, #call, cublasGetStatusString(blas_rc_), __FILE__, \
+                    __LINE__);                                                                    \
+    } while (0)
+/* After a kernel launch: a bad configuration shows here. */
+#define CUDA_LAUNCHED(be) CUDA_OK((be), cudaGetLastError())
+
+/* Device working memory of at least `bytes` (grown, never shrunk; the
+ * stream is synchronised before a reallocation). NULL when out of memory
+ * (logged, instance failed). */
+void *cuda_work(cuda_backend *be, size_t bytes);
+
+/* 1/(1-p), or 0 when p >= 1 (every element dropped) */
+static inline float cuda_dropout_scale(float p)
+{
+    return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+/* ------------------------------------------------------------ kernels */
+
+void cuda_embedding_forward(void *self, float *out, const int32_t *tokens, const int32_t *segments, const float *wte,
+                            const float *wpe, const float *wse, int B, int T, int C);
+void cuda_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, const float *dout,
+                             const int32_t *tokens, const int32_t *segments, int B, int T, int C);
+void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                            const float *bias, int N, int C, float eps);
+void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
+                             const float *inp, const float *weight, const float *mean, const float *rstd, int N,
+                             int C);
+void cuda_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N,
+                         int C, int OC);
+void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int N, int C, int OC);
+void cuda_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
+                            int B, int T, int C, int NH, tftx_dropout drop);
+void cuda_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
+                             const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
+                             tftx_dropout drop);
+void cuda_activation_forward(void *self, float *out, const float *inp, size_t N, tftx_activation act);
+void cuda_activation_backward(void *self, float *dinp, const float *dout, const float *inp, size_t N,
+                              tftx_activation act);
+void cuda_tanh_forward(void *self, float *out, const float *inp, size_t N);
+void cuda_tanh_backward(void *self, float *dinp, const float *dout, const float *out, size_t N);
+void cuda_residual_forward(void *self, float *out, const float *a, const float *b, size_t N);
+void cuda_residual_backward(void *self, float *da, float *db, const float *dout, size_t N);
+void cuda_dropout_forward(void *self, float *out, const float *inp, size_t N, tftx_dropout drop, uint64_t offset);
+void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset);
+void cuda_pool_first_forward(void *self, float *out, const float *inp, int B, int T, int C);
+void cuda_pool_first_backward(void *self, float *dinp, const float *dout, int B, int T, int C);
+void cuda_pool_mean_forward(void *self, float *out, const float *inp, const uint8_t *mask, int B, int T, int C);
+void cuda_pool_mean_backward(void *self, float *dinp, const float *dout, const uint8_t *mask, int B, int T, int C);
+void cuda_crossentropy_forward(void *self, float *losses, float *probs, const float *logits, const int32_t *targets,
+                               int N, int V);
+void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets, float dloss,
+                                int N, int V);
+double cuda_sum_squares(void *self, const float *x, size_t n);
+void cuda_scale(void *self, float *x, size_t n, float s);
+int cuda_all_finite(void *self, const float *x, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TFTX_CUDA_H */

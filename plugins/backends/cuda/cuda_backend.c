@@ -1,0 +1,312 @@
+/*
+ * cuda_backend.c -- the `cuda` backend plugin: descriptor and parameters,
+ * probe (is there a driver and a device?), instances (one device, one
+ * stream, one cuBLAS handle), memory, the optimizer step, and the table of
+ * kernels (tftx/backend.h) whose bodies live in the cuda_*.cu files (see
+ * cuda.h for the map, the determinism and the error rules).
+ *
+ * The optimizer step runs the optimizer's fused CUDA kernel when the plugin
+ * was built with nvcc (ops->step_cuda), and otherwise copies weights,
+ * gradients and slots to the host, runs step_cpu there and copies them
+ * back: correct, slow, and reported once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda.h"
+
+static const char *const PRECISIONS[] = {"fp32", "tf32", "bf16", NULL};
+
+static const tftx_param_spec PARAMS[] = {
+    TFTX_P_INT("device", 0, 0, 1023, "CUDA device index (as cudaSetDevice counts them)"),
+    TFTX_P_ENUM("precision", "fp32", PRECISIONS,
+                "matrix products: fp32 (exact float), tf32 (tensor cores, 10-bit mantissa inputs), "
+                "bf16 (not implemented yet)"),
+    TFTX_P_INT("threads", 0, 0, 1024, "ignored (the GPU decides); accepted so train.threads works with any backend"),
+};
+
+/* ------------------------------------------------------------ errors */
+
+int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, const char *file, int line)
+{
+    if (ok) return 1;
+    if (!be->failed)
+        be->host->log(TFTX_LOG_ERROR, "cuda backend: %s failed: %s (%s:%d); the run stops at the next finiteness check",
+                      what, detail, file, line);
+    be->failed = 1;
+    return 0;
+}
+
+void *cuda_work(cuda_backend *be, size_t bytes)
+{
+    if (bytes <= be->work_bytes) return be->work;
+    CUDA_OK(be, cudaStreamSynchronize(be->stream));
+    if (be->work) cudaFree(be->work);
+    be->work = NULL, be->work_bytes = 0;
+    if (cudaMalloc(&be->work, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        be->work = NULL;
+        cuda_report(be, 0, "cudaMalloc of working memory", "out of device memory", __FILE__, __LINE__);
+        return NULL;
+    }
+    be->work_bytes = bytes;
+    return be->work;
+}
+
+/* ------------------------------------------------------------ memory */
+
+#define CUDA_MIN_ALLOC 256
+
+static void *cuda_alloc(void *self, size_t bytes)
+{
+    cuda_backend *be = self;
+    void *p = NULL;
+    if (bytes == 0) bytes = CUDA_MIN_ALLOC; /* a distinct, freeable pointer */
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        cudaGetLastError(); /* out of memory is the caller's to report, not sticky */
+        return NULL;
+    }
+    CUDA_OK(be, cudaMemsetAsync(p, 0, bytes, be->stream));
+    return p;
+}
+
+static void cuda_free(void *self, void *ptr)
+{
+    cuda_backend *be = self;
+    if (ptr) CUDA_OK(be, cudaFree(ptr));
+}
+
+/* From pageable host memory: returns once the source has been read. */
+static void cuda_copy_in(void *self, void *dst, const void *host_src, size_t bytes)
+{
+    cuda_backend *be = self;
+    if (bytes) CUDA_OK(be, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, be->stream));
+}
+
+/* Waits for the stream: the host reads the result next. */
+static void cuda_copy_out(void *self, void *host_dst, const void *src, size_t bytes)
+{
+    cuda_backend *be = self;
+    if (!bytes) return;
+    CUDA_OK(be, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, be->stream));
+    CUDA_OK(be, cudaStreamSynchronize(be->stream));
+}
+
+static void cuda_zero(void *self, void *ptr, size_t bytes)
+{
+    cuda_backend *be = self;
+    if (bytes) CUDA_OK(be, cudaMemsetAsync(ptr, 0, bytes, be->stream));
+}
+
+static void cuda_sync(void *self)
+{
+    cuda_backend *be = self;
+    CUDA_OK(be, cudaStreamSynchronize(be->stream));
+}
+
+static int cuda_threads(void *self)
+{
+    (void)self;
+    return 1;
+}
+
+/* ---------------------------------------------------------- optimizer */
+
+/* Host copies of w, g and the slots, step_cpu, and w and slots back. */
+static tftx_status staged_step(cuda_backend *be, const tftx_optimizer_ops *opt, const void *opt_self,
+                               const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots,
+                               tftx_error *err)
+{
+    int ns = opt->n_slots(opt_self);
+    if (ns < 0 || ns > TFTX_OPT_MAX_SLOTS)
+        return be->host->error(err, TFTX_ERR_INVALID, "cuda backend: the optimizer has %d slots", ns);
+    if (!be->warned_staged) {
+        be->host->log(TFTX_LOG_WARN,
+                      "cuda backend: the optimizer was built without a CUDA step; every step copies weights, "
+                      "gradients and state to the host and back (slow; rebuild the optimizer plugin with nvcc)");
+        be->warned_staged = 1;
+    }
+    size_t need = n * (size_t)(2 + ns);
+    if (need > be->stage_floats) {
+        free(be->stage);
+        be->stage = malloc(need * sizeof *be->stage);
+        be->stage_floats = be->stage ? need : 0;
+        if (!be->stage)
+            return be->host->error(err, TFTX_ERR_NOMEM, "cuda backend: no host memory for the staged optimizer step");
+    }
+    float *hw = be->stage, *hg = hw + n, *hs[TFTX_OPT_MAX_SLOTS] = {0};
+    cuda_copy_out(be, hw, w, n * sizeof *hw);
+    cuda_copy_out(be, hg, g, n * sizeof *hg);
+    for (int k = 0; k < ns; k++) {
+        hs[k] = hg + n * (size_t)(k + 1);
+        cuda_copy_out(be, hs[k], slots[k], n * sizeof *hw);
+    }
+    if (be->failed) return be->host->error(err, TFTX_ERR_INTERNAL, "cuda backend: a CUDA call failed (see the log)");
+    opt->step_cpu(opt_self, st, n, hw, hg, hs);
+    cuda_copy_in(be, w, hw, n * sizeof *hw);
+    for (int k = 0; k < ns; k++) cuda_copy_in(be, slots[k], hs[k], n * sizeof *hw);
+    CUDA_OK(be, cudaStreamSynchronize(be->stream)); /* the stage is reused next call */
+    return TFTX_OK;
+}
+
+static tftx_status cuda_optimizer_step(void *self, const tftx_optimizer_ops *opt, const void *opt_self,
+                                       const tftx_opt_step *st, size_t n, float *w, const float *g,
+                                       float *const *slots, tftx_error *err)
+{
+    cuda_backend *be = self;
+    if (!opt) return be->host->error(err, TFTX_ERR_INVALID, "cuda backend: no optimizer");
+    if (n == 0) return TFTX_OK;
+    if (opt->step_cuda) return opt->step_cuda(opt_self, st, n, w, g, slots, be->stream, err);
+    if (!opt->step_cpu)
+        return be->host->error(err, TFTX_ERR_INVALID, "cuda backend: the optimizer has neither a CUDA nor a CPU step");
+    return staged_step(be, opt, opt_self, st, n, w, g, slots, err);
+}
+
+/* ------------------------------------------------------------ the table */
+
+static const tftx_backend_ops OPS = {
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .copy_in = cuda_copy_in,
+    .copy_out = cuda_copy_out,
+    .zero = cuda_zero,
+    .sync = cuda_sync,
+    .threads = cuda_threads,
+    .embedding_forward = cuda_embedding_forward,
+    .embedding_backward = cuda_embedding_backward,
+    .layernorm_forward = cuda_layernorm_forward,
+    .layernorm_backward = cuda_layernorm_backward,
+    .matmul_forward = cuda_matmul_forward,
+    .matmul_backward = cuda_matmul_backward,
+    .attention_forward = cuda_attention_forward,
+    .attention_backward = cuda_attention_backward,
+    .activation_forward = cuda_activation_forward,
+    .activation_backward = cuda_activation_backward,
+    .tanh_forward = cuda_tanh_forward,
+    .tanh_backward = cuda_tanh_backward,
+    .residual_forward = cuda_residual_forward,
+    .residual_backward = cuda_residual_backward,
+    .dropout_forward = cuda_dropout_forward,
+    .dropout_backward = cuda_dropout_backward,
+    .pool_first_forward = cuda_pool_first_forward,
+    .pool_first_backward = cuda_pool_first_backward,
+    .pool_mean_forward = cuda_pool_mean_forward,
+    .pool_mean_backward = cuda_pool_mean_backward,
+    .crossentropy_forward = cuda_crossentropy_forward,
+    .crossentropy_backward = cuda_crossentropy_backward,
+    .sum_squares = cuda_sum_squares,
+    .scale = cuda_scale,
+    .all_finite = cuda_all_finite,
+    .optimizer_step = cuda_optimizer_step,
+};
+
+/* ------------------------------------------------------- descriptor */
+
+/* A driver and at least one device, or TFTX_ERR_UNSUPPORTED and why. */
+static tftx_status cuda_probe(const tftx_host *host, tftx_error *err)
+{
+    int count = 0;
+    cudaError_t rc = cudaGetDeviceCount(&count);
+    if (rc == cudaErrorNoDevice || (rc == cudaSuccess && count == 0)) {
+        cudaGetLastError();
+        return host->error(err, TFTX_ERR_UNSUPPORTED, "no CUDA device: cudaGetDeviceCount said %s (%s)",
+                           cudaGetErrorName(rc), cudaGetErrorString(rc));
+    }
+    if (rc != cudaSuccess) {
+        cudaGetLastError();
+        return host->error(err, TFTX_ERR_UNSUPPORTED, "no CUDA driver: cudaGetDeviceCount said %s (%s)",
+                           cudaGetErrorName(rc), cudaGetErrorString(rc));
+    }
+    return TFTX_OK;
+}
+
+static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, void **instance, tftx_error *err);
+static void cuda_destroy(void *instance);
+
+static const tftx_plugin_desc DESC = {
+    .magic = TFTX_PLUGIN_MAGIC,
+    .abi_major = TFTX_ABI_MAJOR,
+    .abi_minor = TFTX_ABI_MINOR,
+    .kind = TFTX_KIND_BACKEND,
+    .name = "cuda",
+    .version = "0.1.0",
+    .summary = "one NVIDIA GPU: cuBLAS for matrix products, CUDA kernels for the rest",
+    .params = PARAMS,
+    .n_params = sizeof PARAMS / sizeof *PARAMS,
+    .probe = cuda_probe,
+    .create = cuda_create,
+    .destroy = cuda_destroy,
+    .ops = &OPS,
+    .ops_size = sizeof OPS,
+};
+
+static cuda_precision precision_of(const char *s)
+{
+    if (s && strcmp(s, "tf32") == 0) return CUDA_TF32;
+    if (s && strcmp(s, "bf16") == 0) return CUDA_BF16;
+    return CUDA_FP32;
+}
+
+static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, void **instance, tftx_error *err)
+{
+    int64_t device = tftx_param(&DESC, values, "device")->i;
+    cuda_precision prec = precision_of(tftx_param(&DESC, values, "precision")->s);
+    if (prec == CUDA_BF16)
+        return host->error(err, TFTX_ERR_UNSUPPORTED,
+                           "cuda backend: precision = \"bf16\" is not implemented yet; use \"fp32\" or \"tf32\"");
+    tftx_status st = cuda_probe(host, err);
+    if (st != TFTX_OK) return st;
+    int count = 0;
+    cudaGetDeviceCount(&count);
+    if (device < 0 || device >= count)
+        return host->error(err, TFTX_ERR_INVALID, "cuda backend: device = %lld, but this machine has %d device%s (0..%d)",
+                           (long long)device, count, count == 1 ? "" : "s", count - 1);
+    cudaError_t rc = cudaSetDevice((int)device);
+    if (rc != cudaSuccess)
+        return host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: cudaSetDevice(%lld) said %s",
+                           (long long)device, cudaGetErrorString(rc));
+    cuda_backend *be = calloc(1, sizeof *be);
+    if (!be) return host->error(err, TFTX_ERR_NOMEM, "cuda backend: out of memory");
+    be->host = host;
+    be->device = (int)device;
+    be->precision = prec;
+    rc = cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking);
+    if (rc != cudaSuccess) {
+        free(be);
+        return host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: cudaStreamCreate said %s", cudaGetErrorString(rc));
+    }
+    cublasStatus_t bs = cublasCreate(&be->blas);
+    if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(be->blas, be->stream);
+    /* fp32: no tensor-core shortcuts (cuBLAS uses TF32 only when asked);
+       tf32: inputs of every product rounded to 10-bit mantissas */
+    if (bs == CUBLAS_STATUS_SUCCESS)
+        bs = cublasSetMathMode(be->blas, prec == CUDA_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    if (bs != CUBLAS_STATUS_SUCCESS) {
+        if (be->blas) cublasDestroy(be->blas);
+        cudaStreamDestroy(be->stream);
+        free(be);
+        return host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: cuBLAS set-up said %s", cublasGetStatusString(bs));
+    }
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, (int)device) == cudaSuccess)
+        host->log(TFTX_LOG_DEBUG, "cuda backend: device %d, %s (sm_%d%d, %.1f GiB), precision %s", be->device,
+                  prop.name, prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024 * 1024),
+                  PRECISIONS[prec]);
+    *instance = be;
+    return TFTX_OK;
+}
+
+static void cuda_destroy(void *instance)
+{
+    cuda_backend *be = instance;
+    if (!be) return;
+    cudaStreamSynchronize(be->stream);
+    if (be->work) cudaFree(be->work);
+    cublasDestroy(be->blas);
+    cudaStreamDestroy(be->stream);
+    free(be->stage);
+    free(be);
+}
+
+TFTX_PLUGIN(DESC)

@@ -1,0 +1,345 @@
+/*
+ * cuda_layers.cu -- embedding, layer norm, pooling and softmax
+ * cross-entropy (the formulas are those of the cpu backend, cpu_layers.c).
+ *
+ * Gradients that sum over rows (embedding tables, layer norm weight and
+ * bias) have one thread per output column adding the rows in order 0..N-1:
+ * no atomics, the same order every run (and the cpu backend's order).
+ * Row statistics (layer norm, softmax) take one warp per row.
+ */
+#include "cuda_device.cuh"
+
+/* ---------------------------------------------------------- embedding */
+
+/* out[b,t,c] = wte[tokens[b,t], c] + wpe[t, c] + wse[segments[b,t], c] */
+__global__ void embedding_forward_kernel(float *out, const int32_t *tokens, const int32_t *segments,
+                                         const float *wte, const float *wpe, const float *wse, int T, int C,
+                                         size_t n)
+{
+    CUDA_FOR(i, n)
+    {
+        size_t bt = i / (size_t)C;
+        int c = (int)(i % (size_t)C);
+        float v = wte[(size_t)tokens[bt] * C + c];
+        if (wpe) v += wpe[(bt % (size_t)T) * C + c];
+        if (wse) v += wse[(size_t)(segments ? segments[bt] : 0) * C + c];
+        out[i] = v;
+    }
+}
+
+/* dwte[tokens[bt], c] += dout[bt, c] and dwse likewise: thread c adds the
+ * rows bt = 0..BT-1 in order (tokens repeat, so rows of dwte collide; a
+ * thread owning its column never races). */
+__global__ void embedding_table_backward_kernel(float *dwte, float *dwse, const float *dout, const int32_t *tokens,
+                                                const int32_t *segments, int BT, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    for (int bt = 0; bt < BT; bt++) {
+        float d = dout[(size_t)bt * C + c];
+        if (dwte) dwte[(size_t)tokens[bt] * C + c] += d;
+        if (dwse) dwse[(size_t)(segments ? segments[bt] : 0) * C + c] += d;
+    }
+}
+
+/* dwpe[t, c] += sum_b dout[b, t, c], b in order */
+__global__ void embedding_position_backward_kernel(float *dwpe, const float *dout, int B, int T, int C)
+{
+    CUDA_FOR(i, (size_t)T * C)
+    {
+        float s = 0.0f;
+        for (int b = 0; b < B; b++) s += dout[(size_t)b * T * C + i];
+        dwpe[i] += s;
+    }
+}
+
+/* --------------------------------------------------------- layer norm */
+
+/* One warp per row: mean = sum(x)/C, var = sum((x-mean)^2)/C (biased),
+ * rstd = 1/sqrt(var + eps), out = (x-mean)*rstd*weight + bias. */
+__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                                         const float *bias, int N, int C, float eps)
+{
+    int row = blockIdx.x * CUDA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const float *x = inp + (size_t)row * C;
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32) s += x[c];
+    float m = warp_sum(s) / (float)C;
+    float v = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float xm = x[c] - m;
+        v += xm * xm;
+    }
+    float r = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
+    float *o = out + (size_t)row * C;
+    for (int c = lane; c < C; c += 32)
+        o[c] = (x[c] - m) * r * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f);
+    if (lane == 0) {
+        if (mean) mean[row] = m;
+        if (rstd) rstd[row] = r;
+    }
+}
+
+/* One warp per row, xhat = (x-mean)*rstd, g = dout*weight:
+ * dinp += rstd * (g - mean_c(g) - xhat * mean_c(g*xhat)) */
+__global__ void layernorm_backward_kernel(float *dinp, const float *dout, const float *inp, const float *weight,
+                                          const float *mean, const float *rstd, int N, int C)
+{
+    int row = blockIdx.x * CUDA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const float *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+    const float m = mean[row], s = rstd[row];
+    float gs = 0.0f, gxs = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float g = dy[c] * (weight ? weight[c] : 1.0f);
+        gs += g;
+        gxs += g * (x[c] - m) * s;
+    }
+    float g_mean = warp_sum(gs) / (float)C, gx_mean = warp_sum(gxs) / (float)C;
+    float *dx = dinp + (size_t)row * C;
+    for (int c = lane; c < C; c += 32) {
+        float g = dy[c] * (weight ? weight[c] : 1.0f);
+        dx[c] += s * (g - g_mean - (x[c] - m) * s * gx_mean);
+    }
+}
+
+/* dweight[c] += sum_n dout*xhat, dbias[c] += sum_n dout: thread c, rows in order */
+__global__ void layernorm_params_backward_kernel(float *dweight, float *dbias, const float *dout, const float *inp,
+                                                 const float *mean, const float *rstd, int N, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float dw = 0.0f, db = 0.0f;
+    for (int n = 0; n < N; n++) {
+        float dy = dout[(size_t)n * C + c];
+        dw += dy * ((inp[(size_t)n * C + c] - mean[n]) * rstd[n]);
+        db += dy;
+    }
+    if (dweight) dweight[c] += dw;
+    if (dbias) dbias[c] += db;
+}
+
+/* ------------------------------------------------------------ pooling */
+
+__global__ void pool_first_forward_kernel(float *out, const float *inp, int T, int C, size_t n)
+{
+    CUDA_FOR(i, n) out[i] = inp[(i / C) * (size_t)T * C + i % C];
+}
+
+__global__ void pool_first_backward_kernel(float *dinp, const float *dout, int T, int C, size_t n)
+{
+    CUDA_FOR(i, n) dinp[(i / C) * (size_t)T * C + i % C] += dout[i];
+}
+
+/* Tokens of sequence b that count: mask[b,t] != 0, or all T. */
+__device__ int pool_count(const uint8_t *mask, int b, int T)
+{
+    if (!mask) return T;
+    int n = 0;
+    for (int t = 0; t < T; t++) n += mask[(size_t)b * T + t] != 0;
+    return n;
+}
+
+/* out[b,c] = mean of inp[b,t,c] over counted t; 0 when none count */
+__global__ void pool_mean_forward_kernel(float *out, const float *inp, const uint8_t *mask, int T, int C, size_t n)
+{
+    CUDA_FOR(i, n)
+    {
+        int b = (int)(i / C), c = (int)(i % C);
+        int count = pool_count(mask, b, T);
+        float s = 0.0f;
+        for (int t = 0; t < T; t++)
+            if (!mask || mask[(size_t)b * T + t]) s += inp[((size_t)b * T + t) * C + c];
+        out[i] = count ? s * (1.0f / (float)count) : 0.0f;
+    }
+}
+
+/* dinp[b,t,c] += dout[b,c] / count for counted t */
+__global__ void pool_mean_backward_kernel(float *dinp, const float *dout, const uint8_t *mask, int T, int C, size_t n)
+{
+    CUDA_FOR(i, n) /* over (B,T,C) */
+    {
+        size_t bt = i / C;
+        int b = (int)(bt / T), c = (int)(i % C);
+        if (mask && !mask[bt]) continue;
+        int count = pool_count(mask, b, T);
+        if (count) dinp[i] += dout[(size_t)b * C + c] * (1.0f / (float)count);
+    }
+}
+
+/* ------------------------------------------------------ cross-entropy */
+
+#define CE_THREADS 256
+
+/* One block per row: probs = softmax(logits) with the maximum subtracted
+ * first (exp cannot overflow, the sum is >= 1); the sum of exponentials in
+ * double; loss = log(sum) - (l[target] - max), 0 for target < 0. */
+__global__ void crossentropy_forward_kernel(float *losses, float *probs, const float *logits, const int32_t *targets,
+                                            int V)
+{
+    __shared__ float smax[CE_THREADS / 32];
+    __shared__ double ssum[CE_THREADS / 32];
+    const int n = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const float *l = logits + (size_t)n * V;
+    float *p = probs + (size_t)n * V;
+    float mx = -INFINITY;
+    for (int v = threadIdx.x; v < V; v += CE_THREADS) mx = fmaxf(mx, l[v]);
+    mx = warp_max(mx);
+    if (lane == 0) smax[warp] = mx;
+    __syncthreads();
+    mx = smax[0];
+    for (int w = 1; w < CE_THREADS / 32; w++) mx = fmaxf(mx, smax[w]);
+    double s = 0.0;
+    for (int v = threadIdx.x; v < V; v += CE_THREADS) {
+        float e = expf(l[v] - mx);
+        p[v] = e;
+        s += (double)e;
+    }
+    s = warp_sum_d(s);
+    if (lane == 0) ssum[warp] = s;
+    __syncthreads();
+    double sum = 0.0;
+    for (int w = 0; w < CE_THREADS / 32; w++) sum += ssum[w];
+    const float inv = (float)(1.0 / sum);
+    for (int v = threadIdx.x; v < V; v += CE_THREADS) p[v] *= inv;
+    if (threadIdx.x == 0) {
+        int32_t tgt = targets[n];
+        losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(l[tgt] - mx));
+    }
+}
+
+/* dlogits[n,v] += (probs[n,v] - [v == target]) * dloss for target >= 0 */
+__global__ void crossentropy_backward_kernel(float *dlogits, const float *probs, const int32_t *targets, float dloss,
+                                             int V, size_t n)
+{
+    CUDA_FOR(i, n)
+    {
+        int32_t tgt = targets[i / V];
+        if (tgt < 0) continue;
+        int v = (int)(i % V);
+        dlogits[i] += (probs[i] - (v == tgt ? 1.0f : 0.0f)) * dloss;
+    }
+}
+
+/* ------------------------------------------------------------ launchers */
+
+static unsigned col_blocks(int C)
+{
+    return (unsigned)((C + CUDA_THREADS - 1) / CUDA_THREADS);
+}
+
+extern "C" {
+
+void cuda_embedding_forward(void *self, float *out, const int32_t *tokens, const int32_t *segments, const float *wte,
+                            const float *wpe, const float *wse, int B, int T, int C)
+{
+    cuda_backend *be = cuda_of(self);
+    size_t n = (size_t)B * T * C;
+    if (!n) return;
+    embedding_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(out, tokens, segments, wte, wpe, wse,
+                                                                              T, C, n);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, const float *dout,
+                             const int32_t *tokens, const int32_t *segments, int B, int T, int C)
+{
+    cuda_backend *be = cuda_of(self);
+    if (B <= 0 || T <= 0 || C <= 0) return;
+    if (dwte || dwse) {
+        embedding_table_backward_kernel<<<col_blocks(C), CUDA_THREADS, 0, be->stream>>>(dwte, dwse, dout, tokens,
+                                                                                       segments, B * T, C);
+        CUDA_LAUNCHED(be);
+    }
+    if (dwpe) {
+        embedding_position_backward_kernel<<<cuda_blocks((size_t)T * C), CUDA_THREADS, 0, be->stream>>>(dwpe, dout, B,
+                                                                                                        T, C);
+        CUDA_LAUNCHED(be);
+    }
+}
+
+void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                            const float *bias, int N, int C, float eps)
+{
+    cuda_backend *be = cuda_of(self);
+    if (N <= 0 || C <= 0) return;
+    layernorm_forward_kernel<<<cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(
+        out, mean, rstd, inp, weight, bias, N, C, eps);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
+                             const float *inp, const float *weight, const float *mean, const float *rstd, int N, int C)
+{
+    cuda_backend *be = cuda_of(self);
+    if (N <= 0 || C <= 0) return;
+    if (dinp) {
+        layernorm_backward_kernel<<<cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(
+            dinp, dout, inp, weight, mean, rstd, N, C);
+        CUDA_LAUNCHED(be);
+    }
+    if (dweight || dbias) {
+        layernorm_params_backward_kernel<<<col_blocks(C), CUDA_THREADS, 0, be->stream>>>(dweight, dbias, dout, inp,
+                                                                                        mean, rstd, N, C);
+        CUDA_LAUNCHED(be);
+    }
+}
+
+void cuda_pool_first_forward(void *self, float *out, const float *inp, int B, int T, int C)
+{
+    cuda_backend *be = cuda_of(self);
+    size_t n = (size_t)B * C;
+    if (!n || T <= 0) return;
+    pool_first_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(out, inp, T, C, n);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_pool_first_backward(void *self, float *dinp, const float *dout, int B, int T, int C)
+{
+    cuda_backend *be = cuda_of(self);
+    size_t n = (size_t)B * C;
+    if (!n || T <= 0 || !dinp) return;
+    pool_first_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(dinp, dout, T, C, n);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_pool_mean_forward(void *self, float *out, const float *inp, const uint8_t *mask, int B, int T, int C)
+{
+    cuda_backend *be = cuda_of(self);
+    size_t n = (size_t)B * C;
+    if (!n) return;
+    pool_mean_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(out, inp, mask, T, C, n);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_pool_mean_backward(void *self, float *dinp, const float *dout, const uint8_t *mask, int B, int T, int C)
+{
+    cuda_backend *be = cuda_of(self);
+    size_t n = (size_t)B * T * C;
+    if (!n || !dinp) return;
+    pool_mean_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(dinp, dout, mask, T, C, n);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_crossentropy_forward(void *self, float *losses, float *probs, const float *logits, const int32_t *targets,
+                               int N, int V)
+{
+    cuda_backend *be = cuda_of(self);
+    if (N <= 0 || V <= 0) return;
+    crossentropy_forward_kernel<<<(unsigned)N, CE_THREADS, 0, be->stream>>>(losses, probs, logits, targets, V);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets, float dloss,
+                                int N, int V)
+{
+    cuda_backend *be = cuda_of(self);
+    size_t n = (size_t)N * V;
+    if (!n || !dlogits) return;
+    crossentropy_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(dlogits, probs, targets, dloss, V,
+                                                                                  n);
+    CUDA_LAUNCHED(be);
+}
+
+} /* extern "C" */

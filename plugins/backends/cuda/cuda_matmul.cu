@@ -1,0 +1,78 @@
+/*
+ * cuda_matmul.cu -- linear layers on cuBLAS.
+ *
+ *   forward:   out  = inp @ weight^T + bias      out (N,OC), inp (N,C),
+ *                                                weight (OC,C), bias (OC)
+ *   backward:  dinp    += dout @ weight          (N,C)
+ *              dweight += dout^T @ inp           (OC,C)
+ *              dbias   += sum_n dout[n,:]        (OC)
+ *
+ * cuBLAS is column-major: a row-major (R,K) matrix is, as it lies, the
+ * column-major (K,R) matrix, its transpose. So each row-major product
+ * X = A B is computed as the column-major X^T = B^T A^T, with the operands
+ * read where they lie (no copies):
+ *   out^T  (OC,N) = W (OC,C) . inp^T (C,N)      : W^T lies there -> op T
+ *   dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N)  : both as they lie
+ *   dW^T   (C,OC) += inp^T (C,N) . dout (N,OC)  : dout^T lies there -> op T
+ * The precision (fp32 or tf32) is the handle's math mode (cuda_backend.c).
+ */
+#include "cuda_device.cuh"
+
+/* out[n,o] = bias[o] */
+__global__ void bias_broadcast_kernel(float *out, const float *bias, int OC, size_t n)
+{
+    CUDA_FOR(i, n) out[i] = bias[i % OC];
+}
+
+/* dbias[o] += sum_n dout[n,o], thread o adding rows in order */
+__global__ void bias_backward_kernel(float *dbias, const float *dout, int N, int OC)
+{
+    int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= OC) return;
+    float s = 0.0f;
+    for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
+    dbias[o] += s;
+}
+
+extern "C" {
+
+void cuda_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N, int C,
+                         int OC)
+{
+    cuda_backend *be = cuda_of(self);
+    if (N <= 0 || OC <= 0) return;
+    size_t n = (size_t)N * OC;
+    float beta = 0.0f, one = 1.0f;
+    if (bias) { /* out starts as the bias (beta = 1 adds the product) */
+        bias_broadcast_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(out, bias, OC, n);
+        CUDA_LAUNCHED(be);
+        beta = 1.0f;
+    }
+    if (C <= 0) {
+        if (!bias) CUDA_OK(be, cudaMemsetAsync(out, 0, n * sizeof *out, be->stream));
+        return;
+    }
+    CUBLAS_OK(be, cublasSgemm(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C, &beta, out, OC));
+}
+
+void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int N, int C, int OC)
+{
+    cuda_backend *be = cuda_of(self);
+    if (N <= 0 || OC <= 0) return;
+    const float one = 1.0f;
+    if (dbias) {
+        bias_backward_kernel<<<(unsigned)((OC + CUDA_THREADS - 1) / CUDA_THREADS), CUDA_THREADS, 0, be->stream>>>(
+            dbias, dout, N, OC);
+        CUDA_LAUNCHED(be);
+    }
+    if (C <= 0) return;
+    if (dinp)
+        CUBLAS_OK(be, cublasSgemm(be->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &one, dinp,
+                                  C));
+    if (dweight)
+        CUBLAS_OK(be, cublasSgemm(be->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight,
+                                  C));
+}
+
+} /* extern "C" */

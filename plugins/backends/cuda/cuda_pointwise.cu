@@ -1,0 +1,264 @@
+/*
+ * cuda_pointwise.cu -- element-wise kernels (GELU in both forms, ReLU,
+ * tanh, residual, dropout, scale) and the gradient utilities that reduce
+ * (sum of squares in double, finiteness).
+ *
+ * GELU, erf form: y = x Phi(x), Phi(x) = erfc(-x/sqrt2)/2 (CUDA's erfcf,
+ * no cancellation in the negative tail); dy/dx = Phi(x) + x phi(x).
+ * GELU, tanh form: y = x/2 (1 + tanh u) = x s, s = 1/(1 + e^{-2u}),
+ * u = sqrt(2/pi)(x + 0.044715 x^3); dy/dx = s + 2 x s (1-s) sqrt(2/pi)
+ * (1 + 3*0.044715 x^2). The same formulas as the cpu backend (cpu_math.h)
+ * with CUDA's libm: equal to within a few ulp.
+ */
+#include "cuda_device.cuh"
+
+#define GELU_BETA 0.79788456080286535588f    /* sqrt(2/pi) */
+#define GELU_KAPPA 0.044715f
+#define INV_SQRT_2PI 0.39894228040143267794f /* 1/sqrt(2 pi) */
+#define SQRT1_2 0.70710678118654752440f      /* 1/sqrt(2) */
+
+__device__ __forceinline__ float gelu_erf(float x)
+{
+    return x * 0.5f * erfcf(-x * SQRT1_2);
+}
+
+__device__ __forceinline__ float gelu_erf_grad(float x)
+{
+    return 0.5f * erfcf(-x * SQRT1_2) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
+}
+
+__device__ __forceinline__ float gelu_tanh(float x)
+{
+    float u = GELU_BETA * (x + GELU_KAPPA * x * x * x);
+    return x / (1.0f + expf(-2.0f * u));
+}
+
+__device__ __forceinline__ float gelu_tanh_grad(float x)
+{
+    float x2 = x * x, u = GELU_BETA * (x + GELU_KAPPA * x2 * x);
+    float e = expf(-2.0f * u), s = 1.0f / (1.0f + e);
+    return s + 2.0f * x * s * (e * s) * GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * x2);
+}
+
+__global__ void activation_forward_kernel(float *out, const float *inp, size_t n, int act)
+{
+    CUDA_FOR(i, n)
+    {
+        float x = inp[i];
+        out[i] = act == TFTX_ACT_RELU ? (x < 0.0f ? 0.0f : x) : act == TFTX_ACT_GELU_TANH ? gelu_tanh(x) : gelu_erf(x);
+    }
+}
+
+__global__ void activation_backward_kernel(float *dinp, const float *dout, const float *inp, size_t n, int act)
+{
+    CUDA_FOR(i, n)
+    {
+        float x = inp[i];
+        if (act == TFTX_ACT_RELU)
+            dinp[i] += x > 0.0f ? dout[i] : 0.0f;
+        else
+            dinp[i] += dout[i] * (act == TFTX_ACT_GELU_TANH ? gelu_tanh_grad(x) : gelu_erf_grad(x));
+    }
+}
+
+__global__ void tanh_forward_kernel(float *out, const float *inp, size_t n)
+{
+    CUDA_FOR(i, n) out[i] = tanhf(inp[i]);
+}
+
+__global__ void tanh_backward_kernel(float *dinp, const float *dout, const float *out, size_t n)
+{
+    CUDA_FOR(i, n) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
+__global__ void residual_forward_kernel(float *out, const float *a, const float *b, size_t n)
+{
+    CUDA_FOR(i, n) out[i] = a[i] + b[i];
+}
+
+__global__ void residual_backward_kernel(float *da, float *db, const float *dout, size_t n)
+{
+    CUDA_FOR(i, n)
+    {
+        if (da) da[i] += dout[i];
+        if (db) db[i] += dout[i];
+    }
+}
+
+/* out[i] = inp[i] * f(offset + i); in place allowed */
+__global__ void dropout_forward_kernel(float *out, const float *inp, size_t n, tftx_dropout drop, uint64_t offset,
+                                       float scale)
+{
+    CUDA_FOR(i, n) out[i] = inp[i] * dropout_factor(drop.seed, drop.stream, offset + i, drop.p, scale);
+}
+
+/* dinp[i] += dout[i] * f(offset + i) (f = 1 when p == 0) */
+__global__ void dropout_backward_kernel(float *dinp, const float *dout, size_t n, tftx_dropout drop, uint64_t offset,
+                                        float scale, int dropping)
+{
+    CUDA_FOR(i, n)
+    dinp[i] += dropping ? dout[i] * dropout_factor(drop.seed, drop.stream, offset + i, drop.p, scale) : dout[i];
+}
+
+__global__ void scale_kernel(float *x, size_t n, float s)
+{
+    CUDA_FOR(i, n) x[i] *= s;
+}
+
+/* Partial sums of squares in double: block k sums the elements of its
+ * grid-stride sequence in order, then its threads in a fixed tree. */
+__global__ void sum_squares_partial_kernel(double *partial, const float *x, size_t n)
+{
+    __shared__ double warp_sums[CUDA_THREADS / 32];
+    double s = 0.0;
+    CUDA_FOR(i, n) s += (double)x[i] * (double)x[i];
+    s = warp_sum_d(s);
+    if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int w = 0; w < CUDA_THREADS / 32; w++) t += warp_sums[w];
+        partial[blockIdx.x] = t;
+    }
+}
+
+/* total = sum of the partials, in order, by one thread */
+__global__ void sum_partials_kernel(double *total, const double *partial, unsigned n)
+{
+    double t = 0.0;
+    for (unsigned k = 0; k < n; k++) t += partial[k];
+    *total = t;
+}
+
+/* *bad = 1 when an element's exponent bits are all ones (Inf or NaN) */
+__global__ void nonfinite_kernel(int *bad, const float *x, size_t n)
+{
+    CUDA_FOR(i, n)
+    {
+        if ((__float_as_uint(x[i]) & 0x7f800000u) == 0x7f800000u) *bad = 1;
+    }
+}
+
+/* ------------------------------------------------------------ launchers */
+
+extern "C" {
+
+void cuda_activation_forward(void *self, float *out, const float *inp, size_t N, tftx_activation act)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!N) return;
+    activation_forward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(out, inp, N, (int)act);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_activation_backward(void *self, float *dinp, const float *dout, const float *inp, size_t N,
+                              tftx_activation act)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!N || !dinp) return;
+    activation_backward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(dinp, dout, inp, N, (int)act);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_tanh_forward(void *self, float *out, const float *inp, size_t N)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!N) return;
+    tanh_forward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(out, inp, N);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_tanh_backward(void *self, float *dinp, const float *dout, const float *out, size_t N)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!N || !dinp) return;
+    tanh_backward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(dinp, dout, out, N);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_residual_forward(void *self, float *out, const float *a, const float *b, size_t N)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!N) return;
+    residual_forward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(out, a, b, N);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_residual_backward(void *self, float *da, float *db, const float *dout, size_t N)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!N || (!da && !db)) return;
+    residual_backward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(da, db, dout, N);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_dropout_forward(void *self, float *out, const float *inp, size_t N, tftx_dropout drop, uint64_t offset)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!N) return;
+    if (!(drop.p > 0.0f)) {
+        if (out != inp) CUDA_OK(be, cudaMemcpyAsync(out, inp, N * sizeof *out, cudaMemcpyDeviceToDevice, be->stream));
+        return;
+    }
+    dropout_forward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(out, inp, N, drop, offset,
+                                                                            cuda_dropout_scale(drop.p));
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!N || !dinp) return;
+    dropout_backward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(
+        dinp, dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f);
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_scale(void *self, float *x, size_t n, float s)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!n) return;
+    scale_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(x, n, s);
+    CUDA_LAUNCHED(be);
+}
+
+/* A fixed number of partial sums for a given n (the grid depends on n
+ * only), so the result is the same every run. */
+#define SUMSQ_BLOCKS 1024u
+
+double cuda_sum_squares(void *self, const float *x, size_t n)
+{
+    cuda_backend *be = cuda_of(self);
+    if (be->failed) return NAN;
+    if (!n) return 0.0;
+    unsigned blocks = cuda_blocks(n);
+    if (blocks > SUMSQ_BLOCKS) blocks = SUMSQ_BLOCKS;
+    double *partial = (double *)cuda_work(be, (SUMSQ_BLOCKS + 1) * sizeof(double));
+    if (!partial) return NAN;
+    sum_squares_partial_kernel<<<blocks, CUDA_THREADS, 0, be->stream>>>(partial, x, n);
+    CUDA_LAUNCHED(be);
+    sum_partials_kernel<<<1, 1, 0, be->stream>>>(partial + SUMSQ_BLOCKS, partial, blocks);
+    CUDA_LAUNCHED(be);
+    double total = NAN;
+    CUDA_OK(be, cudaMemcpyAsync(&total, partial + SUMSQ_BLOCKS, sizeof total, cudaMemcpyDeviceToHost, be->stream));
+    CUDA_OK(be, cudaStreamSynchronize(be->stream));
+    return be->failed ? NAN : total;
+}
+
+int cuda_all_finite(void *self, const float *x, size_t n)
+{
+    cuda_backend *be = cuda_of(self);
+    if (be->failed) return 0;
+    if (!n) return 1;
+    int *bad = (int *)cuda_work(be, sizeof(int));
+    if (!bad) return 0;
+    CUDA_OK(be, cudaMemsetAsync(bad, 0, sizeof *bad, be->stream));
+    nonfinite_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(bad, x, n);
+    CUDA_LAUNCHED(be);
+    int host_bad = 1;
+    CUDA_OK(be, cudaMemcpyAsync(&host_bad, bad, sizeof host_bad, cudaMemcpyDeviceToHost, be->stream));
+    CUDA_OK(be, cudaStreamSynchronize(be->stream));
+    return !be->failed && !host_bad;
+}
+
+} /* extern "C" */
