@@ -122,5 +122,37 @@ out=$("$TFTX_BIN" run x.cfg -q --out torn/results.msgpack 2>&1); rc=$?
 got=$(records torn/results.msgpack | grep -c run:ok)
 [ $rc = 0 ] && [ "$got" = 4 ] && grep -q "last record is incomplete" <<<"$out" && ok torn || bad "torn: rc $rc, $got ok: $out"
 
+# 4. a loss that becomes NaN/Inf: the real sgd with lr = 1e30 on a tiny ids +
+# bow experiment ends `diverged` with the step; the sweep goes on and its
+# other run (lr = 0.1) ends ok
+"$PY" - nan.ids <<'PY'
+import random, sys
+r = random.Random(7)
+with open(sys.argv[1], "w") as f:
+    for _ in range(64):
+        f.write("%d\t%s\n" % (r.randint(0, 1), " ".join(str(r.randint(1, 30)) for _ in range(6))))
+PY
+cat >nan.cfg <<'CFG'
+experiment = { name = "nan"; seed = 1; };
+data = { path = "nan.ids"; format = "ids"; max_len = 8; valid = 0.25; test = 0.0; };
+model = { plugin = "bow"; d_model = 8; hidden = 8; };
+optimizer = { plugin = "sgd"; };
+train = { backend = "cpu"; threads = 1; max_steps = 20; batch_size = 8; };
+sweep = { optimizer = { lr = [1e30, 0.1]; }; };
+CFG
+out=$(TFTX_PLUGIN_PATH= "$TFTX_BIN" run nan.cfg -q --out nan/results.msgpack 2>&1); rc=$?
+got=$("$PY" - nan/results.msgpack <<'PY'
+import sys, msgpack
+for o in msgpack.Unpacker(open(sys.argv[1], 'rb'), raw=False):
+    if o.get("type") != "run": continue
+    lr = o["config"]["optimizer"]["lr"]
+    print("%g:%s:%s:%s" % (lr, o.get("status"), (o.get("metrics") or {}).get("diverged_at"),
+                           "became" in (o.get("error") or "")))
+PY
+)
+got=$(sort <<<"$got" | tr '\n' ' ')
+if [ $rc = 1 ] && [[ "$got" =~ ^0.1:ok:None:False\ 1e\+30:diverged:[0-9]+:True\ $ ]]; then ok diverged
+else bad "diverged: rc $rc, runs '$got': $out"; fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
