@@ -1,0 +1,562 @@
+/*
+ * test_cuda_kernels.c -- every kernel of the `cuda` backend against the
+ * `cpu` backend (whose kernels tests/backend checks against finite
+ * differences and double-precision references), on the same random inputs:
+ *
+ *   - each forward's outputs and each backward's gradients, the backward
+ *     called on gradients that already hold random values (so accumulation,
+ *     +=, is checked too), NULL gradients where the spec allows them;
+ *   - shapes that are not multiples of a warp or a block (C = 77, T = 37,
+ *     V = 1003), attention with the padding mask (padded at the end, at the
+ *     start, and a sequence of padding only), causal on and off, dropout
+ *     p = 0 and p > 0;
+ *   - the dropout masks bit for bit (both backends draw tftx_uniform_at at
+ *     the same element index), in the element-wise dropout and in attention;
+ *   - determinism: a second run of every cuda kernel gives the same bits;
+ *   - sum_squares, scale, all_finite; the optimizer step, both the fused
+ *     step_cuda (bit-identical to step_cpu: nvcc --fmad=false) and the
+ *     staged host fallback (an optimizer table without step_cuda).
+ *
+ * Tolerance: |cuda - cpu| <= ATOL + RTOL |cpu| with RTOL = 1e-4,
+ * ATOL = 1e-5 (float sums in another order, CUDA's libm vs cpu_math.h).
+ *
+ * Without a CUDA device (or driver) it prints "no CUDA device: <probe's
+ * reason>" and exits 77, which ctest reports as skipped (SKIP_RETURN_CODE).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tftx/backend.h>
+
+#include "runner.h"
+#include "testutil.h"
+
+#define RTOL 1e-4
+#define ATOL 1e-5
+
+typedef struct bk {
+    const tftx_backend_ops *ops;
+    void *self;
+} bk;
+
+static bk cpu, gpu;
+static int failures;
+static double tol_scale = 1.0; /* tf32: looser, see main */
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static float urand(float lo, float hi)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return lo + (hi - lo) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
+}
+
+static float *rand_host(size_t n, float lo, float hi)
+{
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = urand(lo, hi);
+    return h;
+}
+
+/* A copy of host data in backend memory. */
+static void *put(bk *b, const void *h, size_t bytes)
+{
+    void *d = b->ops->alloc(b->self, bytes);
+    if (!d) {
+        fprintf(stderr, "alloc of %zu bytes failed\n", bytes);
+        exit(1);
+    }
+    if (h) b->ops->copy_in(b->self, d, h, bytes);
+    return d;
+}
+
+static float *get(bk *b, const float *d, size_t n)
+{
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    b->ops->copy_out(b->self, h, d, n * sizeof *h);
+    return h;
+}
+
+/* cuda (device d) against cpu (device c), n floats */
+static void compare(const char *what, const float *c, const float *d, size_t n, int exact)
+{
+    float *hc = get(&cpu, c, n), *hd = get(&gpu, d, n);
+    double worst = 0;
+    size_t worst_i = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double diff = fabs((double)hc[i] - (double)hd[i]);
+        int same_nan = isnan(hc[i]) && isnan(hd[i]);
+        double ratio = same_nan ? 0 : exact ? (hc[i] == hd[i] ? 0 : INFINITY) : diff / (tol_scale * (ATOL + RTOL * fabs(hc[i])));
+        if (!(ratio <= 1)) bad++;
+        if (!(ratio <= worst)) worst = ratio, worst_i = i;
+    }
+    if (bad) {
+        printf("FAIL %-48s %zu of %zu differ; worst [%zu] cpu %.9g cuda %.9g\n", what, bad, n, worst_i,
+               (double)hc[worst_i], (double)hd[worst_i]);
+        failures++;
+    } else {
+        printf("ok   %-48s n=%zu worst/tol %.3g%s\n", what, n, worst, exact ? " (bit-exact)" : "");
+    }
+    free(hc);
+    free(hd);
+}
+
+/* The same host data in both backends. */
+typedef struct pair {
+    float *c, *d;
+    size_t n;
+} pair;
+
+static pair pair_of(const float *h, size_t n)
+{
+    pair p = {put(&cpu, h, n * sizeof *h), put(&gpu, h, n * sizeof *h), n};
+    return p;
+}
+
+static pair pair_rand(size_t n, float lo, float hi)
+{
+    float *h = rand_host(n, lo, hi);
+    pair p = pair_of(h, n);
+    free(h);
+    return p;
+}
+
+static void pair_free(pair *p)
+{
+    if (p->c) cpu.ops->free(cpu.self, p->c);
+    if (p->d) gpu.ops->free(gpu.self, p->d);
+    p->c = p->d = NULL;
+}
+
+static void *put_both(const void *h, size_t bytes, void **dgpu)
+{
+    *dgpu = put(&gpu, h, bytes);
+    return put(&cpu, h, bytes);
+}
+
+/* A second run of a cuda kernel must give the same bits: run, keep, rerun. */
+static void check_repeat(const char *what, const float *d1, const float *d2, size_t n)
+{
+    float *a = get(&gpu, d1, n), *b = get(&gpu, d2, n);
+    if (memcmp(a, b, n * sizeof *a) != 0) {
+        printf("FAIL %-48s second run differs\n", what);
+        failures++;
+    } else {
+        printf("ok   %-48s repeatable\n", what);
+    }
+    free(a);
+    free(b);
+}
+
+/* ------------------------------------------------------------ kernels */
+
+static void test_matmul(int N, int C, int OC, int with_bias)
+{
+    char nm[128];
+    pair inp = pair_rand((size_t)N * C, -1, 1), w = pair_rand((size_t)OC * C, -1, 1), b = pair_rand((size_t)OC, -1, 1);
+    pair out = pair_rand((size_t)N * OC, 0, 0), dout = pair_rand((size_t)N * OC, -1, 1);
+    pair dinp = pair_rand((size_t)N * C, -1, 1), dw = pair_rand((size_t)OC * C, -1, 1), db = pair_rand((size_t)OC, -1, 1);
+    cpu.ops->matmul_forward(cpu.self, out.c, inp.c, w.c, with_bias ? b.c : NULL, N, C, OC);
+    gpu.ops->matmul_forward(gpu.self, out.d, inp.d, w.d, with_bias ? b.d : NULL, N, C, OC);
+    snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d bias=%d out", N, C, OC, with_bias);
+    compare(nm, out.c, out.d, out.n, 0);
+    cpu.ops->matmul_backward(cpu.self, dinp.c, dw.c, with_bias ? db.c : NULL, dout.c, inp.c, w.c, N, C, OC);
+    gpu.ops->matmul_backward(gpu.self, dinp.d, dw.d, with_bias ? db.d : NULL, dout.d, inp.d, w.d, N, C, OC);
+    snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dinp", N, C, OC);
+    compare(nm, dinp.c, dinp.d, dinp.n, 0);
+    snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dweight", N, C, OC);
+    compare(nm, dw.c, dw.d, dw.n, 0);
+    snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dbias", N, C, OC);
+    compare(nm, db.c, db.d, db.n, 0);
+    pair *all[] = {&inp, &w, &b, &out, &dout, &dinp, &dw, &db};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
+}
+
+static void test_layernorm(int N, int C)
+{
+    char nm[128];
+    pair inp = pair_rand((size_t)N * C, -2, 3), w = pair_rand((size_t)C, 0.5f, 1.5f), b = pair_rand((size_t)C, -1, 1);
+    pair out = pair_rand((size_t)N * C, 0, 0), mean = pair_rand((size_t)N, 0, 0), rstd = pair_rand((size_t)N, 0, 0);
+    pair dout = pair_rand((size_t)N * C, -1, 1), dinp = pair_rand((size_t)N * C, -1, 1);
+    pair dw = pair_rand((size_t)C, -1, 1), db = pair_rand((size_t)C, -1, 1);
+    cpu.ops->layernorm_forward(cpu.self, out.c, mean.c, rstd.c, inp.c, w.c, b.c, N, C, 1e-5f);
+    gpu.ops->layernorm_forward(gpu.self, out.d, mean.d, rstd.d, inp.d, w.d, b.d, N, C, 1e-5f);
+    snprintf(nm, sizeof nm, "layernorm N=%d C=%d out", N, C);
+    compare(nm, out.c, out.d, out.n, 0);
+    compare("layernorm mean", mean.c, mean.d, mean.n, 0);
+    compare("layernorm rstd", rstd.c, rstd.d, rstd.n, 0);
+    cpu.ops->layernorm_backward(cpu.self, dinp.c, dw.c, db.c, dout.c, inp.c, w.c, mean.c, rstd.c, N, C);
+    gpu.ops->layernorm_backward(gpu.self, dinp.d, dw.d, db.d, dout.d, inp.d, w.d, mean.d, rstd.d, N, C);
+    compare("layernorm dinp", dinp.c, dinp.d, dinp.n, 0);
+    compare("layernorm dweight", dw.c, dw.d, dw.n, 0);
+    compare("layernorm dbias", db.c, db.d, db.n, 0);
+    pair *all[] = {&inp, &w, &b, &out, &mean, &rstd, &dout, &dinp, &dw, &db};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
+}
+
+/* mask (B,T): 0 all real, 1 padded at the end, 2 padded at the start, the
+ * last (B >= 4) all padding */
+static uint8_t *make_mask(int B, int T)
+{
+    uint8_t *m = malloc((size_t)B * T);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            m[(size_t)b * T + t] = b == 1 ? t < T - T / 3 : b == 2 ? t >= T / 4 : (b >= 3 && b == B - 1) ? 0 : 1;
+    return m;
+}
+
+static void test_attention(int B, int T, int NH, int HS, int causal, int padded, float p)
+{
+    char nm[160], tag[96];
+    snprintf(tag, sizeof tag, "attention B=%d T=%d NH=%d HS=%d causal=%d mask=%d p=%.2f", B, T, NH, HS, causal, padded,
+             (double)p);
+    const int C = NH * HS;
+    const size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, natt = (size_t)B * NH * T * T;
+    tftx_dropout drop = {p, 1234, 99};
+    pair qkv = pair_rand(nqkv, -1.5f, 1.5f), out = pair_rand(nout, 0, 0), att = pair_rand(natt, 0, 0);
+    pair dout = pair_rand(nout, -1, 1), dqkv = pair_rand(nqkv, -1, 1), scr = pair_rand(natt, 0, 0);
+    uint8_t *hm = padded ? make_mask(B, T) : NULL, *mc = NULL, *md = NULL;
+    if (hm) mc = put_both(hm, (size_t)B * T, (void **)&md);
+    cpu.ops->attention_forward(cpu.self, out.c, att.c, qkv.c, mc, causal, B, T, C, NH, drop);
+    gpu.ops->attention_forward(gpu.self, out.d, att.d, qkv.d, md, causal, B, T, C, NH, drop);
+    snprintf(nm, sizeof nm, "%s att", tag);
+    compare(nm, att.c, att.d, natt, 0);
+    snprintf(nm, sizeof nm, "%s out", tag);
+    compare(nm, out.c, out.d, nout, 0);
+    float *hdq = get(&gpu, dqkv.d, nqkv); /* the starting gradient, for the repeat */
+    cpu.ops->attention_backward(cpu.self, dqkv.c, scr.c, dout.c, qkv.c, att.c, mc, causal, B, T, C, NH, drop);
+    gpu.ops->attention_backward(gpu.self, dqkv.d, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop);
+    snprintf(nm, sizeof nm, "%s dqkv", tag);
+    compare(nm, dqkv.c, dqkv.d, nqkv, 0);
+    /* determinism */
+    float *again = put(&gpu, hdq, nqkv * sizeof *hdq);
+    gpu.ops->attention_backward(gpu.self, again, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop);
+    snprintf(nm, sizeof nm, "%s dqkv", tag);
+    check_repeat(nm, dqkv.d, again, nqkv);
+    gpu.ops->free(gpu.self, again);
+    free(hdq);
+    if (hm) {
+        cpu.ops->free(cpu.self, mc);
+        gpu.ops->free(gpu.self, md);
+        free(hm);
+    }
+    pair *all[] = {&qkv, &out, &att, &dout, &dqkv, &scr};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
+}
+
+/* The attention dropout mask itself: with V = identity-like values, P and
+ * p > 0, the kept entries of Pd are visible in out. Checked through the
+ * forward with T = HS and v = one-hot rows: out[t, s] = Pd[t, s]. */
+static void test_attention_mask_bits(void)
+{
+    const int B = 2, T = 16, NH = 1, HS = 16, C = NH * HS;
+    const size_t nqkv = (size_t)B * T * 3 * C;
+    float *h = rand_host(nqkv, -1, 1);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < C; c++) h[((size_t)b * T + t) * 3 * C + 2 * C + c] = c == t ? 1.0f : 0.0f;
+    pair qkv = pair_of(h, nqkv), out = pair_rand((size_t)B * T * C, 0, 0), att = pair_rand((size_t)B * T * T, 0, 0);
+    tftx_dropout drop = {0.5f, 77, 5};
+    cpu.ops->attention_forward(cpu.self, out.c, att.c, qkv.c, NULL, 0, B, T, C, NH, drop);
+    gpu.ops->attention_forward(gpu.self, out.d, att.d, qkv.d, NULL, 0, B, T, C, NH, drop);
+    float *oc = get(&cpu, out.c, out.n), *od = get(&gpu, out.d, out.n);
+    size_t differ = 0;
+    for (size_t i = 0; i < out.n; i++) differ += (oc[i] == 0.0f) != (od[i] == 0.0f);
+    if (differ) {
+        printf("FAIL %-48s %zu dropped entries differ\n", "attention dropout mask", differ);
+        failures++;
+    } else {
+        printf("ok   %-48s same kept entries\n", "attention dropout mask");
+    }
+    free(oc), free(od), free(h);
+    pair_free(&qkv), pair_free(&out), pair_free(&att);
+}
+
+static void test_pointwise(size_t N)
+{
+    char nm[128];
+    pair inp = pair_rand(N, -4, 4), out = pair_rand(N, 0, 0), dout = pair_rand(N, -1, 1), dinp = pair_rand(N, -1, 1);
+    static const char *const ACT[] = {"gelu", "gelu_tanh", "relu"};
+    for (int a = 0; a < 3; a++) {
+        cpu.ops->activation_forward(cpu.self, out.c, inp.c, N, (tftx_activation)a);
+        gpu.ops->activation_forward(gpu.self, out.d, inp.d, N, (tftx_activation)a);
+        snprintf(nm, sizeof nm, "activation %s out", ACT[a]);
+        compare(nm, out.c, out.d, N, 0);
+        cpu.ops->activation_backward(cpu.self, dinp.c, dout.c, inp.c, N, (tftx_activation)a);
+        gpu.ops->activation_backward(gpu.self, dinp.d, dout.d, inp.d, N, (tftx_activation)a);
+        snprintf(nm, sizeof nm, "activation %s dinp", ACT[a]);
+        compare(nm, dinp.c, dinp.d, N, 0);
+    }
+    cpu.ops->tanh_forward(cpu.self, out.c, inp.c, N);
+    gpu.ops->tanh_forward(gpu.self, out.d, inp.d, N);
+    compare("tanh out", out.c, out.d, N, 0);
+    cpu.ops->tanh_backward(cpu.self, dinp.c, dout.c, out.c, N);
+    gpu.ops->tanh_backward(gpu.self, dinp.d, dout.d, out.d, N);
+    compare("tanh dinp", dinp.c, dinp.d, N, 0);
+    cpu.ops->residual_forward(cpu.self, out.c, inp.c, dout.c, N);
+    gpu.ops->residual_forward(gpu.self, out.d, inp.d, dout.d, N);
+    compare("residual out", out.c, out.d, N, 1);
+    cpu.ops->residual_backward(cpu.self, dinp.c, out.c, dout.c, N);
+    gpu.ops->residual_backward(gpu.self, dinp.d, out.d, dout.d, N);
+    compare("residual da", dinp.c, dinp.d, N, 1);
+    compare("residual db", out.c, out.d, N, 1);
+    cpu.ops->residual_backward(cpu.self, NULL, dinp.c, dout.c, N);
+    gpu.ops->residual_backward(gpu.self, NULL, dinp.d, dout.d, N);
+    compare("residual db (da NULL)", dinp.c, dinp.d, N, 1);
+    /* dropout: the same mask bit for bit, out of place, in place, backward */
+    for (int k = 0; k < 2; k++) {
+        tftx_dropout drop = {k ? 0.3f : 0.0f, 42, 7};
+        uint64_t off = k ? 1000003 : 0;
+        cpu.ops->dropout_forward(cpu.self, out.c, inp.c, N, drop, off);
+        gpu.ops->dropout_forward(gpu.self, out.d, inp.d, N, drop, off);
+        snprintf(nm, sizeof nm, "dropout p=%.1f out", (double)drop.p);
+        compare(nm, out.c, out.d, N, 1);
+        cpu.ops->dropout_forward(cpu.self, inp.c, inp.c, N, drop, off + 5);
+        gpu.ops->dropout_forward(gpu.self, inp.d, inp.d, N, drop, off + 5);
+        snprintf(nm, sizeof nm, "dropout p=%.1f in place", (double)drop.p);
+        compare(nm, inp.c, inp.d, N, 1);
+        cpu.ops->dropout_backward(cpu.self, dinp.c, dout.c, N, drop, off);
+        gpu.ops->dropout_backward(gpu.self, dinp.d, dout.d, N, drop, off);
+        snprintf(nm, sizeof nm, "dropout p=%.1f dinp", (double)drop.p);
+        compare(nm, dinp.c, dinp.d, N, 1);
+    }
+    pair *all[] = {&inp, &out, &dout, &dinp};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
+}
+
+static void test_pooling(int B, int T, int C)
+{
+    pair inp = pair_rand((size_t)B * T * C, -1, 1), out = pair_rand((size_t)B * C, 0, 0);
+    pair dout = pair_rand((size_t)B * C, -1, 1), dinp = pair_rand((size_t)B * T * C, -1, 1);
+    uint8_t *hm = make_mask(B, T), *md = NULL, *mc = put_both(hm, (size_t)B * T, (void **)&md);
+    cpu.ops->pool_first_forward(cpu.self, out.c, inp.c, B, T, C);
+    gpu.ops->pool_first_forward(gpu.self, out.d, inp.d, B, T, C);
+    compare("pool_first out", out.c, out.d, out.n, 1);
+    cpu.ops->pool_first_backward(cpu.self, dinp.c, dout.c, B, T, C);
+    gpu.ops->pool_first_backward(gpu.self, dinp.d, dout.d, B, T, C);
+    compare("pool_first dinp", dinp.c, dinp.d, dinp.n, 1);
+    for (int masked = 0; masked < 2; masked++) {
+        cpu.ops->pool_mean_forward(cpu.self, out.c, inp.c, masked ? mc : NULL, B, T, C);
+        gpu.ops->pool_mean_forward(gpu.self, out.d, inp.d, masked ? md : NULL, B, T, C);
+        compare(masked ? "pool_mean (mask) out" : "pool_mean out", out.c, out.d, out.n, 0);
+        cpu.ops->pool_mean_backward(cpu.self, dinp.c, dout.c, masked ? mc : NULL, B, T, C);
+        gpu.ops->pool_mean_backward(gpu.self, dinp.d, dout.d, masked ? md : NULL, B, T, C);
+        compare(masked ? "pool_mean (mask) dinp" : "pool_mean dinp", dinp.c, dinp.d, dinp.n, 0);
+    }
+    cpu.ops->free(cpu.self, mc), gpu.ops->free(gpu.self, md), free(hm);
+    pair *all[] = {&inp, &out, &dout, &dinp};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
+}
+
+static void test_crossentropy(int N, int V)
+{
+    pair logits = pair_rand((size_t)N * V, -6, 6), probs = pair_rand((size_t)N * V, 0, 0);
+    pair losses = pair_rand((size_t)N, 0, 0), dl = pair_rand((size_t)N * V, -1, 1);
+    int32_t *t = malloc((size_t)N * sizeof *t);
+    for (int n = 0; n < N; n++) t[n] = n == 1 ? -100 : (int32_t)((n * 7919u) % (unsigned)V);
+    int32_t *td = NULL, *tc = put_both(t, (size_t)N * sizeof *t, (void **)&td);
+    cpu.ops->crossentropy_forward(cpu.self, losses.c, probs.c, logits.c, tc, N, V);
+    gpu.ops->crossentropy_forward(gpu.self, losses.d, probs.d, logits.d, td, N, V);
+    compare("crossentropy probs", probs.c, probs.d, probs.n, 0);
+    compare("crossentropy losses", losses.c, losses.d, losses.n, 0);
+    cpu.ops->crossentropy_backward(cpu.self, dl.c, probs.c, tc, 1.0f / (float)N, N, V);
+    gpu.ops->crossentropy_backward(gpu.self, dl.d, probs.d, td, 1.0f / (float)N, N, V);
+    compare("crossentropy dlogits", dl.c, dl.d, dl.n, 0);
+    cpu.ops->free(cpu.self, tc), gpu.ops->free(gpu.self, td), free(t);
+    pair *all[] = {&logits, &probs, &losses, &dl};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
+}
+
+static void test_embedding(int B, int T, int C, int V, int S)
+{
+    pair wte = pair_rand((size_t)V * C, -1, 1), wpe = pair_rand((size_t)T * C, -1, 1), wse = pair_rand((size_t)S * C, -1, 1);
+    pair out = pair_rand((size_t)B * T * C, 0, 0), dout = pair_rand((size_t)B * T * C, -1, 1);
+    pair dwte = pair_rand(wte.n, -1, 1), dwpe = pair_rand(wpe.n, -1, 1), dwse = pair_rand(wse.n, -1, 1);
+    int32_t *tok = malloc((size_t)B * T * sizeof *tok), *seg = malloc((size_t)B * T * sizeof *seg);
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)((i * 31u) % (unsigned)V) % 5, seg[i] = i % S; /* repeats */
+    int32_t *tokd = NULL, *segd = NULL;
+    int32_t *tokc = put_both(tok, (size_t)B * T * sizeof *tok, (void **)&tokd);
+    int32_t *segc = put_both(seg, (size_t)B * T * sizeof *seg, (void **)&segd);
+    for (int with_seg = 0; with_seg < 2; with_seg++) {
+        cpu.ops->embedding_forward(cpu.self, out.c, tokc, with_seg ? segc : NULL, wte.c, wpe.c, wse.c, B, T, C);
+        gpu.ops->embedding_forward(gpu.self, out.d, tokd, with_seg ? segd : NULL, wte.d, wpe.d, wse.d, B, T, C);
+        compare(with_seg ? "embedding (segments) out" : "embedding out", out.c, out.d, out.n, 1);
+        cpu.ops->embedding_backward(cpu.self, dwte.c, dwpe.c, dwse.c, dout.c, tokc, with_seg ? segc : NULL, B, T, C);
+        gpu.ops->embedding_backward(gpu.self, dwte.d, dwpe.d, dwse.d, dout.d, tokd, with_seg ? segd : NULL, B, T, C);
+        compare("embedding dwte", dwte.c, dwte.d, dwte.n, 0);
+        compare("embedding dwpe", dwpe.c, dwpe.d, dwpe.n, 0);
+        compare("embedding dwse", dwse.c, dwse.d, dwse.n, 0);
+    }
+    cpu.ops->embedding_forward(cpu.self, out.c, tokc, NULL, wte.c, NULL, NULL, B, T, C);
+    gpu.ops->embedding_forward(gpu.self, out.d, tokd, NULL, wte.d, NULL, NULL, B, T, C);
+    compare("embedding (wte only) out", out.c, out.d, out.n, 1);
+    cpu.ops->free(cpu.self, tokc), gpu.ops->free(gpu.self, tokd), free(tok);
+    cpu.ops->free(cpu.self, segc), gpu.ops->free(gpu.self, segd), free(seg);
+    pair *all[] = {&wte, &wpe, &wse, &out, &dout, &dwte, &dwpe, &dwse};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
+}
+
+static void test_utilities(size_t n)
+{
+    float *h = rand_host(n, -3, 3);
+    pair x = pair_of(h, n);
+    double sc = cpu.ops->sum_squares(cpu.self, x.c, n), sd = gpu.ops->sum_squares(gpu.self, x.d, n);
+    double sd2 = gpu.ops->sum_squares(gpu.self, x.d, n);
+    int ok = fabs(sc - sd) <= 1e-12 * fabs(sc) && sd == sd2;
+    printf("%s %-48s cpu %.17g cuda %.17g\n", ok ? "ok  " : "FAIL", "sum_squares", sc, sd);
+    failures += !ok;
+    cpu.ops->scale(cpu.self, x.c, n, 0.37f);
+    gpu.ops->scale(gpu.self, x.d, n, 0.37f);
+    compare("scale", x.c, x.d, n, 1);
+    ok = gpu.ops->all_finite(gpu.self, x.d, n) == 1;
+    h[n / 2] = NAN;
+    gpu.ops->copy_in(gpu.self, x.d, h, n * sizeof *h);
+    ok = ok && gpu.ops->all_finite(gpu.self, x.d, n) == 0;
+    h[n / 2] = INFINITY;
+    gpu.ops->copy_in(gpu.self, x.d, h, n * sizeof *h);
+    ok = ok && gpu.ops->all_finite(gpu.self, x.d, n) == 0 && gpu.ops->all_finite(gpu.self, x.d, n / 2) == 1;
+    printf("%s %-48s\n", ok ? "ok  " : "FAIL", "all_finite (finite, NaN, Inf, prefix)");
+    failures += !ok;
+    /* zero and memory round trip */
+    gpu.ops->zero(gpu.self, x.d, n * sizeof *h);
+    float *z = get(&gpu, x.d, n);
+    size_t nz = 0;
+    for (size_t i = 0; i < n; i++) nz += z[i] != 0.0f;
+    printf("%s %-48s\n", nz ? "FAIL" : "ok  ", "zero");
+    failures += nz != 0;
+    free(z), free(h);
+    pair_free(&x);
+}
+
+/* The optimizer step on device memory against step_cpu on host memory:
+ * the fused kernel, then the staged fallback (a table without step_cuda). */
+static void test_optimizer(registry *reg, const char *name, int staged)
+{
+    char err[1024];
+    const plugin *pl = registry_find(reg, TFTX_KIND_OPTIMIZER, name, err, sizeof err);
+    if (!pl) {
+        printf("FAIL optimizer %s: %s\n", name, err);
+        failures++;
+        return;
+    }
+    tftx_value *v = values_from_section(pl->desc, NULL);
+    void *o = NULL;
+    tftx_error e = {0};
+    if (pl->desc->create(&tftx_host_services, v, &o, &e) != TFTX_OK) {
+        printf("FAIL optimizer %s: %s\n", name, e.message);
+        failures++;
+        values_free(pl->desc, v);
+        return;
+    }
+    tftx_optimizer_ops ops = *(const tftx_optimizer_ops *)pl->desc->ops;
+    if (staged) ops.step_cuda = NULL;
+    const size_t n = 100003;
+    int ns = ops.n_slots(o);
+    pair w = pair_rand(n, -1, 1), g = pair_rand(n, -1, 1), s[TFTX_OPT_MAX_SLOTS];
+    float *sc[TFTX_OPT_MAX_SLOTS], *sd[TFTX_OPT_MAX_SLOTS];
+    for (int k = 0; k < ns; k++) s[k] = pair_rand(n, 0, 0.5f), sc[k] = s[k].c, sd[k] = s[k].d;
+    for (int step = 1; step <= 3; step++) {
+        tftx_opt_step st = {.step = step, .lr = 1e-2f, .weight_decay = 0.01f};
+        ops.prepare(o, &st);
+        tftx_error e1 = {0}, e2 = {0};
+        tftx_status r1 = cpu.ops->optimizer_step(cpu.self, &ops, o, &st, n, w.c, g.c, sc, &e1);
+        tftx_status r2 = gpu.ops->optimizer_step(gpu.self, &ops, o, &st, n, w.d, g.d, sd, &e2);
+        if (r1 != TFTX_OK || r2 != TFTX_OK) {
+            printf("FAIL optimizer %s step: %s %s\n", name, e1.message, e2.message);
+            failures++;
+            break;
+        }
+    }
+    char nm[96];
+    snprintf(nm, sizeof nm, "optimizer %s (%s) weights", name, staged ? "staged" : "step_cuda");
+    compare(nm, w.c, w.d, n, 1);
+    for (int k = 0; k < ns; k++) {
+        snprintf(nm, sizeof nm, "optimizer %s (%s) slot %d", name, staged ? "staged" : "step_cuda", k);
+        compare(nm, s[k].c, s[k].d, n, 1);
+        pair_free(&s[k]);
+    }
+    pair_free(&w), pair_free(&g);
+    pl->desc->destroy(o);
+    values_free(pl->desc, v);
+}
+
+/* ------------------------------------------------------------ main */
+
+static void *create(const plugin *pl, const char *prec)
+{
+    tftx_value *v = values_from_section(pl->desc, NULL);
+    const tftx_value *pv = tftx_param(pl->desc, v, "precision");
+    if (pv && prec) {
+        free((char *)pv->s);
+        ((tftx_value *)pv)->s = strdup(prec);
+    }
+    void *self = NULL;
+    tftx_error err = {0};
+    if (pl->desc->create(&tftx_host_services, v, &self, &err) != TFTX_OK) {
+        fprintf(stderr, "create %s: %s\n", pl->desc->name, err.message);
+        exit(1);
+    }
+    values_free(pl->desc, v);
+    return self;
+}
+
+int main(void)
+{
+    registry reg;
+    memset(&reg, 0, sizeof reg);
+    registry_add_dirs(&reg, getenv("TFTX_BUILD_PLUGINS"), NULL);
+    char err[1024];
+    const plugin *pc = registry_find(&reg, TFTX_KIND_BACKEND, "cpu", err, sizeof err);
+    const plugin *pg = pc ? registry_find(&reg, TFTX_KIND_BACKEND, "cuda", err, sizeof err) : NULL;
+    if (!pc || !pg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    tftx_error perr = {0};
+    if (pg->desc->probe(&tftx_host_services, &perr) != TFTX_OK) {
+        const char *m = perr.message;
+        if (strncmp(m, "no CUDA device: ", 16) == 0) m += 16;
+        printf("no CUDA device: %s\n", m);
+        registry_free(&reg);
+        return 77;
+    }
+    cpu.ops = pc->desc->ops, cpu.self = create(pc, NULL);
+    gpu.ops = pg->desc->ops, gpu.self = create(pg, "fp32");
+
+    test_matmul(37, 65, 33, 1);
+    test_matmul(1, 1, 1, 1);
+    test_matmul(9, 13, 11, 0);
+    test_matmul(256, 128, 384, 1);
+    test_layernorm(13, 77);
+    test_layernorm(64, 768);
+    for (int causal = 0; causal <= 1; causal++)
+        for (int padded = 0; padded <= 1; padded++)
+            for (int d = 0; d <= 1; d++) test_attention(4, 37, 4, 8, causal, padded, d ? 0.2f : 0.0f);
+    test_attention(2, 5, 3, 2, 1, 1, 0.25f);
+    test_attention(2, 130, 2, 64, 1, 1, 0.1f);
+    test_attention_mask_bits();
+    test_pointwise(100003);
+    test_pooling(4, 19, 77);
+    test_crossentropy(11, 1003);
+    test_crossentropy(4, 50257);
+    test_embedding(3, 17, 77, 50, 2);
+    test_utilities(1000003);
+    test_optimizer(&reg, "adamw", 0);
+    test_optimizer(&reg, "adamw", 1);
+    test_optimizer(&reg, "sgd", 0);
+
+    /* tf32: inputs of the products rounded to 10-bit mantissas (relative
+       error ~5e-4 each), so 300 times the fp32 tolerance; the loss curves
+       of tests/gpu/run.sh check tf32 training as a whole */
+    pg->desc->destroy(gpu.self);
+    gpu.self = create(pg, "tf32");
+    tol_scale = 300;
+    test_matmul(64, 64, 64, 1);
+    pg->desc->destroy(gpu.self);
+    pc->desc->destroy(cpu.self);
+    registry_free(&reg);
+    printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
+    return failures ? 1 : 0;
+}

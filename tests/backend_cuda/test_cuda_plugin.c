@@ -1,0 +1,158 @@
+/*
+ * test_cuda_plugin.c -- the `cuda` backend plugin without a GPU: it loads
+ * from the build's plugin directory, its descriptor and schema are sound
+ * (device, precision, threads), every kernel of tftx_backend_ops is there,
+ * and probe() tells the truth: on a machine with no driver or no device it
+ * returns TFTX_ERR_UNSUPPORTED with a reason ("no CUDA driver: ..." or
+ * "no CUDA device: ..."), and the registry marks the plugin unavailable with
+ * that reason. Where a device exists, probe() succeeds and an instance can
+ * be made, and precision = "bf16" is refused at create() with a clear
+ * message. The optimizer plugins of a CUDA build carry a step_cuda.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tftx/backend.h>
+
+#include "runner.h"
+#include "testutil.h"
+
+static registry reg;
+static const plugin *pl;
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&reg, 0, sizeof reg);
+    registry_add_dirs(&reg, getenv("TFTX_BUILD_PLUGINS"), NULL);
+    char err[1024];
+    pl = registry_find(&reg, TFTX_KIND_BACKEND, "cuda", err, sizeof err);
+    if (!pl) fprintf(stderr, "%s\n", err);
+    return pl ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    registry_free(&reg);
+    return 0;
+}
+
+static void test_descriptor(void **state)
+{
+    (void)state;
+    const tftx_plugin_desc *d = pl->desc;
+    assert_int_equal(d->kind, TFTX_KIND_BACKEND);
+    assert_string_equal(d->name, "cuda");
+    assert_non_null(d->probe);
+    assert_non_null(d->create);
+    assert_non_null(d->destroy);
+    assert_non_null(d->ops);
+    assert_int_equal(d->ops_size, sizeof(tftx_backend_ops));
+    /* every entry of the table is a function */
+    const tftx_backend_ops *ops = d->ops;
+    void (*const *fns)(void) = (void (*const *)(void))ops;
+    for (size_t i = 0; i < sizeof *ops / sizeof(void (*)(void)); i++) {
+        if (!fns[i]) fprintf(stderr, "ops entry %zu is NULL\n", i);
+        assert_non_null(fns[i]);
+    }
+}
+
+static void test_schema(void **state)
+{
+    (void)state;
+    const tftx_plugin_desc *d = pl->desc;
+    assert_int_equal(d->n_params, 3);
+    tftx_value *v = values_from_section(d, NULL);
+    const tftx_value *device = tftx_param(d, v, "device"), *prec = tftx_param(d, v, "precision"),
+                     *threads = tftx_param(d, v, "threads");
+    assert_non_null(device);
+    assert_non_null(prec);
+    assert_non_null(threads);
+    assert_int_equal(device->type, TFTX_PARAM_INT);
+    assert_int_equal(device->i, 0);
+    assert_int_equal(prec->type, TFTX_PARAM_ENUM);
+    assert_string_equal(prec->s, "fp32");
+    assert_int_equal(threads->type, TFTX_PARAM_INT);
+    const char *const *ch = d->params[1].choices;
+    assert_non_null(ch);
+    assert_string_equal(ch[0], "fp32");
+    assert_string_equal(ch[1], "tf32");
+    assert_string_equal(ch[2], "bf16");
+    assert_null(ch[3]);
+    for (size_t i = 0; i < d->n_params; i++) assert_true(d->params[i].doc && d->params[i].doc[0]);
+    values_free(d, v);
+}
+
+/* probe() and the registry agree, and the reason names what is missing. */
+static void test_probe(void **state)
+{
+    (void)state;
+    tftx_error err = {0};
+    tftx_status st = pl->desc->probe(&tftx_host_services, &err);
+    if (st == TFTX_OK) {
+        printf("probe: a CUDA device is present\n");
+        assert_true(pl->available);
+        return;
+    }
+    printf("probe: %s\n", err.message);
+    assert_int_equal(st, TFTX_ERR_UNSUPPORTED);
+    assert_true(strncmp(err.message, "no CUDA driver: ", 16) == 0 || strncmp(err.message, "no CUDA device: ", 16) == 0);
+    assert_false(pl->available);
+    assert_string_equal(pl->why, err.message);
+    /* create() refuses too, with the same reason: never a silent fallback */
+    tftx_value *v = values_from_section(pl->desc, NULL);
+    void *self = NULL;
+    tftx_error cerr = {0};
+    assert_int_equal(pl->desc->create(&tftx_host_services, v, &self, &cerr), TFTX_ERR_UNSUPPORTED);
+    assert_null(self);
+    assert_string_equal(cerr.message, err.message);
+    values_free(pl->desc, v);
+}
+
+/* bf16 is refused at create() whether or not there is a device. */
+static void test_bf16_not_implemented(void **state)
+{
+    (void)state;
+    tftx_value *v = values_from_section(pl->desc, NULL);
+    tftx_value *prec = (tftx_value *)tftx_param(pl->desc, v, "precision");
+    free((char *)prec->s);
+    prec->s = strdup("bf16");
+    void *self = NULL;
+    tftx_error err = {0};
+    assert_int_equal(pl->desc->create(&tftx_host_services, v, &self, &err), TFTX_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "bf16"));
+    assert_non_null(strstr(err.message, "not implemented"));
+    values_free(pl->desc, v);
+}
+
+/* With CUDA in the build, every optimizer plugin has its fused step. */
+static void test_optimizers_have_cuda_steps(void **state)
+{
+    (void)state;
+    static const char *const NAMES[] = {"sgd", "adam", "adamw", "adagrad"};
+    for (size_t i = 0; i < sizeof NAMES / sizeof *NAMES; i++) {
+        char err[1024];
+        const plugin *o = registry_find(&reg, TFTX_KIND_OPTIMIZER, NAMES[i], err, sizeof err);
+        if (!o) {
+            printf("optimizer %s not built: %s\n", NAMES[i], err);
+            continue;
+        }
+        const tftx_optimizer_ops *ops = o->desc->ops;
+        if (!ops->step_cuda) fprintf(stderr, "optimizer %s has no step_cuda\n", NAMES[i]);
+        assert_non_null(ops->step_cuda);
+        assert_non_null(ops->step_cpu);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_descriptor),
+        cmocka_unit_test(test_schema),
+        cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_bf16_not_implemented),
+        cmocka_unit_test(test_optimizers_have_cuda_steps),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
