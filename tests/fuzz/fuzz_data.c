@@ -33,8 +33,7 @@ static void setup(void)
         char *cfg = xasprintf("%s/exp-%s.cfg", dir, formats[k]);
         FILE *f = fopen(cfg, "w");
         if (!f) abort();
-        fprintf(f, "data = { path = \"in.%s\"; format = \"%s\"; valid = 0.2; test = 0.2; };\n", formats[k],
-                formats[k]);
+        fprintf(f, "data = { path = \"in.%s\"; format = \"%s\"; valid = 0.2; test = 0.2; };\n", formats[k], formats[k]);
         fclose(f);
         errlist errs = {0};
         tnode *root = config_load(cfg, &errs);
