@@ -22,8 +22,10 @@
 #
 # usage: bench/compare.sh [--tftx PATH] [--steps N] [--warmup N]
 #                         [--repeats R] [--threads "1 2"]
-#                         [--models "bert-small gpt-small"]
+#                         [--models "bert-small gpt-small"] [--quiet PCT]
 # defaults: --tftx build/bin/tftx --steps 10 --warmup 2 --repeats 3
+# --quiet PCT: before each run, wait (at most 5 minutes) until the CPUs
+# were at least PCT% idle over one second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +35,7 @@ WARMUP=2
 REPEATS=3
 THREADS="1 2"
 MODELS="bert-small gpt-small"
+QUIET=0
 PYTHON=/usr/bin/python3
 OMP_BLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
 while [ $# -gt 0 ]; do
@@ -43,11 +46,28 @@ while [ $# -gt 0 ]; do
     --repeats) REPEATS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --models) MODELS=$2; shift 2 ;;
-    *) echo "usage: $0 [--tftx PATH] [--steps N] [--warmup N] [--repeats R] [--threads \"1 2\"] [--models \"...\"]" >&2
+    --quiet) QUIET=$2; shift 2 ;;
+    *) echo "usage: $0 [--tftx PATH] [--steps N] [--warmup N] [--repeats R] [--threads \"1 2\"] [--models \"...\"]" \
+            "[--quiet PCT]" >&2
        exit 2 ;;
     esac
 done
 [ -x "$TFTX" ] || { echo "compare.sh: $TFTX not found (build first, or pass --tftx)" >&2; exit 2; }
+
+# idle percentage of all CPUs over one second, from /proc/stat
+idle_pct() {
+    local u n s i w x y z t1 i1
+    read -r _ u n s i w x y z _ </proc/stat
+    t1=$((u + n + s + i + w + x + y + z)) i1=$((i + w))
+    sleep 1
+    read -r _ u n s i w x y z _ </proc/stat
+    echo $((100 * (i + w - i1) / (u + n + s + i + w + x + y + z - t1)))
+}
+wait_quiet() {
+    [ "$QUIET" -gt 0 ] || return 0
+    for _ in $(seq 300); do [ "$(idle_pct)" -ge "$QUIET" ] && return 0; done
+    echo "# (not $QUIET% idle after 5 minutes; running anyway)" >&2
+}
 
 # the median ms/step of one run's output ("median 123.4 ms/step")
 median_of() { sed -n 's/.*median \([0-9.]*\) ms\/step.*/\1/p' | head -1; }
@@ -78,11 +98,13 @@ for model in $MODELS; do
         declare -A best=()
         tftx_ms=() gflops=""
         for _ in $(seq "$REPEATS"); do
+            wait_quiet
             out=$("$TFTX" bench "bench/$model.cfg" --steps "$STEPS" --warmup "$WARMUP" --set "train.cpu.threads=$t")
             ms=$(median_of <<<"$out")
             tftx_ms+=("$ms")
             [ "$(min_of "${tftx_ms[@]}")" = "$ms" ] && gflops=$(gflops_of <<<"$out")
             for cfg in $configs; do
+                wait_quiet
                 ms=$(torch_run "$model" "$cfg")
                 best[$cfg]=$(min_of "$ms" ${best[$cfg]:-})
             done
