@@ -31,6 +31,11 @@ OPENBLAS_NUM_THREADS, or every core when unset. --blas-threads N sets
 OPENBLAS_NUM_THREADS before torch is imported; without it the environment
 is left as it is. The script prints what it ran with.
 
+On a GPU: --device cuda [--precision fp32|tf32|bf16] [--compile MODE] runs
+the same models on it (fused AdamW, bf16 through autocast, steps timed
+between torch.cuda.synchronize calls); tests/gpu/run.sh uses it for the
+PyTorch figures on the same card.
+
 Output: one line per model, ms/step as the median of --steps steps after
 --warmup steps, tokens/s = batch x seq_len / median.
 """
@@ -53,6 +58,10 @@ def parse_args():
     ap.add_argument("model", choices=sorted(MODELS))
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     ap.add_argument("--blas-threads", type=int, default=0, help="OPENBLAS_NUM_THREADS (0: leave the environment)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda (a GPU: fused AdamW, timed with synchronize)")
+    ap.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
+                    help="on cuda: fp32, tf32 matrix products, or bf16 autocast")
+    ap.add_argument("--compile", default="", help="on cuda: torch.compile mode (e.g. default, reduce-overhead)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--dropout", type=float, default=0.1)
@@ -107,7 +116,7 @@ class Bert(nn.Module):
 
     def forward(self, tokens, mask, labels):
         B, T = tokens.shape
-        pos = torch.arange(T).unsqueeze(0)
+        pos = torch.arange(T, device=tokens.device).unsqueeze(0)
         seg = torch.zeros_like(tokens)
         x = self.emb_drop(self.emb_ln(self.word(tokens) + self.token_type(seg) + self.pos(pos)))
         # get_extended_attention_mask: (1 - mask) * finfo.min, added to the scores
@@ -154,9 +163,9 @@ class GPT2Block(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
         q, k, v = self.heads(q), self.heads(k), self.heads(v)
-        w = torch.matmul(q, k.transpose(-1, -2)) / torch.full([], self.HS ** 0.5, dtype=x.dtype)
+        w = torch.matmul(q, k.transpose(-1, -2)) / torch.full([], self.HS ** 0.5, dtype=x.dtype, device=x.device)
         causal = self.bias[:, :, :T, :T]
-        w = torch.where(causal, w, torch.full([], torch.finfo(w.dtype).min, dtype=w.dtype))
+        w = torch.where(causal, w, torch.full([], torch.finfo(w.dtype).min, dtype=w.dtype, device=w.device))
         w = self.attn_drop(F.softmax(w, dim=-1))
         a = torch.matmul(w, v).permute(0, 2, 1, 3).contiguous().view(B, T, C)
         x = x + self.resid_drop(self.c_proj(a))
@@ -174,7 +183,7 @@ class GPT2(nn.Module):
 
     def forward(self, tokens, mask, labels):
         B, T = tokens.shape
-        x = self.drop(self.wte(tokens) + self.wpe(torch.arange(T).unsqueeze(0)))
+        x = self.drop(self.wte(tokens) + self.wpe(torch.arange(T, device=tokens.device).unsqueeze(0)))
         for block in self.h:
             x = block(x)
         logits = F.linear(self.ln_f(x), self.wte.weight)  # tied LM head
@@ -199,23 +208,41 @@ def main():
             m.weight.data.normal_(std=0.02)
         if isinstance(m, nn.Linear) and m.bias is not None:
             m.bias.data.zero_()
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+    model.to(dev)
     model.train()
     decay = [p for n, p in model.named_parameters() if not ("bias" in n or "ln" in n)]
     no_decay = [p for n, p in model.named_parameters() if "bias" in n or "ln" in n]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-4)
+                            lr=1e-4, **({"fused": True} if cuda else {}))
     g = torch.Generator().manual_seed(7)
     tokens = torch.randint(0, V, (B, T), generator=g)
     mask = torch.ones(B, T, dtype=torch.long)
     labels = torch.randint(0, 2, (B,), generator=g) if arch == "encoder" else tokens
+    tokens, mask, labels = tokens.to(dev), mask.to(dev), labels.to(dev)
+    fwd = model
+    if args.compile:
+        fwd = torch.compile(model, mode=args.compile)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and args.precision == "bf16")
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
 
     times, losses = [], []
     for i in range(args.warmup + args.steps):
+        sync()
         t0 = time.perf_counter()
         opt.zero_grad()
-        loss = model(tokens, mask, labels)
+        with autocast:
+            loss = fwd(tokens, mask, labels)
         loss.backward()
         opt.step()
+        sync()
         dt = time.perf_counter() - t0
         losses.append(loss.item())
         if i >= args.warmup:
@@ -225,7 +252,9 @@ def main():
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
     print(f"torch {torch.__version__} {args.model}: {n_params} parameters, batch {B} x {T} tokens, "
           f"torch threads {torch.get_num_threads()}, OPENBLAS_NUM_THREADS {blas}, "
-          f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+          f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+          + (f", {torch.cuda.get_device_name(dev)} {args.precision}"
+             f"{', compiled ' + args.compile if args.compile else ''}" if cuda else ""))
     print(f"  {args.steps} steps after {args.warmup} warm-up: median {ms:.1f} ms/step "
           f"(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f})")
     print(f"  {B * T / (ms / 1e3):.0f} tokens/s; loss {losses[0]:.4f} -> {losses[-1]:.4f}")

@@ -8,10 +8,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *const KIND_NAMES[] = {NULL, "optimizer", "model", "tokenizer", "backend"};
@@ -98,8 +100,7 @@ static int check_schema(const tftx_plugin_desc *d, char *err, size_t errsz)
         double v = p->type == TFTX_PARAM_INT ? (double)p->def_int : p->def_float;
         if ((p->type == TFTX_PARAM_INT || p->type == TFTX_PARAM_FLOAT) &&
             ((p->has_min && v < p->min) || (p->has_max && v > p->max))) {
-            snprintf(err, errsz, "parameter '%s': default %g is outside [%g, %g]", p->name, v, p->min,
-                     p->max);
+            snprintf(err, errsz, "parameter '%s': default %g is outside [%g, %g]", p->name, v, p->min, p->max);
             return -1;
         }
         if (p->type == TFTX_PARAM_ENUM) {
@@ -134,14 +135,18 @@ static int check_owner_mode(const char *plugin_path, const char *what, const cha
         return -1;
     }
     const char *why = NULL;
-    if (st.st_mode & S_IWOTH) why = "writable by others";
-    else if (st.st_mode & S_IWGRP) why = "writable by its group";
-    else if (st.st_uid != 0 && st.st_uid != geteuid()) why = "owned by another user";
+    if (st.st_mode & S_IWOTH)
+        why = "writable by others";
+    else if (st.st_mode & S_IWGRP)
+        why = "writable by its group";
+    else if (st.st_uid != 0 && st.st_uid != geteuid())
+        why = "owned by another user";
     if (!why) return 0;
     snprintf(err, errsz,
              "%s: refusing to load a plugin whose %s%s%s is %s (mode %04o, uid %u): fix with chmod go-w / chown, "
              "or pass --allow-unsafe-plugins",
-             plugin_path, what, strcmp(path, plugin_path) ? " " : "", strcmp(path, plugin_path) ? path : "", why, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+             plugin_path, what, strcmp(path, plugin_path) ? " " : "", strcmp(path, plugin_path) ? path : "", why,
+             (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
     return -1;
 }
 
@@ -155,8 +160,62 @@ static int check_plugin_safe(const char *path, char *err, size_t errsz)
     return rc;
 }
 
-plugin *plugin_load_file(const char *path, tftx_kind want_kind, const char *want_name, char *err,
-                         size_t errsz)
+/* probe() in a child process: whether the plugin can run here, and why
+ * not in `why`. A probe that starts a device runtime (CUDA's cannot be
+ * used again after fork) leaves this process, which forks the runs, as it
+ * was; a probe that crashes makes the plugin unavailable, not tftx dead.
+ * Returns 1 when available. */
+static int probe_isolated(const tftx_plugin_desc *d, char *why, size_t whysz)
+{
+    int fds[2];
+    pid_t pid = -1;
+    if (pipe(fds) == 0) {
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) close(fds[0]), close(fds[1]);
+    }
+    if (pid < 0) { /* no process to spare: probe here */
+        tftx_error e = {0};
+        if (d->probe(&tftx_host_services, &e) == TFTX_OK) return 1;
+        snprintf(why, whysz, "%s", e.message[0] ? e.message : "probe failed");
+        return 0;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        tftx_error e = {0};
+        char verdict = d->probe(&tftx_host_services, &e) == TFTX_OK ? 'y' : 'n';
+        ssize_t w = write(fds[1], &verdict, 1);
+        if (w == 1 && verdict == 'n') w = write(fds[1], e.message, strnlen(e.message, sizeof e.message));
+        _exit(w < 0);
+    }
+    close(fds[1]);
+    char buf[1 + sizeof(((tftx_error *)0)->message)];
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fds[0], buf + got, sizeof buf - 1 - got);
+        if (r > 0 && (got += (size_t)r) < sizeof buf - 1) continue;
+        if (r < 0 && errno == EINTR) continue;
+        break;
+    }
+    close(fds[0]);
+    buf[got] = 0;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got >= 1 && buf[0] == 'y') return 1;
+    if (got >= 1 && buf[0] == 'n') {
+        snprintf(why, whysz, "%s", got > 1 ? buf + 1 : "probe failed");
+        return 0;
+    }
+    if (WIFSIGNALED(status))
+        snprintf(why, whysz, "probe() crashed (signal %d, %s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(why, whysz, "probe() exited (status %d) without an answer",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return 0;
+}
+
+plugin *plugin_load_file(const char *path, tftx_kind want_kind, const char *want_name, char *err, size_t errsz)
 {
     if (check_plugin_safe(path, err, errsz) != 0) return NULL;
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -176,8 +235,8 @@ plugin *plugin_load_file(const char *path, tftx_kind want_kind, const char *want
     if (!d)
         snprintf(why, sizeof why, "%s() returned NULL", TFTX_ENTRY_SYMBOL);
     else if (d->magic != TFTX_PLUGIN_MAGIC)
-        snprintf(why, sizeof why, "wrong magic 0x%08x (expected 0x%08x): not a tftx plugin descriptor",
-                 d->magic, TFTX_PLUGIN_MAGIC);
+        snprintf(why, sizeof why, "wrong magic 0x%08x (expected 0x%08x): not a tftx plugin descriptor", d->magic,
+                 TFTX_PLUGIN_MAGIC);
     else if (d->abi_major != TFTX_ABI_MAJOR)
         snprintf(why, sizeof why, "built for plugin ABI %u.%u, this tftx speaks %u.%u: rebuild it against this SDK",
                  d->abi_major, d->abi_minor, TFTX_ABI_MAJOR, TFTX_ABI_MINOR);
@@ -208,13 +267,7 @@ plugin *plugin_load_file(const char *path, tftx_kind want_kind, const char *want
     p->desc = d;
     if (sha256_file_hex(path, p->sha256) != 0) strcpy(p->sha256, "unreadable");
     p->available = 1;
-    if (d->probe) {
-        tftx_error e = {0};
-        if (d->probe(&tftx_host_services, &e) != TFTX_OK) {
-            p->available = 0;
-            snprintf(p->why, sizeof p->why, "%s", e.message[0] ? e.message : "probe failed");
-        }
-    }
+    if (d->probe) p->available = probe_isolated(d, p->why, sizeof p->why);
     return p;
 }
 
@@ -232,12 +285,11 @@ static char *find_file(const registry *r, tftx_kind kind, const char *name)
 const plugin *registry_find(registry *r, tftx_kind kind, const char *name, char *err, size_t errsz)
 {
     for (size_t i = 0; i < r->n_loaded; i++)
-        if (r->loaded[i]->desc->kind == kind && strcmp(r->loaded[i]->desc->name, name) == 0)
-            return r->loaded[i];
+        if (r->loaded[i]->desc->kind == kind && strcmp(r->loaded[i]->desc->name, name) == 0) return r->loaded[i];
     char *path = find_file(r, kind, name);
     if (!path) {
-        snprintf(err, errsz, "no %s plugin named '%s' (looked for tftx_%s_%s.so in %zu director%s)",
-                 kind_name(kind), name, kind_name(kind), name, r->n_dirs, r->n_dirs == 1 ? "y" : "ies");
+        snprintf(err, errsz, "no %s plugin named '%s' (looked for tftx_%s_%s.so in %zu director%s)", kind_name(kind),
+                 name, kind_name(kind), name, r->n_dirs, r->n_dirs == 1 ? "y" : "ies");
         return NULL;
     }
     plugin *p = plugin_load_file(path, kind, name, err, errsz);
@@ -248,7 +300,10 @@ const plugin *registry_find(registry *r, tftx_kind kind, const char *name, char 
     return p;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 char **registry_names(const registry *r, tftx_kind kind, size_t *count)
 {

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # tests/gpu/run.sh -- the GPU checks of the cuda backend, in one go, for a
-# lent NVIDIA GPU (an H100: a few minutes). Written without a GPU and never
-# run yet: the first run on a GPU is its test, so every step prints what
-# it did and a failing step does not stop the ones after it.
+# lent NVIDIA GPU (an H100: about five minutes). Every step prints what it
+# did, and a failing step does not stop the ones after it.
 #
-#   bash tests/gpu/run.sh            # from anywhere; output on stdout
+#   bash tests/gpu/run.sh            # builds in build-gpu, then checks
 #   TFTX_GPU_BUILD=dir               # build directory (default build-gpu)
+#   TFTX_GPU_PREBUILT=1              # use the build directory as it is
 #   TFTX_GPU_OUT=dir                 # logs and results (default: a temp dir)
-#   TFTX_GPU_JOBS=16                 # build jobs
+#   TFTX_GPU_JOBS=16                 # build and ctest jobs
+#   TFTX_GPU_TORCH=0                 # skip the PyTorch figures
+#   TFTX_GPU_LOGS_TAR=file.tgz       # pack the logs into one file at the end
+#   TFTX_GPU_TORCH_PRECISIONS="..."  # PyTorch's precisions (default tf32)
 #
-# Steps: configure and build (nvcc must be found; the cuda backend must be
-# built), the whole ctest suite (test_cuda_kernels compares every cuda
-# kernel with the cpu one and must PASS, not skip), `tftx bench` of
-# bench/bert-small.cfg and bench/gpt-small.cfg on the cuda backend at fp32
-# and tf32 (bf16 is not implemented: create() refuses it, shown once), and
-# the loss curves of 20 training steps of both models on cpu and cuda
-# (tests/gpu/{bert,gpt}-curve.cfg) compared step by step: fp32 within 1e-4
-# relative, tf32 within 1e-3 (bf16 would be 2e-2). Exit 0 when every step
-# passed.
+# A GPU machine without the Debian libraries can run a build made on a
+# Debian machine (tests/gpu/pack.sh): the build directory and the shared
+# libraries it needs (.gpulibs/, put on LD_LIBRARY_PATH here) travel with
+# the tree as .gpupack.tar.xz; since ctest files hold absolute paths, the
+# tree is copied to the path it was built in when it now lies elsewhere.
+#
+# Steps: the cuda tests (test_cuda_kernels compares every cuda kernel with
+# the cpu one, test_models_cuda and test_model_checkpoints_cuda run the
+# model tests against the PyTorch fixtures on the GPU; they must PASS, not
+# skip); the loss curves of 20 training steps of both bench models on cpu
+# and cuda (tests/gpu/{bert,gpt}-curve.cfg) compared step by step: fp32
+# within 1e-4 relative, tf32 within 1e-3, bf16 within 2e-2; `tftx bench`
+# of the bench models on cuda at each precision; PyTorch on the same card
+# (bench/torch_baseline.py --device cuda); the whole ctest suite. Exit 0
+# when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -26,50 +35,55 @@ out=${TFTX_GPU_OUT:-$(mktemp -d /tmp/tftx-gpu.XXXXXX)}
 jobs=${TFTX_GPU_JOBS:-16}
 mkdir -p "$out"
 failed=()
-step() { echo; echo "=================== $*"; }
+step() { echo; echo "=================== $* ($(date +%T))"; }
 fail() { echo "!! FAILED: $*"; failed+=("$*"); }
+export OMP_WAIT_POLICY=passive
 
 step "machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || echo "(no nvidia-smi)"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || echo "(no nvidia-smi)"
 command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>&1
+nproc
 echo "logs in $out"
 
-step "configure ($build)"
-if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >"$out/cmake.log" 2>&1; then
-  tail -40 "$out/cmake.log"; echo "configure failed: nothing else can run"; exit 1
+if [ "${TFTX_GPU_PREBUILT:-0}" = 1 ]; then
+  step "prebuilt $build"
+  [ -f .gpupack.tar.xz ] && tar -xJf .gpupack.tar.xz && rm .gpupack.tar.xz && echo "unpacked .gpupack.tar.xz"
+  src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+  if [ -n "$src" ] && [ "$src" != "$root" ] && [ ! -e "$src" ]; then
+    # ctest files and the programs' paths name the tree where it was built:
+    # run from a copy there (a link would show up in resolved paths)
+    mkdir -p "$(dirname "$src")" && cp -a "$root" "$src" && echo "copied the tree to $src (ctest's paths)"
+    exec bash "$src/tests/gpu/run.sh"
+  fi
+  [ -d .gpulibs ] && export LD_LIBRARY_PATH="$root/.gpulibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    [ -d "$d" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+  done
+  export LD_LIBRARY_PATH
+  ldd "$build/bin/tftx" "$build/lib/tftx/plugins/"*.so | grep "not found" && fail "missing shared libraries"
+else
+  step "configure ($build)"
+  if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >"$out/cmake.log" 2>&1; then
+    tail -40 "$out/cmake.log"; echo "configure failed: nothing else can run"; exit 1
+  fi
+  grep -iE "cuda" "$out/cmake.log"
+  step "build (-j $jobs)"
+  start=$(date +%s)
+  if ! cmake --build "$build" -j "$jobs" >"$out/build.log" 2>&1; then
+    grep -E "error|Error" "$out/build.log" | head -40; echo "build failed: nothing else can run"; exit 1
+  fi
+  echo "built in $(( $(date +%s) - start )) s"
 fi
-grep -iE "cuda" "$out/cmake.log"
-
-step "build (-j $jobs)"
-start=$(date +%s)
-if ! cmake --build "$build" -j "$jobs" >"$out/build.log" 2>&1; then
-  grep -E "error|Error" "$out/build.log" | head -40; echo "build failed: nothing else can run"; exit 1
-fi
-echo "built in $(( $(date +%s) - start )) s"
 tftx="$root/$build/bin/tftx"
 [ -f "$build/lib/tftx/plugins/tftx_backend_cuda.so" ] || { echo "the cuda backend was not built"; exit 1; }
 "$tftx" plugins backend
 
-step "ctest (whole suite)"
-if ! ctest --test-dir "$build" -j 8 --output-on-failure >"$out/ctest.log" 2>&1; then fail "ctest"; fi
-grep -E "tests passed|Failed|\*\*\*|Skipped|Not Run" "$out/ctest.log" | head -40
-step "test_cuda_kernels (every kernel against the cpu backend)"
-ctest --test-dir "$build" -R '^test_cuda_kernels$' -V >"$out/kernels.log" 2>&1
-grep -E "^[0-9]+: (ok|FAIL|PASS|no CUDA)" "$out/kernels.log" | sed 's/^[0-9]*: //'
-grep -qE "^[0-9]+: PASS" "$out/kernels.log" || fail "test_cuda_kernels did not pass (skipped or failed)"
-
-step "tftx bench on cuda"
-for cfg in bert-small gpt-small; do
-  for prec in fp32 tf32 bf16; do
-    echo "--- $cfg, precision $prec"
-    if ! timeout 300 "$tftx" bench "bench/$cfg.cfg" --steps 20 --warmup 3 --set 'train.backend="cuda"' \
-        --set "train.cuda.precision=\"$prec\"" 2>&1 | tee "$out/bench-$cfg-$prec.log"; then
-      [ "$prec" = bf16 ] && echo "(bf16 is not implemented yet: expected)" || fail "bench $cfg $prec"
-    fi
-  done
-  echo "--- $cfg on the cpu backend (16 threads), for scale"
-  timeout 300 "$tftx" bench "bench/$cfg.cfg" --steps 3 --warmup 1 --set train.cpu.threads=16 2>&1 |
-    tee "$out/bench-$cfg-cpu.log" || fail "bench $cfg cpu"
+step "cuda tests (kernels against cpu, models against PyTorch fixtures)"
+ctest --test-dir "$build" -R 'cuda' --output-on-failure -V >"$out/cuda-tests.log" 2>&1 || fail "cuda tests"
+grep -E "^[0-9]+: (ok|FAIL|PASS|no CUDA|skipped|encoder|decoder|probe|worst|tf32)|\[  (PASSED|FAILED) \]|Test +#|tests passed" \
+  "$out/cuda-tests.log" | sed 's/^[0-9]*: //' | head -120
+for t in test_cuda_kernels test_models_cuda test_model_checkpoints_cuda; do
+  grep -qE "Test +#[0-9]+: $t \.+ +Passed" "$out/cuda-tests.log" || fail "$t did not pass (skipped or failed)"
 done
 
 step "loss curves, 20 steps, cpu against cuda"
@@ -79,14 +93,14 @@ run_curve() { # model backend precision -> $out/curve-$model-$tag.msgpack
   [ -n "$prec" ] && args+=(--set "train.cuda.precision=\"$prec\"")
   [ "$backend" = cpu ] && args+=(--set train.cpu.threads=16)
   rm -f "$out/curve-$model-$tag.msgpack"
-  (cd "$out" && timeout 600 "$tftx" run "$root/tests/gpu/$model-curve.cfg" --quiet \
+  (cd "$out" && timeout 300 "$tftx" run "$root/tests/gpu/$model-curve.cfg" --quiet \
       --out "$out/curve-$model-$tag.msgpack" "${args[@]}") >"$out/curve-$model-$tag.log" 2>&1 ||
     { tail -5 "$out/curve-$model-$tag.log"; fail "tftx run $model on $tag"; return 1; }
 }
 for model in bert gpt; do
   run_curve "$model" cpu "" || continue
-  for prec in fp32 tf32; do
-    rtol=1e-4; [ "$prec" = tf32 ] && rtol=1e-3
+  for prec in fp32 tf32 bf16; do
+    case $prec in fp32) rtol=1e-4 ;; tf32) rtol=1e-3 ;; bf16) rtol=2e-2 ;; esac
     run_curve "$model" cuda "$prec" || continue
     echo "--- $model: cpu against cuda $prec (rtol $rtol)"
     python3 tests/gpu/loss_curves.py "$out/curve-$model-cpu.msgpack" "$out/curve-$model-cuda-$prec.msgpack" \
@@ -94,7 +108,48 @@ for model in bert gpt; do
   done
 done
 
+step "tftx bench on cuda"
+for cfg in bert-small gpt-small gpt2-124m; do
+  [ -f "bench/$cfg.cfg" ] || continue
+  for prec in fp32 tf32 bf16; do
+    echo "--- $cfg, precision $prec"
+    timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps 30 --warmup 5 --set 'train.backend="cuda"' \
+      --set "train.cuda.precision=\"$prec\"" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
+    grep -vE "^\s*$" "$out/bench-$cfg-$prec.log" | tail -4
+  done
+done
+
+step "where a step's GPU time goes (TFTX_CUDA_PROFILE=1, tf32)"
+for cfg in bert-small gpt2-124m; do
+  echo "--- $cfg"
+  TFTX_CUDA_PROFILE=1 timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps 5 --warmup 1 --set 'train.backend="cuda"' \
+    --set 'train.cuda.precision="tf32"' 2>&1 | grep -vE "^\s*$|tokens/s|warm-up|parameters"
+done
+
+if [ "${TFTX_GPU_TORCH:-1}" = 1 ]; then
+  step "PyTorch on the same card"
+  python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))' 2>&1
+  for m in bert-small gpt-small; do
+    for prec in ${TFTX_GPU_TORCH_PRECISIONS:-tf32}; do
+      timeout 120 python3 bench/torch_baseline.py "$m" --device cuda --precision "$prec" --steps 30 --warmup 5 \
+        2>&1 | grep -E "ms/step|tokens/s|Error" | tr '\n' ' '
+      echo " [$m eager $prec]"
+    done
+  done
+fi
+
+step "ctest (the whole suite, -j $jobs)"
+ctest --test-dir "$build" -j "$jobs" --timeout 240 -E 'cuda|valgrind' >"$out/ctest.log" 2>&1 || fail "ctest"
+grep -E "tests passed|\(Failed\)|\(Timeout\)|\*\*\*|Skipped|Not Run" "$out/ctest.log" | head -40
+
+step "ctest failures"
+for t in $(sed -n 's/^.*Test *#[0-9]*: \([^ ]*\) \.*\*\*\*Failed.*$/\1/p' "$out/ctest.log"); do
+  echo "--- $t"
+  ctest --test-dir "$build" -R "^$t\$" --output-on-failure 2>&1 | grep -vE "^(UpdateCTest|Test project|Constructing|Checking|Start|Total Test)" | tail -25
+done
+
 step "summary"
+[ -n "${TFTX_GPU_LOGS_TAR:-}" ] && tar -czf "$TFTX_GPU_LOGS_TAR" -C "$out" . && echo "logs packed in $TFTX_GPU_LOGS_TAR"
 if [ ${#failed[@]} -eq 0 ]; then
   echo "all GPU checks passed (logs in $out)"
   exit 0

@@ -67,7 +67,20 @@ void mt_init(void)
     memset(&reg, 0, sizeof reg);
     registry_add_dirs(&reg, getenv("TFTX_BUILD_PLUGINS"), NULL);
     services_set_context("test", "models", 20240607);
-    be_desc = find(TFTX_KIND_BACKEND, "cpu");
+    /* TFTX_TEST_BACKEND=cuda runs the same tests on the GPU (ctest's
+       *_cuda entries); without a device that is a skip (77), with the
+       probe's reason */
+    const char *be_name = getenv("TFTX_TEST_BACKEND");
+    if (!be_name || !*be_name) be_name = "cpu";
+    be_desc = find(TFTX_KIND_BACKEND, be_name);
+    if (be_desc->probe) {
+        tftx_error perr = {0};
+        if (be_desc->probe(&tftx_host_services, &perr) != TFTX_OK) {
+            printf("skipped: the %s backend is unavailable: %s\n", be_name, perr.message);
+            registry_free(&reg);
+            exit(77);
+        }
+    }
     static const char *const params[] = {"threads=2", NULL};
     tnode *sec = section(be_desc, params);
     be_values = values_from_section(be_desc, sec);
@@ -75,7 +88,7 @@ void mt_init(void)
     tftx_error err = {0};
     void *self = NULL;
     tftx_status st = be_desc->create(&tftx_host_services, be_values, &self, &err);
-    if (st != TFTX_OK) fprintf(stderr, "cpu backend: %s\n", err.message);
+    if (st != TFTX_OK) fprintf(stderr, "%s backend: %s\n", be_name, err.message);
     assert_int_equal(st, TFTX_OK);
     backend = (tftx_backend){be_desc->ops, self, be_desc->name};
 }

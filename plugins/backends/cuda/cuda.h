@@ -13,6 +13,7 @@
  *   cuda_layers.cu    embedding, layer norm, pooling, cross-entropy
  *   cuda_pointwise.cu activations, tanh, residual, dropout, scale, sum of
  *                     squares, finiteness
+ *   cuda_profile.c    TFTX_CUDA_PROFILE=1: GPU time per table entry
  *
  * Determinism: no kernel uses atomics, and every sum has a fixed order
  * (a warp's shuffle tree, or one thread adding rows in order), so the same
@@ -55,6 +56,9 @@ typedef struct cuda_backend {
        probabilities, partial sums): device, `work_bytes` long */
     void *work;
     size_t work_bytes;
+    /* device pointer arrays of attention's batched products */
+    void *ptrs;
+    size_t ptrs_bytes;
     /* host copies for the staged optimizer step */
     float *stage;
     size_t stage_floats;
@@ -81,6 +85,11 @@ int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, 
  * stream is synchronised before a reallocation). NULL when out of memory
  * (logged, instance failed). */
 void *cuda_work(cuda_backend *be, size_t bytes);
+
+/* TFTX_CUDA_PROFILE (cuda_profile.c): wrap the table's heavy entries with
+ * event timing; print the table of GPU times (stderr) */
+void cuda_profile_install(tftx_backend_ops *ops);
+void cuda_profile_report(void);
 
 /* 1/(1-p), or 0 when p >= 1 (every element dropped) */
 static inline float cuda_dropout_scale(float p)

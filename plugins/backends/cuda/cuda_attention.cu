@@ -11,10 +11,11 @@
  *             dS = P * (dP - rowsum(P*dP));  dQ += dS K / sqrt(HS);
  *             dK += dS^T Q / sqrt(HS).
  *
- * Products are cuBLAS strided-batched calls, one per sequence b, batched
- * over the NH heads: head h of q, k, v is the column block h*HS of the
- * packed rows (stride 3C), so consecutive heads are HS floats apart and
- * consecutive (T,T) blocks of att T*T apart. As in cuda_matmul.cu each
+ * Products are one batched cuBLAS call each over every (sequence b, head
+ * h), with pointer arrays (one small kernel fills them): head h of q, k, v
+ * is the column block h*HS of the packed rows (stride 3C), so consecutive
+ * heads are HS floats apart, sequences T*3C apart, and consecutive (T,T)
+ * blocks of att T*T apart. As in cuda_matmul.cu each
  * row-major product is done as its column-major transpose:
  *   S^T  = K . Q^T          (T,T)   K^T lies there -> op T
  *   O^T  = V^T . Pd^T       (HS,T)  both as they lie
@@ -86,6 +87,58 @@ __global__ void attention_dropout_kernel(float *pd, const float *att, size_t n, 
     CUDA_FOR(i, n) pd[i] = att[i] * dropout_factor(drop.seed, drop.stream, i, drop.p, scale);
 }
 
+/* Operand pointers of every (sequence b, head h) product, for the batched
+ * cuBLAS calls: arrays j = 0..n-1 of B*NH pointers each,
+ * ptr[j][b*NH + h] = base[j] + b*sb[j] + h*sh[j]. One launch fills all. */
+#define ATT_MAX_ARRAYS 12
+struct att_operands {
+    const float *base[ATT_MAX_ARRAYS];
+    long long sb[ATT_MAX_ARRAYS], sh[ATT_MAX_ARRAYS];
+    int n;
+};
+
+__global__ void attention_pointers_kernel(const float **ptrs, att_operands ops, int NH, int count)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= count) return;
+    const int b = i / NH, h = i % NH;
+    for (int j = 0; j < ops.n; j++) ptrs[(size_t)j * count + i] = ops.base[j] + b * ops.sb[j] + h * ops.sh[j];
+}
+
+/* The pointer arrays of `ops` in device memory (the instance's pointer
+ * area), or NULL when out of memory. */
+static const float **attention_pointers(cuda_backend *be, const att_operands &ops, int B, int NH)
+{
+    const int count = B * NH;
+    size_t bytes = (size_t)ops.n * count * sizeof(float *);
+    if (bytes > be->ptrs_bytes) {
+        CUDA_OK(be, cudaStreamSynchronize(be->stream));
+        if (be->ptrs) cudaFree(be->ptrs);
+        be->ptrs = NULL, be->ptrs_bytes = 0;
+        if (cudaMalloc(&be->ptrs, bytes) != cudaSuccess) {
+            cudaGetLastError();
+            be->ptrs = NULL;
+            cuda_report(be, 0, "cudaMalloc of attention pointers", "out of device memory", __FILE__, __LINE__);
+            return NULL;
+        }
+        be->ptrs_bytes = bytes;
+    }
+    const float **ptrs = (const float **)be->ptrs;
+    attention_pointers_kernel<<<(count + 127) / 128, 128, 0, be->stream>>>(ptrs, ops, NH, count);
+    CUDA_LAUNCHED(be);
+    return ptrs;
+}
+
+/* One batched product over every (b, h): arrays a, b, c of ptrs. */
+static void batched(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                    const float *alpha, const float **ptrs, int ia, int lda, int ib, int ldb, const float *beta,
+                    int ic, int ldc, int count)
+{
+    CUBLAS_OK(be, cublasSgemmBatched(be->blas, ta, tb, m, n, k, alpha, ptrs + (size_t)ia * count, lda,
+                                     ptrs + (size_t)ib * count, ldb, beta, (float *const *)(ptrs + (size_t)ic * count),
+                                     ldc, count));
+}
+
 extern "C" {
 
 void cuda_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
@@ -98,32 +151,29 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
     const float qk_scale = 1.0f / sqrtf((float)HS), one = 1.0f, zero = 0.0f;
     const size_t rows = (size_t)B * NH * T, n = rows * T;
 
-    /* S^T = K . Q^T / sqrt(HS) for every head of sequence b */
-    for (int b = 0; b < B; b++) {
-        const float *q = qkv + (size_t)b * T * C3, *k = q + C;
-        CUBLAS_OK(be, cublasSgemmStridedBatched(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, HS, &qk_scale, k, C3, HS,
-                                                q, C3, HS, &zero, att + (size_t)b * NH * TT, T, TT, NH));
-    }
+    const int count = B * NH;
+    const long long sq = (long long)T * C3, so = (long long)T * C, sa = (long long)NH * TT;
+    float *work = NULL;
+    if (drop.p > 0.0f && !(work = (float *)cuda_work(be, n * sizeof(float)))) return;
+    const float *pd = work ? work : att; /* what multiplies V */
+    /* arrays: 0 q, 1 k, 2 v, 3 att, 4 out, 5 pd */
+    att_operands ops = {{qkv, qkv + C, qkv + 2 * C, att, out, pd}, {sq, sq, sq, sa, so, sa},
+                        {HS, HS, HS, TT, HS, TT}, 6};
+    const float **ptrs = attention_pointers(be, ops, B, NH);
+    if (!ptrs) return;
+
+    /* S^T = K . Q^T / sqrt(HS) for every (b, h) */
+    batched(be, CUBLAS_OP_T, CUBLAS_OP_N, T, T, HS, &qk_scale, ptrs, 1, C3, 0, C3, &zero, 3, T, count);
     attention_softmax_kernel<<<cuda_row_blocks(rows), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(att, mask, causal, NH,
                                                                                                T, rows);
     CUDA_LAUNCHED(be);
-
-    const float *pd = att;
-    if (drop.p > 0.0f) {
-        float *work = (float *)cuda_work(be, n * sizeof(float));
-        if (!work) return;
+    if (work) {
         attention_dropout_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(work, att, n, drop,
                                                                                   cuda_dropout_scale(drop.p));
         CUDA_LAUNCHED(be);
-        pd = work;
     }
     /* O^T = V^T . Pd^T into the head's columns of out (row stride C) */
-    for (int b = 0; b < B; b++) {
-        const float *v = qkv + (size_t)b * T * C3 + 2 * C;
-        CUBLAS_OK(be, cublasSgemmStridedBatched(be->blas, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &one, v, C3, HS,
-                                                pd + (size_t)b * NH * TT, T, TT, &zero, out + (size_t)b * T * C, C,
-                                                HS, NH));
-    }
+    batched(be, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &one, ptrs, 2, C3, 5, T, &zero, 4, C, count);
 }
 
 void cuda_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
@@ -140,39 +190,32 @@ void cuda_attention_backward(void *self, float *dqkv, float *scratch, const floa
     const int dropping = drop.p > 0.0f;
     const float keep_scale = cuda_dropout_scale(drop.p);
 
+    const int count = B * NH;
+    const long long sq = (long long)T * C3, so = (long long)T * C, sa = (long long)NH * TT;
+    /* arrays: 0 q, 1 k, 2 v, 3 dq, 4 dk, 5 dv, 6 dout, 7 att or Pd, 8 scratch (dPd, then dS) */
+    att_operands ops = {{qkv, qkv + C, qkv + 2 * C, dqkv, dqkv + C, dqkv + 2 * C, dout, dropping ? scratch : att,
+                         scratch},
+                        {sq, sq, sq, sq, sq, sq, so, sa, sa},
+                        {HS, HS, HS, HS, HS, HS, HS, TT, TT},
+                        9};
+    const float **ptrs = attention_pointers(be, ops, B, NH);
+    if (!ptrs) return;
+
     /* dV^T += dO^T . Pd, with Pd in scratch when dropping */
-    const float *pd = att;
     if (dropping) {
         attention_dropout_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(scratch, att, n, drop, keep_scale);
         CUDA_LAUNCHED(be);
-        pd = scratch;
     }
-    for (int b = 0; b < B; b++) {
-        const float *dO = dout + (size_t)b * T * C;
-        float *dv = dqkv + (size_t)b * T * C3 + 2 * C;
-        CUBLAS_OK(be, cublasSgemmStridedBatched(be->blas, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &one, dO, C, HS,
-                                                pd + (size_t)b * NH * TT, T, TT, &one, dv, C3, HS, NH));
-    }
+    batched(be, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &one, ptrs, 6, C, 7, T, &one, 5, C3, count);
     /* dPd^T = V . dO^T into scratch (after the dV products read Pd there) */
-    for (int b = 0; b < B; b++) {
-        const float *v = qkv + (size_t)b * T * C3 + 2 * C, *dO = dout + (size_t)b * T * C;
-        CUBLAS_OK(be, cublasSgemmStridedBatched(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, HS, &one, v, C3, HS, dO, C,
-                                                HS, &zero, scratch + (size_t)b * NH * TT, T, TT, NH));
-    }
+    batched(be, CUBLAS_OP_T, CUBLAS_OP_N, T, T, HS, &one, ptrs, 2, C3, 6, C, &zero, 8, T, count);
     attention_softmax_backward_kernel<<<cuda_row_blocks(rows), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(
         scratch, att, T, rows, drop, keep_scale, dropping);
     CUDA_LAUNCHED(be);
-    for (int b = 0; b < B; b++) {
-        const float *q = qkv + (size_t)b * T * C3, *k = q + C;
-        float *dq = dqkv + (size_t)b * T * C3, *dk = dq + C;
-        const float *dS = scratch + (size_t)b * NH * TT;
-        /* dQ^T += K^T . dS^T / sqrt(HS) */
-        CUBLAS_OK(be, cublasSgemmStridedBatched(be->blas, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &qk_scale, k, C3, HS,
-                                                dS, T, TT, &one, dq, C3, HS, NH));
-        /* dK^T += Q^T . dS / sqrt(HS) */
-        CUBLAS_OK(be, cublasSgemmStridedBatched(be->blas, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &qk_scale, q, C3, HS,
-                                                dS, T, TT, &one, dk, C3, HS, NH));
-    }
+    /* dQ^T += K^T . dS^T / sqrt(HS) */
+    batched(be, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &qk_scale, ptrs, 1, C3, 8, T, &one, 3, C3, count);
+    /* dK^T += Q^T . dS / sqrt(HS) */
+    batched(be, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &qk_scale, ptrs, 0, C3, 8, T, &one, 4, C3, count);
 }
 
 } /* extern "C" */

@@ -151,8 +151,8 @@ static tftx_status staged_step(cuda_backend *be, const tftx_optimizer_ops *opt, 
 }
 
 static tftx_status cuda_optimizer_step(void *self, const tftx_optimizer_ops *opt, const void *opt_self,
-                                       const tftx_opt_step *st, size_t n, float *w, const float *g,
-                                       float *const *slots, tftx_error *err)
+                                       const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots,
+                                       tftx_error *err)
 {
     cuda_backend *be = self;
     if (!opt) return be->host->error(err, TFTX_ERR_INVALID, "cuda backend: no optimizer");
@@ -165,7 +165,8 @@ static tftx_status cuda_optimizer_step(void *self, const tftx_optimizer_ops *opt
 
 /* ------------------------------------------------------------ the table */
 
-static const tftx_backend_ops OPS = {
+/* not const: TFTX_CUDA_PROFILE wraps entries (cuda_profile.c) */
+static tftx_backend_ops OPS = {
     .alloc = cuda_alloc,
     .free = cuda_free,
     .copy_in = cuda_copy_in,
@@ -260,12 +261,13 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
     int count = 0;
     cudaGetDeviceCount(&count);
     if (device < 0 || device >= count)
-        return host->error(err, TFTX_ERR_INVALID, "cuda backend: device = %lld, but this machine has %d device%s (0..%d)",
-                           (long long)device, count, count == 1 ? "" : "s", count - 1);
+        return host->error(err, TFTX_ERR_INVALID,
+                           "cuda backend: device = %lld, but this machine has %d device%s (0..%d)", (long long)device,
+                           count, count == 1 ? "" : "s", count - 1);
     cudaError_t rc = cudaSetDevice((int)device);
     if (rc != cudaSuccess)
-        return host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: cudaSetDevice(%lld) said %s",
-                           (long long)device, cudaGetErrorString(rc));
+        return host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: cudaSetDevice(%lld) said %s", (long long)device,
+                           cudaGetErrorString(rc));
     cuda_backend *be = calloc(1, sizeof *be);
     if (!be) return host->error(err, TFTX_ERR_NOMEM, "cuda backend: out of memory");
     be->host = host;
@@ -293,6 +295,8 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
         host->log(TFTX_LOG_DEBUG, "cuda backend: device %d, %s (sm_%d%d, %.1f GiB), precision %s", be->device,
                   prop.name, prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024 * 1024),
                   PRECISIONS[prec]);
+    const char *prof = getenv("TFTX_CUDA_PROFILE");
+    if (prof && *prof && strcmp(prof, "0") != 0) cuda_profile_install(&OPS);
     *instance = be;
     return TFTX_OK;
 }
@@ -303,10 +307,12 @@ static void cuda_destroy(void *instance)
     if (!be) return;
     cudaStreamSynchronize(be->stream);
     if (be->work) cudaFree(be->work);
+    if (be->ptrs) cudaFree(be->ptrs);
     cublasDestroy(be->blas);
     cudaStreamDestroy(be->stream);
     free(be->stage);
     free(be);
+    cuda_profile_report();
 }
 
 TFTX_PLUGIN(DESC)

@@ -66,4 +66,67 @@ __device__ __forceinline__ float dropout_factor(uint64_t seed, uint64_t stream, 
     return tftx_uniform_at(seed, stream, i) >= p ? scale : 0.0f;
 }
 
+/* ------------------------------------------------ column sums, two stages
+ *
+ * out[c] += sum_{r<N} f(r, c) for c < C, with f giving two values at once
+ * (float2: a layer norm's weight and bias gradients; bias gradients use x
+ * only). Stage one: blocks of 32 columns x 8 row-lanes, chunk p of the rows
+ * per grid row; lane ty adds rows r0+ty, r0+ty+8, ... in order, then the 8
+ * lanes are added in order into partial[p][c]. Stage two: thread c adds
+ * partial[0..P-1][c] in order. The grid depends on N and C only, so the
+ * result is the same every run. */
+#define COLSUM_LANES 8
+
+static inline int colsum_chunks(int N, int C)
+{
+    int col_blocks = (C + 31) / 32;
+    int p = 1024 / col_blocks; /* a few waves of blocks on a large GPU */
+    int most = (N + 63) / 64;  /* at least 64 rows a chunk */
+    if (p > most) p = most;
+    return p < 1 ? 1 : p;
+}
+
+template <class F> static __global__ void colsum_partial_kernel(float2 *partial, F f, int N, int C, int rows_per_chunk)
+{
+    __shared__ float2 sh[COLSUM_LANES][33];
+    const int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx, p = blockIdx.y;
+    const int r0 = p * rows_per_chunk, r1 = min(N, r0 + rows_per_chunk);
+    float2 s = make_float2(0.0f, 0.0f);
+    if (c < C)
+        for (int r = r0 + ty; r < r1; r += COLSUM_LANES) {
+            float2 v = f(r, c);
+            s.x += v.x, s.y += v.y;
+        }
+    sh[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && c < C) {
+        float2 t = sh[0][tx];
+        for (int k = 1; k < COLSUM_LANES; k++) t.x += sh[k][tx].x, t.y += sh[k][tx].y;
+        partial[(size_t)p * C + c] = t;
+    }
+}
+
+static __global__ void colsum_final_kernel(float *out_x, float *out_y, const float2 *partial, int P, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float2 t = partial[c];
+    for (int p = 1; p < P; p++) t.x += partial[(size_t)p * C + c].x, t.y += partial[(size_t)p * C + c].y;
+    if (out_x) out_x[c] += t.x;
+    if (out_y) out_y[c] += t.y;
+}
+
+/* out_x[c] += sum_r f(r,c).x, out_y[c] += sum_r f(r,c).y (either NULL) */
+template <class F> static void colsum(cuda_backend *be, float *out_x, float *out_y, F f, int N, int C)
+{
+    if (N <= 0 || C <= 0 || (!out_x && !out_y)) return;
+    const int P = colsum_chunks(N, C), R = (N + P - 1) / P;
+    float2 *partial = (float2 *)cuda_work(be, (size_t)P * C * sizeof(float2));
+    if (!partial) return;
+    colsum_partial_kernel<<<dim3((C + 31) / 32, P), dim3(32, COLSUM_LANES), 0, be->stream>>>(partial, f, N, C, R);
+    CUDA_LAUNCHED(be);
+    colsum_final_kernel<<<(C + 255) / 256, 256, 0, be->stream>>>(out_x, out_y, partial, P, C);
+    CUDA_LAUNCHED(be);
+}
+
 #endif /* TFTX_CUDA_DEVICE_CUH */

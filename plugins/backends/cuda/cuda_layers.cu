@@ -2,9 +2,9 @@
  * cuda_layers.cu -- embedding, layer norm, pooling and softmax
  * cross-entropy (the formulas are those of the cpu backend, cpu_layers.c).
  *
- * Gradients that sum over rows (embedding tables, layer norm weight and
- * bias) have one thread per output column adding the rows in order 0..N-1:
- * no atomics, the same order every run (and the cpu backend's order).
+ * Gradients that sum over rows take a fixed order, no atomics: layer norm
+ * weight and bias through colsum (cuda_device.cuh), embedding tables with
+ * one owner thread per (table row bucket, column) adding rows in order.
  * Row statistics (layer norm, softmax) take one warp per row.
  */
 #include "cuda_device.cuh"
@@ -27,18 +27,35 @@ __global__ void embedding_forward_kernel(float *out, const int32_t *tokens, cons
     }
 }
 
-/* dwte[tokens[bt], c] += dout[bt, c] and dwse likewise: thread c adds the
- * rows bt = 0..BT-1 in order (tokens repeat, so rows of dwte collide; a
- * thread owning its column never races). */
+/* dwte[tokens[bt], c] += dout[bt, c] and dwse likewise. Rows of the
+ * tables collide (tokens repeat), so each (table row, column) has one
+ * owner: the thread of column c (x) and bucket k = row % EMB_BUCKETS (y),
+ * which adds its rows' contributions in the order bt = 0..BT-1. The
+ * tokens pass through shared memory a tile at a time; a warp's threads
+ * share one bucket, so they branch together. */
+#define EMB_BUCKETS 64
+#define EMB_TILE 1024
+
 __global__ void embedding_table_backward_kernel(float *dwte, float *dwse, const float *dout, const int32_t *tokens,
                                                 const int32_t *segments, int BT, int C)
 {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    for (int bt = 0; bt < BT; bt++) {
-        float d = dout[(size_t)bt * C + c];
-        if (dwte) dwte[(size_t)tokens[bt] * C + c] += d;
-        if (dwse) dwse[(size_t)(segments ? segments[bt] : 0) * C + c] += d;
+    __shared__ int32_t tok[EMB_TILE], seg[EMB_TILE];
+    const int c = blockIdx.x * 32 + threadIdx.x, k = blockIdx.y * blockDim.y + threadIdx.y;
+    const int tid = threadIdx.y * 32 + threadIdx.x, nthreads = 32 * blockDim.y;
+    for (int t0 = 0; t0 < BT; t0 += EMB_TILE) {
+        const int n = min(EMB_TILE, BT - t0);
+        __syncthreads();
+        for (int j = tid; j < n; j += nthreads) {
+            tok[j] = tokens[t0 + j];
+            seg[j] = segments ? segments[t0 + j] : 0;
+        }
+        __syncthreads();
+        if (c >= C || k >= EMB_BUCKETS) continue;
+        for (int j = 0; j < n; j++) {
+            const size_t bt = (size_t)(t0 + j);
+            if (dwte && tok[j] % EMB_BUCKETS == k) dwte[(size_t)tok[j] * C + c] += dout[bt * C + c];
+            if (dwse && seg[j] % EMB_BUCKETS == k) dwse[(size_t)seg[j] * C + c] += dout[bt * C + c];
+        }
     }
 }
 
@@ -104,21 +121,18 @@ __global__ void layernorm_backward_kernel(float *dinp, const float *dout, const 
     }
 }
 
-/* dweight[c] += sum_n dout*xhat, dbias[c] += sum_n dout: thread c, rows in order */
-__global__ void layernorm_params_backward_kernel(float *dweight, float *dbias, const float *dout, const float *inp,
-                                                 const float *mean, const float *rstd, int N, int C)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    float dw = 0.0f, db = 0.0f;
-    for (int n = 0; n < N; n++) {
-        float dy = dout[(size_t)n * C + c];
-        dw += dy * ((inp[(size_t)n * C + c] - mean[n]) * rstd[n]);
-        db += dy;
+/* (dout*xhat, dout) at row n, column c: summed over rows (colsum) into
+ * dweight and dbias */
+struct layernorm_param_grads {
+    const float *dout, *inp, *mean, *rstd;
+    int C;
+    __device__ float2 operator()(int n, int c) const
+    {
+        size_t i = (size_t)n * C + c;
+        float dy = dout[i];
+        return make_float2(dy * ((inp[i] - mean[n]) * rstd[n]), dy);
     }
-    if (dweight) dweight[c] += dw;
-    if (dbias) dbias[c] += db;
-}
+};
 
 /* ------------------------------------------------------------ pooling */
 
@@ -224,11 +238,6 @@ __global__ void crossentropy_backward_kernel(float *dlogits, const float *probs,
 
 /* ------------------------------------------------------------ launchers */
 
-static unsigned col_blocks(int C)
-{
-    return (unsigned)((C + CUDA_THREADS - 1) / CUDA_THREADS);
-}
-
 extern "C" {
 
 void cuda_embedding_forward(void *self, float *out, const int32_t *tokens, const int32_t *segments, const float *wte,
@@ -248,8 +257,8 @@ void cuda_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, 
     cuda_backend *be = cuda_of(self);
     if (B <= 0 || T <= 0 || C <= 0) return;
     if (dwte || dwse) {
-        embedding_table_backward_kernel<<<col_blocks(C), CUDA_THREADS, 0, be->stream>>>(dwte, dwse, dout, tokens,
-                                                                                       segments, B * T, C);
+        embedding_table_backward_kernel<<<dim3((C + 31) / 32, EMB_BUCKETS / 8), dim3(32, 8), 0, be->stream>>>(
+            dwte, dwse, dout, tokens, segments, B * T, C);
         CUDA_LAUNCHED(be);
     }
     if (dwpe) {
@@ -280,9 +289,7 @@ void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbi
         CUDA_LAUNCHED(be);
     }
     if (dweight || dbias) {
-        layernorm_params_backward_kernel<<<col_blocks(C), CUDA_THREADS, 0, be->stream>>>(dweight, dbias, dout, inp,
-                                                                                        mean, rstd, N, C);
-        CUDA_LAUNCHED(be);
+        colsum(be, dweight, dbias, layernorm_param_grads{dout, inp, mean, rstd, C}, N, C);
     }
 }
 

@@ -24,15 +24,15 @@ __global__ void bias_broadcast_kernel(float *out, const float *bias, int OC, siz
     CUDA_FOR(i, n) out[i] = bias[i % OC];
 }
 
-/* dbias[o] += sum_n dout[n,o], thread o adding rows in order */
-__global__ void bias_backward_kernel(float *dbias, const float *dout, int N, int OC)
-{
-    int o = blockIdx.x * blockDim.x + threadIdx.x;
-    if (o >= OC) return;
-    float s = 0.0f;
-    for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
-    dbias[o] += s;
-}
+/* dbias[o] += sum_n dout[n,o] (colsum: a fixed order) */
+struct bias_grad {
+    const float *dout;
+    int OC;
+    __device__ float2 operator()(int n, int o) const
+    {
+        return make_float2(dout[(size_t)n * OC + o], 0.0f);
+    }
+};
 
 extern "C" {
 
@@ -61,11 +61,7 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || OC <= 0) return;
     const float one = 1.0f;
-    if (dbias) {
-        bias_backward_kernel<<<(unsigned)((OC + CUDA_THREADS - 1) / CUDA_THREADS), CUDA_THREADS, 0, be->stream>>>(
-            dbias, dout, N, OC);
-        CUDA_LAUNCHED(be);
-    }
+    if (dbias) colsum(be, dbias, NULL, bias_grad{dout, OC}, N, OC);
     if (C <= 0) return;
     if (dinp)
         CUBLAS_OK(be, cublasSgemm(be->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &one, dinp,
