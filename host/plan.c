@@ -191,6 +191,29 @@ void plan_identity_text(const tnode *resolved, strbuf *out)
     tnode_free(id);
 }
 
+/* The identity text less where the run computes: train.backend,
+ * train.threads and the chosen backend plugin's own parameters (threads,
+ * precision, device...). The seed comes from this text, so one experiment
+ * draws the same initial weights, data order and dropout masks on every
+ * backend and thread count (a cpu run and a cuda run of the same file can
+ * be compared step by step); the run id keeps the backend. */
+static void plan_seed_text(const tnode *resolved, registry *reg, strbuf *out)
+{
+    tnode *id = tnode_copy(resolved);
+    tnode *train = tnode_get(id, "train");
+    if (train) {
+        const tnode *be = tnode_get(train, "backend");
+        char err[1024];
+        const plugin *pl = be && be->type == T_STRING ? registry_find(reg, TFTX_KIND_BACKEND, be->s, err, sizeof err)
+                                                      : NULL;
+        for (size_t i = 0; pl && i < pl->desc->n_params; i++) tnode_remove(train, pl->desc->params[i].name);
+        tnode_remove(train, "backend");
+        tnode_remove(train, "threads");
+    }
+    plan_identity_text(id, out);
+    tnode_free(id);
+}
+
 static char *file_stem(const char *path)
 {
     const char *b = strrchr(path, '/');
@@ -359,11 +382,12 @@ int plan_build(plan *p, const char *file, char *const *sets, size_t n_sets, regi
             tnode_free(varied);
             continue;
         }
-        strbuf ident = {0};
+        strbuf ident = {0}, seed_text = {0};
         plan_identity_text(resolved, &ident);
+        plan_seed_text(resolved, reg, &seed_text);
         for (int64_t r = 0; r < p->repeats; r++) {
             char *material = xasprintf("tftx-seed;experiment=%" PRId64 ";repeat=%" PRId64 ";config=%s", p->seed, r,
-                                       ident.data);
+                                       seed_text.data);
             uint64_t seed = hash64(material, strlen(material)) & ((UINT64_C(1) << 53) - 1);
             free(material);
             char *idm = xasprintf("%s;seed=%" PRIu64, ident.data, seed);
@@ -389,6 +413,7 @@ int plan_build(plan *p, const char *file, char *const *sets, size_t n_sets, regi
             rs->config = tnode_copy(resolved);
         }
         sb_free(&ident);
+        sb_free(&seed_text);
         tnode_free(resolved);
         tnode_free(varied);
     }

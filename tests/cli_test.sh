@@ -11,7 +11,8 @@ export TFTX_PLUGIN_PATH=$TFTX_TEST_PLUGINS
 pass=0 fail=0
 # Debian's python3 has python3-msgpack (the set-up script installs it)
 PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+# the first python3 that has msgpack: Debian's, else the one on PATH
+for p in /usr/bin/python3 python3; do "$p" -c 'import msgpack' 2>/dev/null && { PY=$p; break; }; done
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # check NAME WANT_RC PATTERN -- CMD...: run CMD, expect rc and output matching PATTERN (grep -E)

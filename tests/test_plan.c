@@ -155,6 +155,25 @@ static void ids_change_with_what_a_run_computes(void **s)
     plan_free(&e);
 }
 
+/* Where a run computes (backend, its parameters, threads) is in the run id
+ * but not in the seed: the same weights, data order and masks anywhere. */
+static void seeds_ignore_the_backend(void **s)
+{
+    (void)s;
+    plan a = plan_ok(BASE);
+    plan b = plan_ok("tokenizer = { plugin = \"probe\"; };\noptimizer = { plugin = \"tsgd\"; lr = 0.1; };\n"
+                     "train = { backend = \"tback\"; threads = 3; tback = { precision = \"bf16\"; }; };\n");
+    assert_string_not_equal(a.runs[0].id, b.runs[0].id);
+    assert_int_equal(a.runs[0].seed, b.runs[0].seed);
+    plan_free(&b);
+    /* what it computes still counts */
+    b = plan_ok("tokenizer = { plugin = \"probe\"; };\noptimizer = { plugin = \"tsgd\"; lr = 0.1; };\n"
+                "train = { backend = \"tback\"; epochs = 2; };\n");
+    assert_true(a.runs[0].seed != b.runs[0].seed);
+    plan_free(&a);
+    plan_free(&b);
+}
+
 static void seeds_differ_across_repeats_and_ignore_order(void **s)
 {
     (void)s;
@@ -184,6 +203,7 @@ int main(void)
         cmocka_unit_test(ids_unchanged_by_edits_that_keep_the_run),
         cmocka_unit_test(ids_change_with_what_a_run_computes),
         cmocka_unit_test(seeds_differ_across_repeats_and_ignore_order),
+        cmocka_unit_test(seeds_ignore_the_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

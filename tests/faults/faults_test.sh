@@ -11,7 +11,8 @@ chmod 755 "$T"
 trap 'rm -rf "$T"' EXIT
 export TFTX_PLUGIN_PATH=$TFTX_TEST_PLUGINS
 PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+# the first python3 that has msgpack: Debian's, else the one on PATH
+for p in /usr/bin/python3 python3; do "$p" -c 'import msgpack' 2>/dev/null && { PY=$p; break; }; done
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "PASS $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*" >&2; }

@@ -18,5 +18,5 @@ find "$build" -type f \( -name '*.so' -o -perm -u+x \) ! -path '*/CMakeFiles/*' 
   while read -r lib; do cp -L "$lib" .gpulibs/; done
 ls .gpulibs
 # one compressed file (OpenBLAS alone is 35 MB), without the object files
-tar -cJf .gpupack.tar.xz --exclude='*.o' --exclude="$build/CMakeFiles" .gpulibs "$build"
+tar -cJf .gpupack.tar.xz --exclude='*.o' .gpulibs "$build"
 du -sh .gpupack.tar.xz

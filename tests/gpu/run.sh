@@ -10,7 +10,9 @@
 #   TFTX_GPU_JOBS=16                 # build and ctest jobs
 #   TFTX_GPU_TORCH=0                 # skip the PyTorch figures
 #   TFTX_GPU_LOGS_TAR=file.tgz       # pack the logs into one file at the end
-#   TFTX_GPU_TORCH_PRECISIONS="..."  # PyTorch's precisions (default tf32)
+#   TFTX_GPU_QUICK=1                 # tests, curves, benches only (no profile,
+#                                    # PyTorch or whole suite)
+#   TFTX_GPU_TORCH_PRECISIONS="..."  # PyTorch's precisions (default tf32 bf16)
 #
 # A GPU machine without the Debian libraries can run a build made on a
 # Debian machine (tests/gpu/pack.sh): the build directory and the shared
@@ -111,26 +113,33 @@ done
 step "tftx bench on cuda"
 for cfg in bert-small gpt-small gpt2-124m; do
   [ -f "bench/$cfg.cfg" ] || continue
+  steps=30; [ "$cfg" = gpt2-124m ] && steps=10
   for prec in fp32 tf32 bf16; do
     echo "--- $cfg, precision $prec"
-    timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps 30 --warmup 5 --set 'train.backend="cuda"' \
+    timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 --set 'train.backend="cuda"' \
       --set "train.cuda.precision=\"$prec\"" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
     grep -vE "^\s*$" "$out/bench-$cfg-$prec.log" | tail -4
   done
 done
 
+step "optimizer step bandwidth (tftx_cuda_optim_bench, 100M parameters)"
+"$root/$build/bin/tftx_cuda_optim_bench" -n 100000000 -r 20 || fail "tftx_cuda_optim_bench"
+
+[ "${TFTX_GPU_QUICK:-0}" = 1 ] && TFTX_GPU_TORCH=0
 step "where a step's GPU time goes (TFTX_CUDA_PROFILE=1, tf32)"
-for cfg in bert-small gpt2-124m; do
+[ "${TFTX_GPU_QUICK:-0}" = 1 ] && echo "(skipped: TFTX_GPU_QUICK)"
+for cfg in bert-small gpt-small gpt2-124m; do
+  [ "${TFTX_GPU_QUICK:-0}" = 1 ] && break
   echo "--- $cfg"
   TFTX_CUDA_PROFILE=1 timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps 5 --warmup 1 --set 'train.backend="cuda"' \
-    --set 'train.cuda.precision="tf32"' 2>&1 | grep -vE "^\s*$|tokens/s|warm-up|parameters"
+    --set 'train.cuda.precision="tf32"' 2>&1 | grep -vE "^\s*$|tokens/s|parameters"
 done
 
 if [ "${TFTX_GPU_TORCH:-1}" = 1 ]; then
   step "PyTorch on the same card"
   python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))' 2>&1
   for m in bert-small gpt-small; do
-    for prec in ${TFTX_GPU_TORCH_PRECISIONS:-tf32}; do
+    for prec in ${TFTX_GPU_TORCH_PRECISIONS:-tf32 bf16}; do
       timeout 120 python3 bench/torch_baseline.py "$m" --device cuda --precision "$prec" --steps 30 --warmup 5 \
         2>&1 | grep -E "ms/step|tokens/s|Error" | tr '\n' ' '
       echo " [$m eager $prec]"
@@ -139,7 +148,7 @@ if [ "${TFTX_GPU_TORCH:-1}" = 1 ]; then
 fi
 
 step "ctest (the whole suite, -j $jobs)"
-ctest --test-dir "$build" -j "$jobs" --timeout 240 -E 'cuda|valgrind' >"$out/ctest.log" 2>&1 || fail "ctest"
+[ "${TFTX_GPU_QUICK:-0}" = 1 ] && echo "(skipped: TFTX_GPU_QUICK)" || ctest --test-dir "$build" -j "$jobs" --timeout 240 -E 'cuda|valgrind' >"$out/ctest.log" 2>&1 || fail "ctest"
 grep -E "tests passed|\(Failed\)|\(Timeout\)|\*\*\*|Skipped|Not Run" "$out/ctest.log" | head -40
 
 step "ctest failures"

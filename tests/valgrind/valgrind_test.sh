@@ -14,7 +14,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-valgrind-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1
 PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+# the first python3 that has msgpack: Debian's, else the one on PATH
+for p in /usr/bin/python3 python3; do "$p" -c 'import msgpack' 2>/dev/null && { PY=$p; break; }; done
 "$PY" - data.ids <<'PY'
 import random, sys
 r = random.Random(3)

@@ -81,6 +81,13 @@ int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, 
 /* After a kernel launch: a bad configuration shows here. */
 #define CUDA_LAUNCHED(be) CUDA_OK((be), cudaGetLastError())
 
+/* The compute type of every matrix product at the instance's precision:
+ * fp32 CUBLAS_COMPUTE_32F (no tensor-core shortcut), tf32 ..._FAST_TF32
+ * (inputs rounded to 10-bit mantissas), bf16 ..._FAST_16BF (inputs rounded
+ * to bfloat16, 8-bit mantissas, on the bf16 tensor cores); operands and
+ * results stay fp32 in memory, and sums accumulate in fp32. */
+cublasComputeType_t cuda_compute_type(const cuda_backend *be);
+
 /* Device working memory of at least `bytes` (grown, never shrunk; the
  * stream is synchronised before a reallocation). NULL when out of memory
  * (logged, instance failed). */

@@ -30,8 +30,10 @@
  */
 #include "cuda_device.cuh"
 
-/* One warp per row r = (b*NH + h)*T + t of att, in place: masked softmax. */
-__global__ void attention_softmax_kernel(float *att, const uint8_t *mask, int causal, int NH, int T, size_t rows)
+/* One warp per row r = (b*NH + h)*T + t of att, in place: masked softmax;
+ * with pd, also pd = P * M/(1-p) (the dropped probabilities, same pass). */
+__global__ void attention_softmax_kernel(float *att, const uint8_t *mask, int causal, int NH, int T, size_t rows,
+                                         float *pd, tftx_dropout drop, float keep_scale)
 {
     size_t r = blockIdx.x * (size_t)CUDA_ROWS_PER_BLOCK + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
@@ -46,8 +48,12 @@ __global__ void attention_softmax_kernel(float *att, const uint8_t *mask, int ca
     for (int s = lane; s < lim; s += 32)
         if (!m || m[s]) mx = fmaxf(mx, row[s]);
     mx = warp_max(mx);
+    float *pdrow = pd ? pd + r * T : NULL;
     if (mx == -INFINITY) { /* no visible key */
-        for (int s = lane; s < T; s += 32) row[s] = 0.0f;
+        for (int s = lane; s < T; s += 32) {
+            row[s] = 0.0f;
+            if (pdrow) pdrow[s] = 0.0f;
+        }
         return;
     }
     float sum = 0.0f;
@@ -57,7 +63,11 @@ __global__ void attention_softmax_kernel(float *att, const uint8_t *mask, int ca
         sum += e;
     }
     const float inv = 1.0f / warp_sum(sum);
-    for (int s = lane; s < T; s += 32) row[s] = s < lim ? row[s] * inv : 0.0f;
+    for (int s = lane; s < T; s += 32) {
+        float P = s < lim ? row[s] * inv : 0.0f;
+        row[s] = P;
+        if (pdrow) pdrow[s] = P * dropout_factor(drop.seed, drop.stream, r * T + s, drop.p, keep_scale);
+    }
 }
 
 /* One warp per row r, in place on d (dPd on entry, dS on return):
@@ -134,9 +144,10 @@ static void batched(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb
                     const float *alpha, const float **ptrs, int ia, int lda, int ib, int ldb, const float *beta,
                     int ic, int ldc, int count)
 {
-    CUBLAS_OK(be, cublasSgemmBatched(be->blas, ta, tb, m, n, k, alpha, ptrs + (size_t)ia * count, lda,
-                                     ptrs + (size_t)ib * count, ldb, beta, (float *const *)(ptrs + (size_t)ic * count),
-                                     ldc, count));
+    CUBLAS_OK(be, cublasGemmBatchedEx(be->blas, ta, tb, m, n, k, alpha, (const void *const *)(ptrs + (size_t)ia * count),
+                                      CUDA_R_32F, lda, (const void *const *)(ptrs + (size_t)ib * count), CUDA_R_32F, ldb,
+                                      beta, (void *const *)(ptrs + (size_t)ic * count), CUDA_R_32F, ldc, count,
+                                      cuda_compute_type(be), CUBLAS_GEMM_DEFAULT));
 }
 
 extern "C" {
@@ -164,14 +175,9 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
 
     /* S^T = K . Q^T / sqrt(HS) for every (b, h) */
     batched(be, CUBLAS_OP_T, CUBLAS_OP_N, T, T, HS, &qk_scale, ptrs, 1, C3, 0, C3, &zero, 3, T, count);
-    attention_softmax_kernel<<<cuda_row_blocks(rows), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(att, mask, causal, NH,
-                                                                                               T, rows);
+    attention_softmax_kernel<<<cuda_row_blocks(rows), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(
+        att, mask, causal, NH, T, rows, work, drop, cuda_dropout_scale(drop.p));
     CUDA_LAUNCHED(be);
-    if (work) {
-        attention_dropout_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(work, att, n, drop,
-                                                                                  cuda_dropout_scale(drop.p));
-        CUDA_LAUNCHED(be);
-    }
     /* O^T = V^T . Pd^T into the head's columns of out (row stride C) */
     batched(be, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &one, ptrs, 2, C3, 5, T, &zero, 4, C, count);
 }

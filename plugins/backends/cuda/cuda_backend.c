@@ -21,8 +21,9 @@ static const char *const PRECISIONS[] = {"fp32", "tf32", "bf16", NULL};
 static const tftx_param_spec PARAMS[] = {
     TFTX_P_INT("device", 0, 0, 1023, "CUDA device index (as cudaSetDevice counts them)"),
     TFTX_P_ENUM("precision", "fp32", PRECISIONS,
-                "matrix products: fp32 (exact float), tf32 (tensor cores, 10-bit mantissa inputs), "
-                "bf16 (not implemented yet)"),
+                "matrix products: fp32 (float arithmetic), tf32 (tensor cores, inputs rounded to 10-bit "
+                "mantissas), bf16 (bf16 tensor cores, inputs rounded to 8-bit mantissas); weights, "
+                "activations and optimizer state stay fp32"),
     TFTX_P_INT("threads", 0, 0, 1024, "ignored (the GPU decides); accepted so train.threads works with any backend"),
 };
 
@@ -36,6 +37,15 @@ int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, 
                       what, detail, file, line);
     be->failed = 1;
     return 0;
+}
+
+cublasComputeType_t cuda_compute_type(const cuda_backend *be)
+{
+    switch (be->precision) {
+    case CUDA_TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case CUDA_BF16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+    default: return CUBLAS_COMPUTE_32F;
+    }
 }
 
 void *cuda_work(cuda_backend *be, size_t bytes)
@@ -253,9 +263,6 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
 {
     int64_t device = tftx_param(&DESC, values, "device")->i;
     cuda_precision prec = precision_of(tftx_param(&DESC, values, "precision")->s);
-    if (prec == CUDA_BF16)
-        return host->error(err, TFTX_ERR_UNSUPPORTED,
-                           "cuda backend: precision = \"bf16\" is not implemented yet; use \"fp32\" or \"tf32\"");
     tftx_status st = cuda_probe(host, err);
     if (st != TFTX_OK) return st;
     int count = 0;
@@ -280,10 +287,9 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
     }
     cublasStatus_t bs = cublasCreate(&be->blas);
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(be->blas, be->stream);
-    /* fp32: no tensor-core shortcuts (cuBLAS uses TF32 only when asked);
-       tf32: inputs of every product rounded to 10-bit mantissas */
-    if (bs == CUBLAS_STATUS_SUCCESS)
-        bs = cublasSetMathMode(be->blas, prec == CUDA_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    /* the precision is each product's compute type (cuda_compute_type);
+       the handle's own mode stays the default, which takes no shortcut */
+    if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetMathMode(be->blas, CUBLAS_DEFAULT_MATH);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         if (be->blas) cublasDestroy(be->blas);
         cudaStreamDestroy(be->stream);

@@ -186,37 +186,57 @@ __global__ void pool_mean_backward_kernel(float *dinp, const float *dout, const 
 
 #define CE_THREADS 256
 
-/* One block per row: probs = softmax(logits) with the maximum subtracted
- * first (exp cannot overflow, the sum is >= 1); the sum of exponentials in
- * double; loss = log(sum) - (l[target] - max), 0 for target < 0. */
+/* One block per row: probs = softmax(logits), loss = log(sum) - (l[target]
+ * - max), 0 for target < 0. Two passes over the logits instead of three:
+ * each thread keeps a running maximum m and sum s = sum exp(l - m) (in
+ * double), rescaling s when m grows (online softmax); the threads' (m, s)
+ * pairs are merged in a fixed order, then one pass writes the
+ * probabilities. Every exponent is <= 0, so nothing overflows. */
+__device__ __forceinline__ void ms_merge(float &m, double &s, float m2, double s2)
+{
+    if (m2 == -INFINITY) return;
+    if (m2 > m) {
+        s = s * (double)expf(m - m2) + s2;
+        m = m2;
+    } else {
+        s += s2 * (double)expf(m2 - m);
+    }
+}
+
 __global__ void crossentropy_forward_kernel(float *losses, float *probs, const float *logits, const int32_t *targets,
                                             int V)
 {
-    __shared__ float smax[CE_THREADS / 32];
-    __shared__ double ssum[CE_THREADS / 32];
-    const int n = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    __shared__ float sm[CE_THREADS];
+    __shared__ double ss[CE_THREADS];
+    const int n = blockIdx.x;
     const float *l = logits + (size_t)n * V;
     float *p = probs + (size_t)n * V;
-    float mx = -INFINITY;
-    for (int v = threadIdx.x; v < V; v += CE_THREADS) mx = fmaxf(mx, l[v]);
-    mx = warp_max(mx);
-    if (lane == 0) smax[warp] = mx;
-    __syncthreads();
-    mx = smax[0];
-    for (int w = 1; w < CE_THREADS / 32; w++) mx = fmaxf(mx, smax[w]);
+    float m = -INFINITY;
     double s = 0.0;
     for (int v = threadIdx.x; v < V; v += CE_THREADS) {
-        float e = expf(l[v] - mx);
-        p[v] = e;
-        s += (double)e;
+        float x = l[v];
+        if (x > m) {
+            s = s * (double)expf(m - x) + 1.0;
+            m = x;
+        } else if (x != -INFINITY) { /* exp(-inf) = 0, and -inf - -inf is NaN */
+            s += (double)expf(x - m);
+        }
     }
-    s = warp_sum_d(s);
-    if (lane == 0) ssum[warp] = s;
+    sm[threadIdx.x] = m, ss[threadIdx.x] = s;
     __syncthreads();
-    double sum = 0.0;
-    for (int w = 0; w < CE_THREADS / 32; w++) sum += ssum[w];
+    for (int half = CE_THREADS / 2; half > 0; half >>= 1) { /* a fixed tree */
+        if (threadIdx.x < half) {
+            float m1 = sm[threadIdx.x];
+            double s1 = ss[threadIdx.x];
+            ms_merge(m1, s1, sm[threadIdx.x + half], ss[threadIdx.x + half]);
+            sm[threadIdx.x] = m1, ss[threadIdx.x] = s1;
+        }
+        __syncthreads();
+    }
+    const float mx = sm[0];
+    const double sum = ss[0];
     const float inv = (float)(1.0 / sum);
-    for (int v = threadIdx.x; v < V; v += CE_THREADS) p[v] *= inv;
+    for (int v = threadIdx.x; v < V; v += CE_THREADS) p[v] = expf(l[v] - mx) * inv;
     if (threadIdx.x == 0) {
         int32_t tgt = targets[n];
         losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(l[tgt] - mx));

@@ -14,7 +14,7 @@
  *   out^T  (OC,N) = W (OC,C) . inp^T (C,N)      : W^T lies there -> op T
  *   dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N)  : both as they lie
  *   dW^T   (C,OC) += inp^T (C,N) . dout (N,OC)  : dout^T lies there -> op T
- * The precision (fp32 or tf32) is the handle's math mode (cuda_backend.c).
+ * The precision is each product's compute type (cuda_compute_type).
  */
 #include "cuda_device.cuh"
 
@@ -34,6 +34,14 @@ struct bias_grad {
     }
 };
 
+/* C = alpha op(A) op(B) + beta C, column-major, fp32 in memory */
+static void gemm(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float *alpha,
+                 const float *A, int lda, const float *B, int ldb, const float *beta, float *C, int ldc)
+{
+    CUBLAS_OK(be, cublasGemmEx(be->blas, ta, tb, m, n, k, alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, beta, C,
+                               CUDA_R_32F, ldc, cuda_compute_type(be), CUBLAS_GEMM_DEFAULT));
+}
+
 extern "C" {
 
 void cuda_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N, int C,
@@ -52,7 +60,7 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
         if (!bias) CUDA_OK(be, cudaMemsetAsync(out, 0, n * sizeof *out, be->stream));
         return;
     }
-    CUBLAS_OK(be, cublasSgemm(be->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C, &beta, out, OC));
+    gemm(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C, &beta, out, OC);
 }
 
 void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
@@ -64,11 +72,9 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
     if (dbias) colsum(be, dbias, NULL, bias_grad{dout, OC}, N, OC);
     if (C <= 0) return;
     if (dinp)
-        CUBLAS_OK(be, cublasSgemm(be->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &one, dinp,
-                                  C));
+        gemm(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &one, dinp, C);
     if (dweight)
-        CUBLAS_OK(be, cublasSgemm(be->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight,
-                                  C));
+        gemm(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight, C);
 }
 
 } /* extern "C" */

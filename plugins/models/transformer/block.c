@@ -34,12 +34,16 @@
  * leave the tail (d atty and the skip's d x) are scattered back to their
  * rows with pool_first_backward. Dropout on the tail draws each row's mask
  * at the row's place in the full (N,C) tensor, so the masks, the loss and
- * the gradients are those of the full computation.
+ * the gradients are those of the full computation. With dropout that is
+ * one call per row, so only the cpu backend takes the tail then (on a GPU
+ * a call is a kernel launch, dearer than the FLOPs it saves).
  *
  * Dropout streams: element i of the mask at (step, layer, site) is
  * uniform(seed, stream, i) with stream = a hash of (step, layer, site), so
  * backward regenerates forward's masks and no two sites share one.
  */
+#include <string.h>
+
 #include "transformer.h"
 
 #define K (m->be.ops)
@@ -67,6 +71,11 @@ float *tf_block_out(const tf_model *m, int l)
 
 int tf_block_cls_tail(const tf_model *m, int l)
 {
+    /* with dropout, the tail's masks take one backend call per row: a
+       saving where FLOPs cost more than calls (the cpu backend), a loss on
+       a GPU, where each call is a kernel launch; the loss and gradients
+       are the same either way */
+    if (m->cfg.dropout > 0 && !(m->be.name && strcmp(m->be.name, "cpu") == 0)) return 0;
     return m->cfg.arch == TF_ENCODER && l == m->cfg.layers - 1;
 }
 
