@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <tftx/backend.h>
 #include <tftx/optimizer.h>
+#include <time.h>
 
 #include "plugins.h"
 #include "runner.h"

@@ -15,9 +15,9 @@
 #define MAX_RUNS 1000000
 
 typedef struct axis {
-    char **paths;            /* one, or several for a zip group */
+    char **paths; /* one, or several for a zip group */
     size_t n_paths;
-    const tnode ***values;   /* values[v][p] */
+    const tnode ***values; /* values[v][p] */
     size_t n_values;
 } axis;
 
@@ -77,8 +77,10 @@ static void add_axis(axes *ax, char **paths, const tnode **lists, size_t n)
 static void collect_axes(const tnode *sweep, axes *ax, errlist *errs)
 {
     if (sweep->type != T_GROUP) {
-        errlist_add(errs, "%s: 'sweep' must be a group mirroring the config, like sweep = { optimizer = { lr = [1e-3, 3e-4]; }; }",
-                    tnode_where(sweep));
+        errlist_add(
+            errs,
+            "%s: 'sweep' must be a group mirroring the config, like sweep = { optimizer = { lr = [1e-3, 3e-4]; }; }",
+            tnode_where(sweep));
         return;
     }
     for (size_t k = 0; k < sweep->n_kids; k++) {
@@ -103,10 +105,11 @@ static void collect_axes(const tnode *sweep, axes *ax, errlist *errs)
                 collect_leaves(grp, NULL, &paths, &lists, &n, errs);
                 for (size_t p = 1; p < n && errs->n == before; p++)
                     if (lists[p]->n_kids != lists[0]->n_kids)
-                        errlist_add(errs, "%s: sweep.zip[%zu]: '%s' has %zu values but '%s' has %zu: zipped axes vary together and need equal lengths",
+                        errlist_add(errs,
+                                    "%s: sweep.zip[%zu]: '%s' has %zu values but '%s' has %zu: zipped axes vary "
+                                    "together and need equal lengths",
                                     tnode_where(lists[p]), z, paths[p], lists[p]->n_kids, paths[0], lists[0]->n_kids);
-                if (n == 0 && errs->n == before)
-                    errlist_add(errs, "%s: sweep.zip[%zu] is empty", tnode_where(grp), z);
+                if (n == 0 && errs->n == before) errlist_add(errs, "%s: sweep.zip[%zu] is empty", tnode_where(grp), z);
                 if (errs->n == before && n > 0) {
                     add_axis(ax, paths, lists, n);
                 } else {
@@ -142,7 +145,9 @@ static size_t collect_variants(const tnode *vs, variant **out, errlist *errs)
     (*out)[n++] = (variant){xstrdup("baseline"), NULL};
     if (!vs) return n;
     if (vs->type != T_LIST) {
-        errlist_add(errs, "%s: 'variants' must be a list of groups: variants = ( { name = \"pre-ln\"; model = { norm = \"pre\"; }; } )",
+        errlist_add(errs,
+                    "%s: 'variants' must be a list of groups: variants = ( { name = \"pre-ln\"; model = { norm = "
+                    "\"pre\"; }; } )",
                     tnode_where(vs));
         return n;
     }
@@ -150,8 +155,8 @@ static size_t collect_variants(const tnode *vs, variant **out, errlist *errs)
         const tnode *g = vs->kids[k];
         const tnode *nm = g->type == T_GROUP ? tnode_get(g, "name") : NULL;
         if (g->type != T_GROUP) {
-            errlist_add(errs, "%s: variants[%zu]: expected a group { name = \"...\"; ... }, found %s", tnode_where(g), k,
-                        tnode_type_name(g->type));
+            errlist_add(errs, "%s: variants[%zu]: expected a group { name = \"...\"; ... }, found %s", tnode_where(g),
+                        k, tnode_type_name(g->type));
             continue;
         }
         if (!nm || nm->type != T_STRING || !nm->s[0]) {
@@ -204,8 +209,8 @@ static void plan_seed_text(const tnode *resolved, registry *reg, strbuf *out)
     if (train) {
         const tnode *be = tnode_get(train, "backend");
         char err[1024];
-        const plugin *pl = be && be->type == T_STRING ? registry_find(reg, TFTX_KIND_BACKEND, be->s, err, sizeof err)
-                                                      : NULL;
+        const plugin *pl =
+            be && be->type == T_STRING ? registry_find(reg, TFTX_KIND_BACKEND, be->s, err, sizeof err) : NULL;
         for (size_t i = 0; pl && i < pl->desc->n_params; i++) tnode_remove(train, pl->desc->params[i].name);
         tnode_remove(train, "backend");
         tnode_remove(train, "threads");
@@ -247,14 +252,16 @@ static int check_output_paths(const tnode *e, errlist *errs)
     const tnode *name = tnode_get(e, "name"), *out = tnode_get(e, "output");
     const char *n = name->s;
     if (strchr(n, '/') || strcmp(n, ".") == 0 || strcmp(n, "..") == 0) {
-        errlist_add(errs, "%s: experiment.name = \"%s\": a name is one path component (no '/', not '.' or '..'): "
-                          "it names the folder results/<name>; set experiment.output for another place",
+        errlist_add(errs,
+                    "%s: experiment.name = \"%s\": a name is one path component (no '/', not '.' or '..'): "
+                    "it names the folder results/<name>; set experiment.output for another place",
                     tnode_where(name), n);
         bad = 1;
     }
     if (has_dotdot(out->s)) {
-        errlist_add(errs, "%s: experiment.output = \"%s\": a '..' component is not allowed (it could point "
-                          "outside the intended folder): write the path without it",
+        errlist_add(errs,
+                    "%s: experiment.output = \"%s\": a '..' component is not allowed (it could point "
+                    "outside the intended folder): write the path without it",
                     tnode_where(out), out->s);
         bad = 1;
     }
@@ -330,8 +337,10 @@ int plan_build(plan *p, const char *file, char *const *sets, size_t n_sets, regi
 
     size_t points = n_vars;
     for (size_t a = 0; a < ax.n; a++) {
-        if (points > MAX_RUNS / ax.a[a].n_values) points = MAX_RUNS + 1;
-        else points *= ax.a[a].n_values;
+        if (points > MAX_RUNS / ax.a[a].n_values)
+            points = MAX_RUNS + 1;
+        else
+            points *= ax.a[a].n_values;
     }
     if (points * (size_t)p->repeats > MAX_RUNS) {
         errlist_add(errs, "%s: the sweep expands to more than %d runs", file, MAX_RUNS);
@@ -386,8 +395,8 @@ int plan_build(plan *p, const char *file, char *const *sets, size_t n_sets, regi
         plan_identity_text(resolved, &ident);
         plan_seed_text(resolved, reg, &seed_text);
         for (int64_t r = 0; r < p->repeats; r++) {
-            char *material = xasprintf("tftx-seed;experiment=%" PRId64 ";repeat=%" PRId64 ";config=%s", p->seed, r,
-                                       seed_text.data);
+            char *material =
+                xasprintf("tftx-seed;experiment=%" PRId64 ";repeat=%" PRId64 ";config=%s", p->seed, r, seed_text.data);
             uint64_t seed = hash64(material, strlen(material)) & ((UINT64_C(1) << 53) - 1);
             free(material);
             char *idm = xasprintf("%s;seed=%" PRIu64, ident.data, seed);

@@ -7,8 +7,8 @@
 
 #include "testutil.h"
 
-#define BASE                                                                                   \
-    "tokenizer = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"                    \
+#define BASE                                                                                                           \
+    "tokenizer = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"                                        \
     "optimizer = { plugin = \"tsgd\"; lr = 0.1; };\n"
 
 static plan plan_ok(const char *text)
@@ -54,8 +54,9 @@ static void grid_is_cartesian_times_repeats(void **s)
 static void zip_pairs_axes(void **s)
 {
     (void)s;
-    plan p = plan_ok(BASE "sweep = { optimizer = { plugin = [\"tsgd\", \"tadam\"]; };\n"
-                          "  zip = ( { optimizer = { lr = [0.1, 0.01, 0.001]; }; tokenizer = { layers = [1, 2, 3]; }; } ); };\n");
+    plan p = plan_ok(
+        BASE "sweep = { optimizer = { plugin = [\"tsgd\", \"tadam\"]; };\n"
+             "  zip = ( { optimizer = { lr = [0.1, 0.01, 0.001]; }; tokenizer = { layers = [1, 2, 3]; }; } ); };\n");
     assert_int_equal(p.n_runs, 6);
     for (size_t i = 0; i < p.n_runs; i++) {
         double lr = tnode_path(p.runs[i].config, "optimizer.lr")->f;
@@ -109,7 +110,8 @@ static void identical_points_collapse(void **s)
 {
     (void)s;
     /* momentum only applies to tsgd: the two tadam points are one run */
-    plan p = plan_ok(BASE "sweep = { optimizer = { plugin = [\"tsgd\", \"tadam\"]; tsgd = { momentum = [0.0, 0.9]; }; }; };\n");
+    plan p = plan_ok(
+        BASE "sweep = { optimizer = { plugin = [\"tsgd\", \"tadam\"]; tsgd = { momentum = [0.0, 0.9]; }; }; };\n");
     assert_int_equal(p.n_runs, 3);
     assert_int_equal(p.n_collapsed, 1);
     plan_free(&p);

@@ -27,8 +27,10 @@
 # and cuda (tests/gpu/{bert,gpt}-curve.cfg) compared step by step: fp32
 # within 1e-4 relative, tf32 within 1e-3, bf16 within 2e-2; `tftx bench`
 # of the bench models on cuda at each precision; PyTorch on the same card
-# (bench/torch_baseline.py --device cuda); the whole ctest suite. Exit 0
-# when every step passed.
+# (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
+# fit on the GPU (it must fail with the reason, the first must end ok);
+# tftx_cuda_optim_bench; TFTX_CUDA_PROFILE tables; the whole ctest suite.
+# Exit 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -109,6 +111,13 @@ for model in bert gpt; do
       --rtol "$rtol" || fail "loss curve $model $prec"
   done
 done
+
+step "out of device memory: a failed run with the reason, the sweep goes on"
+(cd "$out" && timeout 120 "$tftx" run "$root/tests/gpu/gpt-curve.cfg" --out "$out/oom.msgpack" \
+  --set 'train.backend="cuda"' --set train.max_steps=2 --set 'sweep.model.d_model=[384, 49152]') >"$out/oom.log" 2>&1
+grep -E "failed|ok|memory" "$out/oom.log" | tail -4
+grep -q "1 ok, 1 failed" "$out/oom.log" && grep -q "out of memory" "$out/oom.log" ||
+  fail "out-of-memory run (expected 1 ok, 1 failed with an out-of-memory reason)"
 
 step "tftx bench on cuda"
 for cfg in bert-small gpt-small gpt2-124m; do

@@ -100,6 +100,11 @@ void mt_done(void)
     registry_free(&reg);
 }
 
+void mt_set_backend_name(const char *name)
+{
+    backend.name = name ? name : be_desc->name;
+}
+
 const tftx_backend *mt_backend(void)
 {
     return &backend;

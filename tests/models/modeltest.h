@@ -37,6 +37,9 @@ typedef struct mt_model {
 void mt_init(void);
 void mt_done(void);
 const tftx_backend *mt_backend(void);
+/* The backend name models bound from now on see (NULL: the real one); the
+ * kernels stay the same. */
+void mt_set_backend_name(const char *name);
 
 /* Create model `plugin` with params "key=value" (NULL-terminated);
  * returns create()'s status, message in err. */

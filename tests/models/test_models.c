@@ -187,6 +187,33 @@ static void test_encoder_padding_is_ignored(void **state)
     mt_free(&m);
 }
 
+/* The encoder's last block is the [CLS] tail on the cpu backend and the
+ * full block on others when dropout is on (block.c). Bound under another
+ * backend name, the same kernels take the full path: the loss and the
+ * gradients must be those of the tail. */
+static void test_cls_tail_equals_full_block(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"dropout=0.2", "attn_dropout=0.2", NULL};
+    mt_model tail, full;
+    make_tiny(&tail, "encoder_tiny", "encoder", extra);
+    mt_set_backend_name("not-cpu");
+    make_tiny(&full, "encoder_tiny", "encoder", extra);
+    mt_set_backend_name(NULL);
+    ref_batch r;
+    ref_open(&r, "model_encoder_tiny.safetensors", 1);
+    tftx_batch b = r.batch;
+    b.step = 5;
+    float lt = loss_and_grads(&tail, &b), lf = loss_and_grads(&full, &b);
+    mt_expect_close("loss, full last block against the tail", &lf, &lt, 1, 1e-6);
+    float *gt = mt_grads(&tail), *gf = mt_grads(&full);
+    mt_expect_close("gradients, full last block against the tail", gf, gt, tail.ops->n_params(tail.self), 1e-5);
+    free(gt), free(gf);
+    ref_close(&r);
+    mt_free(&tail);
+    mt_free(&full);
+}
+
 /* ------------------------------------------------------------ decoder */
 
 static void test_decoder_matches_torch(void **state)
@@ -356,7 +383,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encoder_matches_torch), cmocka_unit_test(test_encoder_padding_is_ignored),
         cmocka_unit_test(test_decoder_matches_torch), cmocka_unit_test(test_decoder_is_causal),
-        cmocka_unit_test(test_dropout_gradients),
+        cmocka_unit_test(test_dropout_gradients),     cmocka_unit_test(test_cls_tail_equals_full_block),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mt_done();

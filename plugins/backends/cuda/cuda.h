@@ -56,6 +56,9 @@ typedef struct cuda_backend {
        probabilities, partial sums): device, `work_bytes` long */
     void *work;
     size_t work_bytes;
+    /* bf16 copies of the linear layers' operands (precision bf16) */
+    void *half;
+    size_t half_bytes;
     /* device pointer arrays of attention's batched products */
     void *ptrs;
     size_t ptrs_bytes;
@@ -81,11 +84,12 @@ int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, 
 /* After a kernel launch: a bad configuration shows here. */
 #define CUDA_LAUNCHED(be) CUDA_OK((be), cudaGetLastError())
 
-/* The compute type of every matrix product at the instance's precision:
- * fp32 CUBLAS_COMPUTE_32F (no tensor-core shortcut), tf32 ..._FAST_TF32
- * (inputs rounded to 10-bit mantissas), bf16 ..._FAST_16BF (inputs rounded
- * to bfloat16, 8-bit mantissas, on the bf16 tensor cores); operands and
- * results stay fp32 in memory, and sums accumulate in fp32. */
+/* The compute type of the products on fp32 operands at the instance's
+ * precision: fp32 CUBLAS_COMPUTE_32F (no tensor-core shortcut), tf32 and
+ * bf16 ..._FAST_TF32 (inputs rounded to 10-bit mantissas). At bf16 the
+ * linear layers multiply bf16 copies of their operands instead
+ * (cuda_matmul.cu) and attention's products stay at tf32. Results are
+ * fp32 in memory, and sums accumulate in fp32. */
 cublasComputeType_t cuda_compute_type(const cuda_backend *be);
 
 /* Device working memory of at least `bytes` (grown, never shrunk; the

@@ -22,8 +22,8 @@ static const tftx_param_spec PARAMS[] = {
     TFTX_P_INT("device", 0, 0, 1023, "CUDA device index (as cudaSetDevice counts them)"),
     TFTX_P_ENUM("precision", "fp32", PRECISIONS,
                 "matrix products: fp32 (float arithmetic), tf32 (tensor cores, inputs rounded to 10-bit "
-                "mantissas), bf16 (bf16 tensor cores, inputs rounded to 8-bit mantissas); weights, "
-                "activations and optimizer state stay fp32"),
+                "mantissas), bf16 (the linear layers multiply bf16 copies of their operands on the bf16 "
+                "tensor cores, attention at tf32); weights, activations and optimizer state stay fp32"),
     TFTX_P_INT("threads", 0, 0, 1024, "ignored (the GPU decides); accepted so train.threads works with any backend"),
 };
 
@@ -42,9 +42,12 @@ int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, 
 cublasComputeType_t cuda_compute_type(const cuda_backend *be)
 {
     switch (be->precision) {
-    case CUDA_TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
-    case CUDA_BF16: return CUBLAS_COMPUTE_32F_FAST_16BF;
-    default: return CUBLAS_COMPUTE_32F;
+    case CUDA_TF32:
+        return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case CUDA_BF16: /* attention's products; the linear layers: cuda_matmul.cu */
+        return CUBLAS_COMPUTE_32F_FAST_TF32;
+    default:
+        return CUBLAS_COMPUTE_32F;
     }
 }
 
@@ -314,6 +317,7 @@ static void cuda_destroy(void *instance)
     cudaStreamSynchronize(be->stream);
     if (be->work) cudaFree(be->work);
     if (be->ptrs) cudaFree(be->ptrs);
+    if (be->half) cudaFree(be->half);
     cublasDestroy(be->blas);
     cudaStreamDestroy(be->stream);
     free(be->stage);

@@ -14,9 +14,57 @@
  *   out^T  (OC,N) = W (OC,C) . inp^T (C,N)      : W^T lies there -> op T
  *   dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N)  : both as they lie
  *   dW^T   (C,OC) += inp^T (C,N) . dout (N,OC)  : dout^T lies there -> op T
- * The precision is each product's compute type (cuda_compute_type).
+ * Precision: fp32 and tf32 are the products' compute type
+ * (cuda_compute_type) on the fp32 operands. bf16: the operands are first
+ * rounded to bfloat16 copies (the instance's bf16 area; weights, inputs and
+ * output gradients, once per call), and cuBLAS multiplies those on the
+ * bf16 tensor cores with fp32 accumulation into the fp32 result.
  */
+#include <cuda_bf16.h>
+
 #include "cuda_device.cuh"
+
+/* dst = src rounded to bfloat16 (to nearest, ties to even) */
+__global__ void to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n)
+{
+    CUDA_FOR(i, n) dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+/* The instance's bf16 area, at least `elems` long (grown, never shrunk). */
+static __nv_bfloat16 *bf16_area(cuda_backend *be, size_t elems)
+{
+    size_t bytes = elems * sizeof(__nv_bfloat16);
+    if (bytes > be->half_bytes) {
+        CUDA_OK(be, cudaStreamSynchronize(be->stream));
+        if (be->half) cudaFree(be->half);
+        be->half = NULL, be->half_bytes = 0;
+        if (cudaMalloc(&be->half, bytes) != cudaSuccess) {
+            cudaGetLastError();
+            be->half = NULL;
+            cuda_report(be, 0, "cudaMalloc of the bf16 operands", "out of device memory", __FILE__, __LINE__);
+            return NULL;
+        }
+        be->half_bytes = bytes;
+    }
+    return (__nv_bfloat16 *)be->half;
+}
+
+/* dst := bf16(src), n floats; returns dst */
+static const __nv_bfloat16 *to_bf16(cuda_backend *be, __nv_bfloat16 *dst, const float *src, size_t n)
+{
+    to_bf16_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(dst, src, n);
+    CUDA_LAUNCHED(be);
+    return dst;
+}
+
+/* C = alpha op(A) op(B) + beta C with bf16 A and B, fp32 C */
+static void gemm_bf16(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                      const float *alpha, const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B, int ldb,
+                      const float *beta, float *C, int ldc)
+{
+    CUBLAS_OK(be, cublasGemmEx(be->blas, ta, tb, m, n, k, alpha, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, beta, C,
+                               CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
 
 /* out[n,o] = bias[o] */
 __global__ void bias_broadcast_kernel(float *out, const float *bias, int OC, size_t n)
@@ -60,6 +108,14 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
         if (!bias) CUDA_OK(be, cudaMemsetAsync(out, 0, n * sizeof *out, be->stream));
         return;
     }
+    if (be->precision == CUDA_BF16) {
+        __nv_bfloat16 *h = bf16_area(be, (size_t)OC * C + (size_t)N * C);
+        if (!h) return;
+        const __nv_bfloat16 *w16 = to_bf16(be, h, weight, (size_t)OC * C);
+        const __nv_bfloat16 *x16 = to_bf16(be, h + (size_t)OC * C, inp, (size_t)N * C);
+        gemm_bf16(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w16, C, x16, C, &beta, out, OC);
+        return;
+    }
     gemm(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C, &beta, out, OC);
 }
 
@@ -71,6 +127,21 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
     const float one = 1.0f;
     if (dbias) colsum(be, dbias, NULL, bias_grad{dout, OC}, N, OC);
     if (C <= 0) return;
+    if (be->precision == CUDA_BF16) {
+        const size_t nw = (size_t)OC * C, nd = (size_t)N * OC, nx = (size_t)N * C;
+        __nv_bfloat16 *h = bf16_area(be, nd + (dinp ? nw : 0) + (dweight ? nx : 0));
+        if (!h) return;
+        const __nv_bfloat16 *d16 = to_bf16(be, h, dout, nd);
+        if (dinp) {
+            const __nv_bfloat16 *w16 = to_bf16(be, h + nd, weight, nw);
+            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w16, C, d16, OC, &one, dinp, C);
+        }
+        if (dweight) {
+            const __nv_bfloat16 *x16 = to_bf16(be, h + nd + (dinp ? nw : 0), inp, nx);
+            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, x16, C, d16, OC, &one, dweight, C);
+        }
+        return;
+    }
     if (dinp)
         gemm(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &one, dinp, C);
     if (dweight)

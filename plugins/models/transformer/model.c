@@ -109,8 +109,10 @@ static void run_forward(tf_model *m, int with_loss)
         tf_block_forward(m, l, x);
         x = tf_block_out(m, l);
     }
-    /* rows of the last block's output: the encoder's are the B first tokens */
-    int rows = enc ? B : N;
+    /* rows of the last block's output: the B first tokens when the
+       encoder's last block is the [CLS] tail (block.c), else all N */
+    const int tail = enc && tf_block_cls_tail(m, c->layers - 1);
+    int rows = tail ? B : N;
     if (c->norm == TF_PRE) {
         K->layernorm_forward(S, a->lnf, a->lnf_mean, a->lnf_rstd, x, tf_g(m, P, G_LNF_W), tf_g(m, P, G_LNF_B), rows, C,
                              eps);
@@ -119,7 +121,7 @@ static void run_forward(tf_model *m, int with_loss)
 
     if (enc) {
         tftx_dropout d_pool = tf_dropout(m, c->layers, SITE_POOL, c->dropout);
-        K->pool_first_forward(S, a->cls, x, B, 1, C); /* x is (B,C) already: a copy */
+        K->pool_first_forward(S, a->cls, x, B, tail ? 1 : T, C); /* with the tail, x is (B,C): a copy */
         K->matmul_forward(S, a->pool, a->cls, tf_g(m, P, G_POOL_W), tf_g(m, P, G_POOL_B), B, C, C);
         K->tanh_forward(S, a->pool_t, a->pool, (size_t)B * C);
         const float *cls_in = a->pool_t;
@@ -210,7 +212,8 @@ tftx_status tf_backward(void *self, tftx_error *err)
     const float *x_last = tf_block_out(m, c->layers - 1); /* (rows,C) */
     const float *xf = pre ? a->lnf : x_last;              /* the head's input */
     float *d_xf = pre ? a->g_h : a->g_x;
-    int rows = enc ? B : N; /* the encoder's last block computes the first tokens only */
+    const int tail = enc && tf_block_cls_tail(m, c->layers - 1);
+    int rows = tail ? B : N; /* the [CLS] tail computes the first tokens only */
 
     /* ---- head: d(xf) into d_xf */
     K->zero(S, d_xf, (size_t)rows * C * sizeof(float));
@@ -229,7 +232,7 @@ tftx_status tf_backward(void *self, tftx_error *err)
         K->zero(S, a->g_cls, (size_t)B * C * sizeof(float));
         K->matmul_backward(S, a->g_cls, tf_g(m, G, G_POOL_W), tf_g(m, G, G_POOL_B), a->g_pool, a->cls,
                            tf_g(m, P, G_POOL_W), B, C, C);
-        K->pool_first_backward(S, d_xf, a->g_cls, B, 1, C);
+        K->pool_first_backward(S, d_xf, a->g_cls, B, tail ? 1 : T, C);
     } else {
         int V = c->vocab_size;
         float *g_logits = a->logits; /* the logits are not needed any more */

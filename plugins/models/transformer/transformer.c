@@ -118,10 +118,18 @@ static tftx_status tf_bind(void *self, const tftx_backend *backend, int max_batc
     size_t bytes = m->n_params * sizeof(float);
     m->params = m->be.ops->alloc(m->be.self, bytes);
     m->grads = m->be.ops->alloc(m->be.self, bytes);
-    float *host = h->alloc(bytes, 64);
+    /* the host copy only once the backend had room (it is zeroed: on a
+       model far too large that would take the machine's memory first) */
+    float *host = m->params && m->grads ? h->alloc(bytes, 64) : NULL;
     tftx_status st = TFTX_OK;
-    if (!m->params || !m->grads || !host) {
-        st = h->error(err, TFTX_ERR_NOMEM, "out of memory for %zu parameters", m->n_params);
+    if (!m->params || !m->grads) {
+        st = h->error(err, TFTX_ERR_NOMEM,
+                      "backend '%s' is out of memory for the parameters (%zu: %.1f MiB of weights and as much "
+                      "of gradients)",
+                      m->be.name ? m->be.name : "?", m->n_params, (double)bytes / (1 << 20));
+    } else if (!host) {
+        st = h->error(err, TFTX_ERR_NOMEM, "out of host memory for a %.1f MiB copy of the %zu parameters",
+                      (double)bytes / (1 << 20), m->n_params);
     } else {
         tf_init_weights(m, host);
         m->be.ops->copy_in(m->be.self, m->params, host, bytes);
