@@ -30,13 +30,34 @@ static void expect_refused(const char *name, const char *fragment)
     assert_null(strchr(err, '\n')); /* one line */
 }
 
-static void wrong_magic(void **s) { (void)s, expect_refused("badmagic", "wrong magic"); }
-static void abi_major_mismatch(void **s) { (void)s, expect_refused("badmajor", "built for plugin ABI 2.0, this tftx speaks 1.0"); }
-static void newer_minor(void **s) { (void)s, expect_refused("newminor", "newer than this tftx"); }
-static void missing_entry(void **s) { (void)s, expect_refused("noentry", "no 'tftx_plugin_entry' symbol"); }
-static void dlopen_error(void **s) { (void)s, expect_refused("badlink", "tftx_symbol_that_does_not_exist"); }
-static void name_mismatch(void **s) { (void)s, expect_refused("wrongname", "declares the name 'someone_else'"); }
-static void unsound_schema(void **s) { (void)s, expect_refused("badschema", "default 5 is outside [0, 1]"); }
+static void wrong_magic(void **s)
+{
+    (void)s, expect_refused("badmagic", "wrong magic");
+}
+static void abi_major_mismatch(void **s)
+{
+    (void)s, expect_refused("badmajor", "built for plugin ABI 2.0, this tftx speaks 1.0");
+}
+static void newer_minor(void **s)
+{
+    (void)s, expect_refused("newminor", "newer than this tftx");
+}
+static void missing_entry(void **s)
+{
+    (void)s, expect_refused("noentry", "no 'tftx_plugin_entry' symbol");
+}
+static void dlopen_error(void **s)
+{
+    (void)s, expect_refused("badlink", "tftx_symbol_that_does_not_exist");
+}
+static void name_mismatch(void **s)
+{
+    (void)s, expect_refused("wrongname", "declares the name 'someone_else'");
+}
+static void unsound_schema(void **s)
+{
+    (void)s, expect_refused("badschema", "default 5 is outside [0, 1]");
+}
 
 static void sound_plugin_loads(void **s)
 {
@@ -67,6 +88,20 @@ static void unavailable_plugin_says_why(void **s)
     registry_free(&r);
 }
 
+/* probe() runs in a child process: one that kills its process leaves the
+ * plugin unavailable with the signal, and the caller alive. */
+static void crashing_probe_is_contained(void **s)
+{
+    (void)s;
+    char err[1024] = "";
+    plugin *p = plugin_load_file(broken("crashprobe"), TFTX_KIND_OPTIMIZER, "crashprobe", err, sizeof err);
+    assert_non_null(p);
+    assert_false(p->available);
+    assert_string_equal(p->why, "probe() crashed (signal 9, Killed)");
+    free(p->path);
+    free(p);
+}
+
 static void search_path_order_and_plugin_path(void **s)
 {
     (void)s;
@@ -87,8 +122,8 @@ static void search_path_order_and_plugin_path(void **s)
     /* plugin_path is relative to the experiment file, not the cwd */
     test_registry(&r);
     char *exp = test_write("deep/exp.cfg", "experiment = { plugin_path = \"../plugs\"; };\n"
-                                            "tokenizer = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"
-                                            "optimizer = { plugin = \"fine\"; lr = 0.25; };\n");
+                                           "tokenizer = { plugin = \"probe\"; };\ntrain = { backend = \"tback\"; };\n"
+                                           "optimizer = { plugin = \"fine\"; lr = 0.25; };\n");
     plan pl;
     errlist errs = {0};
     int rc = plan_build(&pl, exp, NULL, 0, &r, &errs);
@@ -119,8 +154,10 @@ static void current_directory_never_searched(void **s)
     registry_init(&r);
     assert_non_null(registry_find(&r, TFTX_KIND_OPTIMIZER, "fine", err, sizeof err));
     registry_free(&r);
-    if (saved) setenv("TFTX_PLUGIN_PATH", saved, 1);
-    else unsetenv("TFTX_PLUGIN_PATH");
+    if (saved)
+        setenv("TFTX_PLUGIN_PATH", saved, 1);
+    else
+        unsetenv("TFTX_PLUGIN_PATH");
     free(saved);
     assert_int_equal(chdir(cwd), 0);
 }
@@ -145,12 +182,19 @@ static void names_lists_each_once(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(wrong_magic),        cmocka_unit_test(abi_major_mismatch),
-        cmocka_unit_test(newer_minor),        cmocka_unit_test(missing_entry),
-        cmocka_unit_test(dlopen_error),       cmocka_unit_test(name_mismatch),
-        cmocka_unit_test(unsound_schema),     cmocka_unit_test(sound_plugin_loads),
-        cmocka_unit_test(unavailable_plugin_says_why), cmocka_unit_test(search_path_order_and_plugin_path),
-        cmocka_unit_test(current_directory_never_searched), cmocka_unit_test(names_lists_each_once),
+        cmocka_unit_test(wrong_magic),
+        cmocka_unit_test(abi_major_mismatch),
+        cmocka_unit_test(newer_minor),
+        cmocka_unit_test(missing_entry),
+        cmocka_unit_test(dlopen_error),
+        cmocka_unit_test(name_mismatch),
+        cmocka_unit_test(unsound_schema),
+        cmocka_unit_test(sound_plugin_loads),
+        cmocka_unit_test(unavailable_plugin_says_why),
+        cmocka_unit_test(crashing_probe_is_contained),
+        cmocka_unit_test(search_path_order_and_plugin_path),
+        cmocka_unit_test(current_directory_never_searched),
+        cmocka_unit_test(names_lists_each_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

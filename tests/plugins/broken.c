@@ -2,9 +2,22 @@
  * broken.c -- plugins that must be refused at load time, one per defect:
  * BAD_MAGIC, BAD_MAJOR, NEW_MINOR, NO_ENTRY, BAD_LINK (an unresolved
  * symbol, so dlopen fails), WRONG_NAME (the descriptor's name disagrees with
- * the file name), BAD_SCHEMA (a default outside its own range).
+ * the file name), BAD_SCHEMA (a default outside its own range); and one
+ * that loads but whose probe() kills its own process (CRASHING_PROBE): it
+ * must show as unavailable, with the signal, while tftx goes on.
  */
 #include <tftx/plugin.h>
+
+#ifdef CRASHING_PROBE
+#include <signal.h>
+#include <unistd.h>
+static tftx_status probe(const tftx_host *h, tftx_error *err)
+{
+    (void)h, (void)err;
+    kill(getpid(), SIGKILL);
+    return TFTX_OK;
+}
+#endif
 
 static tftx_status create(const tftx_host *h, const tftx_value *v, void **self, tftx_error *err)
 {
@@ -12,7 +25,10 @@ static tftx_status create(const tftx_host *h, const tftx_value *v, void **self, 
     *self = 0;
     return TFTX_OK;
 }
-static void destroy(void *self) { (void)self; }
+static void destroy(void *self)
+{
+    (void)self;
+}
 
 static const tftx_param_spec PARAMS[] = {
 #ifdef BAD_SCHEMA
@@ -25,7 +41,10 @@ static const tftx_param_spec PARAMS[] = {
 #ifdef BAD_LINK
 extern int tftx_symbol_that_does_not_exist(void);
 int tftx_broken_uses_missing(void);
-TFTX_EXPORT int tftx_broken_uses_missing(void) { return tftx_symbol_that_does_not_exist(); }
+TFTX_EXPORT int tftx_broken_uses_missing(void)
+{
+    return tftx_symbol_that_does_not_exist();
+}
 #endif
 
 static const tftx_plugin_desc DESC = {
@@ -54,6 +73,9 @@ static const tftx_plugin_desc DESC = {
     .summary = "a broken test plugin",
     .params = PARAMS,
     .n_params = 1,
+#ifdef CRASHING_PROBE
+    .probe = probe,
+#endif
     .create = create,
     .destroy = destroy,
 };
@@ -63,5 +85,8 @@ TFTX_PLUGIN(DESC)
 #else
 /* exported under another name: the loader must not find an entry */
 TFTX_EXPORT const tftx_plugin_desc *not_the_entry(void);
-TFTX_EXPORT const tftx_plugin_desc *not_the_entry(void) { return &DESC; }
+TFTX_EXPORT const tftx_plugin_desc *not_the_entry(void)
+{
+    return &DESC;
+}
 #endif
