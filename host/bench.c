@@ -135,9 +135,16 @@ int cmd_bench(int argc, char **argv)
         double median = ms[steps / 2];
         double tokens_per_step = (double)B * T;
         double gflop = 3.0 * flops_per_token(&s, T, lm) * tokens_per_step / 1e9;
-        printf("%s: %s %s on %s (%d threads), %zu parameters, batch %d x %d tokens\n", file,
-               s.model_pl->desc->name, lm ? "LM" : "classifier", s.backend.name, s.backend.ops->threads(s.backend.self),
-               s.n_params, B, T);
+        /* where it ran: the thread count, and the precision of a backend that has one */
+        char where[96];
+        const tftx_value *prec = tftx_param(s.backend_pl->desc, s.backend_vals, "precision");
+        int nt = s.backend.ops->threads(s.backend.self);
+        if (prec && prec->s)
+            snprintf(where, sizeof where, "precision %s", prec->s);
+        else
+            snprintf(where, sizeof where, "%d thread%s", nt, nt == 1 ? "" : "s");
+        printf("%s: %s %s on %s (%s), %zu parameters, batch %d x %d tokens\n", file, s.model_pl->desc->name,
+               lm ? "LM" : "classifier", s.backend.name, where, s.n_params, B, T);
         printf("  %ld steps after %ld warm-up: median %.1f ms/step (mean %.1f, min %.1f, max %.1f)\n", steps, warmup,
                median, mean, ms[0], ms[steps - 1]);
         printf("  %.0f tokens/s, %.1f GFLOP/s (%.2f GFLOP/step); loss %.4f -> %.4f\n", tokens_per_step / (median / 1e3),
