@@ -92,6 +92,11 @@ int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, 
  * fp32 in memory, and sums accumulate in fp32. */
 cublasComputeType_t cuda_compute_type(const cuda_backend *be);
 
+/* *buf grown to at least `bytes` (*have: its size now): never shrunk; the
+ * stream is synchronised before a reallocation. NULL when out of memory
+ * (logged as `what`, instance failed). */
+void *cuda_grow(cuda_backend *be, void **buf, size_t *have, size_t bytes, const char *what);
+
 /* Device working memory of at least `bytes` (grown, never shrunk; the
  * stream is synchronised before a reallocation). NULL when out of memory
  * (logged, instance failed). */

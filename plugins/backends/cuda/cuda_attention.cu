@@ -120,20 +120,10 @@ __global__ void attention_pointers_kernel(const float **ptrs, att_operands ops, 
 static const float **attention_pointers(cuda_backend *be, const att_operands &ops, int B, int NH)
 {
     const int count = B * NH;
-    size_t bytes = (size_t)ops.n * count * sizeof(float *);
-    if (bytes > be->ptrs_bytes) {
-        CUDA_OK(be, cudaStreamSynchronize(be->stream));
-        if (be->ptrs) cudaFree(be->ptrs);
-        be->ptrs = NULL, be->ptrs_bytes = 0;
-        if (cudaMalloc(&be->ptrs, bytes) != cudaSuccess) {
-            cudaGetLastError();
-            be->ptrs = NULL;
-            cuda_report(be, 0, "cudaMalloc of attention pointers", "out of device memory", __FILE__, __LINE__);
-            return NULL;
-        }
-        be->ptrs_bytes = bytes;
-    }
-    const float **ptrs = (const float **)be->ptrs;
+    const size_t bytes = (size_t)ops.n * count * sizeof(float *);
+    const float **ptrs =
+        (const float **)cuda_grow(be, &be->ptrs, &be->ptrs_bytes, bytes, "cudaMalloc of attention pointers");
+    if (!ptrs) return NULL;
     attention_pointers_kernel<<<(count + 127) / 128, 128, 0, be->stream>>>(ptrs, ops, NH, count);
     CUDA_LAUNCHED(be);
     return ptrs;
@@ -144,10 +134,11 @@ static void batched(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb
                     const float *alpha, const float **ptrs, int ia, int lda, int ib, int ldb, const float *beta,
                     int ic, int ldc, int count)
 {
-    CUBLAS_OK(be, cublasGemmBatchedEx(be->blas, ta, tb, m, n, k, alpha, (const void *const *)(ptrs + (size_t)ia * count),
-                                      CUDA_R_32F, lda, (const void *const *)(ptrs + (size_t)ib * count), CUDA_R_32F, ldb,
-                                      beta, (void *const *)(ptrs + (size_t)ic * count), CUDA_R_32F, ldc, count,
-                                      cuda_compute_type(be), CUBLAS_GEMM_DEFAULT));
+    const void *const *A = (const void *const *)(ptrs + (size_t)ia * count);
+    const void *const *B = (const void *const *)(ptrs + (size_t)ib * count);
+    void *const *C = (void *const *)(ptrs + (size_t)ic * count);
+    CUBLAS_OK(be, cublasGemmBatchedEx(be->blas, ta, tb, m, n, k, alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, beta, C,
+                                      CUDA_R_32F, ldc, count, cuda_compute_type(be), CUBLAS_GEMM_DEFAULT));
 }
 
 extern "C" {

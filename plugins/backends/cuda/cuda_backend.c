@@ -51,20 +51,25 @@ cublasComputeType_t cuda_compute_type(const cuda_backend *be)
     }
 }
 
-void *cuda_work(cuda_backend *be, size_t bytes)
+void *cuda_grow(cuda_backend *be, void **buf, size_t *have, size_t bytes, const char *what)
 {
-    if (bytes <= be->work_bytes) return be->work;
-    CUDA_OK(be, cudaStreamSynchronize(be->stream));
-    if (be->work) cudaFree(be->work);
-    be->work = NULL, be->work_bytes = 0;
-    if (cudaMalloc(&be->work, bytes) != cudaSuccess) {
+    if (bytes <= *have) return *buf;
+    CUDA_OK(be, cudaStreamSynchronize(be->stream)); /* kernels may still read the old one */
+    if (*buf) cudaFree(*buf);
+    *buf = NULL, *have = 0;
+    if (cudaMalloc(buf, bytes) != cudaSuccess) {
         cudaGetLastError();
-        be->work = NULL;
-        cuda_report(be, 0, "cudaMalloc of working memory", "out of device memory", __FILE__, __LINE__);
+        *buf = NULL;
+        cuda_report(be, 0, what, "out of device memory", __FILE__, __LINE__);
         return NULL;
     }
-    be->work_bytes = bytes;
-    return be->work;
+    *have = bytes;
+    return *buf;
+}
+
+void *cuda_work(cuda_backend *be, size_t bytes)
+{
+    return cuda_grow(be, &be->work, &be->work_bytes, bytes, "cudaMalloc of working memory");
 }
 
 /* ------------------------------------------------------------ memory */

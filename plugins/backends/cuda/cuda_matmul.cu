@@ -33,20 +33,8 @@ __global__ void to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n)
 /* The instance's bf16 area, at least `elems` long (grown, never shrunk). */
 static __nv_bfloat16 *bf16_area(cuda_backend *be, size_t elems)
 {
-    size_t bytes = elems * sizeof(__nv_bfloat16);
-    if (bytes > be->half_bytes) {
-        CUDA_OK(be, cudaStreamSynchronize(be->stream));
-        if (be->half) cudaFree(be->half);
-        be->half = NULL, be->half_bytes = 0;
-        if (cudaMalloc(&be->half, bytes) != cudaSuccess) {
-            cudaGetLastError();
-            be->half = NULL;
-            cuda_report(be, 0, "cudaMalloc of the bf16 operands", "out of device memory", __FILE__, __LINE__);
-            return NULL;
-        }
-        be->half_bytes = bytes;
-    }
-    return (__nv_bfloat16 *)be->half;
+    return (__nv_bfloat16 *)cuda_grow(be, &be->half, &be->half_bytes, elems * sizeof(__nv_bfloat16),
+                                      "cudaMalloc of the bf16 operands");
 }
 
 /* dst := bf16(src), n floats; returns dst */
