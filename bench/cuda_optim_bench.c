@@ -2,6 +2,8 @@
  * cuda_optim_bench.c -- memory bandwidth of the optimizers' fused CUDA step
  * (the cuda backend's optimizer_step, one launch over the arena) next to a
  * device-to-device copy, the bandwidth a one-pass update can hope for.
+ * The arena is cut as a transformer's is: a 1M-element weight matrix
+ * (decayed), then its 1024-element bias (no_decay), and so on.
  *
  *   GB/s = N * bytes_per_param / seconds, bytes_per_param as in
  *   optim_bench.c (AdamW: 28); the copy counts 8 bytes per float (read
@@ -85,6 +87,14 @@ int main(int argc, char **argv)
     double copy_gbs = 8.0 * (double)n / best / 1e9;
     printf("%-10s %6d %10.3f %9.1f %8.0f%%\n", "copy", 8, best * 1e3, copy_gbs, 100.0);
 
+    size_t n_ranges = 0;
+    tftx_opt_range *ranges = malloc((2 * (n >> 20) + 2) * sizeof *ranges);
+    for (size_t off = 0; off < n; n_ranges++) {
+        size_t len = n_ranges % 2 ? 1024 : 1u << 20;
+        if (len > n - off) len = n - off;
+        ranges[n_ranges] = (tftx_opt_range){off, len, (int)(n_ranges % 2)};
+        off += len;
+    }
     int rc = 0;
     for (size_t k = 0; k < sizeof OPTIMIZERS / sizeof *OPTIMIZERS; k++) {
         const plugin *op = registry_find(&reg, TFTX_KIND_OPTIMIZER, OPTIMIZERS[k], err, sizeof err);
@@ -104,13 +114,12 @@ int main(int argc, char **argv)
         }
         int ns = o->n_slots(os);
         for (int s = 0; s < ns; s++) slots[s] = b->alloc(be, n * 4);
-        tftx_opt_step st = {.lr = 1e-3f, .weight_decay = 0.01f};
+        tftx_opt_step st[TFTX_OPT_GROUPS] = {{.lr = 1e-3f, .weight_decay = 0.01f}, {.lr = 1e-3f}};
         best = 1e30;
         for (int r = -1; r < reps; r++) {
-            st.step = r + 2;
-            o->prepare(os, &st);
+            for (int q = 0; q < TFTX_OPT_GROUPS; q++) st[q].step = r + 2, o->prepare(os, &st[q]);
             double t0 = now();
-            if (b->optimizer_step(be, o, os, &st, n, w, g, slots, &e) != TFTX_OK) {
+            if (b->optimizer_step(be, o, os, st, ranges, n_ranges, w, g, slots, &e) != TFTX_OK) {
                 fprintf(stderr, "%s: %s\n", OPTIMIZERS[k], e.message);
                 rc = 1;
                 break;
@@ -126,7 +135,7 @@ int main(int argc, char **argv)
         op->desc->destroy(os);
         values_free(op->desc, ov);
     }
-    b->free(be, w), b->free(be, g);
+    b->free(be, w), b->free(be, g), free(ranges);
     bp->desc->destroy(be);
     values_free(bp->desc, bv);
     registry_free(&reg);

@@ -130,15 +130,16 @@ static double optimizer_seconds(registry *reg, const config *c, size_t n, int re
         slots[k] = alloc_floats(n);
         fill(slots[k], n, ops->slot_init(self, k), 0);
     }
-    tftx_opt_step st = {.lr = (float)tftx_param(d, values, "lr")->f};
+    tftx_opt_step st[TFTX_OPT_GROUPS] = {{.lr = (float)tftx_param(d, values, "lr")->f}};
     const tftx_value *wd = tftx_param(d, values, "weight_decay");
-    st.weight_decay = wd ? (float)wd->f : 0;
+    st[0].weight_decay = wd ? (float)wd->f : 0;
+    const tftx_opt_range all = {0, n, TFTX_OPT_GROUP_DECAY};
     double t[64];
     for (int r = -WARMUP; r < reps; r++) {
-        st.step = r + WARMUP + 1;
+        st[0].step = r + WARMUP + 1;
         double t0 = omp_get_wtime();
-        ops->prepare(self, &st);
-        ops->step_cpu(self, &st, n, w, g, slots);
+        ops->prepare(self, &st[0]);
+        ops->step_cpu(self, st, &all, 1, w, g, slots);
         if (r >= 0) t[r] = omp_get_wtime() - t0;
     }
     for (int k = 0; k < ns; k++) free(slots[k]);

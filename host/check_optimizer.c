@@ -281,8 +281,8 @@ static tnode *section_from_sets(const tftx_plugin_desc *d, char *const *sets, si
 
 /* ------------------------------------------------------------ the run */
 
-static const char *const CHECKS[] = {"schema",  "ops",         "quadratic", "rosenbrock",
-                                     "restore", "determinism", "threads",   "nan"};
+static const char *const CHECKS[] = {"schema",      "ops",     "quadratic", "rosenbrock", "restore",
+                                     "determinism", "threads", "nan",       "ranges"};
 #define N_CHECKS (sizeof CHECKS / sizeof *CHECKS)
 
 static int plugin_exists(registry *reg, const char *name)
@@ -379,7 +379,8 @@ int check_optimizer(registry *reg, const char *name, char *const *sets, size_t n
         } traj[] = {{"restore", chk_restore, &big},
                     {"determinism", chk_determinism, &big},
                     {"threads", chk_threads, &big},
-                    {"nan", chk_nan, &big}};
+                    {"nan", chk_nan, &big},
+                    {"ranges", chk_ranges, &big}};
 
         chk_omp_threads(&s.omp, 1); /* small problems: a team costs more than it saves */
         sb_clear(&why);

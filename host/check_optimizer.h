@@ -26,6 +26,10 @@
  *                or slots (bit for bit); what it did to its own element is
  *                reported, and that tftx's training loop ends such runs as
  *                `diverged`
+ *   ranges       one step_cpu call over three ranges of the arena (decay,
+ *                no_decay, decay), with elements left out at the end, equals
+ *                one call per range with that range's group scalars, bit for
+ *                bit; the elements in no range stay as they were
  *
  * The convergence checks start with the plugin's `lr` (its default, or the
  * --set value) and, when that does not reach the goal within the budget,

@@ -90,5 +90,6 @@ int chk_restore(const subject *s, const problem *q, strbuf *why);
 int chk_determinism(const subject *s, const problem *q, strbuf *why);
 int chk_threads(const subject *s, const problem *q, strbuf *why);
 int chk_nan(const subject *s, const problem *q, strbuf *why);
+int chk_ranges(const subject *s, const problem *q, strbuf *why);
 
 #endif

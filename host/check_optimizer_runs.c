@@ -6,7 +6,7 @@
  *
  * Defines the problems (chk_quad_make, chk_rosen_make, chk_problem_free)
  * and the checks (chk_converges, chk_restore, chk_determinism, chk_threads,
- * chk_nan), declared in check_optimizer_int.h, and, privately, one run's
+ * chk_nan, chk_ranges), declared in check_optimizer_int.h, and, privately, one run's
  * optimizer state and its step.
  *
  * The checks drive the plugin the way the host's training loop does: one
@@ -36,6 +36,7 @@
 #define TRAJ_STEPS 20      /* determinism, threads */
 #define NAN_WARMUP 5       /* steps before the step with a NaN gradient */
 #define NAN_INDEX 437      /* the element that gets it */
+#define RANGES_GAP 10      /* ranges: elements at the end in no range */
 
 static const double LR_LADDER[] = {1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0};
 #define N_LADDER (sizeof LR_LADDER / sizeof *LR_LADDER)
@@ -83,12 +84,26 @@ static void state_free(run_state *r)
     memset(r, 0, sizeof *r);
 }
 
-/* One optimizer step, as session_optimizer_step takes it for one segment. */
+/* The scalars of step r->step + 1 for both groups, prepared as
+ * session_optimizer_step prepares them: the decayed group with wd. */
+static void opt_prepare(const subject *s, void *self, const run_state *r, double lr, double wd,
+                        tftx_opt_step st[TFTX_OPT_GROUPS])
+{
+    for (int k = 0; k < TFTX_OPT_GROUPS; k++) {
+        float decay = k == TFTX_OPT_GROUP_DECAY ? (float)wd : 0;
+        st[k] = (tftx_opt_step){.step = r->step + 1, .lr = (float)lr, .weight_decay = decay};
+        s->ops->prepare(self, &st[k]);
+    }
+}
+
+/* One optimizer step over the whole state, every element decayed. */
 static void opt_step(const subject *s, void *self, run_state *r, const float *g, double lr, double wd)
 {
-    tftx_opt_step st = {.step = ++r->step, .lr = (float)lr, .weight_decay = (float)wd};
-    s->ops->prepare(self, &st);
-    s->ops->step_cpu(self, &st, r->n, r->w, g, r->slot);
+    tftx_opt_step st[TFTX_OPT_GROUPS];
+    opt_prepare(s, self, r, lr, wd, st);
+    r->step++;
+    const tftx_opt_range all = {0, r->n, TFTX_OPT_GROUP_DECAY};
+    s->ops->step_cpu(self, st, &all, 1, r->w, g, r->slot);
 }
 
 /* ------------------------------------------------------------ problems */
@@ -478,6 +493,56 @@ int chk_nan(const subject *s, const problem *q, strbuf *why)
         sb_free(&bad);
     }
     sb_free(&d);
+    pair_close(&p, s);
+    return ok;
+}
+
+int chk_ranges(const subject *s, const problem *q, strbuf *why)
+{
+    pair p;
+    if (pair_open(&p, s, q, why) != 0) return 0;
+    /* A decay that shows: the plugin's, or 0.1 when that is 0 */
+    const double wd = s->wd > 0 ? s->wd : 0.1;
+    const size_t n = q->n - RANGES_GAP, third = n / 3;
+    const tftx_opt_range ranges[3] = {{0, third, TFTX_OPT_GROUP_DECAY},
+                                      {third, third, TFTX_OPT_GROUP_NO_DECAY},
+                                      {2 * third, n - 2 * third, TFTX_OPT_GROUP_DECAY}};
+    float *gap = xmalloc(RANGES_GAP * sizeof *gap);
+    memcpy(gap, p.r[0].w + n, RANGES_GAP * sizeof *gap);
+    int ok = 1;
+    for (int t = 0; t < TRAJ_STEPS && ok; t++) {
+        tftx_opt_step st[TFTX_OPT_GROUPS];
+        /* instance 0: the three ranges in one call */
+        traj_grad(q, &p.r[0], p.g);
+        opt_prepare(s, p.self[0], &p.r[0], s->lr, wd, st);
+        p.r[0].step++;
+        s->ops->step_cpu(p.self[0], st, ranges, 3, p.r[0].w, p.g, p.r[0].slot);
+        /* instance 1: one call per range, its group's scalars in group 0 */
+        traj_grad(q, &p.r[1], p.g);
+        opt_prepare(s, p.self[1], &p.r[1], s->lr, wd, st);
+        p.r[1].step++;
+        for (int j = 0; j < 3; j++) {
+            const tftx_opt_step one[TFTX_OPT_GROUPS] = {st[ranges[j].group], st[ranges[j].group]};
+            const tftx_opt_range r = {ranges[j].offset, ranges[j].n, 0};
+            s->ops->step_cpu(p.self[1], one, &r, 1, p.r[1].w, p.g, p.r[1].slot);
+        }
+        strbuf d = {0};
+        if (states_differ(s, p.self[0], &p.r[0], &p.r[1], (size_t)-1, "(three ranges, one call)", "(one range a call)",
+                          &d)) {
+            sb_printf(why, "step %d: %s", t + 1, d.data);
+            ok = 0;
+        } else if (memcmp(gap, p.r[0].w + n, RANGES_GAP * sizeof *gap) != 0) {
+            sb_printf(why, "step %d: a weight outside every range changed", t + 1);
+            ok = 0;
+        }
+        sb_free(&d);
+    }
+    if (ok)
+        sb_printf(why,
+                  "a step over three ranges (decay %g, no_decay, decay) in one call equals one call per range with "
+                  "its group's scalars, bit for bit over %d steps; the %d weights in no range stay as they were",
+                  wd, TRAJ_STEPS, RANGES_GAP);
+    free(gap);
     pair_close(&p, s);
     return ok;
 }

@@ -21,7 +21,7 @@ static tftx_status make(const plugin *pl, const tnode *section, tftx_value **val
     tftx_value *th = find_value(pl, *vals, "threads");
     if (hint_threads > 0 && pl->desc->kind == TFTX_KIND_BACKEND && th && th->type == TFTX_PARAM_INT && th->i == 0)
         th->i = hint_threads; /* train.threads = 0: share the cores among the runs at once */
-    if (h) { /* model: sizes from the data unless the experiment set them */
+    if (h) {                  /* model: sizes from the data unless the experiment set them */
         tftx_value *v;
         if ((v = find_value(pl, *vals, "vocab_size")) && !v->is_set && h->vocab_size > 0) v->i = h->vocab_size;
         if ((v = find_value(pl, *vals, "num_labels")) && !v->is_set && h->num_labels > 0) v->i = h->num_labels;
@@ -62,19 +62,20 @@ int session_no_decay(const char *name, const tnode *patterns)
     return 0;
 }
 
-static void build_segments(run_session *s, const tnode *no_decay)
+/* The arena in ranges of neighbouring tensors of one group. */
+static void build_ranges(run_session *s, const tnode *no_decay)
 {
     size_t nt = s->model->n_tensors(s->model_self);
     for (size_t i = 0; i < nt; i++) {
         const tftx_tensor_info *t = s->model->tensor(s->model_self, i);
-        int decay = !session_no_decay(t->name, no_decay);
-        opt_segment *last = s->n_segments ? &s->segments[s->n_segments - 1] : NULL;
-        if (last && last->decay == decay && last->offset + last->n == t->offset) {
+        int group = session_no_decay(t->name, no_decay) ? TFTX_OPT_GROUP_NO_DECAY : TFTX_OPT_GROUP_DECAY;
+        tftx_opt_range *last = s->n_ranges ? &s->ranges[s->n_ranges - 1] : NULL;
+        if (last && last->group == group && last->offset + last->n == t->offset) {
             last->n += t->numel;
             continue;
         }
-        s->segments = xrealloc(s->segments, (s->n_segments + 1) * sizeof *s->segments);
-        s->segments[s->n_segments++] = (opt_segment){t->offset, t->numel, decay};
+        s->ranges = xrealloc(s->ranges, (s->n_ranges + 1) * sizeof *s->ranges);
+        s->ranges[s->n_ranges++] = (tftx_opt_range){t->offset, t->numel, group};
     }
 }
 
@@ -118,7 +119,8 @@ tftx_status session_open(run_session *s, const tnode *config, registry *reg, con
     }
     /* the resolved train section holds the backend's parameters (from
        train.<backend> = { ... } or the train level), train.threads included */
-    if ((st = make(s->backend_pl, train, &s->backend_vals, &s->backend_self, err, NULL, h->threads)) != TFTX_OK) goto fail;
+    if ((st = make(s->backend_pl, train, &s->backend_vals, &s->backend_self, err, NULL, h->threads)) != TFTX_OK)
+        goto fail;
     s->backend = (tftx_backend){s->backend_pl->desc->ops, s->backend_self, s->backend_pl->desc->name};
     if ((st = make(s->model_pl, model, &s->model_vals, &s->model_self, err, h, 0)) != TFTX_OK) goto fail;
     if ((st = make(s->opt_pl, optimizer, &s->opt_vals, &s->opt_self, err, NULL, 0)) != TFTX_OK) goto fail;
@@ -146,7 +148,7 @@ tftx_status session_open(run_session *s, const tnode *config, registry *reg, con
     services_set_plugin("host");
     if (st != TFTX_OK) goto fail;
     s->n_params = s->model->n_params(s->model_self);
-    build_segments(s, tnode_get(optimizer, "no_decay"));
+    build_ranges(s, tnode_get(optimizer, "no_decay"));
     if (alloc_slots(s, err) != TFTX_OK) goto fail;
     return TFTX_OK;
 fail:
@@ -165,24 +167,20 @@ void session_close(run_session *s)
     if (s->opt_vals) values_free(s->opt_pl->desc, s->opt_vals);
     if (s->model_vals) values_free(s->model_pl->desc, s->model_vals);
     if (s->backend_vals) values_free(s->backend_pl->desc, s->backend_vals);
-    free(s->segments);
+    free(s->ranges);
     memset(s, 0, sizeof *s);
 }
 
 tftx_status session_optimizer_step(run_session *s, double lr, tftx_error *err)
 {
     s->step++;
-    float *w = s->model->params(s->model_self);
-    const float *g = s->model->grads(s->model_self);
-    for (size_t i = 0; i < s->n_segments; i++) {
-        const opt_segment *seg = &s->segments[i];
-        tftx_opt_step st = {.step = s->step, .lr = (float)lr, .weight_decay = seg->decay ? (float)s->weight_decay : 0};
-        s->opt->prepare(s->opt_self, &st);
-        float *slots[TFTX_OPT_MAX_SLOTS];
-        for (int k = 0; k < s->n_slots; k++) slots[k] = s->slots[k] + seg->offset;
-        tftx_status rc = s->backend.ops->optimizer_step(s->backend.self, s->opt, s->opt_self, &st, seg->n,
-                                                        w + seg->offset, g + seg->offset, slots, err);
-        if (rc != TFTX_OK) return rc;
+    tftx_opt_step st[TFTX_OPT_GROUPS];
+    for (int k = 0; k < TFTX_OPT_GROUPS; k++) {
+        float wd = k == TFTX_OPT_GROUP_DECAY ? (float)s->weight_decay : 0;
+        st[k] = (tftx_opt_step){.step = s->step, .lr = (float)lr, .weight_decay = wd};
+        s->opt->prepare(s->opt_self, &st[k]);
     }
-    return TFTX_OK;
+    return s->backend.ops->optimizer_step(s->backend.self, s->opt, s->opt_self, st, s->ranges, s->n_ranges,
+                                          s->model->params(s->model_self), s->model->grads(s->model_self), s->slots,
+                                          err);
 }

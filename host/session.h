@@ -26,11 +26,6 @@ typedef struct session_hints {
     int threads;        /* for a backend `threads` parameter left at 0; 0: the backend decides */
 } session_hints;
 
-typedef struct opt_segment {
-    size_t offset, n; /* floats in the parameter arena */
-    int decay;        /* 0 for tensors matched by optimizer.no_decay */
-} opt_segment;
-
 typedef struct run_session {
     const plugin *backend_pl, *model_pl, *opt_pl;
     tftx_value *backend_vals, *model_vals, *opt_vals;
@@ -43,15 +38,14 @@ typedef struct run_session {
     float *slots[TFTX_OPT_MAX_SLOTS]; /* backend memory, n_params each */
     int64_t step;                     /* optimizer steps taken */
     double lr, weight_decay;          /* the optimizer's base values */
-    opt_segment *segments;
-    size_t n_segments;
+    tftx_opt_range *ranges;           /* the arena by group (decay / no_decay), in order */
+    size_t n_ranges;
 } run_session;
 
 /* Instantiate backend, model and optimizer from a resolved configuration;
  * bind the model; load `model.pretrained` when set; allocate optimizer
  * slots. On failure everything made so far is released and err says what. */
-tftx_status session_open(run_session *s, const tnode *config, registry *reg, const session_hints *h,
-                         tftx_error *err);
+tftx_status session_open(run_session *s, const tnode *config, registry *reg, const session_hints *h, tftx_error *err);
 void session_close(run_session *s);
 
 /* One optimizer step over all parameters with learning rate `lr` (the

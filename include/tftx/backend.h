@@ -160,11 +160,14 @@ typedef struct tftx_backend_ops {
     int (*all_finite)(void *self, const float *x, size_t n);
 
     /* ------------------------------------------------------- optimizer */
-    /* Run an optimizer plugin's step on this backend's memory: w, g and
-     * slots are backend pointers (n floats each). */
+    /* One optimizer step over the parameter arena, on this backend's
+     * memory: w, g and slots[k] are the arenas (backend pointers); ranges
+     * (host memory, n_ranges of them, not overlapping) say which elements
+     * take which group's scalars st[group] (TFTX_OPT_GROUPS entries). The
+     * same ranges come every step; a backend may keep its own copy. */
     tftx_status (*optimizer_step)(void *self, const tftx_optimizer_ops *opt, const void *opt_self,
-                                  const tftx_opt_step *st, size_t n, float *w, const float *g,
-                                  float *const *slots, tftx_error *err);
+                                  const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges,
+                                  float *w, const float *g, float *const *slots, tftx_error *err);
 } tftx_backend_ops;
 
 /* What a model receives: the backend's table and its instance. */

@@ -43,6 +43,23 @@ typedef struct tftx_opt_step {
     float c[TFTX_OPT_MAX_SCALARS]; /* filled by prepare(): the rule's constants */
 } tftx_opt_step;
 
+/* The groups of a step: the host prepares one tftx_opt_step per group and
+ * every parameter element belongs to one of them. */
+#define TFTX_OPT_GROUP_DECAY 0    /* weight_decay as configured */
+#define TFTX_OPT_GROUP_NO_DECAY 1 /* matched by optimizer.no_decay: 0 */
+#define TFTX_OPT_GROUPS 2
+
+/* Elements [offset, offset + n) of the parameter arena (and of the
+ * gradients and every slot), updated with the scalars st[group]. */
+typedef struct tftx_opt_range {
+    size_t offset;
+    size_t n;
+    int group;
+} tftx_opt_range;
+
+/* The longest range step_cuda is given: one CUDA block updates one range. */
+#define TFTX_OPT_CUDA_RANGE 8192
+
 typedef struct tftx_optimizer_ops {
     /* State slots per parameter element for this instance (0..MAX_SLOTS). */
     int (*n_slots)(const void *self);
@@ -53,13 +70,20 @@ typedef struct tftx_optimizer_ops {
     /* Fill st->c from st->step, st->lr, st->weight_decay. Host side, once
        per step and group. */
     void (*prepare)(const void *self, tftx_opt_step *st);
-    /* Update elements [0, n): w and slots in place. Runs on host memory. */
-    void (*step_cpu)(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                     float *const *slots);
+    /* One step over the arena: every element of every range, w and slots
+       in place with the scalars st[range.group]; elements outside the
+       ranges are left alone. w, g, slots[k] are the arenas' bases, ranges
+       does not overlap, st has TFTX_OPT_GROUPS entries. Host memory. */
+    void (*step_cpu)(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges,
+                     float *w, const float *g, float *const *slots);
     /* Optional (NULL when the plugin was built without nvcc): the same
-       update on device pointers, enqueued on the CUDA stream `stream`. */
-    tftx_status (*step_cuda)(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                             float *const *slots, void *stream, tftx_error *err);
+       update on device pointers, one kernel launch enqueued on the CUDA
+       stream `stream`. Here `ranges` is in device memory and no range is
+       longer than TFTX_OPT_CUDA_RANGE: the backend splits the host's
+       ranges once and keeps the table on the device. */
+    tftx_status (*step_cuda)(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,
+                             size_t n_ranges, float *w, const float *g, float *const *slots, void *stream,
+                             tftx_error *err);
 } tftx_optimizer_ops;
 
 /* ------------------------------------------------- writing the rule once */
@@ -71,12 +95,15 @@ typedef struct tftx_optimizer_ops {
 #endif
 
 /* TFTX_OPT_CPU_STEP(fn, rule, NSLOTS) defines
- *   static void fn(const void *self, const tftx_opt_step *st, size_t n,
+ *   static void fn(const void *self, const tftx_opt_step *st,
+ *                  const tftx_opt_range *ranges, size_t n_ranges,
  *                  float *w, const float *g, float *const *slots)
  * applying `rule(float *w, float g, float *s, const tftx_opt_step *st)` to
- * every element, where s holds that element's NSLOTS slot values. The loop
- * is split across OpenMP threads in fixed chunks, so results do not depend
- * on the thread count (the rule is element-wise).
+ * every element of every range, where s holds that element's NSLOTS slot
+ * values and st is its range's group. One OpenMP parallel region per
+ * step; each range is split across its threads in fixed chunks, so
+ * results do not depend on the thread count (the rule is element-wise, so
+ * no thread waits for the others between ranges).
  *
  * Each thread first copies the step scalars and the slot pointers into
  * locals of its own: a store to w[i] or a slot (a float) could otherwise
@@ -85,29 +112,34 @@ typedef struct tftx_optimizer_ops {
  * with -O3 (and -fno-math-errno when the rule calls sqrtf, so the square
  * root is one instruction instead of a call) to get a vectorised loop. */
 #define TFTX_OPT_CPU_STEP(fn, rule, NSLOTS)                                                    \
-    static void fn(const void *self, const tftx_opt_step *st, size_t n, float *w,              \
-                   const float *g, float *const *slots)                                       \
+    static void fn(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,    \
+                   size_t n_ranges, float *w, const float *g, float *const *slots)            \
     {                                                                                          \
         (void)self;                                                                            \
         _Pragma("omp parallel")                                                                \
         {                                                                                      \
-            const tftx_opt_step st_local = *st;                                                \
-            float *sp[(NSLOTS) > 0 ? (NSLOTS) : 1];                                            \
-            for (int k = 0; k < (NSLOTS); k++) sp[k] = slots[k];                               \
-            _Pragma("omp for schedule(static)")                                                \
-            for (size_t i = 0; i < n; i++) {                                                   \
-                float s[(NSLOTS) > 0 ? (NSLOTS) : 1];                                          \
-                for (int k = 0; k < (NSLOTS); k++) s[k] = sp[k][i];                            \
-                rule(&w[i], g[i], s, &st_local);                                               \
-                for (int k = 0; k < (NSLOTS); k++) sp[k][i] = s[k];                            \
+            for (size_t r = 0; r < n_ranges; r++) {                                            \
+                const tftx_opt_step st_local = st[ranges[r].group];                            \
+                const size_t off = ranges[r].offset, n = ranges[r].n;                          \
+                float *wr = w + off;                                                           \
+                const float *gr = g + off;                                                     \
+                float *sp[(NSLOTS) > 0 ? (NSLOTS) : 1];                                        \
+                for (int k = 0; k < (NSLOTS); k++) sp[k] = slots[k] + off;                     \
+                _Pragma("omp for schedule(static) nowait")                                     \
+                for (size_t i = 0; i < n; i++) {                                               \
+                    float s[(NSLOTS) > 0 ? (NSLOTS) : 1];                                      \
+                    for (int k = 0; k < (NSLOTS); k++) s[k] = sp[k][i];                        \
+                    rule(&wr[i], gr[i], s, &st_local);                                         \
+                    for (int k = 0; k < (NSLOTS); k++) sp[k][i] = s[k];                        \
+                }                                                                              \
             }                                                                                  \
         }                                                                                      \
     }
 
 /* Declares fn, defined in a .cu file by TFTX_OPT_CUDA_STEP(fn, rule, NSLOTS)
  * (tftx/optimizer_cuda.cuh), for the C file that fills the ops table. */
-#define TFTX_OPT_CUDA_DECLARE(fn)                                                                        \
-    tftx_status fn(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,        \
-                   float *const *slots, void *stream, tftx_error *err)
+#define TFTX_OPT_CUDA_DECLARE(fn)                                                                      \
+    tftx_status fn(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges, \
+                   float *w, const float *g, float *const *slots, void *stream, tftx_error *err)
 
 #endif /* TFTX_OPTIMIZER_H */

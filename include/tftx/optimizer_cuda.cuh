@@ -9,14 +9,17 @@
  *
  * defines the C-linkage function
  *
- *   tftx_status fn(const void *self, const tftx_opt_step *st, size_t n,
+ *   tftx_status fn(const void *self, const tftx_opt_step *st,
+ *                  const tftx_opt_range *ranges, size_t n_ranges,
  *                  float *w, const float *g, float *const *slots,
  *                  void *stream, tftx_error *err)
  *
  * with the signature of tftx_optimizer_ops.step_cuda: one kernel launch
- * on `stream` (a cudaStream_t) over elements [0, n), each thread loading
- * w[i], g[i] and the NSLOTS slot values, applying `rule` and storing w and
- * the slots back. The step's scalars travel by value as kernel arguments.
+ * on `stream` (a cudaStream_t) for the whole step, one block per range
+ * (ranges in device memory, none longer than TFTX_OPT_CUDA_RANGE
+ * elements), each thread loading w[i], g[i] and the NSLOTS slot values,
+ * applying `rule` with its range's group st[group] and storing w and the
+ * slots back. The groups' scalars travel by value as kernel arguments.
  * It returns without waiting for the kernel (the backend's stream orders
  * what follows); a launch error comes back as TFTX_ERR_INTERNAL.
  *
@@ -41,15 +44,20 @@ typedef struct tftx_opt_cuda_slots {
     float *p[TFTX_OPT_MAX_SLOTS];
 } tftx_opt_cuda_slots;
 
-#define TFTX_OPT_CUDA_THREADS 256
-#define TFTX_OPT_CUDA_MAX_BLOCKS 65536u /* a grid-stride loop beyond */
+/* The groups' scalars, by value into the kernel. */
+typedef struct tftx_opt_cuda_groups {
+    tftx_opt_step st[TFTX_OPT_GROUPS];
+} tftx_opt_cuda_groups;
+
+#define TFTX_OPT_CUDA_THREADS 256 /* each thread of a block: TFTX_OPT_CUDA_RANGE / 256 = 32 elements at most */
 
 #define TFTX_OPT_CUDA_STEP(fn, rule, NSLOTS)                                                                  \
-    static __global__ void fn##_kernel(tftx_opt_step st, size_t n, float *w, const float *g,                  \
-                                       tftx_opt_cuda_slots sp)                                                \
+    static __global__ void fn##_kernel(tftx_opt_cuda_groups gr, const tftx_opt_range *ranges, float *w,       \
+                                       const float *g, tftx_opt_cuda_slots sp)                                \
     {                                                                                                         \
-        for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;                                 \
-             i += (size_t)gridDim.x * blockDim.x) {                                                           \
+        const tftx_opt_range r = ranges[blockIdx.x];                                                          \
+        const tftx_opt_step st = gr.st[r.group];                                                              \
+        for (size_t i = r.offset + threadIdx.x; i < r.offset + r.n; i += blockDim.x) {                        \
             float s[(NSLOTS) > 0 ? (NSLOTS) : 1];                                                             \
             for (int k = 0; k < (NSLOTS); k++) s[k] = sp.p[k][i];                                             \
             float wi = w[i];                                                                                  \
@@ -58,17 +66,22 @@ typedef struct tftx_opt_cuda_slots {
             for (int k = 0; k < (NSLOTS); k++) sp.p[k][i] = s[k];                                             \
         }                                                                                                     \
     }                                                                                                         \
-    extern "C" tftx_status fn(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g, \
-                              float *const *slots, void *stream, tftx_error *err)                             \
+    extern "C" tftx_status fn(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,       \
+                              size_t n_ranges, float *w, const float *g, float *const *slots, void *stream,   \
+                              tftx_error *err)                                                                \
     {                                                                                                         \
         (void)self;                                                                                           \
-        if (n == 0) return TFTX_OK;                                                                           \
+        if (n_ranges == 0) return TFTX_OK;                                                                    \
         tftx_opt_cuda_slots sp = {};                                                                          \
         for (int k = 0; k < (NSLOTS); k++) sp.p[k] = slots[k];                                                \
-        size_t blocks = (n + TFTX_OPT_CUDA_THREADS - 1) / TFTX_OPT_CUDA_THREADS;                              \
-        if (blocks > TFTX_OPT_CUDA_MAX_BLOCKS) blocks = TFTX_OPT_CUDA_MAX_BLOCKS;                             \
-        fn##_kernel<<<(unsigned)blocks, TFTX_OPT_CUDA_THREADS, 0, (cudaStream_t)stream>>>(*st, n, w, g, sp);  \
-        cudaError_t rc = cudaGetLastError();                                                                  \
+        tftx_opt_cuda_groups gr;                                                                              \
+        for (int k = 0; k < TFTX_OPT_GROUPS; k++) gr.st[k] = st[k];                                           \
+        cudaError_t rc = n_ranges > 0x7fffffffu ? cudaErrorInvalidConfiguration : cudaSuccess;                \
+        if (rc == cudaSuccess) {                                                                              \
+            fn##_kernel<<<(unsigned)n_ranges, TFTX_OPT_CUDA_THREADS, 0, (cudaStream_t)stream>>>(gr, ranges, w, \
+                                                                                             g, sp);          \
+            rc = cudaGetLastError();                                                                          \
+        }                                                                                                     \
         if (rc == cudaSuccess) return TFTX_OK;                                                                \
         err->status = TFTX_ERR_INTERNAL;                                                                      \
         snprintf(err->message, sizeof err->message, "%s: CUDA kernel launch failed: %s", #fn,                 \

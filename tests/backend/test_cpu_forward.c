@@ -547,39 +547,51 @@ static void test_gradient_utilities(void **state)
 
 static int seen_team; /* OpenMP team size inside the fake step */
 
-/* w -= lr * g, in an OpenMP region without a team size, like
- * TFTX_OPT_CPU_STEP: it takes the process default the backend sets. */
-static void fake_step(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                      float *const *slots)
+/* w -= lr * g with the range's group, in an OpenMP region without a team
+ * size, like TFTX_OPT_CPU_STEP: it takes the process default the backend
+ * sets. */
+static void fake_step(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges,
+                      float *w, const float *g, float *const *slots)
 {
     (void)self, (void)slots;
 #pragma omp parallel
     {
 #pragma omp single
         seen_team = omp_get_num_threads();
+        for (size_t r = 0; r < n_ranges; r++) {
+            const float lr = st[ranges[r].group].lr;
+            float *wr = w + ranges[r].offset;
+            const float *gr = g + ranges[r].offset;
 #pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) w[i] -= st->lr * g[i];
+            for (size_t i = 0; i < ranges[r].n; i++) wr[i] -= lr * gr[i];
+        }
     }
 }
 
+/* The backend hands the groups and ranges on as they are: elements
+ * [0, 600) with group 0's lr, [600, 990) with group 1's, the rest alone. */
 static void test_optimizer_step(void **state)
 {
     (void)state;
     tftx_optimizer_ops opt = {.step_cpu = fake_step};
-    tftx_opt_step st = {.step = 1, .lr = 0.5f};
+    tftx_opt_step st[TFTX_OPT_GROUPS] = {{.step = 1, .lr = 0.5f}, {.step = 1, .lr = 0.25f}};
+    const tftx_opt_range ranges[2] = {{0, 600, 0}, {600, 390, 1}};
     float w[1000], g[1000];
     for (int t = 0; t < NBE; t++) {
         for (int i = 0; i < 1000; i++) w[i] = 1.0f, g[i] = (float)i;
         int before = omp_get_max_threads();
         tftx_error err = {0};
-        assert_int_equal(ops->optimizer_step(be[t], &opt, NULL, &st, 1000, w, g, NULL, &err), TFTX_OK);
+        assert_int_equal(ops->optimizer_step(be[t], &opt, NULL, st, ranges, 2, w, g, NULL, &err), TFTX_OK);
         assert_int_equal(seen_team, THREADS[t]);
         assert_int_equal(omp_get_max_threads(), before); /* the default is put back */
-        for (int i = 0; i < 1000; i++) assert_true(w[i] == 1.0f - 0.5f * (float)i);
+        for (int i = 0; i < 1000; i++) {
+            float want = i < 600 ? 1.0f - 0.5f * (float)i : i < 990 ? 1.0f - 0.25f * (float)i : 1.0f;
+            assert_true(w[i] == want);
+        }
     }
     tftx_optimizer_ops none = {0};
     tftx_error err = {0};
-    assert_int_equal(ops->optimizer_step(be[0], &none, NULL, &st, 10, w, g, NULL, &err), TFTX_ERR_INVALID);
+    assert_int_equal(ops->optimizer_step(be[0], &none, NULL, st, ranges, 1, w, g, NULL, &err), TFTX_ERR_INVALID);
     assert_non_null(strstr(err.message, "CPU step"));
 }
 

@@ -16,6 +16,9 @@
  *   BUG_ASCENT   chk_ascent: climbs the gradient (fails `quadratic` and
  *                `rosenbrock`)
  *   BUG_LR_INT   chk_lrint: declares `lr` as an int (fails `schema`)
+ *   BUG_GROUPS   chk_groups: SGD that steps every range with the first
+ *                group's scalars, decaying the no_decay group (fails
+ *                `ranges`)
  */
 #include <math.h>
 #include <omp.h>
@@ -71,10 +74,8 @@ TFTX_OPT_CPU_STEP(sgd_step, sgd_rule, 0)
 TFTX_OPT_CPU_STEP(ascent_step, ascent_rule, 0)
 TFTX_OPT_CPU_STEP(adam_step, adam_rule, 2)
 
-static void threads_step(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                         float *const *slots)
+static void threads_range(const tftx_opt_step *st, size_t n, float *w, const float *g)
 {
-    (void)self, (void)slots;
 #pragma omp parallel
     {
         size_t tid = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
@@ -86,14 +87,21 @@ static void threads_step(const void *self, const tftx_opt_step *st, size_t n, fl
     }
 }
 
-static void nan_step(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots)
+static void nan_range(const tftx_opt_step *st, size_t n, float *w, const float *g)
 {
-    (void)self, (void)slots;
     double ss = 0;
     for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
     float damp = (float)(1.0 / (1.0 + sqrt(ss / (double)(n ? n : 1)))); /* the bug: one NaN makes it NaN */
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) w[i] = w[i] * st->c[1] + st->c[0] * damp * g[i];
+}
+
+/* The buggy stateless steps, range by range. */
+static void each_range(void (*f)(const tftx_opt_step *, size_t, float *, const float *), const tftx_opt_step *st,
+                       const tftx_opt_range *ranges, size_t n_ranges, float *w, const float *g)
+{
+    for (size_t r = 0; r < n_ranges; r++)
+        f(&st[ranges[r].group], ranges[r].n, w + ranges[r].offset, g + ranges[r].offset);
 }
 
 /* ------------------------------------------------------------ ops */
@@ -139,20 +147,25 @@ static void prepare(const void *self, tftx_opt_step *st)
 #endif
 }
 
-static void step(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots)
+static void step(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges, float *w,
+                 const float *g, float *const *slots)
 {
 #if defined(BUG_THREADS)
-    threads_step(self, st, n, w, g, slots);
+    each_range(threads_range, st, ranges, n_ranges, w, g);
 #elif defined(BUG_STATE)
-    adam_step(self, st, n, w, g, slots);
+    adam_step(self, st, ranges, n_ranges, w, g, slots);
 #elif defined(BUG_NAN)
-    nan_step(self, st, n, w, g, slots);
+    each_range(nan_range, st, ranges, n_ranges, w, g);
 #elif defined(BUG_ASCENT)
-    ascent_step(self, st, n, w, g, slots);
+    ascent_step(self, st, ranges, n_ranges, w, g, slots);
+#elif defined(BUG_GROUPS)
+    const tftx_opt_step first[TFTX_OPT_GROUPS] = {st[0], st[0]}; /* the bug: st[range.group] is the one */
+    sgd_step(self, first, ranges, n_ranges, w, g, slots);
 #else
-    sgd_step(self, st, n, w, g, slots);
+    sgd_step(self, st, ranges, n_ranges, w, g, slots);
 #endif
-    (void)threads_step, (void)nan_step, (void)sgd_step, (void)ascent_step, (void)adam_step;
+    (void)self, (void)slots, (void)each_range, (void)threads_range, (void)nan_range, (void)sgd_step, (void)ascent_step,
+        (void)adam_step;
 }
 
 static const tftx_optimizer_ops OPS = {

@@ -78,8 +78,8 @@ static const char *verdict_of(const outcome *o, const char *check)
     return "none";
 }
 
-static const char *const CHECKS[] = {"schema",  "ops",         "quadratic", "rosenbrock",
-                                     "restore", "determinism", "threads",   "nan"};
+static const char *const CHECKS[] = {"schema",      "ops",     "quadratic", "rosenbrock", "restore",
+                                     "determinism", "threads", "nan",       "ranges"};
 
 /* Every check has the verdict `want`, except those listed after it
  * (NULL-terminated), which have `other`. */
@@ -105,7 +105,7 @@ static void builtins_pass(void **state)
         outcome o = run(names[i], NULL);
         assert_int_equal(o.rc, 0);
         expect(&o, "PASS", NULL, NULL);
-        assert_non_null(strstr(o.out, "all 8 checks passed"));
+        assert_non_null(strstr(o.out, "all 9 checks passed"));
         assert_non_null(strstr(o.out, "OpenMP threads (libgomp"));
         assert_non_null(strstr(o.out, "tftx's training loop"));
         outcome_free(&o);
@@ -138,7 +138,7 @@ static void thread_dependent_step_fails_threads(void **state)
     assert_int_equal(o.rc, 1);
     expect(&o, "PASS", "FAIL", "threads", NULL);
     assert_non_null(strstr(o.out, "(1 thread) vs"));
-    assert_non_null(strstr(o.out, "1 of 8 checks failed (threads)"));
+    assert_non_null(strstr(o.out, "1 of 9 checks failed (threads)"));
     outcome_free(&o);
 }
 
@@ -159,6 +159,16 @@ static void nan_spread_fails_nan(void **state)
     assert_int_equal(o.rc, 1);
     expect(&o, "PASS", "FAIL", "nan", NULL);
     assert_non_null(strstr(o.out, "reached other elements"));
+    outcome_free(&o);
+}
+
+static void ignored_groups_fail_ranges(void **state)
+{
+    (void)state;
+    outcome o = run("chk_groups", NULL);
+    assert_int_equal(o.rc, 1);
+    expect(&o, "PASS", "FAIL", "ranges", NULL);
+    assert_non_null(strstr(o.out, "(three ranges, one call) vs"));
     outcome_free(&o);
 }
 
@@ -236,6 +246,7 @@ int main(void)
         cmocka_unit_test(thread_dependent_step_fails_threads),
         cmocka_unit_test(hidden_state_fails_restore),
         cmocka_unit_test(nan_spread_fails_nan),
+        cmocka_unit_test(ignored_groups_fail_ranges),
         cmocka_unit_test(ascent_fails_convergence),
         cmocka_unit_test(bad_schemas_fail_schema),
         cmocka_unit_test(argument_errors),

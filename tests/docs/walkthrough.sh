@@ -68,8 +68,8 @@ check describe-pkg-config 0 '^optimizer lion 1\.0\.0: Lion' -- env TFTX_PLUGIN_P
 if "$TFTX" check 2>&1 | grep -q "unknown command 'check'"; then
   bad "check: this tftx has no 'check' command (dispatch cmd_check of host/check_optimizer.h in host/main.c)"
 else
-  check check-lion 0 'optimizer lion: all 8 checks passed' -- env TFTX_PLUGIN_PATH="$T/build" "$TFTX" check optimizer lion
-  check check-lion-pkg-config 0 'all 8 checks passed' -- env TFTX_PLUGIN_PATH="$T/pc" "$TFTX" check optimizer lion
+  check check-lion 0 'optimizer lion: all 9 checks passed' -- env TFTX_PLUGIN_PATH="$T/build" "$TFTX" check optimizer lion
+  check check-lion-pkg-config 0 'all 9 checks passed' -- env TFTX_PLUGIN_PATH="$T/pc" "$TFTX" check optimizer lion
 fi
 
 # 6. the sweep, run from elsewhere (paths in the file are relative to it)

@@ -161,12 +161,16 @@ static void slots_free(float **s)
     free(s);
 }
 
-/* One update of elements [0, n) at step t (1-based). */
+/* One update of elements [0, n) at step t (1-based), given as two ranges
+ * of the decayed group (the no_decay group's scalars, weight decay 0, go
+ * unused: PyTorch's reference has one parameter group). */
 static void optim_step(const optim *o, int64_t t, size_t n, float *w, const float *g, float **slots)
 {
-    tftx_opt_step st = {.step = t, .lr = o->lr, .weight_decay = o->weight_decay};
-    o->ops->prepare(o->self, &st);
-    o->ops->step_cpu(o->self, &st, n, w, g, (float *const *)slots);
+    tftx_opt_step st[TFTX_OPT_GROUPS] = {{.step = t, .lr = o->lr, .weight_decay = o->weight_decay},
+                                         {.step = t, .lr = o->lr}};
+    for (int k = 0; k < TFTX_OPT_GROUPS; k++) o->ops->prepare(o->self, &st[k]);
+    const tftx_opt_range ranges[2] = {{0, n / 2, TFTX_OPT_GROUP_DECAY}, {n / 2, n - n / 2, TFTX_OPT_GROUP_DECAY}};
+    o->ops->step_cpu(o->self, st, ranges, 2, w, g, (float *const *)slots);
 }
 
 /* ------------------------------------------------ fixtures */

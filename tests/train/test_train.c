@@ -199,8 +199,8 @@ static void early_stopping(void **s)
 {
     (void)s;
     result r; /* lr 0: the validation loss never improves after the first evaluation */
-    train(cfg("plugin = \"sgd\"; lr = 0.0;", "epochs = 5; eval_every = 3; early_stop = { metric = \"loss\"; patience = 2; };",
-              NULL),
+    train(cfg("plugin = \"sgd\"; lr = 0.0;",
+              "epochs = 5; eval_every = 3; early_stop = { metric = \"loss\"; patience = 2; };", NULL),
           NULL, 0, &r);
     assert_string_equal(r.out.status, "ok");
     assert_int_equal((int64_t)metric(&r, "stopped_early", NULL), 1);
@@ -242,9 +242,9 @@ static void clipping_bounds_the_update(void **s)
     const msgpack_object *la = mp_get(&a.u.data, "train_loss"), *lb = mp_get(&b.u.data, "train_loss");
     double a0 = la->via.array.ptr[0].via.array.ptr[1].via.f64, a1 = la->via.array.ptr[1].via.array.ptr[1].via.f64;
     double b0 = lb->via.array.ptr[0].via.array.ptr[1].via.f64, b1 = lb->via.array.ptr[1].via.array.ptr[1].via.f64;
-    assert_true(a0 == b0);                 /* same start */
-    assert_true(fabs(b1 - b0) < 1e-4);     /* an update of norm <= 5e-6 barely moves */
-    assert_true(fabs(a1 - a0) > 1e-3);     /* unclipped, it does */
+    assert_true(a0 == b0);             /* same start */
+    assert_true(fabs(b1 - b0) < 1e-4); /* an update of norm <= 5e-6 barely moves */
+    assert_true(fabs(a1 - a0) > 1e-3); /* unclipped, it does */
     result_free(&a);
     result_free(&b);
 }
@@ -288,7 +288,8 @@ static void resume_continues_exactly(void **s)
     assert_int_equal((int64_t)metric(&c, "resumed_at", NULL), 20);
     const char *files[] = {"model.safetensors", "optimizer.safetensors"};
     for (int f = 0; f < 2; f++) {
-        char *pa = xasprintf("%s/checkpoint-last/%s", dir_a, files[f]), *pc = xasprintf("%s/checkpoint-last/%s", dir_c, files[f]);
+        char *pa = xasprintf("%s/checkpoint-last/%s", dir_a, files[f]),
+             *pc = xasprintf("%s/checkpoint-last/%s", dir_c, files[f]);
         size_t na, nc;
         char *xa = read_file(pa, &na), *xc = read_file(pc, &nc);
         assert_non_null(xa);
@@ -317,11 +318,12 @@ static void decay_flags(const char *const *sets, size_t n_sets, char *flags, siz
     assert_int_equal(session_open(out, p.runs[0].config, &reg, &h, &err), TFTX_OK);
     *n_params = out->n_params;
     size_t covered = 0;
-    for (size_t i = 0; i < out->n_segments; i++) {
-        memset(flags + out->segments[i].offset, out->segments[i].decay ? 'd' : '-', out->segments[i].n);
-        covered += out->segments[i].n;
+    for (size_t i = 0; i < out->n_ranges; i++) {
+        const tftx_opt_range *r = &out->ranges[i];
+        memset(flags + r->offset, r->group == TFTX_OPT_GROUP_DECAY ? 'd' : '-', r->n);
+        covered += r->n;
     }
-    assert_int_equal(covered, out->n_params); /* every parameter in exactly one segment */
+    assert_int_equal(covered, out->n_params); /* every parameter in exactly one range */
     plan_free(&p);
     errlist_free(&errs);
 }

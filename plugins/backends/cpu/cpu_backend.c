@@ -143,15 +143,15 @@ static int cpu_all_finite(void *self, const float *x, size_t n)
  * own (TFTX_OPT_CPU_STEP), so it takes the process default: set it to this
  * backend's thread count for the call and put the old value back. */
 static tftx_status cpu_optimizer_step(void *self, const tftx_optimizer_ops *opt, const void *opt_self,
-                                      const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots,
-                                      tftx_error *err)
+                                      const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges, float *w,
+                                      const float *g, float *const *slots, tftx_error *err)
 {
     const cpu_backend *be = self;
     if (!opt || !opt->step_cpu)
         return be->host->error(err, TFTX_ERR_INVALID, "cpu backend: the optimizer has no CPU step");
     int saved = omp_get_max_threads();
     omp_set_num_threads(be->nthreads);
-    opt->step_cpu(opt_self, st, n, w, g, slots);
+    opt->step_cpu(opt_self, st, ranges, n_ranges, w, g, slots);
     omp_set_num_threads(saved);
     return TFTX_OK;
 }

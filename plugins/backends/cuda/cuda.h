@@ -65,6 +65,10 @@ typedef struct cuda_backend {
     /* host copies for the staged optimizer step */
     float *stage;
     size_t stage_floats;
+    /* the optimizer's ranges as the host gave them (to see a change), and
+       cut to TFTX_OPT_CUDA_RANGE elements each in device memory */
+    tftx_opt_range *opt_key, *opt_split;
+    size_t opt_key_n, opt_split_n;
 } cuda_backend;
 
 /* Log a failed CUDA or cuBLAS call once and mark the instance failed.

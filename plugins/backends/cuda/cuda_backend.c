@@ -131,10 +131,11 @@ static int cuda_threads(void *self)
 
 /* ---------------------------------------------------------- optimizer */
 
-/* Host copies of w, g and the slots, step_cpu, and w and slots back. */
+/* One range at a time: host copies of its w, g and slots, step_cpu, and
+ * w and slots back. */
 static tftx_status staged_step(cuda_backend *be, const tftx_optimizer_ops *opt, const void *opt_self,
-                               const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots,
-                               tftx_error *err)
+                               const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges, float *w,
+                               const float *g, float *const *slots, tftx_error *err)
 {
     int ns = opt->n_slots(opt_self);
     if (ns < 0 || ns > TFTX_OPT_MAX_SLOTS)
@@ -145,40 +146,83 @@ static tftx_status staged_step(cuda_backend *be, const tftx_optimizer_ops *opt, 
                       "gradients and state to the host and back (slow; rebuild the optimizer plugin with nvcc)");
         be->warned_staged = 1;
     }
-    size_t need = n * (size_t)(2 + ns);
-    if (need > be->stage_floats) {
-        free(be->stage);
-        be->stage = malloc(need * sizeof *be->stage);
-        be->stage_floats = be->stage ? need : 0;
-        if (!be->stage)
-            return be->host->error(err, TFTX_ERR_NOMEM, "cuda backend: no host memory for the staged optimizer step");
+    for (size_t r = 0; r < n_ranges; r++) {
+        const size_t off = ranges[r].offset, n = ranges[r].n, need = n * (size_t)(2 + ns);
+        if (need > be->stage_floats) {
+            free(be->stage);
+            be->stage = malloc(need * sizeof *be->stage);
+            be->stage_floats = be->stage ? need : 0;
+            if (!be->stage)
+                return be->host->error(err, TFTX_ERR_NOMEM,
+                                       "cuda backend: no host memory for the staged optimizer step");
+        }
+        float *hw = be->stage, *hg = hw + n, *hs[TFTX_OPT_MAX_SLOTS] = {0};
+        cuda_copy_out(be, hw, w + off, n * sizeof *hw);
+        cuda_copy_out(be, hg, g + off, n * sizeof *hg);
+        for (int k = 0; k < ns; k++) {
+            hs[k] = hg + n * (size_t)(k + 1);
+            cuda_copy_out(be, hs[k], slots[k] + off, n * sizeof *hw);
+        }
+        if (be->failed)
+            return be->host->error(err, TFTX_ERR_INTERNAL, "cuda backend: a CUDA call failed (see the log)");
+        const tftx_opt_range whole = {0, n, ranges[r].group};
+        opt->step_cpu(opt_self, st, &whole, 1, hw, hg, hs);
+        cuda_copy_in(be, w + off, hw, n * sizeof *hw);
+        for (int k = 0; k < ns; k++) cuda_copy_in(be, slots[k] + off, hs[k], n * sizeof *hw);
+        CUDA_OK(be, cudaStreamSynchronize(be->stream)); /* the stage is reused next range */
     }
-    float *hw = be->stage, *hg = hw + n, *hs[TFTX_OPT_MAX_SLOTS] = {0};
-    cuda_copy_out(be, hw, w, n * sizeof *hw);
-    cuda_copy_out(be, hg, g, n * sizeof *hg);
-    for (int k = 0; k < ns; k++) {
-        hs[k] = hg + n * (size_t)(k + 1);
-        cuda_copy_out(be, hs[k], slots[k], n * sizeof *hw);
+    return TFTX_OK;
+}
+
+/* The host's ranges cut to TFTX_OPT_CUDA_RANGE elements, on the device:
+ * made on the first step and again only when the ranges change. */
+static tftx_status split_ranges(cuda_backend *be, const tftx_opt_range *ranges, size_t n_ranges, tftx_error *err)
+{
+    if (be->opt_split && n_ranges == be->opt_key_n && memcmp(ranges, be->opt_key, n_ranges * sizeof *ranges) == 0)
+        return TFTX_OK;
+    size_t n = 0;
+    for (size_t r = 0; r < n_ranges; r++) n += (ranges[r].n + TFTX_OPT_CUDA_RANGE - 1) / TFTX_OPT_CUDA_RANGE;
+    tftx_opt_range *key = malloc((n_ranges ? n_ranges : 1) * sizeof *key), *cut = malloc((n ? n : 1) * sizeof *cut);
+    void *dev = NULL;
+    if (!key || !cut || cudaMalloc(&dev, (n ? n : 1) * sizeof *cut) != cudaSuccess) {
+        cudaGetLastError();
+        free(key), free(cut);
+        return be->host->error(err, TFTX_ERR_NOMEM, "cuda backend: out of memory for the optimizer's %zu ranges", n);
     }
-    if (be->failed) return be->host->error(err, TFTX_ERR_INTERNAL, "cuda backend: a CUDA call failed (see the log)");
-    opt->step_cpu(opt_self, st, n, hw, hg, hs);
-    cuda_copy_in(be, w, hw, n * sizeof *hw);
-    for (int k = 0; k < ns; k++) cuda_copy_in(be, slots[k], hs[k], n * sizeof *hw);
-    CUDA_OK(be, cudaStreamSynchronize(be->stream)); /* the stage is reused next call */
+    size_t k = 0;
+    for (size_t r = 0; r < n_ranges; r++)
+        for (size_t o = 0; o < ranges[r].n; o += TFTX_OPT_CUDA_RANGE) {
+            size_t left = ranges[r].n - o;
+            cut[k++] = (tftx_opt_range){ranges[r].offset + o, left < TFTX_OPT_CUDA_RANGE ? left : TFTX_OPT_CUDA_RANGE,
+                                        ranges[r].group};
+        }
+    memcpy(key, ranges, n_ranges * sizeof *key);
+    /* synchronous: `cut` is freed next */
+    CUDA_OK(be, cudaMemcpy(dev, cut, n * sizeof *cut, cudaMemcpyHostToDevice));
+    free(cut);
+    if (be->opt_split) CUDA_OK(be, cudaFree(be->opt_split));
+    free(be->opt_key);
+    be->opt_key = key, be->opt_key_n = n_ranges;
+    be->opt_split = dev, be->opt_split_n = n;
     return TFTX_OK;
 }
 
 static tftx_status cuda_optimizer_step(void *self, const tftx_optimizer_ops *opt, const void *opt_self,
-                                       const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots,
-                                       tftx_error *err)
+                                       const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges, float *w,
+                                       const float *g, float *const *slots, tftx_error *err)
 {
     cuda_backend *be = self;
     if (!opt) return be->host->error(err, TFTX_ERR_INVALID, "cuda backend: no optimizer");
-    if (n == 0) return TFTX_OK;
-    if (opt->step_cuda) return opt->step_cuda(opt_self, st, n, w, g, slots, be->stream, err);
-    if (!opt->step_cpu)
-        return be->host->error(err, TFTX_ERR_INVALID, "cuda backend: the optimizer has neither a CUDA nor a CPU step");
-    return staged_step(be, opt, opt_self, st, n, w, g, slots, err);
+    if (n_ranges == 0) return TFTX_OK;
+    if (!opt->step_cuda) {
+        if (!opt->step_cpu)
+            return be->host->error(err, TFTX_ERR_INVALID,
+                                   "cuda backend: the optimizer has neither a CUDA nor a CPU step");
+        return staged_step(be, opt, opt_self, st, ranges, n_ranges, w, g, slots, err);
+    }
+    tftx_status rc = split_ranges(be, ranges, n_ranges, err);
+    if (rc != TFTX_OK) return rc;
+    return opt->step_cuda(opt_self, st, be->opt_split, be->opt_split_n, w, g, slots, be->stream, err);
 }
 
 /* ------------------------------------------------------------ the table */
@@ -323,9 +367,11 @@ static void cuda_destroy(void *instance)
     if (be->work) cudaFree(be->work);
     if (be->ptrs) cudaFree(be->ptrs);
     if (be->half) cudaFree(be->half);
+    if (be->opt_split) cudaFree(be->opt_split);
     cublasDestroy(be->blas);
     cudaStreamDestroy(be->stream);
     free(be->stage);
+    free(be->opt_key);
     free(be);
     cuda_profile_report();
 }

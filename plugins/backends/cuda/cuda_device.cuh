@@ -15,8 +15,8 @@
 
 #include "cuda.h"
 
-#define CUDA_THREADS 256          /* threads per block of the element-wise kernels */
-#define CUDA_ROWS_PER_BLOCK 8     /* warp-per-row kernels: 8 warps of 32 */
+#define CUDA_THREADS 256           /* threads per block of the element-wise kernels */
+#define CUDA_ROWS_PER_BLOCK 8      /* warp-per-row kernels: 8 warps of 32 */
 #define CUDA_MAX_BLOCKS (1u << 20) /* grid-stride loops beyond this */
 
 static inline cuda_backend *cuda_of(void *self)
@@ -38,7 +38,8 @@ static inline unsigned cuda_row_blocks(size_t rows)
     return (unsigned)((rows + CUDA_ROWS_PER_BLOCK - 1) / CUDA_ROWS_PER_BLOCK);
 }
 
-#define CUDA_FOR(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+#define CUDA_FOR(i, n)                                                                                                 \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 /* Sum and maximum over the 32 lanes of a warp (every lane gets the result). */
 __device__ __forceinline__ float warp_sum(float v)
@@ -115,6 +116,17 @@ static __global__ void colsum_final_kernel(float *out_x, float *out_y, const flo
     if (out_x) out_x[c] += t.x;
     if (out_y) out_y[c] += t.y;
 }
+
+/* f for a plain column sum of a (N, C) matrix: a bias's gradient, the
+ * segment-0 row of an embedding table when no segments are given. */
+struct col_of {
+    const float *x;
+    int C;
+    __device__ float2 operator()(int r, int c) const
+    {
+        return make_float2(x[(size_t)r * C + c], 0.0f);
+    }
+};
 
 /* out_x[c] += sum_r f(r,c).x, out_y[c] += sum_r f(r,c).y (either NULL) */
 template <class F> static void colsum(cuda_backend *be, float *out_x, float *out_y, F f, int N, int C)

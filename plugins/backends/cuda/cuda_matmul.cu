@@ -60,16 +60,6 @@ __global__ void bias_broadcast_kernel(float *out, const float *bias, int OC, siz
     CUDA_FOR(i, n) out[i] = bias[i % OC];
 }
 
-/* dbias[o] += sum_n dout[n,o] (colsum: a fixed order) */
-struct bias_grad {
-    const float *dout;
-    int OC;
-    __device__ float2 operator()(int n, int o) const
-    {
-        return make_float2(dout[(size_t)n * OC + o], 0.0f);
-    }
-};
-
 /* C = alpha op(A) op(B) + beta C, column-major, fp32 in memory */
 static void gemm(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float *alpha,
                  const float *A, int lda, const float *B, int ldb, const float *beta, float *C, int ldc)
@@ -113,7 +103,7 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || OC <= 0) return;
     const float one = 1.0f;
-    if (dbias) colsum(be, dbias, NULL, bias_grad{dout, OC}, N, OC);
+    if (dbias) colsum(be, dbias, NULL, col_of{dout, OC}, N, OC);
     if (C <= 0) return;
     if (be->precision == CUDA_BF16) {
         const size_t nw = (size_t)OC * C, nd = (size_t)N * OC, nx = (size_t)N * C;
@@ -130,10 +120,8 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
         }
         return;
     }
-    if (dinp)
-        gemm(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &one, dinp, C);
-    if (dweight)
-        gemm(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight, C);
+    if (dinp) gemm(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &one, dinp, C);
+    if (dweight) gemm(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight, C);
 }
 
 } /* extern "C" */

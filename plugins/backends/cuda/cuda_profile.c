@@ -155,11 +155,12 @@ static int all_finite(void *self, const float *x, size_t n)
     end(self, P_FINITE);
     return r;
 }
-static tftx_status opt(void *self, const tftx_optimizer_ops *o, const void *os, const tftx_opt_step *st, size_t n,
-                       float *w, const float *g, float *const *slots, tftx_error *err)
+static tftx_status opt(void *self, const tftx_optimizer_ops *o, const void *os, const tftx_opt_step *st,
+                       const tftx_opt_range *ranges, size_t n_ranges, float *w, const float *g, float *const *slots,
+                       tftx_error *err)
 {
     begin(self);
-    tftx_status r = orig.optimizer_step(self, o, os, st, n, w, g, slots, err);
+    tftx_status r = orig.optimizer_step(self, o, os, st, ranges, n_ranges, w, g, slots, err);
     end(self, P_OPT);
     return r;
 }

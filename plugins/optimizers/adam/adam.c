@@ -32,11 +32,12 @@ TFTX_OPT_CPU_STEP(adam_step_amsgrad, adam_amsgrad_rule, 3)
 #ifdef TFTX_OPT_HAVE_CUDA
 TFTX_OPT_CUDA_DECLARE(adam_cuda_plain);
 TFTX_OPT_CUDA_DECLARE(adam_cuda_amsgrad);
-static tftx_status adam_step_cuda(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                                  float *const *slots, void *stream, tftx_error *err)
+static tftx_status adam_step_cuda(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,
+                                  size_t n_ranges, float *w, const float *g, float *const *slots, void *stream,
+                                  tftx_error *err)
 {
     const adam_family *o = self;
-    return (o->amsgrad ? adam_cuda_amsgrad : adam_cuda_plain)(self, st, n, w, g, slots, stream, err);
+    return (o->amsgrad ? adam_cuda_amsgrad : adam_cuda_plain)(self, st, ranges, n_ranges, w, g, slots, stream, err);
 }
 #endif
 
@@ -48,14 +49,14 @@ static void adam_prepare(const void *self, tftx_opt_step *st)
     st->c[7] = st->weight_decay;
 }
 
-static void adam_step(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                      float *const *slots)
+static void adam_step(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges,
+                      float *w, const float *g, float *const *slots)
 {
     const adam_family *o = self;
     if (o->amsgrad)
-        adam_step_amsgrad(self, st, n, w, g, slots);
+        adam_step_amsgrad(self, st, ranges, n_ranges, w, g, slots);
     else
-        adam_step_plain(self, st, n, w, g, slots);
+        adam_step_plain(self, st, ranges, n_ranges, w, g, slots);
 }
 
 static const tftx_optimizer_ops OPS = {

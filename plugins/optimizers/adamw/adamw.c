@@ -31,11 +31,12 @@ TFTX_OPT_CPU_STEP(adamw_step_amsgrad, adamw_amsgrad_rule, 3)
 #ifdef TFTX_OPT_HAVE_CUDA
 TFTX_OPT_CUDA_DECLARE(adamw_cuda_plain);
 TFTX_OPT_CUDA_DECLARE(adamw_cuda_amsgrad);
-static tftx_status adamw_step_cuda(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                                   float *const *slots, void *stream, tftx_error *err)
+static tftx_status adamw_step_cuda(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,
+                                   size_t n_ranges, float *w, const float *g, float *const *slots, void *stream,
+                                   tftx_error *err)
 {
     const adam_family *o = self;
-    return (o->amsgrad ? adamw_cuda_amsgrad : adamw_cuda_plain)(self, st, n, w, g, slots, stream, err);
+    return (o->amsgrad ? adamw_cuda_amsgrad : adamw_cuda_plain)(self, st, ranges, n_ranges, w, g, slots, stream, err);
 }
 #endif
 
@@ -47,14 +48,14 @@ static void adamw_prepare(const void *self, tftx_opt_step *st)
     st->c[7] = (float)(1.0 - (double)st->lr * st->weight_decay);
 }
 
-static void adamw_step(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                       float *const *slots)
+static void adamw_step(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges,
+                       float *w, const float *g, float *const *slots)
 {
     const adam_family *o = self;
     if (o->amsgrad)
-        adamw_step_amsgrad(self, st, n, w, g, slots);
+        adamw_step_amsgrad(self, st, ranges, n_ranges, w, g, slots);
     else
-        adamw_step_plain(self, st, n, w, g, slots);
+        adamw_step_plain(self, st, ranges, n_ranges, w, g, slots);
 }
 
 static const tftx_optimizer_ops OPS = {

@@ -45,13 +45,14 @@ TFTX_OPT_CPU_STEP(sgd_step_nesterov, sgd_nesterov_rule, 1)
 TFTX_OPT_CUDA_DECLARE(sgd_cuda_plain);
 TFTX_OPT_CUDA_DECLARE(sgd_cuda_momentum);
 TFTX_OPT_CUDA_DECLARE(sgd_cuda_nesterov);
-static tftx_status sgd_step_cuda(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g,
-                                 float *const *slots, void *stream, tftx_error *err)
+static tftx_status sgd_step_cuda(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,
+                                 size_t n_ranges, float *w, const float *g, float *const *slots, void *stream,
+                                 tftx_error *err)
 {
     const sgd *o = self;
-    if (o->momentum == 0) return sgd_cuda_plain(self, st, n, w, g, slots, stream, err);
-    if (o->nesterov) return sgd_cuda_nesterov(self, st, n, w, g, slots, stream, err);
-    return sgd_cuda_momentum(self, st, n, w, g, slots, stream, err);
+    if (o->momentum == 0) return sgd_cuda_plain(self, st, ranges, n_ranges, w, g, slots, stream, err);
+    if (o->nesterov) return sgd_cuda_nesterov(self, st, ranges, n_ranges, w, g, slots, stream, err);
+    return sgd_cuda_momentum(self, st, ranges, n_ranges, w, g, slots, stream, err);
 }
 #endif
 
@@ -85,15 +86,16 @@ static void sgd_prepare(const void *self, tftx_opt_step *st)
     st->c[4] = (float)o->momentum;
 }
 
-static void sgd_step(const void *self, const tftx_opt_step *st, size_t n, float *w, const float *g, float *const *slots)
+static void sgd_step(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges, float *w,
+                     const float *g, float *const *slots)
 {
     const sgd *o = self;
     if (o->momentum == 0)
-        sgd_step_plain(self, st, n, w, g, slots);
+        sgd_step_plain(self, st, ranges, n_ranges, w, g, slots);
     else if (o->nesterov)
-        sgd_step_nesterov(self, st, n, w, g, slots);
+        sgd_step_nesterov(self, st, ranges, n_ranges, w, g, slots);
     else
-        sgd_step_momentum(self, st, n, w, g, slots);
+        sgd_step_momentum(self, st, ranges, n_ranges, w, g, slots);
 }
 
 static const tftx_optimizer_ops OPS = {
