@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  gcc make cmake pkg-config binutils
+  gcc g++ make cmake pkg-config binutils
   libconfig-dev libmsgpack-dev libcmocka-dev
   libopenblas-dev libopenblas0-openmp libcjson-dev libutf8proc-dev libstemmer-dev
   python3-msgpack

@@ -89,7 +89,8 @@ typedef struct tftx_backend_ops {
     /* -------------------------------------------------------- attention */
     /* Multi-head scaled dot-product attention over packed q,k,v.
      * out (B,T,C); att (B,NH,T,T) attention probabilities (after softmax,
-     * before dropout), saved for backward; qkv (B,T,3C) as [q | k | v], head
+     * before dropout), saved for backward (or the backend's own smaller
+     * record, where attention_sizes says so: callers only pass it back); qkv (B,T,3C) as [q | k | v], head
      * h using columns h*HS..(h+1)*HS-1 of each, HS = C/NH; mask (B,T) host
      * order, 1 = real token, 0 = padding (keys that are padding get no
      * attention), or NULL; causal: query t sees keys <= t. Masked scores are
@@ -168,6 +169,14 @@ typedef struct tftx_backend_ops {
     tftx_status (*optimizer_step)(void *self, const tftx_optimizer_ops *opt, const void *opt_self,
                                   const tftx_opt_step *st, const tftx_opt_range *ranges, size_t n_ranges,
                                   float *w, const float *g, float *const *slots, tftx_error *err);
+
+    /* ------------------------------------------------- sizes (optional) */
+    /* How many floats attention_forward's `att` and attention_backward's
+     * `scratch` must hold for every batch of up to B sequences of up to T
+     * tokens; NULL means B*NH*T*T each (the probabilities). A backend that
+     * keeps less for backward (fused attention) says so, and models
+     * allocate that much. */
+    void (*attention_sizes)(void *self, int B, int T, int C, int NH, size_t *att, size_t *scratch);
 } tftx_backend_ops;
 
 /* What a model receives: the backend's table and its instance. */

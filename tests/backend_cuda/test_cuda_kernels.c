@@ -45,6 +45,7 @@ typedef struct bk {
 static bk cpu, gpu;
 static int failures;
 static double tol_scale = 1.0; /* tf32: looser, see main */
+static int fused_attention;    /* gpu has attention = "fused": its att is not the probabilities */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -256,7 +257,7 @@ static void test_attention(int B, int T, int NH, int HS, int causal, int padded,
     cpu.ops->attention_forward(cpu.self, out.c, att.c, qkv.c, mc, causal, B, T, C, NH, drop);
     gpu.ops->attention_forward(gpu.self, out.d, att.d, qkv.d, md, causal, B, T, C, NH, drop);
     snprintf(nm, sizeof nm, "%s att", tag);
-    compare(nm, att.c, att.d, natt, 0);
+    if (!fused_attention) compare(nm, att.c, att.d, natt, 0);
     snprintf(nm, sizeof nm, "%s out", tag);
     compare(nm, out.c, out.d, nout, 0);
     float *hdq = get(&gpu, dqkv.d, nqkv); /* the starting gradient, for the repeat */
@@ -536,21 +537,36 @@ static void test_optimizer(registry *reg, const char *name, int staged)
 
 /* ------------------------------------------------------------ main */
 
-static void *create(const plugin *pl, const char *prec)
+static void set_string(const plugin *pl, tftx_value *v, const char *name, const char *value)
+{
+    const tftx_value *pv = tftx_param(pl->desc, v, name);
+    if (pv && value) {
+        free((char *)pv->s);
+        ((tftx_value *)pv)->s = strdup(value);
+    }
+}
+
+/* An instance with the given precision and attention ("cublas" or
+ * "fused"); NULL with the message in err when create() refuses. */
+static void *try_create(const plugin *pl, const char *prec, const char *attention, tftx_error *err)
 {
     tftx_value *v = values_from_section(pl->desc, NULL);
-    const tftx_value *pv = tftx_param(pl->desc, v, "precision");
-    if (pv && prec) {
-        free((char *)pv->s);
-        ((tftx_value *)pv)->s = strdup(prec);
-    }
+    set_string(pl, v, "precision", prec);
+    set_string(pl, v, "attention", attention);
     void *self = NULL;
+    if (pl->desc->create(&tftx_host_services, v, &self, err) != TFTX_OK) self = NULL;
+    values_free(pl->desc, v);
+    return self;
+}
+
+static void *create(const plugin *pl, const char *prec, const char *attention)
+{
     tftx_error err = {0};
-    if (pl->desc->create(&tftx_host_services, v, &self, &err) != TFTX_OK) {
+    void *self = try_create(pl, prec, attention, &err);
+    if (!self) {
         fprintf(stderr, "create %s: %s\n", pl->desc->name, err.message);
         exit(1);
     }
-    values_free(pl->desc, v);
     return self;
 }
 
@@ -574,8 +590,8 @@ int main(void)
         registry_free(&reg);
         return 77;
     }
-    cpu.ops = pc->desc->ops, cpu.self = create(pc, NULL);
-    gpu.ops = pg->desc->ops, gpu.self = create(pg, "fp32");
+    cpu.ops = pc->desc->ops, cpu.self = create(pc, NULL, NULL);
+    gpu.ops = pg->desc->ops, gpu.self = create(pg, "fp32", NULL);
 
     test_matmul(37, 65, 33, 1);
     test_matmul(1, 1, 1, 1);
@@ -612,12 +628,34 @@ int main(void)
     for (int k = 0; k < 2; k++) {
         printf("-- precision %s\n", REDUCED[k].name);
         pg->desc->destroy(gpu.self);
-        gpu.self = create(pg, REDUCED[k].name);
+        gpu.self = create(pg, REDUCED[k].name, NULL);
         tol_scale = REDUCED[k].scale;
         test_matmul(64, 64, 64, 1);
         test_matmul(256, 128, 384, 1);
         tol_scale = 2 * REDUCED[k].scale;
         test_attention(2, 130, 2, 64, 1, 1, 0.1f);
+        /* the fused kernels (cuda_flash.cuh): head sizes 32 and 64 */
+        printf("-- precision %s, attention fused\n", REDUCED[k].name);
+        pg->desc->destroy(gpu.self);
+        gpu.self = create(pg, REDUCED[k].name, "fused");
+        fused_attention = 1;
+        for (int causal = 0; causal <= 1; causal++)
+            for (int padded = 0; padded <= 1; padded++)
+                for (int d = 0; d <= 1; d++) test_attention(4, 37, 2, 32, causal, padded, d ? 0.2f : 0.0f);
+        test_attention(2, 130, 2, 64, 1, 1, 0.1f);
+        test_attention(3, 200, 4, 64, 0, 1, 0.0f);
+        fused_attention = 0;
+    }
+    {
+        tftx_error e = {0};
+        void *bad = try_create(pg, "fp32", "fused", &e);
+        if (bad || !strstr(e.message, "needs precision")) {
+            printf("FAIL %-48s %s\n", "attention fused with fp32 refused", bad ? "created" : e.message);
+            failures++;
+            if (bad) pg->desc->destroy(bad);
+        } else {
+            printf("ok   %-48s %s\n", "attention fused with fp32 refused", e.message);
+        }
     }
     pg->desc->destroy(gpu.self);
     pc->desc->destroy(cpu.self);

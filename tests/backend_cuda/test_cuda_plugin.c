@@ -61,7 +61,7 @@ static void test_schema(void **state)
 {
     (void)state;
     const tftx_plugin_desc *d = pl->desc;
-    assert_int_equal(d->n_params, 3);
+    assert_int_equal(d->n_params, 4);
     tftx_value *v = values_from_section(d, NULL);
     const tftx_value *device = tftx_param(d, v, "device"), *prec = tftx_param(d, v, "precision"),
                      *threads = tftx_param(d, v, "threads");
@@ -79,6 +79,14 @@ static void test_schema(void **state)
     assert_string_equal(ch[1], "tf32");
     assert_string_equal(ch[2], "bf16");
     assert_null(ch[3]);
+    const tftx_value *att = tftx_param(d, v, "attention");
+    assert_non_null(att);
+    assert_int_equal(att->type, TFTX_PARAM_ENUM);
+    assert_string_equal(att->s, "cublas"); /* the fused kernels are chosen, not the default */
+    ch = d->params[3].choices;
+    assert_string_equal(ch[0], "cublas");
+    assert_string_equal(ch[1], "fused");
+    assert_null(ch[2]);
     for (size_t i = 0; i < d->n_params; i++) assert_true(d->params[i].doc && d->params[i].doc[0]);
     values_free(d, v);
 }

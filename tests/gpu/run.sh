@@ -25,8 +25,9 @@
 # model tests against the PyTorch fixtures on the GPU; they must PASS, not
 # skip); the loss curves of 20 training steps of both bench models on cpu
 # and cuda (tests/gpu/{bert,gpt}-curve.cfg) compared step by step: fp32
-# within 1e-4 relative, tf32 within 1e-3, bf16 within 2e-2; `tftx bench`
-# of the bench models on cuda at each precision; PyTorch on the same card
+# within 1e-4 relative, tf32 within 1e-3, bf16 within 2e-2, tf32 and bf16
+# also with attention = "fused"; `tftx bench` of the bench models on cuda
+# at each precision, with and without fused attention; PyTorch on the same card
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
 # tftx_cuda_optim_bench; TFTX_CUDA_PROFILE tables; the whole ctest suite.
@@ -91,10 +92,11 @@ for t in test_cuda_kernels test_models_cuda test_model_checkpoints_cuda; do
 done
 
 step "loss curves, 20 steps, cpu against cuda"
-run_curve() { # model backend precision -> $out/curve-$model-$tag.msgpack
-  local model=$1 backend=$2 prec=$3 tag=$2${3:+-$3}
+run_curve() { # model backend precision [attention] -> $out/curve-$model-$tag.msgpack
+  local model=$1 backend=$2 prec=$3 att=${4:-} tag=$2${3:+-$3}${4:+-$4}
   local args=(--set "train.backend=\"$backend\"")
   [ -n "$prec" ] && args+=(--set "train.cuda.precision=\"$prec\"")
+  [ -n "$att" ] && args+=(--set "train.cuda.attention=\"$att\"")
   [ "$backend" = cpu ] && args+=(--set train.cpu.threads=16)
   rm -f "$out/curve-$model-$tag.msgpack"
   (cd "$out" && timeout 300 "$tftx" run "$root/tests/gpu/$model-curve.cfg" --quiet \
@@ -109,6 +111,11 @@ for model in bert gpt; do
     echo "--- $model: cpu against cuda $prec (rtol $rtol)"
     python3 tests/gpu/loss_curves.py "$out/curve-$model-cpu.msgpack" "$out/curve-$model-cuda-$prec.msgpack" \
       --rtol "$rtol" || fail "loss curve $model $prec"
+    [ "$prec" = fp32 ] && continue
+    run_curve "$model" cuda "$prec" fused || continue
+    echo "--- $model: cpu against cuda $prec, attention fused (rtol $rtol)"
+    python3 tests/gpu/loss_curves.py "$out/curve-$model-cpu.msgpack" "$out/curve-$model-cuda-$prec-fused.msgpack" \
+      --rtol "$rtol" || fail "loss curve $model $prec fused"
   done
 done
 
@@ -123,10 +130,12 @@ step "tftx bench on cuda"
 for cfg in bert-small gpt-small gpt2-124m; do
   [ -f "bench/$cfg.cfg" ] || continue
   steps=30; [ "$cfg" = gpt2-124m ] && steps=10
-  for prec in fp32 tf32 bf16; do
+  for prec in fp32 tf32 bf16 tf32-fused bf16-fused; do
     echo "--- $cfg, precision $prec"
+    args=(--set "train.cuda.precision=\"${prec%-fused}\"")
+    [ "$prec" != "${prec%-fused}" ] && args+=(--set 'train.cuda.attention="fused"')
     timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 --set 'train.backend="cuda"' \
-      --set "train.cuda.precision=\"$prec\"" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
+      "${args[@]}" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
     grep -vE "^\s*$" "$out/bench-$cfg-$prec.log" | tail -4
   done
 done
@@ -135,13 +144,13 @@ step "optimizer step bandwidth (tftx_cuda_optim_bench, 100M parameters)"
 "$root/$build/bin/tftx_cuda_optim_bench" -n 100000000 -r 20 || fail "tftx_cuda_optim_bench"
 
 [ "${TFTX_GPU_QUICK:-0}" = 1 ] && TFTX_GPU_TORCH=0
-step "where a step's GPU time goes (TFTX_CUDA_PROFILE=1, tf32)"
+step "where a step's GPU time goes (TFTX_CUDA_PROFILE=1, tf32, attention fused)"
 [ "${TFTX_GPU_QUICK:-0}" = 1 ] && echo "(skipped: TFTX_GPU_QUICK)"
 for cfg in bert-small gpt-small gpt2-124m; do
   [ "${TFTX_GPU_QUICK:-0}" = 1 ] && break
   echo "--- $cfg"
   TFTX_CUDA_PROFILE=1 timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps 5 --warmup 1 --set 'train.backend="cuda"' \
-    --set 'train.cuda.precision="tf32"' 2>&1 | grep -vE "^\s*$|tokens/s|parameters"
+    --set 'train.cuda.precision="tf32"' --set 'train.cuda.attention="fused"' 2>&1 | grep -vE "^\s*$|tokens/s|parameters"
 done
 
 if [ "${TFTX_GPU_TORCH:-1}" = 1 ]; then

@@ -105,6 +105,11 @@ void mt_set_backend_name(const char *name)
     backend.name = name ? name : be_desc->name;
 }
 
+void mt_set_backend_ops(const tftx_backend_ops *ops)
+{
+    backend.ops = ops ? ops : be_desc->ops;
+}
+
 const tftx_backend *mt_backend(void)
 {
     return &backend;

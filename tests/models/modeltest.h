@@ -40,6 +40,9 @@ const tftx_backend *mt_backend(void);
 /* The backend name models bound from now on see (NULL: the real one); the
  * kernels stay the same. */
 void mt_set_backend_name(const char *name);
+/* Models bound from now on see this table instead of the backend's own
+ * (a wrapper around it); NULL puts the backend's back. */
+void mt_set_backend_ops(const tftx_backend_ops *ops);
 
 /* Create model `plugin` with params "key=value" (NULL-terminated);
  * returns create()'s status, message in err. */

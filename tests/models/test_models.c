@@ -214,6 +214,66 @@ static void test_cls_tail_equals_full_block(void **state)
     mt_free(&full);
 }
 
+/* A backend's attention_sizes decides the attention buffers the model
+ * allocates: `att` once per layer, `scratch` once. Through a wrapper that
+ * asks for EXTRA_ATT and EXTRA_SCRATCH floats more than the probabilities
+ * (multiples of the arena's 64-byte alignment), the activation arena grows
+ * by exactly layers * EXTRA_ATT + EXTRA_SCRATCH floats, and the model
+ * computes the same loss. */
+#define EXTRA_ATT 4096
+#define EXTRA_SCRATCH 1024
+static size_t biggest_alloc;
+static const tftx_backend_ops *inner;
+
+static void *counting_alloc(void *self, size_t bytes)
+{
+    if (bytes > biggest_alloc) biggest_alloc = bytes;
+    return inner->alloc(self, bytes);
+}
+
+static void more_attention(void *self, int B, int T, int C, int NH, size_t *att, size_t *scratch)
+{
+    (void)self, (void)C;
+    *att = (size_t)B * NH * T * T + EXTRA_ATT;
+    *scratch = (size_t)B * NH * T * T + EXTRA_SCRATCH;
+}
+
+static void test_attention_sizes_come_from_the_backend(void **state)
+{
+    (void)state;
+    inner = mt_backend()->ops;
+    tftx_backend_ops counting = *inner, sized = *inner;
+    counting.alloc = sized.alloc = counting_alloc;
+    sized.attention_sizes = more_attention;
+    ref_batch r;
+    ref_open(&r, "model_decoder_tiny.safetensors", 0);
+    size_t arena[2];
+    float loss[2];
+    for (int k = 0; k < 2; k++) {
+        mt_set_backend_ops(k ? &sized : &counting);
+        biggest_alloc = 0;
+        mt_model m;
+        make_tiny(&m, "decoder_tiny", "decoder", NULL);
+        arena[k] = biggest_alloc;
+        loss[k] = loss_and_grads(&m, &r.batch);
+        if (k) {
+            size_t layers = 0;
+            char name[64];
+            for (;; layers++) {
+                snprintf(name, sizeof name, "transformer.h.%zu.ln_1.weight", layers);
+                if (!mt_tensor(&m, name)) break;
+            }
+            assert_true(layers > 0);
+            printf("activation arena %zu -> %zu bytes (%zu layers)\n", arena[0], arena[1], layers);
+            assert_int_equal(arena[1] - arena[0], (layers * EXTRA_ATT + EXTRA_SCRATCH) * sizeof(float));
+        }
+        mt_free(&m);
+    }
+    mt_set_backend_ops(NULL);
+    assert_true(loss[0] == loss[1]);
+    ref_close(&r);
+}
+
 /* ------------------------------------------------------------ decoder */
 
 static void test_decoder_matches_torch(void **state)
@@ -381,9 +441,13 @@ int main(void)
 {
     mt_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encoder_matches_torch), cmocka_unit_test(test_encoder_padding_is_ignored),
-        cmocka_unit_test(test_decoder_matches_torch), cmocka_unit_test(test_decoder_is_causal),
-        cmocka_unit_test(test_dropout_gradients),     cmocka_unit_test(test_cls_tail_equals_full_block),
+        cmocka_unit_test(test_encoder_matches_torch),
+        cmocka_unit_test(test_encoder_padding_is_ignored),
+        cmocka_unit_test(test_decoder_matches_torch),
+        cmocka_unit_test(test_decoder_is_causal),
+        cmocka_unit_test(test_dropout_gradients),
+        cmocka_unit_test(test_cls_tail_equals_full_block),
+        cmocka_unit_test(test_attention_sizes_come_from_the_backend),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mt_done();

@@ -48,6 +48,7 @@ typedef struct cuda_backend {
     const tftx_host *host;
     int device;
     cuda_precision precision;
+    int fused_attention; /* attention = "fused": cuda_flash.cuh where it applies */
     cudaStream_t stream;
     cublasHandle_t blas;
     int failed;        /* a CUDA call failed: see the top */
@@ -132,6 +133,7 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
                          int C, int OC);
 void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, int N, int C, int OC);
+void cuda_attention_sizes(void *self, int B, int T, int C, int NH, size_t *att, size_t *scratch);
 void cuda_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
                             int B, int T, int C, int NH, tftx_dropout drop);
 void cuda_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,

@@ -27,8 +27,13 @@
  * P = 0 from the softmax); skipping the upper triangle is a speed-up left
  * for later. With dropout the forward needs Pd somewhere: the instance's
  * working memory (B*NH*T*T floats); backward builds it in `scratch`.
+ *
+ * With attention = "fused" (and a head size of 32 or 64), the kernels of
+ * cuda_flash.cuh do it all instead: `att` keeps each row's log-sum-exp and
+ * a copy of the output, `scratch` the backward's row sums.
  */
 #include "cuda_device.cuh"
+#include "cuda_flash.cuh"
 
 /* One warp per row r = (b*NH + h)*T + t of att, in place: masked softmax;
  * with pd, also pd = P * M/(1-p) (the dropped probabilities, same pass). */
@@ -141,7 +146,64 @@ static void batched(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb
                                       CUDA_R_32F, ldc, count, cuda_compute_type(be), CUBLAS_GEMM_DEFAULT));
 }
 
+/* The fused kernels apply: asked for, a head size they are built for, a
+ * grid they fit, and room in `att` for the log-sum-exps (B*NH*T) and the
+ * copy of the output (B*T*C), which needs NH*T >= NH + C. */
+static int fused(const cuda_backend *be, int B, int T, int C, int NH)
+{
+    const int HS = C / NH;
+    return be->fused_attention && C % NH == 0 && (HS == 32 || HS == 64) && (long long)B * NH <= 65535 &&
+           (long long)NH * T >= (long long)NH + C;
+}
+
+template <int HS>
+static void fused_forward(cuda_backend *be, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
+                          int B, int T, int C, int NH, tftx_dropout drop)
+{
+    const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
+    float *lse = att, *ocopy = att + (size_t)B * NH * T;
+    flash_forward_kernel<HS><<<grid, FL_THREADS, 0, be->stream>>>(out, lse, ocopy, qkv, mask, causal, T, C, NH, drop,
+                                                                   cuda_dropout_scale(drop.p), 1.0f / sqrtf((float)HS));
+    CUDA_LAUNCHED(be);
+}
+
+template <int HS>
+static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const float *dout, const float *qkv,
+                           const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
+                           tftx_dropout drop)
+{
+    const size_t rows = (size_t)B * NH * T;
+    const float *lse = att, *ocopy = att + rows, keep = cuda_dropout_scale(drop.p), scale = 1.0f / sqrtf((float)HS);
+    float *delta = scratch;
+    flash_delta_kernel<<<(unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS, 0, be->stream>>>(
+        delta, dout, ocopy, rows, T, C, NH, HS);
+    CUDA_LAUNCHED(be);
+    const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
+    flash_backward_kv_kernel<HS><<<grid, FL_THREADS, 0, be->stream>>>(dqkv, dout, qkv, lse, delta, mask, causal, T, C,
+                                                                       NH, drop, keep, scale);
+    CUDA_LAUNCHED(be);
+    flash_backward_q_kernel<HS><<<grid, FL_THREADS, 0, be->stream>>>(dqkv, dout, qkv, lse, delta, mask, causal, T, C,
+                                                                      NH, drop, keep, scale);
+    CUDA_LAUNCHED(be);
+}
+
 extern "C" {
+
+void cuda_attention_sizes(void *self, int B, int T, int C, int NH, size_t *att, size_t *scratch)
+{
+    const cuda_backend *be = cuda_of(self);
+    const size_t full = (size_t)B * NH * T * T;
+    *att = *scratch = full;
+    if (!fused(be, B, T, C, NH)) return;
+    /* fused at these sizes: log-sum-exps and the output's copy, row sums;
+       shorter sequences where the fused kernels do not apply (T at most
+       the head size) take the cublas path, whose probabilities then fit
+       in (B, NH, HS, HS) */
+    const size_t HS = (size_t)(C / NH), t = (size_t)T < HS ? (size_t)T : HS, small = (size_t)B * NH * t * t;
+    const size_t a = (size_t)B * NH * T + (size_t)B * T * C, s = (size_t)B * NH * T;
+    *att = a > small ? a : small;
+    *scratch = s > small ? s : small;
+}
 
 void cuda_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
                             int B, int T, int C, int NH, tftx_dropout drop)
@@ -149,6 +211,10 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
     cuda_backend *be = cuda_of(self);
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
+    if (fused(be, B, T, C, NH)) {
+        (HS == 32 ? fused_forward<32> : fused_forward<64>)(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
+        return;
+    }
     const long long TT = (long long)T * T;
     const float qk_scale = 1.0f / sqrtf((float)HS), one = 1.0f, zero = 0.0f;
     const size_t rows = (size_t)B * NH * T, n = rows * T;
@@ -181,6 +247,11 @@ void cuda_attention_backward(void *self, float *dqkv, float *scratch, const floa
     cuda_backend *be = cuda_of(self);
     if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
+    if (fused(be, B, T, C, NH)) {
+        (HS == 32 ? fused_backward<32> : fused_backward<64>)(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C,
+                                                             NH, drop);
+        return;
+    }
     const long long TT = (long long)T * T;
     const float qk_scale = 1.0f / sqrtf((float)HS), one = 1.0f, zero = 0.0f;
     const size_t rows = (size_t)B * NH * T, n = rows * T;

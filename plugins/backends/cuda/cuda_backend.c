@@ -17,6 +17,7 @@
 #include "cuda.h"
 
 static const char *const PRECISIONS[] = {"fp32", "tf32", "bf16", NULL};
+static const char *const ATTENTIONS[] = {"cublas", "fused", NULL};
 
 static const tftx_param_spec PARAMS[] = {
     TFTX_P_INT("device", 0, 0, 1023, "CUDA device index (as cudaSetDevice counts them)"),
@@ -25,6 +26,10 @@ static const tftx_param_spec PARAMS[] = {
                 "mantissas), bf16 (the linear layers multiply bf16 copies of their operands on the bf16 "
                 "tensor cores, attention at tf32); weights, activations and optimizer state stay fp32"),
     TFTX_P_INT("threads", 0, 0, 1024, "ignored (the GPU decides); accepted so train.threads works with any backend"),
+    TFTX_P_ENUM("attention", "cublas", ATTENTIONS,
+                "cublas: batched cuBLAS products with the (B, heads, T, T) probabilities in memory; fused: one "
+                "flash-style kernel each way on the tf32 tensor cores, no probabilities in memory (needs precision "
+                "tf32 or bf16; head sizes 32 and 64 with T above the head size, others take the cublas path)"),
 };
 
 /* ------------------------------------------------------------ errors */
@@ -262,6 +267,7 @@ static tftx_backend_ops OPS = {
     .scale = cuda_scale,
     .all_finite = cuda_all_finite,
     .optimizer_step = cuda_optimizer_step,
+    .attention_sizes = cuda_attention_sizes,
 };
 
 /* ------------------------------------------------------- descriptor */
@@ -323,6 +329,10 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
         return host->error(err, TFTX_ERR_INVALID,
                            "cuda backend: device = %lld, but this machine has %d device%s (0..%d)", (long long)device,
                            count, count == 1 ? "" : "s", count - 1);
+    if (prec == CUDA_FP32 && strcmp(tftx_param(&DESC, values, "attention")->s, "fused") == 0)
+        return host->error(err, TFTX_ERR_INVALID,
+                           "cuda backend: attention = \"fused\" multiplies on the tensor cores at tf32, so it needs "
+                           "precision = \"tf32\" or \"bf16\" (precision is \"fp32\")");
     cudaError_t rc = cudaSetDevice((int)device);
     if (rc != cudaSuccess)
         return host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: cudaSetDevice(%lld) said %s", (long long)device,
@@ -332,6 +342,7 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
     be->host = host;
     be->device = (int)device;
     be->precision = prec;
+    be->fused_attention = strcmp(tftx_param(&DESC, values, "attention")->s, "fused") == 0;
     rc = cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking);
     if (rc != cudaSuccess) {
         free(be);

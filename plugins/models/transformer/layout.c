@@ -244,7 +244,11 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
     const tf_config *c = &m->cfg;
     size_t B = (size_t)m->max_batch, T = (size_t)m->max_T, N = B * T;
     size_t C = (size_t)c->d_model, F = (size_t)c->d_ff, NH = (size_t)c->heads;
-    size_t ATT = B * NH * T * T;
+    /* what attention saves per layer and its backward's working memory:
+       the probabilities, unless the backend keeps less (fused attention) */
+    size_t ATT = B * NH * T * T, ATT_SCRATCH = ATT;
+    if (m->be.ops->attention_sizes)
+        m->be.ops->attention_sizes(m->be.self, (int)B, (int)T, (int)C, (int)NH, &ATT, &ATT_SCRATCH);
     int enc = c->arch == TF_ENCODER, pre = c->norm == TF_PRE;
     size_t out_rows = enc ? B : N, out_cols = enc ? (size_t)c->num_labels : (size_t)c->vocab_size;
     tf_acts *a = &m->a;
@@ -314,7 +318,7 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
     want(p, &a->g_qkv, N * 3 * C, sizeof(float));
     want(p, &a->g_f, N * F, sizeof(float));
     want(p, &a->g_g, N * F, sizeof(float));
-    want(p, &a->g_att, ATT, sizeof(float));
+    want(p, &a->g_att, ATT_SCRATCH, sizeof(float));
 
     tftx_status st = TFTX_OK;
     if (p->overflow) {

@@ -1,0 +1,420 @@
+/*
+ * cuda_flash.cuh -- fused ("flash") attention on tensor cores: the
+ * attention of tftx/backend.h without the (B, NH, T, T) probabilities in
+ * memory. Included by cuda_attention.cu (nvcc) and by the CPU emulation
+ * test (tests/backend_cuda/test_flash_emulated.cc), which defines
+ * TFTX_EMULATED_CUDA and supplies the warp operations.
+ *
+ * Forward, per (sequence b, head h) and block of FL_ROWS queries (16 a
+ * warp): S = Q K^T / sqrt(HS) a tile of FL_TILE keys at a time, masked
+ * (-inf) where the key is padding or, when causal, after the query; an
+ * online softmax keeps each row's running maximum m and sum l and rescales
+ * the output accumulator; O += (P * M/(1-p)) V with the dropout mask M of
+ * element ((b*NH + h)*T + t)*T + s, the index of every backend; at the end
+ * O /= l. Saved for backward, in the `att` buffer the caller provides:
+ * the log-sum-exp L = m + log(l) of every row (B*NH*T floats, +inf for a
+ * row with no visible key) and a copy of O ((B,T,C) after them).
+ *
+ * Backward (no atomics: same bits every run): delta = rowsum(dO * O); then
+ * one kernel per block of FL_ROWS keys for dK and dV, walking the queries,
+ * and one per block of FL_ROWS queries for dQ, walking the keys. Both
+ * recompute P = exp(S - L) and dPd = dO V^T:
+ *   dP = dPd * M/(1-p);  dS = P * (dP - delta);
+ *   dV += (P * M/(1-p))^T dO;  dK += dS^T Q / sqrt(HS);  dQ += dS K / sqrt(HS).
+ *
+ * Products: mma.sync m16n8k8 with tf32 inputs and fp32 accumulation. The
+ * fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k8"): with
+ * g = lane/4, t = lane%4, A (16x8) holds (g, t) (g+8, t) (g, t+4) (g+8, t+4);
+ * B (8x8) holds (t, g) (t+4, g); C (16x8) holds (g, 2t) (g, 2t+1) (g+8, 2t)
+ * (g+8, 2t+1). A product's C tile becomes the next product's A operand by
+ * shuffles within each group of four lanes (fl_c_to_a).
+ *
+ * Every thread of a block reaches every barrier and shuffle: rows and keys
+ * past T are predicated, never returned from.
+ */
+#ifndef TFTX_CUDA_FLASH_CUH
+#define TFTX_CUDA_FLASH_CUH
+
+#include <math.h>
+#include <stdint.h>
+#include <tftx/backend.h>
+#include <tftx/random.h>
+
+#define FL_WARPS 4
+#define FL_THREADS (FL_WARPS * 32)
+#define FL_ROWS (FL_WARPS * 16) /* queries (forward, dQ) or keys (dK, dV) of a block */
+#define FL_TILE 32              /* keys (forward, dQ) or queries (dK, dV) a step of the walk takes */
+#define FL_PAD 4                /* row padding of the shared tiles: B-fragment reads miss bank conflicts */
+#define FL_FULL 0xffffffffu
+
+/* Unrolled loops keep the fragment arrays in registers (indexed at run
+ * time they would live in local memory). */
+#ifdef TFTX_EMULATED_CUDA
+#define FL_UNROLL
+#else
+#define FL_UNROLL _Pragma("unroll")
+#endif
+
+#ifdef TFTX_EMULATED_CUDA
+static inline uint32_t fl_tf32(float x)
+{
+    return emu_to_tf32(x);
+}
+static inline void fl_mma(float d[4], const uint32_t a[4], const uint32_t b[2])
+{
+    emu_mma_tf32(d, a, b);
+}
+#else
+__device__ __forceinline__ uint32_t fl_tf32(float x)
+{
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+__device__ __forceinline__ void fl_mma(float d[4], const uint32_t a[4], const uint32_t b[2])
+{
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+
+/* Key s is visible from query t. */
+__device__ __forceinline__ int fl_visible(int s, int t, int T, int causal, const uint8_t *mk)
+{
+    return s < T && (!causal || s <= t) && (!mk || mk[s]);
+}
+
+/* 1/(1-p) when element i of the dropout stream is kept, else 0. */
+__device__ __forceinline__ float fl_keep(const tftx_dropout &drop, uint64_t i, float keep_scale)
+{
+    return tftx_uniform_at(drop.seed, drop.stream, i) >= drop.p ? keep_scale : 0.0f;
+}
+
+/* A operands (16 rows x HS, HS/8 of them) of rows r0 .. r0+15 of a
+ * row-major matrix (row stride `stride`); rows at or past T are zeros. */
+template <int HS>
+__device__ __forceinline__ void fl_load_a(uint32_t a[HS / 8][4], const float *base, size_t stride, int r0, int T,
+                                          int g, int t4)
+{
+    const int ra = r0 + g, rb = r0 + g + 8;
+    FL_UNROLL
+    for (int kk = 0; kk < HS / 8; kk++) {
+        const int c0 = kk * 8 + t4, c1 = c0 + 4;
+        a[kk][0] = fl_tf32(ra < T ? base[(size_t)ra * stride + c0] : 0.0f);
+        a[kk][1] = fl_tf32(rb < T ? base[(size_t)rb * stride + c0] : 0.0f);
+        a[kk][2] = fl_tf32(ra < T ? base[(size_t)ra * stride + c1] : 0.0f);
+        a[kk][3] = fl_tf32(rb < T ? base[(size_t)rb * stride + c1] : 0.0f);
+    }
+}
+
+/* Rows r0 .. r0+FL_TILE-1 (zeros past T) into a shared tile, by the whole block. */
+template <int HS>
+__device__ __forceinline__ void fl_load_tile(float (*tile)[HS + FL_PAD], const float *base, size_t stride, int r0,
+                                             int T)
+{
+    for (int i = threadIdx.x; i < FL_TILE * HS; i += FL_THREADS) {
+        const int r = i / HS, d = i % HS;
+        tile[r][d] = r0 + r < T ? base[(size_t)(r0 + r) * stride + d] : 0.0f;
+    }
+}
+
+/* The C tile c (16 x 8) as an A operand (16 x 8, tf32). */
+__device__ __forceinline__ void fl_c_to_a(uint32_t a[4], const float c[4], int lane)
+{
+    const int t4 = lane & 3, odd = t4 & 1, src0 = (lane & ~3) | (t4 >> 1), src1 = src0 + 2;
+    const float x0 = __shfl_sync(FL_FULL, c[0], src0), x1 = __shfl_sync(FL_FULL, c[1], src0);
+    const float y0 = __shfl_sync(FL_FULL, c[2], src0), y1 = __shfl_sync(FL_FULL, c[3], src0);
+    const float z0 = __shfl_sync(FL_FULL, c[0], src1), z1 = __shfl_sync(FL_FULL, c[1], src1);
+    const float w0 = __shfl_sync(FL_FULL, c[2], src1), w1 = __shfl_sync(FL_FULL, c[3], src1);
+    a[0] = fl_tf32(odd ? x1 : x0); /* (g, t) */
+    a[1] = fl_tf32(odd ? y1 : y0); /* (g+8, t) */
+    a[2] = fl_tf32(odd ? z1 : z0); /* (g, t+4) */
+    a[3] = fl_tf32(odd ? w1 : w0); /* (g+8, t+4) */
+}
+
+/* c (16 x 8, C layout) = A rows a (16 x HS) times the transpose of rows
+ * r .. r+7 of a shared tile (B(k, n) = tile[r + n][k]). */
+template <int HS>
+__device__ __forceinline__ void fl_times_rows(float c[4], const uint32_t a[HS / 8][4], const float (*tile)[HS + FL_PAD],
+                                              int r, int g, int t4)
+{
+    c[0] = c[1] = c[2] = c[3] = 0.0f;
+    FL_UNROLL
+    for (int kk = 0; kk < HS / 8; kk++) {
+        const uint32_t b[2] = {fl_tf32(tile[r + g][kk * 8 + t4]), fl_tf32(tile[r + g][kk * 8 + t4 + 4])};
+        fl_mma(c, a[kk], b);
+    }
+}
+
+/* acc (16 x HS) += x (16 x 8, C layout) times rows r .. r+7 of a shared
+ * tile (B(k, n) = tile[r + k][n]). */
+template <int HS>
+__device__ __forceinline__ void fl_acc_times_tile(float acc[HS / 8][4], const float x[4], const float (*tile)[HS + FL_PAD],
+                                                  int r, int lane)
+{
+    const int g = lane >> 2, t4 = lane & 3;
+    uint32_t a[4];
+    fl_c_to_a(a, x, lane);
+    FL_UNROLL
+    for (int n = 0; n < HS / 8; n++) {
+        const uint32_t b[2] = {fl_tf32(tile[r + t4][n * 8 + g]), fl_tf32(tile[r + t4 + 4][n * 8 + g])};
+        fl_mma(acc[n], a, b);
+    }
+}
+
+/* ------------------------------------------------------------ forward */
+
+/* grid (ceil(T / FL_ROWS), B*NH), FL_THREADS threads */
+template <int HS>
+__global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const float *qkv, const uint8_t *mask,
+                                     int causal, int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
+{
+    __shared__ float ks[FL_TILE][HS + FL_PAD], vs[FL_TILE][HS + FL_PAD];
+    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
+    const int q0 = blockIdx.x * FL_ROWS, qw = q0 + warp * 16;
+    const size_t C3 = 3 * (size_t)C;
+    const float *qg = qkv + (size_t)b * T * C3 + (size_t)h * HS, *kg = qg + C, *vg = qg + 2 * C;
+    const uint8_t *mk = mask ? mask + (size_t)b * T : 0;
+    const int dropping = drop.p > 0.0f;
+
+    uint32_t qa[HS / 8][4];
+    fl_load_a<HS>(qa, qg, C3, qw, T, g, t4);
+    float o[HS / 8][4];
+    FL_UNROLL
+    for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    const int kend = causal ? (T < q0 + FL_ROWS ? T : q0 + FL_ROWS) : T;
+    for (int k0 = 0; k0 < kend; k0 += FL_TILE) {
+        __syncthreads();
+        fl_load_tile<HS>(ks, kg, C3, k0, T);
+        fl_load_tile<HS>(vs, vg, C3, k0, T);
+        __syncthreads();
+        float s[FL_TILE / 8][4];
+        FL_UNROLL
+        for (int j = 0; j < FL_TILE / 8; j++) fl_times_rows<HS>(s[j], qa, ks, j * 8, g, t4);
+        FL_UNROLL
+        for (int hr = 0; hr < 2; hr++) {
+            const int row = qw + g + hr * 8;
+            float mt = -INFINITY;
+            FL_UNROLL
+            for (int j = 0; j < FL_TILE / 8; j++)
+                FL_UNROLL
+                for (int e = 0; e < 2; e++) {
+                    const int key = k0 + j * 8 + 2 * t4 + e;
+                    const float v = fl_visible(key, row, T, causal, mk) ? s[j][2 * hr + e] * scale : -INFINITY;
+                    s[j][2 * hr + e] = v;
+                    mt = fmaxf(mt, v);
+                }
+            mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 1));
+            mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 2));
+            /* no visible key so far: nothing to rescale, every p is 0 */
+            const float mnew = fmaxf(m[hr], mt), ms = mnew == -INFINITY ? 0.0f : mnew;
+            const float alpha = expf(m[hr] - ms);
+            m[hr] = mnew;
+            l[hr] *= alpha;
+            FL_UNROLL
+            for (int n = 0; n < HS / 8; n++) o[n][2 * hr] *= alpha, o[n][2 * hr + 1] *= alpha;
+            FL_UNROLL
+            for (int j = 0; j < FL_TILE / 8; j++)
+                FL_UNROLL
+                for (int e = 0; e < 2; e++) {
+                    const int key = k0 + j * 8 + 2 * t4 + e;
+                    float p = expf(s[j][2 * hr + e] - ms);
+                    l[hr] += p;
+                    if (dropping && p > 0.0f) p *= fl_keep(drop, ((uint64_t)bh * T + row) * T + key, keep_scale);
+                    s[j][2 * hr + e] = p;
+                }
+        }
+        FL_UNROLL
+        for (int kc = 0; kc < FL_TILE / 8; kc++) fl_acc_times_tile<HS>(o, s[kc], vs, kc * 8, lane);
+    }
+    FL_UNROLL
+    for (int hr = 0; hr < 2; hr++) {
+        float lt = l[hr];
+        lt += __shfl_xor_sync(FL_FULL, lt, 1);
+        lt += __shfl_xor_sync(FL_FULL, lt, 2);
+        const int row = qw + g + hr * 8;
+        if (row >= T) continue;
+        const float inv = lt > 0.0f ? 1.0f / lt : 0.0f;
+        const size_t at = ((size_t)b * T + row) * C + (size_t)h * HS;
+        FL_UNROLL
+        for (int n = 0; n < HS / 8; n++)
+            FL_UNROLL
+            for (int e = 0; e < 2; e++) {
+                const float v = o[n][2 * hr + e] * inv;
+                out[at + n * 8 + 2 * t4 + e] = v;
+                ocopy[at + n * 8 + 2 * t4 + e] = v;
+            }
+        if (t4 == 0) lse[(size_t)bh * T + row] = lt > 0.0f ? m[hr] + logf(lt) : INFINITY;
+    }
+}
+
+/* ------------------------------------------------------------ backward */
+
+/* delta[r] = sum_d dout[b,t,h*HS+d] * o[b,t,h*HS+d] for the rows
+ * r = (b*NH + h)*T + t < rows; one warp a row, FL_WARPS rows a block. */
+__global__ void flash_delta_kernel(float *delta, const float *dout, const float *o, size_t rows, int T, int C, int NH,
+                                   int HS)
+{
+    const int lane = threadIdx.x % 32;
+    const size_t r = (size_t)blockIdx.x * FL_WARPS + threadIdx.x / 32;
+    float s = 0.0f;
+    if (r < rows) {
+        const size_t bh = r / (size_t)T, t = r % (size_t)T, b = bh / (size_t)NH, h = bh % (size_t)NH;
+        const size_t at = (b * (size_t)T + t) * (size_t)C + h * (size_t)HS;
+        for (int d = lane; d < HS; d += 32) s += dout[at + d] * o[at + d];
+    }
+    for (int k = 16; k > 0; k >>= 1) s += __shfl_xor_sync(FL_FULL, s, k);
+    if (r < rows && lane == 0) delta[r] = s;
+}
+
+/* dK, dV of FL_ROWS keys a block: grid (ceil(T / FL_ROWS), B*NH) */
+template <int HS>
+__global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
+                                         const float *delta, const uint8_t *mask, int causal, int T, int C, int NH,
+                                         tftx_dropout drop, float keep_scale, float scale)
+{
+    __shared__ float qs[FL_TILE][HS + FL_PAD], dos[FL_TILE][HS + FL_PAD], ls[FL_TILE], dl[FL_TILE];
+    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
+    const int k0 = blockIdx.x * FL_ROWS, kw = k0 + warp * 16;
+    const size_t C3 = 3 * (size_t)C;
+    const float *qg = qkv + (size_t)b * T * C3 + (size_t)h * HS, *kg = qg + C, *vg = qg + 2 * C;
+    const float *dog = dout + (size_t)b * T * C + (size_t)h * HS;
+    const uint8_t *mk = mask ? mask + (size_t)b * T : 0;
+    const int dropping = drop.p > 0.0f;
+
+    uint32_t ka[HS / 8][4], va[HS / 8][4];
+    fl_load_a<HS>(ka, kg, C3, kw, T, g, t4);
+    fl_load_a<HS>(va, vg, C3, kw, T, g, t4);
+    float dk[HS / 8][4], dv[HS / 8][4];
+    FL_UNROLL
+    for (int n = 0; n < HS / 8; n++)
+        FL_UNROLL
+        for (int q = 0; q < 4; q++) dk[n][q] = dv[n][q] = 0.0f;
+    for (int qb = causal ? k0 : 0; qb < T; qb += FL_TILE) {
+        __syncthreads();
+        fl_load_tile<HS>(qs, qg, C3, qb, T);
+        fl_load_tile<HS>(dos, dog, (size_t)C, qb, T);
+        for (int i = threadIdx.x; i < FL_TILE; i += FL_THREADS) {
+            const int q = qb + i;
+            ls[i] = q < T ? lse[(size_t)bh * T + q] : INFINITY;
+            dl[i] = q < T ? delta[(size_t)bh * T + q] : 0.0f;
+        }
+        __syncthreads();
+        /* S^T: rows keys kw+g (+8), columns queries qb + j*8 + 2*t4 (+1) */
+        float pd[FL_TILE / 8][4], p[FL_TILE / 8][4], dpd[FL_TILE / 8][4];
+        FL_UNROLL
+        for (int j = 0; j < FL_TILE / 8; j++) {
+            fl_times_rows<HS>(p[j], ka, qs, j * 8, g, t4);
+            FL_UNROLL
+            for (int q = 0; q < 4; q++) {
+                const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
+                const float e = query < T && fl_visible(key, query, T, causal, mk) ? expf(p[j][q] * scale - ls[qi]) : 0.0f;
+                p[j][q] = e;
+                pd[j][q] = dropping && e > 0.0f ? e * fl_keep(drop, ((uint64_t)bh * T + query) * T + key, keep_scale) : e;
+            }
+        }
+        /* dV += Pd^T dO */
+        FL_UNROLL
+        for (int kc = 0; kc < FL_TILE / 8; kc++) fl_acc_times_tile<HS>(dv, pd[kc], dos, kc * 8, lane);
+        /* dPd^T = V dO^T, then dS^T = P^T (dP^T - delta) into p */
+        FL_UNROLL
+        for (int j = 0; j < FL_TILE / 8; j++) {
+            fl_times_rows<HS>(dpd[j], va, dos, j * 8, g, t4);
+            FL_UNROLL
+            for (int q = 0; q < 4; q++) {
+                const int qi = j * 8 + 2 * t4 + (q & 1);
+                float dp = dpd[j][q];
+                if (dropping) dp = pd[j][q] != 0.0f ? dp * keep_scale : 0.0f;
+                p[j][q] = p[j][q] * (dp - dl[qi]);
+            }
+        }
+        /* dK += dS^T Q (the 1/sqrt(HS) at the end) */
+        FL_UNROLL
+        for (int kc = 0; kc < FL_TILE / 8; kc++) fl_acc_times_tile<HS>(dk, p[kc], qs, kc * 8, lane);
+    }
+    FL_UNROLL
+    for (int hr = 0; hr < 2; hr++) {
+        const int key = kw + g + hr * 8;
+        if (key >= T) continue;
+        float *row = dqkv + ((size_t)b * T + key) * C3 + (size_t)h * HS;
+        FL_UNROLL
+        for (int n = 0; n < HS / 8; n++)
+            FL_UNROLL
+            for (int e = 0; e < 2; e++) {
+                const int d = n * 8 + 2 * t4 + e;
+                row[C + d] += dk[n][2 * hr + e] * scale;
+                row[2 * (size_t)C + d] += dv[n][2 * hr + e];
+            }
+    }
+}
+
+/* dQ of FL_ROWS queries a block: grid (ceil(T / FL_ROWS), B*NH) */
+template <int HS>
+__global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
+                                        const float *delta, const uint8_t *mask, int causal, int T, int C, int NH,
+                                        tftx_dropout drop, float keep_scale, float scale)
+{
+    __shared__ float ks[FL_TILE][HS + FL_PAD], vs[FL_TILE][HS + FL_PAD];
+    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
+    const int q0 = blockIdx.x * FL_ROWS, qw = q0 + warp * 16;
+    const size_t C3 = 3 * (size_t)C;
+    const float *qg = qkv + (size_t)b * T * C3 + (size_t)h * HS, *kg = qg + C, *vg = qg + 2 * C;
+    const float *dog = dout + (size_t)b * T * C + (size_t)h * HS;
+    const uint8_t *mk = mask ? mask + (size_t)b * T : 0;
+    const int dropping = drop.p > 0.0f;
+
+    uint32_t qa[HS / 8][4], oa[HS / 8][4];
+    fl_load_a<HS>(qa, qg, C3, qw, T, g, t4);
+    fl_load_a<HS>(oa, dog, (size_t)C, qw, T, g, t4);
+    float L[2], D[2], dq[HS / 8][4];
+    FL_UNROLL
+    for (int hr = 0; hr < 2; hr++) {
+        const int row = qw + g + hr * 8;
+        L[hr] = row < T ? lse[(size_t)bh * T + row] : INFINITY;
+        D[hr] = row < T ? delta[(size_t)bh * T + row] : 0.0f;
+    }
+    FL_UNROLL
+    for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+    const int kend = causal ? (T < q0 + FL_ROWS ? T : q0 + FL_ROWS) : T;
+    for (int k0 = 0; k0 < kend; k0 += FL_TILE) {
+        __syncthreads();
+        fl_load_tile<HS>(ks, kg, C3, k0, T);
+        fl_load_tile<HS>(vs, vg, C3, k0, T);
+        __syncthreads();
+        float s[FL_TILE / 8][4], dpd[4];
+        FL_UNROLL
+        for (int j = 0; j < FL_TILE / 8; j++) {
+            fl_times_rows<HS>(s[j], qa, ks, j * 8, g, t4);
+            fl_times_rows<HS>(dpd, oa, vs, j * 8, g, t4);
+            FL_UNROLL
+            for (int q = 0; q < 4; q++) {
+                const int hr = q >> 1, row = qw + g + hr * 8, key = k0 + j * 8 + 2 * t4 + (q & 1);
+                const float p =
+                    row < T && fl_visible(key, row, T, causal, mk) ? expf(s[j][q] * scale - L[hr]) : 0.0f;
+                float dp = dpd[q];
+                if (dropping && p > 0.0f) dp *= fl_keep(drop, ((uint64_t)bh * T + row) * T + key, keep_scale);
+                s[j][q] = p * (dp - D[hr]); /* dS */
+            }
+        }
+        FL_UNROLL
+        for (int kc = 0; kc < FL_TILE / 8; kc++) fl_acc_times_tile<HS>(dq, s[kc], ks, kc * 8, lane);
+    }
+    FL_UNROLL
+    for (int hr = 0; hr < 2; hr++) {
+        const int row = qw + g + hr * 8;
+        if (row >= T) continue;
+        float *dst = dqkv + ((size_t)b * T + row) * C3 + (size_t)h * HS;
+        FL_UNROLL
+        for (int n = 0; n < HS / 8; n++)
+            FL_UNROLL
+            for (int e = 0; e < 2; e++) dst[n * 8 + 2 * t4 + e] += dq[n][2 * hr + e] * scale;
+    }
+}
+
+#endif /* TFTX_CUDA_FLASH_CUH */
