@@ -95,8 +95,8 @@ __device__ __forceinline__ float fl_keep(const tftx_dropout &drop, uint64_t i, f
 /* A operands (16 rows x HS, HS/8 of them) of rows r0 .. r0+15 of a
  * row-major matrix (row stride `stride`); rows at or past T are zeros. */
 template <int HS>
-__device__ __forceinline__ void fl_load_a(uint32_t a[HS / 8][4], const float *base, size_t stride, int r0, int T,
-                                          int g, int t4)
+__device__ __forceinline__ void fl_load_a(uint32_t a[HS / 8][4], const float *base, size_t stride, int r0, int T, int g,
+                                          int t4)
 {
     const int ra = r0 + g, rb = r0 + g + 8;
     FL_UNROLL
@@ -109,14 +109,15 @@ __device__ __forceinline__ void fl_load_a(uint32_t a[HS / 8][4], const float *ba
     }
 }
 
-/* Rows r0 .. r0+FL_TILE-1 (zeros past T) into a shared tile, by the whole block. */
+/* Rows r0 .. r0+FL_TILE-1 (zeros past T) into a shared tile, by the whole
+ * block, rounded to tf32 once here rather than at every fragment read. */
 template <int HS>
-__device__ __forceinline__ void fl_load_tile(float (*tile)[HS + FL_PAD], const float *base, size_t stride, int r0,
+__device__ __forceinline__ void fl_load_tile(uint32_t (*tile)[HS + FL_PAD], const float *base, size_t stride, int r0,
                                              int T)
 {
     for (int i = threadIdx.x; i < FL_TILE * HS; i += FL_THREADS) {
         const int r = i / HS, d = i % HS;
-        tile[r][d] = r0 + r < T ? base[(size_t)(r0 + r) * stride + d] : 0.0f;
+        tile[r][d] = fl_tf32(r0 + r < T ? base[(size_t)(r0 + r) * stride + d] : 0.0f);
     }
 }
 
@@ -137,13 +138,13 @@ __device__ __forceinline__ void fl_c_to_a(uint32_t a[4], const float c[4], int l
 /* c (16 x 8, C layout) = A rows a (16 x HS) times the transpose of rows
  * r .. r+7 of a shared tile (B(k, n) = tile[r + n][k]). */
 template <int HS>
-__device__ __forceinline__ void fl_times_rows(float c[4], const uint32_t a[HS / 8][4], const float (*tile)[HS + FL_PAD],
-                                              int r, int g, int t4)
+__device__ __forceinline__ void fl_times_rows(float c[4], const uint32_t a[HS / 8][4],
+                                              const uint32_t (*tile)[HS + FL_PAD], int r, int g, int t4)
 {
     c[0] = c[1] = c[2] = c[3] = 0.0f;
     FL_UNROLL
     for (int kk = 0; kk < HS / 8; kk++) {
-        const uint32_t b[2] = {fl_tf32(tile[r + g][kk * 8 + t4]), fl_tf32(tile[r + g][kk * 8 + t4 + 4])};
+        const uint32_t b[2] = {tile[r + g][kk * 8 + t4], tile[r + g][kk * 8 + t4 + 4]};
         fl_mma(c, a[kk], b);
     }
 }
@@ -151,15 +152,15 @@ __device__ __forceinline__ void fl_times_rows(float c[4], const uint32_t a[HS / 
 /* acc (16 x HS) += x (16 x 8, C layout) times rows r .. r+7 of a shared
  * tile (B(k, n) = tile[r + k][n]). */
 template <int HS>
-__device__ __forceinline__ void fl_acc_times_tile(float acc[HS / 8][4], const float x[4], const float (*tile)[HS + FL_PAD],
-                                                  int r, int lane)
+__device__ __forceinline__ void fl_acc_times_tile(float acc[HS / 8][4], const float x[4],
+                                                  const uint32_t (*tile)[HS + FL_PAD], int r, int lane)
 {
     const int g = lane >> 2, t4 = lane & 3;
     uint32_t a[4];
     fl_c_to_a(a, x, lane);
     FL_UNROLL
     for (int n = 0; n < HS / 8; n++) {
-        const uint32_t b[2] = {fl_tf32(tile[r + t4][n * 8 + g]), fl_tf32(tile[r + t4 + 4][n * 8 + g])};
+        const uint32_t b[2] = {tile[r + t4][n * 8 + g], tile[r + t4 + 4][n * 8 + g]};
         fl_mma(acc[n], a, b);
     }
 }
@@ -171,7 +172,7 @@ template <int HS>
 __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const float *qkv, const uint8_t *mask,
                                      int causal, int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
 {
-    __shared__ float ks[FL_TILE][HS + FL_PAD], vs[FL_TILE][HS + FL_PAD];
+    __shared__ uint32_t ks[FL_TILE][HS + FL_PAD], vs[FL_TILE][HS + FL_PAD]; /* tf32 */
     const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
     const int q0 = blockIdx.x * FL_ROWS, qw = q0 + warp * 16;
@@ -200,14 +201,13 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
             const int row = qw + g + hr * 8;
             float mt = -INFINITY;
             FL_UNROLL
-            for (int j = 0; j < FL_TILE / 8; j++)
-                FL_UNROLL
-                for (int e = 0; e < 2; e++) {
-                    const int key = k0 + j * 8 + 2 * t4 + e;
-                    const float v = fl_visible(key, row, T, causal, mk) ? s[j][2 * hr + e] * scale : -INFINITY;
-                    s[j][2 * hr + e] = v;
-                    mt = fmaxf(mt, v);
-                }
+            for (int j = 0; j < FL_TILE / 8; j++) FL_UNROLL
+            for (int e = 0; e < 2; e++) {
+                const int key = k0 + j * 8 + 2 * t4 + e;
+                const float v = fl_visible(key, row, T, causal, mk) ? s[j][2 * hr + e] * scale : -INFINITY;
+                s[j][2 * hr + e] = v;
+                mt = fmaxf(mt, v);
+            }
             mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 1));
             mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 2));
             /* no visible key so far: nothing to rescale, every p is 0 */
@@ -218,15 +218,14 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
             FL_UNROLL
             for (int n = 0; n < HS / 8; n++) o[n][2 * hr] *= alpha, o[n][2 * hr + 1] *= alpha;
             FL_UNROLL
-            for (int j = 0; j < FL_TILE / 8; j++)
-                FL_UNROLL
-                for (int e = 0; e < 2; e++) {
-                    const int key = k0 + j * 8 + 2 * t4 + e;
-                    float p = expf(s[j][2 * hr + e] - ms);
-                    l[hr] += p;
-                    if (dropping && p > 0.0f) p *= fl_keep(drop, ((uint64_t)bh * T + row) * T + key, keep_scale);
-                    s[j][2 * hr + e] = p;
-                }
+            for (int j = 0; j < FL_TILE / 8; j++) FL_UNROLL
+            for (int e = 0; e < 2; e++) {
+                const int key = k0 + j * 8 + 2 * t4 + e;
+                float p = expf(s[j][2 * hr + e] - ms);
+                l[hr] += p;
+                if (dropping && p > 0.0f) p *= fl_keep(drop, ((uint64_t)bh * T + row) * T + key, keep_scale);
+                s[j][2 * hr + e] = p;
+            }
         }
         FL_UNROLL
         for (int kc = 0; kc < FL_TILE / 8; kc++) fl_acc_times_tile<HS>(o, s[kc], vs, kc * 8, lane);
@@ -241,13 +240,12 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
         const float inv = lt > 0.0f ? 1.0f / lt : 0.0f;
         const size_t at = ((size_t)b * T + row) * C + (size_t)h * HS;
         FL_UNROLL
-        for (int n = 0; n < HS / 8; n++)
-            FL_UNROLL
-            for (int e = 0; e < 2; e++) {
-                const float v = o[n][2 * hr + e] * inv;
-                out[at + n * 8 + 2 * t4 + e] = v;
-                ocopy[at + n * 8 + 2 * t4 + e] = v;
-            }
+        for (int n = 0; n < HS / 8; n++) FL_UNROLL
+        for (int e = 0; e < 2; e++) {
+            const float v = o[n][2 * hr + e] * inv;
+            out[at + n * 8 + 2 * t4 + e] = v;
+            ocopy[at + n * 8 + 2 * t4 + e] = v;
+        }
         if (t4 == 0) lse[(size_t)bh * T + row] = lt > 0.0f ? m[hr] + logf(lt) : INFINITY;
     }
 }
@@ -277,7 +275,8 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
                                          const float *delta, const uint8_t *mask, int causal, int T, int C, int NH,
                                          tftx_dropout drop, float keep_scale, float scale)
 {
-    __shared__ float qs[FL_TILE][HS + FL_PAD], dos[FL_TILE][HS + FL_PAD], ls[FL_TILE], dl[FL_TILE];
+    __shared__ uint32_t qs[FL_TILE][HS + FL_PAD], dos[FL_TILE][HS + FL_PAD]; /* tf32 */
+    __shared__ float ls[FL_TILE], dl[FL_TILE];
     const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
     const int k0 = blockIdx.x * FL_ROWS, kw = k0 + warp * 16;
@@ -292,9 +291,8 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
     fl_load_a<HS>(va, vg, C3, kw, T, g, t4);
     float dk[HS / 8][4], dv[HS / 8][4];
     FL_UNROLL
-    for (int n = 0; n < HS / 8; n++)
-        FL_UNROLL
-        for (int q = 0; q < 4; q++) dk[n][q] = dv[n][q] = 0.0f;
+    for (int n = 0; n < HS / 8; n++) FL_UNROLL
+    for (int q = 0; q < 4; q++) dk[n][q] = dv[n][q] = 0.0f;
     for (int qb = causal ? k0 : 0; qb < T; qb += FL_TILE) {
         __syncthreads();
         fl_load_tile<HS>(qs, qg, C3, qb, T);
@@ -313,9 +311,11 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
-                const float e = query < T && fl_visible(key, query, T, causal, mk) ? expf(p[j][q] * scale - ls[qi]) : 0.0f;
+                const float e =
+                    query < T && fl_visible(key, query, T, causal, mk) ? expf(p[j][q] * scale - ls[qi]) : 0.0f;
                 p[j][q] = e;
-                pd[j][q] = dropping && e > 0.0f ? e * fl_keep(drop, ((uint64_t)bh * T + query) * T + key, keep_scale) : e;
+                pd[j][q] =
+                    dropping && e > 0.0f ? e * fl_keep(drop, ((uint64_t)bh * T + query) * T + key, keep_scale) : e;
             }
         }
         /* dV += Pd^T dO */
@@ -343,13 +343,12 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
         if (key >= T) continue;
         float *row = dqkv + ((size_t)b * T + key) * C3 + (size_t)h * HS;
         FL_UNROLL
-        for (int n = 0; n < HS / 8; n++)
-            FL_UNROLL
-            for (int e = 0; e < 2; e++) {
-                const int d = n * 8 + 2 * t4 + e;
-                row[C + d] += dk[n][2 * hr + e] * scale;
-                row[2 * (size_t)C + d] += dv[n][2 * hr + e];
-            }
+        for (int n = 0; n < HS / 8; n++) FL_UNROLL
+        for (int e = 0; e < 2; e++) {
+            const int d = n * 8 + 2 * t4 + e;
+            row[C + d] += dk[n][2 * hr + e] * scale;
+            row[2 * (size_t)C + d] += dv[n][2 * hr + e];
+        }
     }
 }
 
@@ -359,7 +358,7 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
                                         const float *delta, const uint8_t *mask, int causal, int T, int C, int NH,
                                         tftx_dropout drop, float keep_scale, float scale)
 {
-    __shared__ float ks[FL_TILE][HS + FL_PAD], vs[FL_TILE][HS + FL_PAD];
+    __shared__ uint32_t ks[FL_TILE][HS + FL_PAD], vs[FL_TILE][HS + FL_PAD]; /* tf32 */
     const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
     const int q0 = blockIdx.x * FL_ROWS, qw = q0 + warp * 16;
@@ -395,8 +394,7 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int hr = q >> 1, row = qw + g + hr * 8, key = k0 + j * 8 + 2 * t4 + (q & 1);
-                const float p =
-                    row < T && fl_visible(key, row, T, causal, mk) ? expf(s[j][q] * scale - L[hr]) : 0.0f;
+                const float p = row < T && fl_visible(key, row, T, causal, mk) ? expf(s[j][q] * scale - L[hr]) : 0.0f;
                 float dp = dpd[q];
                 if (dropping && p > 0.0f) dp *= fl_keep(drop, ((uint64_t)bh * T + row) * T + key, keep_scale);
                 s[j][q] = p * (dp - D[hr]); /* dS */
@@ -411,9 +409,8 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
         if (row >= T) continue;
         float *dst = dqkv + ((size_t)b * T + row) * C3 + (size_t)h * HS;
         FL_UNROLL
-        for (int n = 0; n < HS / 8; n++)
-            FL_UNROLL
-            for (int e = 0; e < 2; e++) dst[n * 8 + 2 * t4 + e] += dq[n][2 * hr + e] * scale;
+        for (int n = 0; n < HS / 8; n++) FL_UNROLL
+        for (int e = 0; e < 2; e++) dst[n * 8 + 2 * t4 + e] += dq[n][2 * hr + e] * scale;
     }
 }
 
