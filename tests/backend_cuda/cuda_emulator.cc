@@ -191,6 +191,43 @@ void emu_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2])
     memcpy(d, out, sizeof out);
 }
 
+uint16_t emu_to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* element `half` (0: low) of a register holding two bf16 */
+static float bf16_half(uint32_t reg, unsigned half)
+{
+    return as_float((half ? reg >> 16 : reg & 0xffffu) << 16);
+}
+
+void emu_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2])
+{
+    const unsigned t = threadIdx.x, base = lane_base(), lane = t & 31u, g = lane >> 2, t4 = lane & 3u;
+    memcpy(post_a[t], a, sizeof post_a[t]);
+    memcpy(post_b[t], b, sizeof post_b[t]);
+    memcpy(post_d[t], d, sizeof post_d[t]);
+    barrier(WARP_OP);
+    float out[4];
+    for (unsigned q = 0; q < 4; q++) {
+        const unsigned row = g + (q >> 1) * 8, col = 2 * t4 + (q & 1);
+        float acc = post_d[t][q];
+        for (unsigned k = 0; k < 16; k++) {
+            /* A[row][k]: lane (row%8)*4 + (k%8)/2, register (row>=8) + 2*(k>=8), half k%2 */
+            float av = bf16_half(post_a[base + (row & 7) * 4 + (k & 7) / 2][(row >= 8) + 2 * (k >= 8)], k & 1);
+            /* B[k][col]: lane col*4 + (k%8)/2, register k>=8, half k%2 */
+            float bv = bf16_half(post_b[base + col * 4 + (k & 7) / 2][k >= 8], k & 1);
+            acc += av * bv;
+        }
+        out[q] = acc;
+    }
+    barrier(WARP_OP);
+    memcpy(d, out, sizeof out);
+}
+
 void emu_launch(unsigned grid_x, unsigned grid_y, unsigned threads, const std::function<void()> &k)
 {
     if (threads == 0 || threads > MAX_THREADS || threads % 32) {

@@ -5,9 +5,9 @@
  * What a kernel may use: threadIdx, blockIdx, blockDim, gridDim (x and y),
  * __shared__ arrays declared in the kernel, __syncthreads(), and the
  * warp-level operations the kernel header routes through
- * TFTX_EMULATED_CUDA: __shfl_sync, __shfl_xor_sync, and emu_mma_tf32 (the
- * m16n8k8 tf32 tensor-core product, fragments laid out as the PTX ISA
- * specifies). Every thread of a block must reach every barrier and warp
+ * TFTX_EMULATED_CUDA: __shfl_sync, __shfl_xor_sync, emu_mma_tf32 and
+ * emu_mma_bf16 (the m16n8k8 tf32 and m16n8k16 bf16 tensor-core products,
+ * fragments laid out as the PTX ISA specifies). Every thread of a block must reach every barrier and warp
  * operation the same number of times (no thread returns early): the
  * emulator stops with a message otherwise.
  *
@@ -53,8 +53,12 @@ float __shfl_sync(unsigned mask, float v, int src_lane);
 float __shfl_xor_sync(unsigned mask, float v, int lane_mask);
 /* d (16x8, 4 per lane) += a (16x8, tf32, 4 per lane) * b (8x8, tf32, 2 per lane) */
 void emu_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2]);
+/* d (16x8) += a (16x16, 8 bf16 per lane, two a register) * b (16x8, 4 per lane) */
+void emu_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]);
 /* cvt.rna.tf32.f32, or the bits unchanged when emu_tf32_round is 0 */
 uint32_t emu_to_tf32(float x);
+/* float to bfloat16, to nearest, ties to even (finite inputs) */
+uint16_t emu_to_bf16(float x);
 
 /* Run `kernel` (a call of the kernel with its arguments) over a grid of
  * grid_x * grid_y blocks of `threads` threads. */

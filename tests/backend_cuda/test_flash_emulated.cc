@@ -5,11 +5,12 @@
  * tests/backend/kernel_reference.c and the backward written out below from
  * the formulas of tftx/backend.h.
  *
- * Each case runs twice: with the tensor-core products on whole fp32 inputs
- * (the kernels' logic: tiling, masks, online softmax, dropout indices,
- * fragment layouts; errors of fp32 rounding, limit 2e-5 relative to the
- * output's scale) and with inputs rounded to tf32 as the GPU does (limit
- * 2e-2). Shapes cover sequence lengths that are not multiples of the
+ * Each case runs three times: the tf32 kernels with the tensor-core
+ * products on whole fp32 inputs (the kernels' logic: tiling, masks, online
+ * softmax, dropout indices, fragment layouts; errors of fp32 rounding,
+ * limit 2e-5 relative to the output's scale), the tf32 kernels with inputs
+ * rounded as the GPU does (limit 2e-2), and the bf16 kernels (m16n8k16;
+ * limit 1.5e-2). Shapes cover sequence lengths that are not multiples of the
  * tiles, head sizes 32 and 64, causal and not, padding at the end, at the
  * start and everywhere, dropout 0 and not. Needs no GPU.
  */
@@ -108,7 +109,10 @@ void compare(const char *what, const float *got, const std::vector<double> &want
     }
 }
 
-template <int HS> void run_case(const attn_case &k, int tf32)
+/* mode 0: the tf32 kernels with whole fp32 inputs to the products (the
+ * logic, to fp32 rounding); 1: the tf32 kernels as the GPU runs them; 2:
+ * the bf16 kernels. */
+template <int HS, class P> void run_case(const attn_case &k, int mode)
 {
     const int B = k.B, T = k.T, C = k.C, NH = k.NH;
     const size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, rows = (size_t)B * NH * T;
@@ -128,29 +132,32 @@ template <int HS> void run_case(const attn_case &k, int tf32)
     ref_attention(ref_out.data(), ref_att.data(), qkv.data(), mk, k.causal, B, T, C, NH, drop);
     ref_backward(ref_dqkv, ref_att, qkv.data(), dout.data(), k, drop);
 
-    emu_tf32_round = tf32;
+    emu_tf32_round = mode != 0;
     /* the att buffer: log-sum-exp of each row, then a copy of out */
     std::vector<float> out(n_out), att(rows + n_out), delta(rows), dqkv(dqkv0);
     float *lse = att.data(), *ocopy = att.data() + rows;
     const unsigned gx = (unsigned)((T + FL_ROWS - 1) / FL_ROWS), gy = (unsigned)(B * NH);
     emu_launch(gx, gy, FL_THREADS, [&] {
-        flash_forward_kernel<HS>(out.data(), lse, ocopy, qkv.data(), mk, k.causal, T, C, NH, drop, keep_scale, scale);
+        flash_forward_kernel<HS, P>(out.data(), lse, ocopy, qkv.data(), mk, k.causal, T, C, NH, drop, keep_scale,
+                                    scale);
     });
     emu_launch((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), 1, FL_THREADS,
                [&] { flash_delta_kernel(delta.data(), dout.data(), ocopy, rows, T, C, NH, HS); });
     emu_launch(gx, gy, FL_THREADS, [&] {
-        flash_backward_kv_kernel<HS>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
-                                     drop, keep_scale, scale);
+        flash_backward_kv_kernel<HS, P>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
+                                        drop, keep_scale, scale);
     });
     emu_launch(gx, gy, FL_THREADS, [&] {
-        flash_backward_q_kernel<HS>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
-                                    drop, keep_scale, scale);
+        flash_backward_q_kernel<HS, P>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
+                                       drop, keep_scale, scale);
     });
 
     char name[160];
-    snprintf(name, sizeof name, "%s B=%d T=%d C=%d NH=%d causal=%d padded=%d p=%.2g", tf32 ? "tf32" : "fp32", B, T, C,
-             NH, k.causal, k.padded, (double)k.p);
-    const double tol = tf32 ? 2e-2 : 2e-5;
+    static const char *const MODES[] = {"fp32", "tf32", "bf16"};
+    snprintf(name, sizeof name, "%s B=%d T=%d C=%d NH=%d causal=%d padded=%d p=%.2g", MODES[mode], B, T, C, NH,
+             k.causal, k.padded, (double)k.p);
+    static const double TOL[] = {2e-5, 2e-2, 1.5e-2};
+    const double tol = TOL[mode];
     std::string label = std::string(name) + " out";
     compare(label.c_str(), out.data(), ref_out, tol);
     if (memcmp(out.data(), ocopy, n_out * sizeof(float)) != 0) {
@@ -170,12 +177,13 @@ int main()
         {3, 37, 64, 2, 0, 1, 0.2f},   {1, 70, 128, 2, 1, 0, 0.1f}, {3, 70, 128, 2, 0, 1, 0.0f},
         {1, 130, 64, 1, 1, 1, 0.25f},
     };
-    for (int tf32 = 0; tf32 <= 1; tf32++)
+    for (int mode = 0; mode <= 2; mode++)
         for (const attn_case &k : CASES) {
-            if (k.C / k.NH == 32)
-                run_case<32>(k, tf32);
+            const int hs = k.C / k.NH;
+            if (mode < 2)
+                hs == 32 ? run_case<32, fl_tf32_mma>(k, mode) : run_case<64, fl_tf32_mma>(k, mode);
             else
-                run_case<64>(k, tf32);
+                hs == 32 ? run_case<32, fl_bf16_mma>(k, mode) : run_case<64, fl_bf16_mma>(k, mode);
         }
     printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;

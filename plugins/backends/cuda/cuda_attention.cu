@@ -29,8 +29,9 @@
  * working memory (B*NH*T*T floats); backward builds it in `scratch`.
  *
  * With attention = "fused" (and a head size of 32 or 64), the kernels of
- * cuda_flash.cuh do it all instead: `att` keeps each row's log-sum-exp and
- * a copy of the output, `scratch` the backward's row sums.
+ * cuda_flash.cuh do it all instead, on tf32 products (bf16 ones at
+ * precision bf16): `att` keeps each row's log-sum-exp and a copy of the
+ * output, `scratch` the backward's row sums.
  */
 #include "cuda_device.cuh"
 #include "cuda_flash.cuh"
@@ -156,18 +157,18 @@ static int fused(const cuda_backend *be, int B, int T, int C, int NH)
            (long long)NH * T >= (long long)NH + C;
 }
 
-template <int HS>
+template <int HS, class P>
 static void fused_forward(cuda_backend *be, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
                           int B, int T, int C, int NH, tftx_dropout drop)
 {
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
     float *lse = att, *ocopy = att + (size_t)B * NH * T;
-    flash_forward_kernel<HS><<<grid, FL_THREADS, 0, be->stream>>>(out, lse, ocopy, qkv, mask, causal, T, C, NH, drop,
-                                                                   cuda_dropout_scale(drop.p), 1.0f / sqrtf((float)HS));
+    flash_forward_kernel<HS, P><<<grid, FL_THREADS, 0, be->stream>>>(
+        out, lse, ocopy, qkv, mask, causal, T, C, NH, drop, cuda_dropout_scale(drop.p), 1.0f / sqrtf((float)HS));
     CUDA_LAUNCHED(be);
 }
 
-template <int HS>
+template <int HS, class P>
 static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const float *dout, const float *qkv,
                            const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
                            tftx_dropout drop)
@@ -179,12 +180,33 @@ static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const 
         delta, dout, ocopy, rows, T, C, NH, HS);
     CUDA_LAUNCHED(be);
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
-    flash_backward_kv_kernel<HS><<<grid, FL_THREADS, 0, be->stream>>>(dqkv, dout, qkv, lse, delta, mask, causal, T, C,
-                                                                       NH, drop, keep, scale);
+    flash_backward_kv_kernel<HS, P><<<grid, FL_THREADS, 0, be->stream>>>(dqkv, dout, qkv, lse, delta, mask, causal, T,
+                                                                          C, NH, drop, keep, scale);
     CUDA_LAUNCHED(be);
-    flash_backward_q_kernel<HS><<<grid, FL_THREADS, 0, be->stream>>>(dqkv, dout, qkv, lse, delta, mask, causal, T, C,
-                                                                      NH, drop, keep, scale);
+    flash_backward_q_kernel<HS, P><<<grid, FL_THREADS, 0, be->stream>>>(dqkv, dout, qkv, lse, delta, mask, causal, T,
+                                                                         C, NH, drop, keep, scale);
     CUDA_LAUNCHED(be);
+}
+
+/* The fused kernels for the head size and the precision: bf16 products at
+ * precision bf16, tf32 otherwise. */
+typedef void (*fused_forward_fn)(cuda_backend *, float *, float *, const float *, const uint8_t *, int, int, int, int,
+                                 int, tftx_dropout);
+typedef void (*fused_backward_fn)(cuda_backend *, float *, float *, const float *, const float *, const float *,
+                                  const uint8_t *, int, int, int, int, int, tftx_dropout);
+
+static fused_forward_fn pick_forward(const cuda_backend *be, int HS)
+{
+    if (be->precision == CUDA_BF16)
+        return HS == 32 ? fused_forward<32, fl_bf16_mma> : fused_forward<64, fl_bf16_mma>;
+    return HS == 32 ? fused_forward<32, fl_tf32_mma> : fused_forward<64, fl_tf32_mma>;
+}
+
+static fused_backward_fn pick_backward(const cuda_backend *be, int HS)
+{
+    if (be->precision == CUDA_BF16)
+        return HS == 32 ? fused_backward<32, fl_bf16_mma> : fused_backward<64, fl_bf16_mma>;
+    return HS == 32 ? fused_backward<32, fl_tf32_mma> : fused_backward<64, fl_tf32_mma>;
 }
 
 extern "C" {
@@ -212,7 +234,7 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
     if (fused(be, B, T, C, NH)) {
-        (HS == 32 ? fused_forward<32> : fused_forward<64>)(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
+        pick_forward(be, HS)(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
         return;
     }
     const long long TT = (long long)T * T;
@@ -248,8 +270,7 @@ void cuda_attention_backward(void *self, float *dqkv, float *scratch, const floa
     if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
     if (fused(be, B, T, C, NH)) {
-        (HS == 32 ? fused_backward<32> : fused_backward<64>)(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C,
-                                                             NH, drop);
+        pick_backward(be, HS)(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
         return;
     }
     const long long TT = (long long)T * T;

@@ -27,9 +27,10 @@ static const tftx_param_spec PARAMS[] = {
                 "tensor cores, attention at tf32); weights, activations and optimizer state stay fp32"),
     TFTX_P_INT("threads", 0, 0, 1024, "ignored (the GPU decides); accepted so train.threads works with any backend"),
     TFTX_P_ENUM("attention", "cublas", ATTENTIONS,
-                "cublas: batched cuBLAS products with the (B, heads, T, T) probabilities in memory; fused: one "
-                "flash-style kernel each way on the tf32 tensor cores, no probabilities in memory (needs precision "
-                "tf32 or bf16; head sizes 32 and 64 with T above the head size, others take the cublas path)"),
+                "cublas: batched cuBLAS products with the (B, heads, T, T) probabilities in memory; fused: "
+                "flash-style kernels on the tensor cores (tf32 products, bf16 at precision bf16) that never store "
+                "the probabilities (needs precision tf32 or bf16; head sizes 32 and 64 with T above the head size, "
+                "others take the cublas path)"),
 };
 
 /* ------------------------------------------------------------ errors */

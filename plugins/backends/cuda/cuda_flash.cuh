@@ -22,12 +22,9 @@
  *   dP = dPd * M/(1-p);  dS = P * (dP - delta);
  *   dV += (P * M/(1-p))^T dO;  dK += dS^T Q / sqrt(HS);  dQ += dS K / sqrt(HS).
  *
- * Products: mma.sync m16n8k8 with tf32 inputs and fp32 accumulation. The
- * fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k8"): with
- * g = lane/4, t = lane%4, A (16x8) holds (g, t) (g+8, t) (g, t+4) (g+8, t+4);
- * B (8x8) holds (t, g) (t+4, g); C (16x8) holds (g, 2t) (g, 2t+1) (g+8, 2t)
- * (g+8, 2t+1). A product's C tile becomes the next product's A operand by
- * shuffles within each group of four lanes (fl_c_to_a).
+ * Products: mma.sync with fp32 accumulation, on tf32 inputs (m16n8k8,
+ * precision tf32) or bf16 inputs (m16n8k16, precision bf16): the policies
+ * fl_tf32_mma and fl_bf16_mma below, with their fragment layouts.
  *
  * Every thread of a block reaches every barrier and shuffle: rows and keys
  * past T are predicated, never returned from.
@@ -39,12 +36,14 @@
 #include <stdint.h>
 #include <tftx/backend.h>
 #include <tftx/random.h>
+#ifndef TFTX_EMULATED_CUDA
+#include <cuda_bf16.h>
+#endif
 
 #define FL_WARPS 4
 #define FL_THREADS (FL_WARPS * 32)
 #define FL_ROWS (FL_WARPS * 16) /* queries (forward, dQ) or keys (dK, dV) of a block */
 #define FL_TILE 32              /* keys (forward, dQ) or queries (dK, dV) a step of the walk takes */
-#define FL_PAD 4                /* row padding of the shared tiles: B-fragment reads miss bank conflicts */
 #define FL_FULL 0xffffffffu
 
 /* Unrolled loops keep the fragment arrays in registers (indexed at run
@@ -55,25 +54,51 @@
 #define FL_UNROLL _Pragma("unroll")
 #endif
 
+/* ------------------------------------------------------------ primitives */
+
+/* FL_DEV: a device function; FL_MEMBER: a policy's (static member) one */
 #ifdef TFTX_EMULATED_CUDA
-static inline uint32_t fl_tf32(float x)
+#define FL_DEV static inline
+#define FL_MEMBER static inline
+FL_DEV uint32_t fl_cvt_tf32(float x)
 {
     return emu_to_tf32(x);
 }
-static inline void fl_mma(float d[4], const uint32_t a[4], const uint32_t b[2])
+FL_DEV uint16_t fl_cvt_bf16(float x)
+{
+    return emu_to_bf16(x);
+}
+FL_DEV void fl_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2])
 {
     emu_mma_tf32(d, a, b);
 }
+FL_DEV void fl_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2])
+{
+    emu_mma_bf16(d, a, b);
+}
 #else
-__device__ __forceinline__ uint32_t fl_tf32(float x)
+#define FL_DEV __device__ __forceinline__
+#define FL_MEMBER static __device__ __forceinline__
+FL_DEV uint32_t fl_cvt_tf32(float x)
 {
     uint32_t r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
     return r;
 }
-__device__ __forceinline__ void fl_mma(float d[4], const uint32_t a[4], const uint32_t b[2])
+FL_DEV uint16_t fl_cvt_bf16(float x)
+{
+    return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+}
+FL_DEV void fl_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2])
 {
     asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+FL_DEV void fl_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2])
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
@@ -81,98 +106,192 @@ __device__ __forceinline__ void fl_mma(float d[4], const uint32_t a[4], const ui
 #endif
 
 /* Key s is visible from query t. */
-__device__ __forceinline__ int fl_visible(int s, int t, int T, int causal, const uint8_t *mk)
+FL_DEV int fl_visible(int s, int t, int T, int causal, const uint8_t *mk)
 {
     return s < T && (!causal || s <= t) && (!mk || mk[s]);
 }
 
 /* 1/(1-p) when element i of the dropout stream is kept, else 0. */
-__device__ __forceinline__ float fl_keep(const tftx_dropout &drop, uint64_t i, float keep_scale)
+FL_DEV float fl_keep(const tftx_dropout &drop, uint64_t i, float keep_scale)
 {
     return tftx_uniform_at(drop.seed, drop.stream, i) >= drop.p ? keep_scale : 0.0f;
 }
 
-/* A operands (16 rows x HS, HS/8 of them) of rows r0 .. r0+15 of a
- * row-major matrix (row stride `stride`); rows at or past T are zeros. */
-template <int HS>
-__device__ __forceinline__ void fl_load_a(uint32_t a[HS / 8][4], const float *base, size_t stride, int r0, int T, int g,
-                                          int t4)
-{
-    const int ra = r0 + g, rb = r0 + g + 8;
-    FL_UNROLL
-    for (int kk = 0; kk < HS / 8; kk++) {
-        const int c0 = kk * 8 + t4, c1 = c0 + 4;
-        a[kk][0] = fl_tf32(ra < T ? base[(size_t)ra * stride + c0] : 0.0f);
-        a[kk][1] = fl_tf32(rb < T ? base[(size_t)rb * stride + c0] : 0.0f);
-        a[kk][2] = fl_tf32(ra < T ? base[(size_t)ra * stride + c1] : 0.0f);
-        a[kk][3] = fl_tf32(rb < T ? base[(size_t)rb * stride + c1] : 0.0f);
+/* ------------------------------------------- the two kinds of product
+ *
+ * A policy gives: K, the depth of one product; elem, an element of a
+ * shared tile (already rounded for the tensor cores); PAD, the padding of
+ * a tile's rows, in elements, so that B-fragment reads miss bank
+ * conflicts; round(x); load_a, the A operands (16 rows x HS, HS/K of them)
+ * of rows r0 .. r0+15 of a global row-major matrix, zeros from row T on;
+ * b_rows, the B fragment B(k, n) = tile[r + n][kk*K + k]; b_cols,
+ * B(k, n) = tile[r + k][n0 + n]; c_to_a, K/8 C tiles (16 x 8 each, side
+ * by side) as one A operand; mma, d += a * b. With g = lane/4, t = lane%4,
+ * C (16 x 8, fp32) holds (g, 2t) (g, 2t+1) (g+8, 2t) (g+8, 2t+1) for both
+ * (PTX ISA, "Matrix Fragments for mma.m16n8k8 / m16n8k16").
+ */
+
+/* mma.sync m16n8k8 tf32: A (16 x 8) holds (g, t) (g+8, t) (g, t+4)
+ * (g+8, t+4); B (8 x 8) holds (t, g) (t+4, g). A C tile is not laid out as
+ * an A operand: shuffles within each group of four lanes move it. */
+struct fl_tf32_mma {
+    enum { K = 8, PAD = 4 };
+    typedef uint32_t elem;
+    FL_MEMBER elem round(float x)
+    {
+        return fl_cvt_tf32(x);
     }
-}
+    template <int HS>
+    FL_MEMBER void load_a(uint32_t a[HS / K][4], const float *base, size_t stride, int r0, int T, int g, int t4)
+    {
+        const int ra = r0 + g, rb = r0 + g + 8;
+        FL_UNROLL
+        for (int kk = 0; kk < HS / K; kk++) {
+            const int c0 = kk * 8 + t4, c1 = c0 + 4;
+            a[kk][0] = round(ra < T ? base[(size_t)ra * stride + c0] : 0.0f);
+            a[kk][1] = round(rb < T ? base[(size_t)rb * stride + c0] : 0.0f);
+            a[kk][2] = round(ra < T ? base[(size_t)ra * stride + c1] : 0.0f);
+            a[kk][3] = round(rb < T ? base[(size_t)rb * stride + c1] : 0.0f);
+        }
+    }
+    template <int HS>
+    FL_MEMBER void b_rows(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int kk, int g, int t4)
+    {
+        b[0] = tile[r + g][kk * 8 + t4];
+        b[1] = tile[r + g][kk * 8 + t4 + 4];
+    }
+    template <int HS>
+    FL_MEMBER void b_cols(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int n0, int g, int t4)
+    {
+        b[0] = tile[r + t4][n0 + g];
+        b[1] = tile[r + t4 + 4][n0 + g];
+    }
+    FL_MEMBER void c_to_a(uint32_t a[4], const float (*c)[4], int lane)
+    {
+        const int t4 = lane & 3, odd = t4 & 1, src0 = (lane & ~3) | (t4 >> 1), src1 = src0 + 2;
+        const float x0 = __shfl_sync(FL_FULL, c[0][0], src0), x1 = __shfl_sync(FL_FULL, c[0][1], src0);
+        const float y0 = __shfl_sync(FL_FULL, c[0][2], src0), y1 = __shfl_sync(FL_FULL, c[0][3], src0);
+        const float z0 = __shfl_sync(FL_FULL, c[0][0], src1), z1 = __shfl_sync(FL_FULL, c[0][1], src1);
+        const float w0 = __shfl_sync(FL_FULL, c[0][2], src1), w1 = __shfl_sync(FL_FULL, c[0][3], src1);
+        a[0] = round(odd ? x1 : x0); /* (g, t) */
+        a[1] = round(odd ? y1 : y0); /* (g+8, t) */
+        a[2] = round(odd ? z1 : z0); /* (g, t+4) */
+        a[3] = round(odd ? w1 : w0); /* (g+8, t+4) */
+    }
+    FL_MEMBER void mma(float d[4], const uint32_t a[4], const uint32_t b[2])
+    {
+        fl_mma_tf32(d, a, b);
+    }
+};
+
+/* mma.sync m16n8k16 bf16, two bf16 a register (the lower column or row in
+ * the low half): A (16 x 16) holds (g, 2t..2t+1) (g+8, 2t..2t+1)
+ * (g, 2t+8..2t+9) (g+8, 2t+8..2t+9); B (16 x 8) holds (2t..2t+1, g)
+ * (2t+8..2t+9, g). Two neighbouring C tiles are an A operand as they lie. */
+struct fl_bf16_mma {
+    enum { K = 16, PAD = 8 };
+    typedef uint16_t elem;
+    FL_MEMBER elem round(float x)
+    {
+        return fl_cvt_bf16(x);
+    }
+    FL_MEMBER uint32_t pack(elem lo, elem hi)
+    {
+        return (uint32_t)lo | (uint32_t)hi << 16;
+    }
+    template <int HS>
+    FL_MEMBER void load_a(uint32_t a[HS / K][4], const float *base, size_t stride, int r0, int T, int g, int t4)
+    {
+        const int ra = r0 + g, rb = r0 + g + 8;
+        const float *pa = ra < T ? base + (size_t)ra * stride : 0, *pb = rb < T ? base + (size_t)rb * stride : 0;
+        FL_UNROLL
+        for (int kk = 0; kk < HS / K; kk++) {
+            const int c0 = kk * 16 + 2 * t4, c1 = c0 + 8;
+            a[kk][0] = pa ? pack(round(pa[c0]), round(pa[c0 + 1])) : 0;
+            a[kk][1] = pb ? pack(round(pb[c0]), round(pb[c0 + 1])) : 0;
+            a[kk][2] = pa ? pack(round(pa[c1]), round(pa[c1 + 1])) : 0;
+            a[kk][3] = pb ? pack(round(pb[c1]), round(pb[c1 + 1])) : 0;
+        }
+    }
+    template <int HS>
+    FL_MEMBER void b_rows(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int kk, int g, int t4)
+    {
+        const elem *row = tile[r + g] + kk * 16 + 2 * t4;
+        b[0] = pack(row[0], row[1]);
+        b[1] = pack(row[8], row[9]);
+    }
+    template <int HS>
+    FL_MEMBER void b_cols(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int n0, int g, int t4)
+    {
+        const int k = r + 2 * t4;
+        b[0] = pack(tile[k][n0 + g], tile[k + 1][n0 + g]);
+        b[1] = pack(tile[k + 8][n0 + g], tile[k + 9][n0 + g]);
+    }
+    FL_MEMBER void c_to_a(uint32_t a[4], const float (*c)[4], int lane)
+    {
+        (void)lane;
+        a[0] = pack(round(c[0][0]), round(c[0][1])); /* (g, 2t..2t+1) */
+        a[1] = pack(round(c[0][2]), round(c[0][3])); /* (g+8, 2t..2t+1) */
+        a[2] = pack(round(c[1][0]), round(c[1][1])); /* (g, 2t+8..2t+9) */
+        a[3] = pack(round(c[1][2]), round(c[1][3])); /* (g+8, 2t+8..2t+9) */
+    }
+    FL_MEMBER void mma(float d[4], const uint32_t a[4], const uint32_t b[2])
+    {
+        fl_mma_bf16(d, a, b);
+    }
+};
 
 /* Rows r0 .. r0+FL_TILE-1 (zeros past T) into a shared tile, by the whole
- * block, rounded to tf32 once here rather than at every fragment read. */
-template <int HS>
-__device__ __forceinline__ void fl_load_tile(uint32_t (*tile)[HS + FL_PAD], const float *base, size_t stride, int r0,
-                                             int T)
+ * block, rounded once here rather than at every fragment read. */
+template <class P, int HS>
+FL_DEV void fl_load_tile(typename P::elem (*tile)[HS + P::PAD], const float *base, size_t stride, int r0, int T)
 {
     for (int i = threadIdx.x; i < FL_TILE * HS; i += FL_THREADS) {
         const int r = i / HS, d = i % HS;
-        tile[r][d] = fl_tf32(r0 + r < T ? base[(size_t)(r0 + r) * stride + d] : 0.0f);
+        tile[r][d] = P::round(r0 + r < T ? base[(size_t)(r0 + r) * stride + d] : 0.0f);
     }
-}
-
-/* The C tile c (16 x 8) as an A operand (16 x 8, tf32). */
-__device__ __forceinline__ void fl_c_to_a(uint32_t a[4], const float c[4], int lane)
-{
-    const int t4 = lane & 3, odd = t4 & 1, src0 = (lane & ~3) | (t4 >> 1), src1 = src0 + 2;
-    const float x0 = __shfl_sync(FL_FULL, c[0], src0), x1 = __shfl_sync(FL_FULL, c[1], src0);
-    const float y0 = __shfl_sync(FL_FULL, c[2], src0), y1 = __shfl_sync(FL_FULL, c[3], src0);
-    const float z0 = __shfl_sync(FL_FULL, c[0], src1), z1 = __shfl_sync(FL_FULL, c[1], src1);
-    const float w0 = __shfl_sync(FL_FULL, c[2], src1), w1 = __shfl_sync(FL_FULL, c[3], src1);
-    a[0] = fl_tf32(odd ? x1 : x0); /* (g, t) */
-    a[1] = fl_tf32(odd ? y1 : y0); /* (g+8, t) */
-    a[2] = fl_tf32(odd ? z1 : z0); /* (g, t+4) */
-    a[3] = fl_tf32(odd ? w1 : w0); /* (g+8, t+4) */
 }
 
 /* c (16 x 8, C layout) = A rows a (16 x HS) times the transpose of rows
- * r .. r+7 of a shared tile (B(k, n) = tile[r + n][k]). */
-template <int HS>
-__device__ __forceinline__ void fl_times_rows(float c[4], const uint32_t a[HS / 8][4],
-                                              const uint32_t (*tile)[HS + FL_PAD], int r, int g, int t4)
+ * r .. r+7 of a shared tile. */
+template <class P, int HS>
+FL_DEV void fl_times_rows(float c[4], const uint32_t a[HS / P::K][4], const typename P::elem (*tile)[HS + P::PAD],
+                          int r, int g, int t4)
 {
     c[0] = c[1] = c[2] = c[3] = 0.0f;
     FL_UNROLL
-    for (int kk = 0; kk < HS / 8; kk++) {
-        const uint32_t b[2] = {tile[r + g][kk * 8 + t4], tile[r + g][kk * 8 + t4 + 4]};
-        fl_mma(c, a[kk], b);
+    for (int kk = 0; kk < HS / P::K; kk++) {
+        uint32_t b[2];
+        P::template b_rows<HS>(b, tile, r, kk, g, t4);
+        P::mma(c, a[kk], b);
     }
 }
 
-/* acc (16 x HS) += x (16 x 8, C layout) times rows r .. r+7 of a shared
- * tile (B(k, n) = tile[r + k][n]). */
-template <int HS>
-__device__ __forceinline__ void fl_acc_times_tile(float acc[HS / 8][4], const float x[4],
-                                                  const uint32_t (*tile)[HS + FL_PAD], int r, int lane)
+/* acc (16 x HS) += x (16 x K: K/8 C tiles side by side) times rows
+ * r .. r+K-1 of a shared tile. */
+template <class P, int HS>
+FL_DEV void fl_acc_times_tile(float acc[HS / 8][4], const float (*x)[4], const typename P::elem (*tile)[HS + P::PAD],
+                              int r, int lane)
 {
     const int g = lane >> 2, t4 = lane & 3;
     uint32_t a[4];
-    fl_c_to_a(a, x, lane);
+    P::c_to_a(a, x, lane);
     FL_UNROLL
     for (int n = 0; n < HS / 8; n++) {
-        const uint32_t b[2] = {tile[r + t4][n * 8 + g], tile[r + t4 + 4][n * 8 + g]};
-        fl_mma(acc[n], a, b);
+        uint32_t b[2];
+        P::template b_cols<HS>(b, tile, r, n * 8, g, t4);
+        P::mma(acc[n], a, b);
     }
 }
 
 /* ------------------------------------------------------------ forward */
 
 /* grid (ceil(T / FL_ROWS), B*NH), FL_THREADS threads */
-template <int HS>
+template <int HS, class P>
 __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const float *qkv, const uint8_t *mask,
                                      int causal, int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
 {
-    __shared__ uint32_t ks[FL_TILE][HS + FL_PAD], vs[FL_TILE][HS + FL_PAD]; /* tf32 */
+    __shared__ typename P::elem ks[FL_TILE][HS + P::PAD], vs[FL_TILE][HS + P::PAD];
     const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
     const int q0 = blockIdx.x * FL_ROWS, qw = q0 + warp * 16;
@@ -181,8 +300,8 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
     const uint8_t *mk = mask ? mask + (size_t)b * T : 0;
     const int dropping = drop.p > 0.0f;
 
-    uint32_t qa[HS / 8][4];
-    fl_load_a<HS>(qa, qg, C3, qw, T, g, t4);
+    uint32_t qa[HS / P::K][4];
+    P::template load_a<HS>(qa, qg, C3, qw, T, g, t4);
     float o[HS / 8][4];
     FL_UNROLL
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
@@ -190,23 +309,25 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
     const int kend = causal ? (T < q0 + FL_ROWS ? T : q0 + FL_ROWS) : T;
     for (int k0 = 0; k0 < kend; k0 += FL_TILE) {
         __syncthreads();
-        fl_load_tile<HS>(ks, kg, C3, k0, T);
-        fl_load_tile<HS>(vs, vg, C3, k0, T);
+        fl_load_tile<P, HS>(ks, kg, C3, k0, T);
+        fl_load_tile<P, HS>(vs, vg, C3, k0, T);
         __syncthreads();
         float s[FL_TILE / 8][4];
         FL_UNROLL
-        for (int j = 0; j < FL_TILE / 8; j++) fl_times_rows<HS>(s[j], qa, ks, j * 8, g, t4);
+        for (int j = 0; j < FL_TILE / 8; j++) fl_times_rows<P, HS>(s[j], qa, ks, j * 8, g, t4);
         FL_UNROLL
         for (int hr = 0; hr < 2; hr++) {
             const int row = qw + g + hr * 8;
             float mt = -INFINITY;
             FL_UNROLL
-            for (int j = 0; j < FL_TILE / 8; j++) FL_UNROLL
-            for (int e = 0; e < 2; e++) {
-                const int key = k0 + j * 8 + 2 * t4 + e;
-                const float v = fl_visible(key, row, T, causal, mk) ? s[j][2 * hr + e] * scale : -INFINITY;
-                s[j][2 * hr + e] = v;
-                mt = fmaxf(mt, v);
+            for (int j = 0; j < FL_TILE / 8; j++) {
+                FL_UNROLL
+                for (int e = 0; e < 2; e++) {
+                    const int key = k0 + j * 8 + 2 * t4 + e;
+                    const float v = fl_visible(key, row, T, causal, mk) ? s[j][2 * hr + e] * scale : -INFINITY;
+                    s[j][2 * hr + e] = v;
+                    mt = fmaxf(mt, v);
+                }
             }
             mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 1));
             mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 2));
@@ -218,17 +339,20 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
             FL_UNROLL
             for (int n = 0; n < HS / 8; n++) o[n][2 * hr] *= alpha, o[n][2 * hr + 1] *= alpha;
             FL_UNROLL
-            for (int j = 0; j < FL_TILE / 8; j++) FL_UNROLL
-            for (int e = 0; e < 2; e++) {
-                const int key = k0 + j * 8 + 2 * t4 + e;
-                float p = expf(s[j][2 * hr + e] - ms);
-                l[hr] += p;
-                if (dropping && p > 0.0f) p *= fl_keep(drop, ((uint64_t)bh * T + row) * T + key, keep_scale);
-                s[j][2 * hr + e] = p;
+            for (int j = 0; j < FL_TILE / 8; j++) {
+                FL_UNROLL
+                for (int e = 0; e < 2; e++) {
+                    const int key = k0 + j * 8 + 2 * t4 + e;
+                    float p = expf(s[j][2 * hr + e] - ms);
+                    l[hr] += p;
+                    if (dropping && p > 0.0f) p *= fl_keep(drop, ((uint64_t)bh * T + row) * T + key, keep_scale);
+                    s[j][2 * hr + e] = p;
+                }
             }
         }
         FL_UNROLL
-        for (int kc = 0; kc < FL_TILE / 8; kc++) fl_acc_times_tile<HS>(o, s[kc], vs, kc * 8, lane);
+        for (int kc = 0; kc < FL_TILE / P::K; kc++)
+            fl_acc_times_tile<P, HS>(o, &s[kc * (P::K / 8)], vs, kc * P::K, lane);
     }
     FL_UNROLL
     for (int hr = 0; hr < 2; hr++) {
@@ -240,11 +364,13 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
         const float inv = lt > 0.0f ? 1.0f / lt : 0.0f;
         const size_t at = ((size_t)b * T + row) * C + (size_t)h * HS;
         FL_UNROLL
-        for (int n = 0; n < HS / 8; n++) FL_UNROLL
-        for (int e = 0; e < 2; e++) {
-            const float v = o[n][2 * hr + e] * inv;
-            out[at + n * 8 + 2 * t4 + e] = v;
-            ocopy[at + n * 8 + 2 * t4 + e] = v;
+        for (int n = 0; n < HS / 8; n++) {
+            FL_UNROLL
+            for (int e = 0; e < 2; e++) {
+                const float v = o[n][2 * hr + e] * inv;
+                out[at + n * 8 + 2 * t4 + e] = v;
+                ocopy[at + n * 8 + 2 * t4 + e] = v;
+            }
         }
         if (t4 == 0) lse[(size_t)bh * T + row] = lt > 0.0f ? m[hr] + logf(lt) : INFINITY;
     }
@@ -270,12 +396,12 @@ __global__ void flash_delta_kernel(float *delta, const float *dout, const float 
 }
 
 /* dK, dV of FL_ROWS keys a block: grid (ceil(T / FL_ROWS), B*NH) */
-template <int HS>
+template <int HS, class P>
 __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
                                          const float *delta, const uint8_t *mask, int causal, int T, int C, int NH,
                                          tftx_dropout drop, float keep_scale, float scale)
 {
-    __shared__ uint32_t qs[FL_TILE][HS + FL_PAD], dos[FL_TILE][HS + FL_PAD]; /* tf32 */
+    __shared__ typename P::elem qs[FL_TILE][HS + P::PAD], dos[FL_TILE][HS + P::PAD];
     __shared__ float ls[FL_TILE], dl[FL_TILE];
     const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
@@ -286,17 +412,19 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
     const uint8_t *mk = mask ? mask + (size_t)b * T : 0;
     const int dropping = drop.p > 0.0f;
 
-    uint32_t ka[HS / 8][4], va[HS / 8][4];
-    fl_load_a<HS>(ka, kg, C3, kw, T, g, t4);
-    fl_load_a<HS>(va, vg, C3, kw, T, g, t4);
+    uint32_t ka[HS / P::K][4], va[HS / P::K][4];
+    P::template load_a<HS>(ka, kg, C3, kw, T, g, t4);
+    P::template load_a<HS>(va, vg, C3, kw, T, g, t4);
     float dk[HS / 8][4], dv[HS / 8][4];
     FL_UNROLL
-    for (int n = 0; n < HS / 8; n++) FL_UNROLL
-    for (int q = 0; q < 4; q++) dk[n][q] = dv[n][q] = 0.0f;
+    for (int n = 0; n < HS / 8; n++) {
+        FL_UNROLL
+        for (int q = 0; q < 4; q++) dk[n][q] = dv[n][q] = 0.0f;
+    }
     for (int qb = causal ? k0 : 0; qb < T; qb += FL_TILE) {
         __syncthreads();
-        fl_load_tile<HS>(qs, qg, C3, qb, T);
-        fl_load_tile<HS>(dos, dog, (size_t)C, qb, T);
+        fl_load_tile<P, HS>(qs, qg, C3, qb, T);
+        fl_load_tile<P, HS>(dos, dog, (size_t)C, qb, T);
         for (int i = threadIdx.x; i < FL_TILE; i += FL_THREADS) {
             const int q = qb + i;
             ls[i] = q < T ? lse[(size_t)bh * T + q] : INFINITY;
@@ -307,7 +435,7 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
         float pd[FL_TILE / 8][4], p[FL_TILE / 8][4], dpd[FL_TILE / 8][4];
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<HS>(p[j], ka, qs, j * 8, g, t4);
+            fl_times_rows<P, HS>(p[j], ka, qs, j * 8, g, t4);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
@@ -320,11 +448,12 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
         }
         /* dV += Pd^T dO */
         FL_UNROLL
-        for (int kc = 0; kc < FL_TILE / 8; kc++) fl_acc_times_tile<HS>(dv, pd[kc], dos, kc * 8, lane);
+        for (int kc = 0; kc < FL_TILE / P::K; kc++)
+            fl_acc_times_tile<P, HS>(dv, &pd[kc * (P::K / 8)], dos, kc * P::K, lane);
         /* dPd^T = V dO^T, then dS^T = P^T (dP^T - delta) into p */
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<HS>(dpd[j], va, dos, j * 8, g, t4);
+            fl_times_rows<P, HS>(dpd[j], va, dos, j * 8, g, t4);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int qi = j * 8 + 2 * t4 + (q & 1);
@@ -335,7 +464,8 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
         }
         /* dK += dS^T Q (the 1/sqrt(HS) at the end) */
         FL_UNROLL
-        for (int kc = 0; kc < FL_TILE / 8; kc++) fl_acc_times_tile<HS>(dk, p[kc], qs, kc * 8, lane);
+        for (int kc = 0; kc < FL_TILE / P::K; kc++)
+            fl_acc_times_tile<P, HS>(dk, &p[kc * (P::K / 8)], qs, kc * P::K, lane);
     }
     FL_UNROLL
     for (int hr = 0; hr < 2; hr++) {
@@ -343,22 +473,24 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
         if (key >= T) continue;
         float *row = dqkv + ((size_t)b * T + key) * C3 + (size_t)h * HS;
         FL_UNROLL
-        for (int n = 0; n < HS / 8; n++) FL_UNROLL
-        for (int e = 0; e < 2; e++) {
-            const int d = n * 8 + 2 * t4 + e;
-            row[C + d] += dk[n][2 * hr + e] * scale;
-            row[2 * (size_t)C + d] += dv[n][2 * hr + e];
+        for (int n = 0; n < HS / 8; n++) {
+            FL_UNROLL
+            for (int e = 0; e < 2; e++) {
+                const int d = n * 8 + 2 * t4 + e;
+                row[C + d] += dk[n][2 * hr + e] * scale;
+                row[2 * (size_t)C + d] += dv[n][2 * hr + e];
+            }
         }
     }
 }
 
 /* dQ of FL_ROWS queries a block: grid (ceil(T / FL_ROWS), B*NH) */
-template <int HS>
+template <int HS, class P>
 __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
                                         const float *delta, const uint8_t *mask, int causal, int T, int C, int NH,
                                         tftx_dropout drop, float keep_scale, float scale)
 {
-    __shared__ uint32_t ks[FL_TILE][HS + FL_PAD], vs[FL_TILE][HS + FL_PAD]; /* tf32 */
+    __shared__ typename P::elem ks[FL_TILE][HS + P::PAD], vs[FL_TILE][HS + P::PAD];
     const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
     const int q0 = blockIdx.x * FL_ROWS, qw = q0 + warp * 16;
@@ -368,9 +500,9 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
     const uint8_t *mk = mask ? mask + (size_t)b * T : 0;
     const int dropping = drop.p > 0.0f;
 
-    uint32_t qa[HS / 8][4], oa[HS / 8][4];
-    fl_load_a<HS>(qa, qg, C3, qw, T, g, t4);
-    fl_load_a<HS>(oa, dog, (size_t)C, qw, T, g, t4);
+    uint32_t qa[HS / P::K][4], oa[HS / P::K][4];
+    P::template load_a<HS>(qa, qg, C3, qw, T, g, t4);
+    P::template load_a<HS>(oa, dog, (size_t)C, qw, T, g, t4);
     float L[2], D[2], dq[HS / 8][4];
     FL_UNROLL
     for (int hr = 0; hr < 2; hr++) {
@@ -383,14 +515,14 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
     const int kend = causal ? (T < q0 + FL_ROWS ? T : q0 + FL_ROWS) : T;
     for (int k0 = 0; k0 < kend; k0 += FL_TILE) {
         __syncthreads();
-        fl_load_tile<HS>(ks, kg, C3, k0, T);
-        fl_load_tile<HS>(vs, vg, C3, k0, T);
+        fl_load_tile<P, HS>(ks, kg, C3, k0, T);
+        fl_load_tile<P, HS>(vs, vg, C3, k0, T);
         __syncthreads();
         float s[FL_TILE / 8][4], dpd[4];
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<HS>(s[j], qa, ks, j * 8, g, t4);
-            fl_times_rows<HS>(dpd, oa, vs, j * 8, g, t4);
+            fl_times_rows<P, HS>(s[j], qa, ks, j * 8, g, t4);
+            fl_times_rows<P, HS>(dpd, oa, vs, j * 8, g, t4);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int hr = q >> 1, row = qw + g + hr * 8, key = k0 + j * 8 + 2 * t4 + (q & 1);
@@ -401,7 +533,8 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
             }
         }
         FL_UNROLL
-        for (int kc = 0; kc < FL_TILE / 8; kc++) fl_acc_times_tile<HS>(dq, s[kc], ks, kc * 8, lane);
+        for (int kc = 0; kc < FL_TILE / P::K; kc++)
+            fl_acc_times_tile<P, HS>(dq, &s[kc * (P::K / 8)], ks, kc * P::K, lane);
     }
     FL_UNROLL
     for (int hr = 0; hr < 2; hr++) {
@@ -409,8 +542,10 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
         if (row >= T) continue;
         float *dst = dqkv + ((size_t)b * T + row) * C3 + (size_t)h * HS;
         FL_UNROLL
-        for (int n = 0; n < HS / 8; n++) FL_UNROLL
-        for (int e = 0; e < 2; e++) dst[n * 8 + 2 * t4 + e] += dq[n][2 * hr + e] * scale;
+        for (int n = 0; n < HS / 8; n++) {
+            FL_UNROLL
+            for (int e = 0; e < 2; e++) dst[n * 8 + 2 * t4 + e] += dq[n][2 * hr + e] * scale;
+        }
     }
 }
 
