@@ -166,7 +166,18 @@ static float as_float(uint32_t u)
     return f;
 }
 
-void emu_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2])
+/* element `half` (0: low) of a register holding two bf16 */
+static float bf16_half(uint32_t reg, unsigned half)
+{
+    return as_float((half ? reg >> 16 : reg & 0xffffu) << 16);
+}
+
+/* d (16x8, C layout) += A (16xK) B (Kx8) over the warp: every lane posts
+ * its registers, then computes its own four elements of D, row
+ * g + 8*(q/2) and column 2*t4 + q%2 for element q, reading A[row][k] and
+ * B[k][col] from the lanes that hold them through a_at and b_at. */
+template <unsigned K, class FA, class FB>
+static void warp_product(float d[4], const uint32_t a[4], const uint32_t b[2], FA a_at, FB b_at)
 {
     const unsigned t = threadIdx.x, base = lane_base(), lane = t & 31u, g = lane >> 2, t4 = lane & 3u;
     memcpy(post_a[t], a, sizeof post_a[t]);
@@ -175,20 +186,25 @@ void emu_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2])
     barrier(WARP_OP);
     float out[4];
     for (unsigned q = 0; q < 4; q++) {
-        /* this lane's element q of D: row g + 8*(q/2), column 2*t4 + q%2 */
         const unsigned row = g + (q >> 1) * 8, col = 2 * t4 + (q & 1);
         float acc = post_d[t][q];
-        for (unsigned k = 0; k < 8; k++) {
-            /* A[row][k]: lane (row%8)*4 + k%4, register (row>=8) + 2*(k>=4) */
-            float av = as_float(post_a[base + (row & 7) * 4 + (k & 3)][(row >= 8) + 2 * (k >= 4)]);
-            /* B[k][col]: lane col*4 + k%4, register (k>=4) */
-            float bv = as_float(post_b[base + col * 4 + (k & 3)][k >= 4]);
-            acc += av * bv;
-        }
+        for (unsigned k = 0; k < K; k++) acc += a_at(base, row, k) * b_at(base, k, col);
         out[q] = acc;
     }
     barrier(WARP_OP);
     memcpy(d, out, sizeof out);
+}
+
+void emu_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2])
+{
+    /* A[row][k]: lane (row%8)*4 + k%4, register (row>=8) + 2*(k>=4);
+       B[k][col]: lane col*4 + k%4, register k>=4 */
+    warp_product<8>(
+        d, a, b,
+        [](unsigned base, unsigned row, unsigned k) {
+            return as_float(post_a[base + (row & 7) * 4 + (k & 3)][(row >= 8) + 2 * (k >= 4)]);
+        },
+        [](unsigned base, unsigned k, unsigned col) { return as_float(post_b[base + col * 4 + (k & 3)][k >= 4]); });
 }
 
 uint16_t emu_to_bf16(float x)
@@ -198,34 +214,18 @@ uint16_t emu_to_bf16(float x)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* element `half` (0: low) of a register holding two bf16 */
-static float bf16_half(uint32_t reg, unsigned half)
-{
-    return as_float((half ? reg >> 16 : reg & 0xffffu) << 16);
-}
-
 void emu_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2])
 {
-    const unsigned t = threadIdx.x, base = lane_base(), lane = t & 31u, g = lane >> 2, t4 = lane & 3u;
-    memcpy(post_a[t], a, sizeof post_a[t]);
-    memcpy(post_b[t], b, sizeof post_b[t]);
-    memcpy(post_d[t], d, sizeof post_d[t]);
-    barrier(WARP_OP);
-    float out[4];
-    for (unsigned q = 0; q < 4; q++) {
-        const unsigned row = g + (q >> 1) * 8, col = 2 * t4 + (q & 1);
-        float acc = post_d[t][q];
-        for (unsigned k = 0; k < 16; k++) {
-            /* A[row][k]: lane (row%8)*4 + (k%8)/2, register (row>=8) + 2*(k>=8), half k%2 */
-            float av = bf16_half(post_a[base + (row & 7) * 4 + (k & 7) / 2][(row >= 8) + 2 * (k >= 8)], k & 1);
-            /* B[k][col]: lane col*4 + (k%8)/2, register k>=8, half k%2 */
-            float bv = bf16_half(post_b[base + col * 4 + (k & 7) / 2][k >= 8], k & 1);
-            acc += av * bv;
-        }
-        out[q] = acc;
-    }
-    barrier(WARP_OP);
-    memcpy(d, out, sizeof out);
+    /* A[row][k]: lane (row%8)*4 + (k%8)/2, register (row>=8) + 2*(k>=8),
+       half k%2; B[k][col]: lane col*4 + (k%8)/2, register k>=8, half k%2 */
+    warp_product<16>(
+        d, a, b,
+        [](unsigned base, unsigned row, unsigned k) {
+            return bf16_half(post_a[base + (row & 7) * 4 + (k & 7) / 2][(row >= 8) + 2 * (k >= 8)], k & 1);
+        },
+        [](unsigned base, unsigned k, unsigned col) {
+            return bf16_half(post_b[base + col * 4 + (k & 7) / 2][k >= 8], k & 1);
+        });
 }
 
 void emu_launch(unsigned grid_x, unsigned grid_y, unsigned threads, const std::function<void()> &k)

@@ -154,14 +154,12 @@ struct fl_tf32_mma {
             a[kk][3] = round(rb < T ? base[(size_t)rb * stride + c1] : 0.0f);
         }
     }
-    template <int HS>
-    FL_MEMBER void b_rows(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int kk, int g, int t4)
+    template <int HS> FL_MEMBER void b_rows(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int kk, int g, int t4)
     {
         b[0] = tile[r + g][kk * 8 + t4];
         b[1] = tile[r + g][kk * 8 + t4 + 4];
     }
-    template <int HS>
-    FL_MEMBER void b_cols(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int n0, int g, int t4)
+    template <int HS> FL_MEMBER void b_cols(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int n0, int g, int t4)
     {
         b[0] = tile[r + t4][n0 + g];
         b[1] = tile[r + t4 + 4][n0 + g];
@@ -213,15 +211,13 @@ struct fl_bf16_mma {
             a[kk][3] = pb ? pack(round(pb[c1]), round(pb[c1 + 1])) : 0;
         }
     }
-    template <int HS>
-    FL_MEMBER void b_rows(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int kk, int g, int t4)
+    template <int HS> FL_MEMBER void b_rows(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int kk, int g, int t4)
     {
         const elem *row = tile[r + g] + kk * 16 + 2 * t4;
         b[0] = pack(row[0], row[1]);
         b[1] = pack(row[8], row[9]);
     }
-    template <int HS>
-    FL_MEMBER void b_cols(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int n0, int g, int t4)
+    template <int HS> FL_MEMBER void b_cols(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int n0, int g, int t4)
     {
         const int k = r + 2 * t4;
         b[0] = pack(tile[k][n0 + g], tile[k + 1][n0 + g]);
@@ -284,6 +280,49 @@ FL_DEV void fl_acc_times_tile(float acc[HS / 8][4], const float (*x)[4], const t
     }
 }
 
+/* dst[r][d] += scale * acc (16 x HS, C layout) for the rows r = r0 + g
+ * (+8) below T; row r starts at base + r*stride. */
+template <int HS>
+FL_DEV void fl_add_rows(float *base, size_t stride, int r0, int T, const float acc[HS / 8][4], float scale, int g,
+                        int t4)
+{
+    FL_UNROLL
+    for (int hr = 0; hr < 2; hr++) {
+        const int r = r0 + g + hr * 8;
+        if (r >= T) continue;
+        float *dst = base + (size_t)r * stride;
+        FL_UNROLL
+        for (int n = 0; n < HS / 8; n++) {
+            dst[n * 8 + 2 * t4] += acc[n][2 * hr] * scale;
+            dst[n * 8 + 2 * t4 + 1] += acc[n][2 * hr + 1] * scale;
+        }
+    }
+}
+
+/* Where a thread stands: its block's (sequence b, head h), its lane, g =
+ * lane/4 and t4 = lane%4, the first row of its block and of its warp, and
+ * head h's columns of sequence b in q, k, v (row stride C3 = 3C) and dout
+ * (row stride C), and b's mask. */
+struct fl_block {
+    int bh, b, h, lane, g, t4, r0, rw;
+    size_t C3;
+    const float *q, *k, *v, *dout;
+    const uint8_t *mask;
+};
+
+FL_DEV fl_block fl_block_of(const float *qkv, const float *dout, const uint8_t *mask, int T, int C, int NH, int HS)
+{
+    fl_block w;
+    w.bh = blockIdx.y, w.b = w.bh / NH, w.h = w.bh % NH;
+    w.lane = threadIdx.x % 32, w.g = w.lane >> 2, w.t4 = w.lane & 3;
+    w.r0 = blockIdx.x * FL_ROWS, w.rw = w.r0 + (int)(threadIdx.x / 32) * 16;
+    w.C3 = 3 * (size_t)C;
+    w.q = qkv + (size_t)w.b * T * w.C3 + (size_t)w.h * HS, w.k = w.q + C, w.v = w.q + 2 * C;
+    w.dout = dout ? dout + (size_t)w.b * T * C + (size_t)w.h * HS : 0;
+    w.mask = mask ? mask + (size_t)w.b * T : 0;
+    return w;
+}
+
 /* ------------------------------------------------------------ forward */
 
 /* grid (ceil(T / FL_ROWS), B*NH), FL_THREADS threads */
@@ -292,12 +331,11 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
                                      int causal, int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
 {
     __shared__ typename P::elem ks[FL_TILE][HS + P::PAD], vs[FL_TILE][HS + P::PAD];
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
-    const int q0 = blockIdx.x * FL_ROWS, qw = q0 + warp * 16;
-    const size_t C3 = 3 * (size_t)C;
-    const float *qg = qkv + (size_t)b * T * C3 + (size_t)h * HS, *kg = qg + C, *vg = qg + 2 * C;
-    const uint8_t *mk = mask ? mask + (size_t)b * T : 0;
+    const fl_block w = fl_block_of(qkv, 0, mask, T, C, NH, HS);
+    const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, q0 = w.r0, qw = w.rw;
+    const size_t C3 = w.C3;
+    const float *qg = w.q, *kg = w.k, *vg = w.v;
+    const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
 
     uint32_t qa[HS / P::K][4];
@@ -403,13 +441,11 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
 {
     __shared__ typename P::elem qs[FL_TILE][HS + P::PAD], dos[FL_TILE][HS + P::PAD];
     __shared__ float ls[FL_TILE], dl[FL_TILE];
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
-    const int k0 = blockIdx.x * FL_ROWS, kw = k0 + warp * 16;
-    const size_t C3 = 3 * (size_t)C;
-    const float *qg = qkv + (size_t)b * T * C3 + (size_t)h * HS, *kg = qg + C, *vg = qg + 2 * C;
-    const float *dog = dout + (size_t)b * T * C + (size_t)h * HS;
-    const uint8_t *mk = mask ? mask + (size_t)b * T : 0;
+    const fl_block w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
+    const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, k0 = w.r0, kw = w.rw;
+    const size_t C3 = w.C3;
+    const float *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
+    const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
 
     uint32_t ka[HS / P::K][4], va[HS / P::K][4];
@@ -467,21 +503,9 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
         for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(dk, &p[kc * (P::K / 8)], qs, kc * P::K, lane);
     }
-    FL_UNROLL
-    for (int hr = 0; hr < 2; hr++) {
-        const int key = kw + g + hr * 8;
-        if (key >= T) continue;
-        float *row = dqkv + ((size_t)b * T + key) * C3 + (size_t)h * HS;
-        FL_UNROLL
-        for (int n = 0; n < HS / 8; n++) {
-            FL_UNROLL
-            for (int e = 0; e < 2; e++) {
-                const int d = n * 8 + 2 * t4 + e;
-                row[C + d] += dk[n][2 * hr + e] * scale;
-                row[2 * (size_t)C + d] += dv[n][2 * hr + e];
-            }
-        }
-    }
+    float *rows = dqkv + (size_t)b * T * C3 + (size_t)h * HS;
+    fl_add_rows<HS>(rows + C, C3, kw, T, dk, scale, g, t4);
+    fl_add_rows<HS>(rows + 2 * (size_t)C, C3, kw, T, dv, 1.0f, g, t4);
 }
 
 /* dQ of FL_ROWS queries a block: grid (ceil(T / FL_ROWS), B*NH) */
@@ -491,13 +515,11 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
                                         tftx_dropout drop, float keep_scale, float scale)
 {
     __shared__ typename P::elem ks[FL_TILE][HS + P::PAD], vs[FL_TILE][HS + P::PAD];
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3;
-    const int q0 = blockIdx.x * FL_ROWS, qw = q0 + warp * 16;
-    const size_t C3 = 3 * (size_t)C;
-    const float *qg = qkv + (size_t)b * T * C3 + (size_t)h * HS, *kg = qg + C, *vg = qg + 2 * C;
-    const float *dog = dout + (size_t)b * T * C + (size_t)h * HS;
-    const uint8_t *mk = mask ? mask + (size_t)b * T : 0;
+    const fl_block w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
+    const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, q0 = w.r0, qw = w.rw;
+    const size_t C3 = w.C3;
+    const float *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
+    const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
 
     uint32_t qa[HS / P::K][4], oa[HS / P::K][4];
@@ -536,17 +558,7 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
         for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(dq, &s[kc * (P::K / 8)], ks, kc * P::K, lane);
     }
-    FL_UNROLL
-    for (int hr = 0; hr < 2; hr++) {
-        const int row = qw + g + hr * 8;
-        if (row >= T) continue;
-        float *dst = dqkv + ((size_t)b * T + row) * C3 + (size_t)h * HS;
-        FL_UNROLL
-        for (int n = 0; n < HS / 8; n++) {
-            FL_UNROLL
-            for (int e = 0; e < 2; e++) dst[n * 8 + 2 * t4 + e] += dq[n][2 * hr + e] * scale;
-        }
-    }
+    fl_add_rows<HS>(dqkv + (size_t)b * T * C3 + (size_t)h * HS, C3, qw, T, dq, scale, g, t4);
 }
 
 #endif /* TFTX_CUDA_FLASH_CUH */
