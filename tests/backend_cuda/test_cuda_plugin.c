@@ -7,12 +7,15 @@
  * "no CUDA device: ..."), and the registry marks the plugin unavailable with
  * that reason. Where a device exists, probe() succeeds and an instance can
  * be made at each precision (fp32, tf32, bf16). The optimizer plugins of a CUDA build carry a step_cuda.
+ * attention_sizes, which needs no device, is checked on a bare instance:
+ * every batch the model may pass fits in what it asked for.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tftx/backend.h>
 
+#include "cuda.h"
 #include "runner.h"
 #include "testutil.h"
 
@@ -164,6 +167,54 @@ static void test_optimizers_have_cuda_steps(void **state)
     }
 }
 
+/* What attention needs at (B, T), written from docs/cuda.md: the fused
+ * kernels (head size 32 or 64, NH*T >= NH + C, B*NH <= 65535) keep the
+ * log-sum-exps and a copy of the output, and row sums in scratch; the
+ * cublas path the probabilities in both. */
+static void need(int fused_on, int B, int T, int C, int NH, size_t *att, size_t *scr)
+{
+    const int HS = C / NH;
+    int fused = fused_on && (HS == 32 || HS == 64) && (long)B * NH <= 65535 && (long)NH * T >= (long)NH + C;
+    *att = fused ? (size_t)B * NH * T + (size_t)B * T * C : (size_t)B * NH * T * T;
+    *scr = fused ? (size_t)B * NH * T : (size_t)B * NH * T * T;
+}
+
+static void test_attention_sizes(void **state)
+{
+    (void)state;
+    const tftx_backend_ops *ops = pl->desc->ops;
+    assert_non_null(ops->attention_sizes);
+    static const struct {
+        int B, T, C, NH;
+    } SHAPES[] = {{32, 128, 256, 4}, {8, 256, 384, 6}, {16, 1024, 768, 12}, {4, 40, 64, 2}, {4, 100, 96, 2}};
+    for (int fused_on = 0; fused_on <= 1; fused_on++)
+        for (size_t k = 0; k < sizeof SHAPES / sizeof *SHAPES; k++) {
+            cuda_backend be;
+            memset(&be, 0, sizeof be);
+            be.precision = CUDA_TF32;
+            be.fused_attention = fused_on;
+            const int B = SHAPES[k].B, T = SHAPES[k].T, C = SHAPES[k].C, NH = SHAPES[k].NH;
+            size_t att = 0, scr = 0;
+            ops->attention_sizes(&be, B, T, C, NH, &att, &scr);
+            size_t full = (size_t)B * NH * T * T;
+            if (!fused_on || C / NH == 48) {
+                assert_int_equal(att, full);
+                assert_int_equal(scr, full);
+            } else if (T >= 1024) {
+                assert_true(att * 10 < full); /* what fused attention is for: GPT-2's 805 MB a layer */
+            }
+            /* every smaller batch the model may pass fits */
+            for (int b = 1; b <= B; b += B - 1 ? B - 1 : 1)
+                for (int t = 1; t <= T; t++) {
+                    size_t na, ns;
+                    need(fused_on, b, t, C, NH, &na, &ns);
+                    if (na > att || ns > scr)
+                        fail_msg("B=%d T=%d C=%d NH=%d fused=%d: batch %d x %d needs %zu/%zu floats, has %zu/%zu", B, T,
+                                 C, NH, fused_on, b, t, na, ns, att, scr);
+                }
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_probe),
         cmocka_unit_test(test_every_precision),
         cmocka_unit_test(test_optimizers_have_cuda_steps),
+        cmocka_unit_test(test_attention_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
