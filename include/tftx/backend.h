@@ -90,10 +90,11 @@ typedef struct tftx_backend_ops {
     /* Multi-head scaled dot-product attention over packed q,k,v.
      * out (B,T,C); att (B,NH,T,T) attention probabilities (after softmax,
      * before dropout), saved for backward (or the backend's own smaller
-     * record, where attention_sizes says so: callers only pass it back); qkv (B,T,3C) as [q | k | v], head
-     * h using columns h*HS..(h+1)*HS-1 of each, HS = C/NH; mask (B,T) host
-     * order, 1 = real token, 0 = padding (keys that are padding get no
-     * attention), or NULL; causal: query t sees keys <= t. Masked scores are
+     * record, where attention_sizes says so: callers only pass it back);
+     * qkv (B,T,3C) as [q | k | v], head h using columns h*HS..(h+1)*HS-1
+     * of each, HS = C/NH; mask (B,T) host order, 1 = real token, 0 =
+     * padding (keys that are padding get no attention), or NULL; causal:
+     * query t sees keys <= t. Masked scores are
      * -inf before softmax; a row with no visible key is all zeros.
      * Dropout (drop.p > 0) acts on the probabilities as they multiply v:
      * element i = ((b*NH + h)*T + t)*T + s of att is kept when
