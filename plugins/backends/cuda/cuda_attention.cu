@@ -216,7 +216,15 @@ void cuda_attention_sizes(void *self, int B, int T, int C, int NH, size_t *att, 
     const cuda_backend *be = cuda_of(self);
     const size_t full = (size_t)B * NH * T * T;
     *att = *scratch = full;
-    if (!fused(be, B, T, C, NH)) return;
+    if (!fused(be, B, T, C, NH)) {
+        if (be->fused_attention && be->host)
+            be->host->log(TFTX_LOG_WARN,
+                          "cuda backend: attention = \"fused\" does not apply to %d heads of size %d over %d tokens "
+                          "(it takes head sizes 32 and 64, sequences longer than the head size, at most 65535 "
+                          "sequence-heads a batch): attention uses cuBLAS",
+                          NH, NH ? C / NH : 0, T);
+        return;
+    }
     /* fused at these sizes: log-sum-exps and the output's copy, row sums;
        shorter sequences where the fused kernels do not apply (T at most
        the head size) take the cublas path, whose probabilities then fit
