@@ -30,6 +30,7 @@
 # at each precision, with and without fused attention; PyTorch on the same card
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
+# tftx_cuda_attention_bench (GPT-2 124M's and bert-small's attention);
 # tftx_cuda_optim_bench; TFTX_CUDA_PROFILE tables; the whole ctest suite.
 # Exit 0 when every step passed.
 set -uo pipefail
@@ -138,6 +139,12 @@ for cfg in bert-small gpt-small gpt2-124m; do
       "${args[@]}" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
     grep -vE "^\s*$" "$out/bench-$cfg-$prec.log" | tail -4
   done
+done
+
+step "attention: cuBLAS against the fused kernels (tftx_cuda_attention_bench)"
+for shape in "" "-B 32 -T 128 -C 256 -H 4 --no-causal"; do
+  # shellcheck disable=SC2086
+  timeout 120 "$root/$build/bin/tftx_cuda_attention_bench" $shape || fail "tftx_cuda_attention_bench $shape"
 done
 
 step "optimizer step bandwidth (tftx_cuda_optim_bench, 100M parameters)"
