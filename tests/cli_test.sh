@@ -4,26 +4,11 @@
 # middle of a sweep, the Python reader of docs/results-format.md, exported
 # plugin symbols, and a plugin built out of tree against the installed SDK.
 set -u
+. "$(dirname "$0")/testlib.sh"
 : "${TFTX_BIN:?} ${TFTX_TEST_PLUGINS:?} ${TFTX_TEST_BROKEN:?} ${TFTX_SOURCE_DIR:?}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 export TFTX_PLUGIN_PATH=$TFTX_TEST_PLUGINS
-pass=0 fail=0
-# Debian's python3 has python3-msgpack (the set-up script installs it)
-PY=python3
-# the first python3 that has msgpack: Debian's, else the one on PATH
-for p in /usr/bin/python3 python3; do "$p" -c 'import msgpack' 2>/dev/null && { PY=$p; break; }; done
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-# check NAME WANT_RC PATTERN -- CMD...: run CMD, expect rc and output matching PATTERN (grep -E)
-check() {
-  local name=$1 want=$2 pat=$3; shift 4
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" != "$want" ]; then bad "$name: exit $rc, wanted $want; output: $out"; return; fi
-  if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then bad "$name: output lacks /$pat/: $out"; return; fi
-  ok
-}
 
 cat >"$T/good.cfg" <<'CFG'
 experiment = { name = "cli"; repeats = 2; };

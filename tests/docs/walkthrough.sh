@@ -8,24 +8,13 @@
 # `tftx report` lists them. Everything happens under a temporary directory,
 # removed at exit; one PASS/FAIL line per step, exit 1 when any fails.
 set -u
+. "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BUILD_DIR:?} ${TFTX_SOURCE_DIR:?}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-walkthrough-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 DOC=$TFTX_SOURCE_DIR/docs/writing-an-optimizer.md
 EX=$TFTX_SOURCE_DIR/docs/examples/lion
 unset TFTX_PLUGIN_PATH
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-# check NAME WANT_RC PATTERN -- CMD...: run CMD, expect its exit status and output matching PATTERN (grep -E)
-check() {
-  local name=$1 want=$2 pat=$3; shift 4
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" != "$want" ]; then bad "$name: exit $rc, wanted $want; output:"; echo "$out"; return 1; fi
-  if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then bad "$name: output lacks /$pat/:"; echo "$out"; return 1; fi
-  ok "$name"
-}
 # block LANG: the first fenced block of that language on the page
 block() { awk -v fence='```'"$1" '$0 == fence {on = 1; next} on && $0 == "```" {exit} on {print}' "$DOC"; }
 

@@ -5,18 +5,13 @@
 # a run repeated with `tftx rerun` matches its record exactly. finetune.cfg
 # starts from a checkpoint that a reduced quickstart run saves.
 set -u
+. "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BIN:?} ${TFTX_SOURCE_DIR:?}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-exp-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
 E=$TFTX_SOURCE_DIR/experiments
 unset TFTX_PLUGIN_PATH
-PY=python3
-# the first python3 that has msgpack: Debian's, else the one on PATH
-for p in /usr/bin/python3 python3; do "$p" -c 'import msgpack' 2>/dev/null && { PY=$p; break; }; done
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 # run NAME RUNS [--set ...]: the sweep at reduced size; expect RUNS ok runs
 run() {

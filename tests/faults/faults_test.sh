@@ -5,17 +5,12 @@
 # flipped bytes, a cut in the middle, and records of another format version
 # (report keeps the good records, resume refuses, tftx repair cleans it).
 set -u
+. "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BIN:?} ${TFTX_TEST_PLUGINS:?}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-faults-XXXXXX")
 chmod 755 "$T"
 trap 'rm -rf "$T"' EXIT
 export TFTX_PLUGIN_PATH=$TFTX_TEST_PLUGINS
-PY=python3
-# the first python3 that has msgpack: Debian's, else the one on PATH
-for p in /usr/bin/python3 python3; do "$p" -c 'import msgpack' 2>/dev/null && { PY=$p; break; }; done
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*" >&2; }
 # records LOG: "type:status" of every record a strict reader finds, then
 # "ERROR" if anything is left over or broken
 records() {

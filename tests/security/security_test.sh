@@ -5,22 +5,12 @@
 # folder, links planted where tftx creates its log; and nothing tftx
 # creates is world-writable, whatever the umask.
 set -u
+. "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BIN:?} ${TFTX_TEST_PLUGINS:?}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-sec-XXXXXX")
 chmod 755 "$T"
 trap 'rm -rf "$T"' EXIT
 export TFTX_PLUGIN_PATH=$TFTX_TEST_PLUGINS
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*" >&2; }
-check() {
-  local name=$1 want=$2 pat=$3; shift 4
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" != "$want" ]; then bad "$name: exit $rc, wanted $want; output: $out"; return; fi
-  if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then bad "$name: output lacks /$pat/: $out"; return; fi
-  ok "$name"
-}
 cd "$T"
 
 # plugins: a copy of a test plugin in a folder of its own

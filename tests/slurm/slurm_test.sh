@@ -18,14 +18,9 @@
 # Debian's slurm-wlm and munge: installs them when missing; when that is
 # impossible, exits 77 (skipped) after the checks that need no cluster.
 set -u
+. "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BIN:?}"
 SKIP=77
-PY=python3
-# the first python3 that has msgpack: Debian's, else the one on PATH
-for p in /usr/bin/python3 python3; do "$p" -c 'import msgpack' 2>/dev/null && { PY=$p; break; }; done
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # no Slurm here: what ran passed, the cluster part is skipped (exit 77)
 skip_cluster() {
   echo "$pass passed, $fail failed; SKIP: the Slurm part: $*"

@@ -6,6 +6,7 @@
 # library-internal false positives. Skips (77) without valgrind or in a
 # sanitizer build (BUILD = sanitized), where valgrind cannot run.
 set -u
+. "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BIN:?}"
 if [ "${1:-plain}" = sanitized ]; then echo "SKIP: a sanitizer build (valgrind cannot run it)"; exit 77; fi
 command -v valgrind >/dev/null || { echo "SKIP: valgrind is missing (scripts/setup.sh installs it)"; exit 77; }
@@ -13,9 +14,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-valgrind-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1
-PY=python3
-# the first python3 that has msgpack: Debian's, else the one on PATH
-for p in /usr/bin/python3 python3; do "$p" -c 'import msgpack' 2>/dev/null && { PY=$p; break; }; done
 "$PY" - data.ids <<'PY'
 import random, sys
 r = random.Random(3)
