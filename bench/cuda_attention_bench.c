@@ -22,15 +22,10 @@
 #include <tftx/backend.h>
 #include <time.h>
 
+#include "bench_cuda.h"
+#include "bench_util.h"
 #include "plugins.h"
 #include "runner.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void set_string(const tftx_plugin_desc *d, tftx_value *v, const char *name, const char *value)
 {
@@ -83,10 +78,8 @@ int main(int argc, char **argv)
     if (B < 1 || T < 1 || NH < 1 || C % NH || reps < 1 || !(p >= 0 && p < 1)) return 2;
     registry reg;
     registry_init(&reg);
-    char err[1024];
-    const plugin *bp = registry_find(&reg, TFTX_KIND_BACKEND, "cuda", err, sizeof err);
-    if (!bp || !bp->available) {
-        printf("no CUDA device: %s\n", bp ? bp->why : err);
+    const plugin *bp = bench_cuda_plugin(&reg);
+    if (!bp) {
         registry_free(&reg);
         return 77;
     }
@@ -124,13 +117,13 @@ int main(int argc, char **argv)
             } else {
                 double best_f = 1e30, best_b = 1e30;
                 for (int r = -1; r < reps; r++) {
-                    double t0 = now();
+                    double t0 = bench_now();
                     b->attention_forward(be, out, att, qkv, NULL, causal, B, T, C, NH, drop);
                     b->sync(be);
-                    double t1 = now();
+                    double t1 = bench_now();
                     b->attention_backward(be, dqkv, scr, dout, qkv, att, NULL, causal, B, T, C, NH, drop);
                     b->sync(be);
-                    double t2 = now();
+                    double t2 = bench_now();
                     if (r >= 0 && t1 - t0 < best_f) best_f = t1 - t0;
                     if (r >= 0 && t2 - t1 < best_b) best_b = t2 - t1;
                 }

@@ -24,16 +24,11 @@
 #include <tftx/optimizer.h>
 #include <time.h>
 
+#include "bench_cuda.h"
+#include "bench_util.h"
 #include "plugins.h"
 #include "runner.h"
 #include "tree.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const char *const OPTIMIZERS[] = {"adamw", "adam", "sgd", "adagrad"};
 
@@ -41,23 +36,12 @@ int main(int argc, char **argv)
 {
     size_t n = 100 * 1000 * 1000;
     int reps = 20;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
-            n = strtoull(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: %s [-n PARAMS] [-r REPS]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (n == 0 || reps < 1) return 2;
+    if (bench_n_reps(argc, argv, &n, &reps, "")) return 2;
     registry reg;
     registry_init(&reg);
     char err[1024];
-    const plugin *bp = registry_find(&reg, TFTX_KIND_BACKEND, "cuda", err, sizeof err);
-    if (!bp || !bp->available) {
-        printf("no CUDA device: %s\n", bp ? bp->why : err);
+    const plugin *bp = bench_cuda_plugin(&reg);
+    if (!bp) {
         registry_free(&reg);
         return 77;
     }
@@ -79,10 +63,10 @@ int main(int argc, char **argv)
 
     double best = 1e30;
     for (int r = -1; r < reps; r++) { /* the copy: g -> w */
-        double t0 = now();
+        double t0 = bench_now();
         cudaMemcpyAsync(w, g, n * 4, cudaMemcpyDeviceToDevice, 0);
         cudaDeviceSynchronize();
-        if (r >= 0 && now() - t0 < best) best = now() - t0;
+        if (r >= 0 && bench_now() - t0 < best) best = bench_now() - t0;
     }
     double copy_gbs = 8.0 * (double)n / best / 1e9;
     printf("%-10s %6d %10.3f %9.1f %8.0f%%\n", "copy", 8, best * 1e3, copy_gbs, 100.0);
@@ -118,14 +102,14 @@ int main(int argc, char **argv)
         best = 1e30;
         for (int r = -1; r < reps; r++) {
             for (int q = 0; q < TFTX_OPT_GROUPS; q++) st[q].step = r + 2, o->prepare(os, &st[q]);
-            double t0 = now();
+            double t0 = bench_now();
             if (b->optimizer_step(be, o, os, st, ranges, n_ranges, w, g, slots, &e) != TFTX_OK) {
                 fprintf(stderr, "%s: %s\n", OPTIMIZERS[k], e.message);
                 rc = 1;
                 break;
             }
             b->sync(be);
-            if (r >= 0 && now() - t0 < best) best = now() - t0;
+            if (r >= 0 && bench_now() - t0 < best) best = bench_now() - t0;
         }
         int bytes = 4 * (2 * (1 + ns) + 1);
         double gbs = (double)bytes * (double)n / best / 1e9;

@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 static const tftx_backend_ops *ops;
 static void *be;
 static int reps = 5;
@@ -85,13 +87,6 @@ static const tftx_host HOST = {
 
 /* ------------------------------------------------------------- helpers */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* A backend buffer of n floats, filled with small deterministic values. */
 static float *floats(size_t n)
 {
@@ -115,10 +110,10 @@ static double best_time(bench_fn fn, void *ctx)
     fn(ctx);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         fn(ctx);
         ops->sync(be);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         if (t < best) best = t;
     }
     return best;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <tftx/optimizer.h>
 
+#include "bench_util.h"
 #include "plugins.h"
 #include "runner.h"
 #include "tree.h"
@@ -154,18 +155,9 @@ int main(int argc, char **argv)
 {
     size_t n = 10 * 1000 * 1000;
     int reps = 10;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
-            n = strtoull(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: %s [-n PARAMS] [-r REPS]   (threads: OMP_NUM_THREADS)\n", argv[0]);
-            return 2;
-        }
-    }
-    if (n == 0 || reps < 1 || reps > 64) {
-        fprintf(stderr, "need PARAMS >= 1 and 1 <= REPS <= 64\n");
+    if (bench_n_reps(argc, argv, &n, &reps, "   (threads: OMP_NUM_THREADS)")) return 2;
+    if (reps > 64) {
+        fprintf(stderr, "need REPS <= 64\n");
         return 2;
     }
     registry reg;
