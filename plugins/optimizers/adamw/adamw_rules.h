@@ -8,32 +8,22 @@
 #include <math.h>
 #include <tftx/optimizer.h>
 
+#include "../common/adam_moments.h"
+
 /* c[0] = beta1, c[1] = 1 - beta1, c[2] = beta2, c[3] = 1 - beta2,
- * c[4] = -lr / bc1, c[5] = sqrt(bc2), c[6] = eps, c[7] = 1 - lr * wd */
+ * c[4] = -lr / bc1, c[5] = sqrt(bc2), c[6] = eps, c[7] = 1 - lr * wd. The
+ * moments and the step: ../common/adam_moments.h; decoupled decay shrinks the
+ * weight before the step. */
 TFTX_OPT_RULE adamw_rule(float *w, float g, float *s, const tftx_opt_step *st)
 {
-    const float *c = st->c;
-    float x = *w * c[7];
-    float m = c[0] * s[0] + c[1] * g;
-    float v = c[2] * s[1] + c[3] * g * g;
-    s[0] = m;
-    s[1] = v;
-    float denom = sqrtf(v) / c[5] + c[6];
-    *w = x + c[4] * m / denom;
+    float x = *w * st->c[7];
+    *w = x + adam_moments(g, s, st->c, 0);
 }
 
 TFTX_OPT_RULE adamw_amsgrad_rule(float *w, float g, float *s, const tftx_opt_step *st)
 {
-    const float *c = st->c;
-    float x = *w * c[7];
-    float m = c[0] * s[0] + c[1] * g;
-    float v = c[2] * s[1] + c[3] * g * g;
-    float vmax = s[2] > v ? s[2] : v; /* a NaN in v propagates, as torch.maximum */
-    s[0] = m;
-    s[1] = v;
-    s[2] = vmax;
-    float denom = sqrtf(vmax) / c[5] + c[6];
-    *w = x + c[4] * m / denom;
+    float x = *w * st->c[7];
+    *w = x + adam_moments(g, s, st->c, 1);
 }
 
 #endif /* TFTX_ADAMW_RULES_H */
