@@ -190,23 +190,22 @@ static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const 
 
 /* The fused kernels for the head size and the precision: bf16 products at
  * precision bf16, tf32 otherwise. */
-typedef void (*fused_forward_fn)(cuda_backend *, float *, float *, const float *, const uint8_t *, int, int, int, int,
-                                 int, tftx_dropout);
-typedef void (*fused_backward_fn)(cuda_backend *, float *, float *, const float *, const float *, const float *,
-                                  const uint8_t *, int, int, int, int, int, tftx_dropout);
+struct fused_kernels {
+    void (*forward)(cuda_backend *, float *, float *, const float *, const uint8_t *, int, int, int, int, int,
+                    tftx_dropout);
+    void (*backward)(cuda_backend *, float *, float *, const float *, const float *, const float *, const uint8_t *,
+                     int, int, int, int, int, tftx_dropout);
+};
 
-static fused_forward_fn pick_forward(const cuda_backend *be, int HS)
+template <int HS, class P> static fused_kernels kernels_of()
 {
-    if (be->precision == CUDA_BF16)
-        return HS == 32 ? fused_forward<32, fl_bf16_mma> : fused_forward<64, fl_bf16_mma>;
-    return HS == 32 ? fused_forward<32, fl_tf32_mma> : fused_forward<64, fl_tf32_mma>;
+    return {fused_forward<HS, P>, fused_backward<HS, P>};
 }
 
-static fused_backward_fn pick_backward(const cuda_backend *be, int HS)
+static fused_kernels pick(const cuda_backend *be, int HS)
 {
-    if (be->precision == CUDA_BF16)
-        return HS == 32 ? fused_backward<32, fl_bf16_mma> : fused_backward<64, fl_bf16_mma>;
-    return HS == 32 ? fused_backward<32, fl_tf32_mma> : fused_backward<64, fl_tf32_mma>;
+    if (be->precision == CUDA_BF16) return HS == 32 ? kernels_of<32, fl_bf16_mma>() : kernels_of<64, fl_bf16_mma>();
+    return HS == 32 ? kernels_of<32, fl_tf32_mma>() : kernels_of<64, fl_tf32_mma>();
 }
 
 extern "C" {
@@ -242,7 +241,7 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
     if (fused(be, B, T, C, NH)) {
-        pick_forward(be, HS)(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
+        pick(be, HS).forward(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
         return;
     }
     const long long TT = (long long)T * T;
@@ -278,7 +277,7 @@ void cuda_attention_backward(void *self, float *dqkv, float *scratch, const floa
     if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
     if (fused(be, B, T, C, NH)) {
-        pick_backward(be, HS)(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
+        pick(be, HS).backward(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
         return;
     }
     const long long TT = (long long)T * T;

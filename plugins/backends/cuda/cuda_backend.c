@@ -330,7 +330,8 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
         return host->error(err, TFTX_ERR_INVALID,
                            "cuda backend: device = %lld, but this machine has %d device%s (0..%d)", (long long)device,
                            count, count == 1 ? "" : "s", count - 1);
-    if (prec == CUDA_FP32 && strcmp(tftx_param(&DESC, values, "attention")->s, "fused") == 0)
+    const int fused_attention = strcmp(tftx_param(&DESC, values, "attention")->s, "fused") == 0;
+    if (prec == CUDA_FP32 && fused_attention)
         return host->error(err, TFTX_ERR_INVALID,
                            "cuda backend: attention = \"fused\" multiplies on the tensor cores at tf32, so it needs "
                            "precision = \"tf32\" or \"bf16\" (precision is \"fp32\")");
@@ -343,7 +344,7 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
     be->host = host;
     be->device = (int)device;
     be->precision = prec;
-    be->fused_attention = strcmp(tftx_param(&DESC, values, "attention")->s, "fused") == 0;
+    be->fused_attention = fused_attention;
     rc = cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking);
     if (rc != cudaSuccess) {
         free(be);
