@@ -6,8 +6,7 @@
 set -u
 . "$(dirname "$0")/testlib.sh"
 : "${TFTX_BIN:?} ${TFTX_TEST_PLUGINS:?} ${TFTX_TEST_BROKEN:?} ${TFTX_SOURCE_DIR:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-cli-XXXXXX")
-trap 'rm -rf "$T"' EXIT
+make_tmp cli
 export TFTX_PLUGIN_PATH=$TFTX_TEST_PLUGINS
 
 cat >"$T/good.cfg" <<'CFG'

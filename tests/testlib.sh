@@ -8,6 +8,8 @@
 #                   run CMD: its exit status must be WANT_RC and its output
 #                   (stdout and stderr) match PATTERN (grep -E; "" for any);
 #                   returns 1 when it failed
+#   make_tmp NAME   a fresh folder for the test in $T (searchable by all,
+#                   as some checks need), removed when the test exits
 #   PY              the first python3 that has msgpack: Debian's (the
 #                   set-up script installs python3-msgpack), else the one
 #                   on PATH
@@ -28,3 +30,8 @@ check() {
 }
 PY=python3
 for p in /usr/bin/python3 python3; do "$p" -c 'import msgpack' 2>/dev/null && { PY=$p; break; }; done
+make_tmp() {
+  T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-$1-XXXXXX") || exit 1
+  chmod 755 "$T"
+  trap 'rm -rf "$T"' EXIT
+}

@@ -10,8 +10,7 @@
 set -u
 . "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BUILD_DIR:?} ${TFTX_SOURCE_DIR:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-walkthrough-XXXXXX")
-trap 'rm -rf "$T"' EXIT
+make_tmp walkthrough
 DOC=$TFTX_SOURCE_DIR/docs/writing-an-optimizer.md
 EX=$TFTX_SOURCE_DIR/docs/examples/lion
 unset TFTX_PLUGIN_PATH

@@ -7,8 +7,7 @@
 set -u
 . "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BIN:?} ${TFTX_SOURCE_DIR:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-exp-XXXXXX")
-trap 'rm -rf "$T"' EXIT
+make_tmp exp
 cd "$T"
 E=$TFTX_SOURCE_DIR/experiments
 unset TFTX_PLUGIN_PATH

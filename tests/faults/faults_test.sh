@@ -7,9 +7,7 @@
 set -u
 . "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BIN:?} ${TFTX_TEST_PLUGINS:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-faults-XXXXXX")
-chmod 755 "$T"
-trap 'rm -rf "$T"' EXIT
+make_tmp faults
 export TFTX_PLUGIN_PATH=$TFTX_TEST_PLUGINS
 # records LOG: "type:status" of every record a strict reader finds, then
 # "ERROR" if anything is left over or broken

@@ -7,9 +7,7 @@
 set -u
 . "$(dirname "$0")/../testlib.sh"
 : "${TFTX_BIN:?} ${TFTX_TEST_PLUGINS:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-sec-XXXXXX")
-chmod 755 "$T"
-trap 'rm -rf "$T"' EXIT
+make_tmp sec
 export TFTX_PLUGIN_PATH=$TFTX_TEST_PLUGINS
 cd "$T"
 

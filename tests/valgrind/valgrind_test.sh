@@ -11,8 +11,7 @@ set -u
 if [ "${1:-plain}" = sanitized ]; then echo "SKIP: a sanitizer build (valgrind cannot run it)"; exit 77; fi
 command -v valgrind >/dev/null || { echo "SKIP: valgrind is missing (scripts/setup.sh installs it)"; exit 77; }
 here=$(cd "$(dirname "$0")" && pwd)
-T=$(mktemp -d "${TMPDIR:-/tmp}/tftx-valgrind-XXXXXX")
-trap 'rm -rf "$T"' EXIT
+make_tmp valgrind
 cd "$T" || exit 1
 "$PY" - data.ids <<'PY'
 import random, sys
