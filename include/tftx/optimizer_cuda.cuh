@@ -37,6 +37,7 @@
 #include <cuda_runtime_api.h>
 #include <stdio.h>
 
+#include "cuda_launch.cuh"
 #include "optimizer.h"
 
 /* The slot pointers, by value into the kernel. */
@@ -51,42 +52,41 @@ typedef struct tftx_opt_cuda_groups {
 
 #define TFTX_OPT_CUDA_THREADS 256 /* each thread of a block: TFTX_OPT_CUDA_RANGE / 256 = 32 elements at most */
 
-#define TFTX_OPT_CUDA_STEP(fn, rule, NSLOTS)                                                                  \
-    static __global__ void fn##_kernel(tftx_opt_cuda_groups gr, const tftx_opt_range *ranges, float *w,       \
-                                       const float *g, tftx_opt_cuda_slots sp)                                \
-    {                                                                                                         \
-        const tftx_opt_range r = ranges[blockIdx.x];                                                          \
-        const tftx_opt_step st = gr.st[r.group];                                                              \
-        for (size_t i = r.offset + threadIdx.x; i < r.offset + r.n; i += blockDim.x) {                        \
-            float s[(NSLOTS) > 0 ? (NSLOTS) : 1];                                                             \
-            for (int k = 0; k < (NSLOTS); k++) s[k] = sp.p[k][i];                                             \
-            float wi = w[i];                                                                                  \
-            rule(&wi, g[i], s, &st);                                                                          \
-            w[i] = wi;                                                                                        \
-            for (int k = 0; k < (NSLOTS); k++) sp.p[k][i] = s[k];                                             \
-        }                                                                                                     \
-    }                                                                                                         \
-    extern "C" tftx_status fn(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,       \
-                              size_t n_ranges, float *w, const float *g, float *const *slots, void *stream,   \
-                              tftx_error *err)                                                                \
-    {                                                                                                         \
-        (void)self;                                                                                           \
-        if (n_ranges == 0) return TFTX_OK;                                                                    \
-        tftx_opt_cuda_slots sp = {};                                                                          \
-        for (int k = 0; k < (NSLOTS); k++) sp.p[k] = slots[k];                                                \
-        tftx_opt_cuda_groups gr;                                                                              \
-        for (int k = 0; k < TFTX_OPT_GROUPS; k++) gr.st[k] = st[k];                                           \
-        cudaError_t rc = n_ranges > 0x7fffffffu ? cudaErrorInvalidConfiguration : cudaSuccess;                \
-        if (rc == cudaSuccess) {                                                                              \
-            fn##_kernel<<<(unsigned)n_ranges, TFTX_OPT_CUDA_THREADS, 0, (cudaStream_t)stream>>>(gr, ranges, w, \
-                                                                                             g, sp);          \
-            rc = cudaGetLastError();                                                                          \
-        }                                                                                                     \
-        if (rc == cudaSuccess) return TFTX_OK;                                                                \
-        err->status = TFTX_ERR_INTERNAL;                                                                      \
-        snprintf(err->message, sizeof err->message, "%s: CUDA kernel launch failed: %s", #fn,                 \
-                 cudaGetErrorString(rc));                                                                     \
-        return TFTX_ERR_INTERNAL;                                                                             \
+#define TFTX_OPT_CUDA_STEP(fn, rule, NSLOTS)                                                                           \
+    static __global__ void fn##_kernel(tftx_opt_cuda_groups gr, const tftx_opt_range *ranges, float *w,                \
+                                       const float *g, tftx_opt_cuda_slots sp)                                         \
+    {                                                                                                                  \
+        const tftx_opt_range r = ranges[blockIdx.x];                                                                   \
+        const tftx_opt_step st = gr.st[r.group];                                                                       \
+        for (size_t i = r.offset + threadIdx.x; i < r.offset + r.n; i += blockDim.x) {                                 \
+            float s[(NSLOTS) > 0 ? (NSLOTS) : 1];                                                                      \
+            for (int k = 0; k < (NSLOTS); k++) s[k] = sp.p[k][i];                                                      \
+            float wi = w[i];                                                                                           \
+            rule(&wi, g[i], s, &st);                                                                                   \
+            w[i] = wi;                                                                                                 \
+            for (int k = 0; k < (NSLOTS); k++) sp.p[k][i] = s[k];                                                      \
+        }                                                                                                              \
+    }                                                                                                                  \
+    extern "C" tftx_status fn(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,                 \
+                              size_t n_ranges, float *w, const float *g, float *const *slots, void *stream,            \
+                              tftx_error *err)                                                                         \
+    {                                                                                                                  \
+        (void)self;                                                                                                    \
+        if (n_ranges == 0) return TFTX_OK;                                                                             \
+        tftx_opt_cuda_slots sp = {};                                                                                   \
+        for (int k = 0; k < (NSLOTS); k++) sp.p[k] = slots[k];                                                         \
+        tftx_opt_cuda_groups gr;                                                                                       \
+        for (int k = 0; k < TFTX_OPT_GROUPS; k++) gr.st[k] = st[k];                                                    \
+        cudaError_t rc = n_ranges > 0x7fffffffu ? cudaErrorInvalidConfiguration : cudaSuccess;                         \
+        if (rc == cudaSuccess) {                                                                                       \
+            TFTX_CUDA_LAUNCH((unsigned)n_ranges, TFTX_OPT_CUDA_THREADS, (cudaStream_t)stream, fn##_kernel)             \
+            (gr, ranges, w, g, sp);                                                                                    \
+            rc = cudaGetLastError();                                                                                   \
+        }                                                                                                              \
+        if (rc == cudaSuccess) return TFTX_OK;                                                                         \
+        err->status = TFTX_ERR_INTERNAL;                                                                               \
+        snprintf(err->message, sizeof err->message, "%s: CUDA kernel launch failed: %s", #fn, cudaGetErrorString(rc)); \
+        return TFTX_ERR_INTERNAL;                                                                                      \
     }
 
 #endif /* TFTX_OPTIMIZER_CUDA_CUH */

@@ -130,15 +130,15 @@ static const float **attention_pointers(cuda_backend *be, const att_operands &op
     const float **ptrs =
         (const float **)cuda_grow(be, &be->ptrs, &be->ptrs_bytes, bytes, "cudaMalloc of attention pointers");
     if (!ptrs) return NULL;
-    attention_pointers_kernel<<<(count + 127) / 128, 128, 0, be->stream>>>(ptrs, ops, NH, count);
+    TFTX_CUDA_LAUNCH((count + 127) / 128, 128, be->stream, attention_pointers_kernel)(ptrs, ops, NH, count);
     CUDA_LAUNCHED(be);
     return ptrs;
 }
 
 /* One batched product over every (b, h): arrays a, b, c of ptrs. */
 static void batched(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                    const float *alpha, const float **ptrs, int ia, int lda, int ib, int ldb, const float *beta,
-                    int ic, int ldc, int count)
+                    const float *alpha, const float **ptrs, int ia, int lda, int ib, int ldb, const float *beta, int ic,
+                    int ldc, int count)
 {
     const void *const *A = (const void *const *)(ptrs + (size_t)ia * count);
     const void *const *B = (const void *const *)(ptrs + (size_t)ib * count);
@@ -163,8 +163,8 @@ static void fused_forward(cuda_backend *be, float *out, float *att, const float 
 {
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
     float *lse = att, *ocopy = att + (size_t)B * NH * T;
-    flash_forward_kernel<HS, P><<<grid, FL_THREADS, 0, be->stream>>>(
-        out, lse, ocopy, qkv, mask, causal, T, C, NH, drop, cuda_dropout_scale(drop.p), 1.0f / sqrtf((float)HS));
+    TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_forward_kernel<HS, P>)
+    (out, lse, ocopy, qkv, mask, causal, T, C, NH, drop, cuda_dropout_scale(drop.p), 1.0f / sqrtf((float)HS));
     CUDA_LAUNCHED(be);
 }
 
@@ -176,15 +176,15 @@ static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const 
     const size_t rows = (size_t)B * NH * T;
     const float *lse = att, *ocopy = att + rows, keep = cuda_dropout_scale(drop.p), scale = 1.0f / sqrtf((float)HS);
     float *delta = scratch;
-    flash_delta_kernel<<<(unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS, 0, be->stream>>>(
-        delta, dout, ocopy, rows, T, C, NH, HS);
+    TFTX_CUDA_LAUNCH((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS, be->stream, flash_delta_kernel)
+    (delta, dout, ocopy, rows, T, C, NH, HS);
     CUDA_LAUNCHED(be);
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
-    flash_backward_kv_kernel<HS, P><<<grid, FL_THREADS, 0, be->stream>>>(dqkv, dout, qkv, lse, delta, mask, causal, T,
-                                                                          C, NH, drop, keep, scale);
+    TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_kv_kernel<HS, P>)
+    (dqkv, dout, qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale);
     CUDA_LAUNCHED(be);
-    flash_backward_q_kernel<HS, P><<<grid, FL_THREADS, 0, be->stream>>>(dqkv, dout, qkv, lse, delta, mask, causal, T,
-                                                                         C, NH, drop, keep, scale);
+    TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_q_kernel<HS, P>)
+    (dqkv, dout, qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale);
     CUDA_LAUNCHED(be);
 }
 
@@ -254,15 +254,15 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
     if (drop.p > 0.0f && !(work = (float *)cuda_work(be, n * sizeof(float)))) return;
     const float *pd = work ? work : att; /* what multiplies V */
     /* arrays: 0 q, 1 k, 2 v, 3 att, 4 out, 5 pd */
-    att_operands ops = {{qkv, qkv + C, qkv + 2 * C, att, out, pd}, {sq, sq, sq, sa, so, sa},
-                        {HS, HS, HS, TT, HS, TT}, 6};
+    att_operands ops = {
+        {qkv, qkv + C, qkv + 2 * C, att, out, pd}, {sq, sq, sq, sa, so, sa}, {HS, HS, HS, TT, HS, TT}, 6};
     const float **ptrs = attention_pointers(be, ops, B, NH);
     if (!ptrs) return;
 
     /* S^T = K . Q^T / sqrt(HS) for every (b, h) */
     batched(be, CUBLAS_OP_T, CUBLAS_OP_N, T, T, HS, &qk_scale, ptrs, 1, C3, 0, C3, &zero, 3, T, count);
-    attention_softmax_kernel<<<cuda_row_blocks(rows), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(
-        att, mask, causal, NH, T, rows, work, drop, cuda_dropout_scale(drop.p));
+    TFTX_CUDA_LAUNCH(cuda_row_blocks(rows), CUDA_ROWS_PER_BLOCK * 32, be->stream, attention_softmax_kernel)
+    (att, mask, causal, NH, T, rows, work, drop, cuda_dropout_scale(drop.p));
     CUDA_LAUNCHED(be);
     /* O^T = V^T . Pd^T into the head's columns of out (row stride C) */
     batched(be, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &one, ptrs, 2, C3, 5, T, &zero, 4, C, count);
@@ -289,24 +289,25 @@ void cuda_attention_backward(void *self, float *dqkv, float *scratch, const floa
     const int count = B * NH;
     const long long sq = (long long)T * C3, so = (long long)T * C, sa = (long long)NH * TT;
     /* arrays: 0 q, 1 k, 2 v, 3 dq, 4 dk, 5 dv, 6 dout, 7 att or Pd, 8 scratch (dPd, then dS) */
-    att_operands ops = {{qkv, qkv + C, qkv + 2 * C, dqkv, dqkv + C, dqkv + 2 * C, dout, dropping ? scratch : att,
-                         scratch},
-                        {sq, sq, sq, sq, sq, sq, so, sa, sa},
-                        {HS, HS, HS, HS, HS, HS, HS, TT, TT},
-                        9};
+    att_operands ops = {
+        {qkv, qkv + C, qkv + 2 * C, dqkv, dqkv + C, dqkv + 2 * C, dout, dropping ? scratch : att, scratch},
+        {sq, sq, sq, sq, sq, sq, so, sa, sa},
+        {HS, HS, HS, HS, HS, HS, HS, TT, TT},
+        9};
     const float **ptrs = attention_pointers(be, ops, B, NH);
     if (!ptrs) return;
 
     /* dV^T += dO^T . Pd, with Pd in scratch when dropping */
     if (dropping) {
-        attention_dropout_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(scratch, att, n, drop, keep_scale);
+        TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, attention_dropout_kernel)
+        (scratch, att, n, drop, keep_scale);
         CUDA_LAUNCHED(be);
     }
     batched(be, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &one, ptrs, 6, C, 7, T, &one, 5, C3, count);
     /* dPd^T = V . dO^T into scratch (after the dV products read Pd there) */
     batched(be, CUBLAS_OP_T, CUBLAS_OP_N, T, T, HS, &one, ptrs, 2, C3, 6, C, &zero, 8, T, count);
-    attention_softmax_backward_kernel<<<cuda_row_blocks(rows), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(
-        scratch, att, T, rows, drop, keep_scale, dropping);
+    TFTX_CUDA_LAUNCH(cuda_row_blocks(rows), CUDA_ROWS_PER_BLOCK * 32, be->stream, attention_softmax_backward_kernel)
+    (scratch, att, T, rows, drop, keep_scale, dropping);
     CUDA_LAUNCHED(be);
     /* dQ^T += K^T . dS^T / sqrt(HS) */
     batched(be, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &qk_scale, ptrs, 1, C3, 8, T, &one, 3, C3, count);

@@ -11,6 +11,7 @@
 #define TFTX_CUDA_DEVICE_CUH
 
 #include <math.h>
+#include <tftx/cuda_launch.cuh>
 #include <tftx/random.h>
 
 #include "cuda.h"
@@ -135,9 +136,10 @@ template <class F> static void colsum(cuda_backend *be, float *out_x, float *out
     const int P = colsum_chunks(N, C), R = (N + P - 1) / P;
     float2 *partial = (float2 *)cuda_work(be, (size_t)P * C * sizeof(float2));
     if (!partial) return;
-    colsum_partial_kernel<<<dim3((C + 31) / 32, P), dim3(32, COLSUM_LANES), 0, be->stream>>>(partial, f, N, C, R);
+    TFTX_CUDA_LAUNCH(dim3((C + 31) / 32, P), dim3(32, COLSUM_LANES), be->stream, colsum_partial_kernel)
+    (partial, f, N, C, R);
     CUDA_LAUNCHED(be);
-    colsum_final_kernel<<<(C + 255) / 256, 256, 0, be->stream>>>(out_x, out_y, partial, P, C);
+    TFTX_CUDA_LAUNCH((C + 255) / 256, 256, be->stream, colsum_final_kernel)(out_x, out_y, partial, P, C);
     CUDA_LAUNCHED(be);
 }
 

@@ -224,7 +224,7 @@ __global__ void crossentropy_forward_kernel(float *losses, float *probs, const f
     sm[threadIdx.x] = m, ss[threadIdx.x] = s;
     __syncthreads();
     for (int half = CE_THREADS / 2; half > 0; half >>= 1) { /* a fixed tree */
-        if (threadIdx.x < half) {
+        if ((int)threadIdx.x < half) {
             float m1 = sm[threadIdx.x];
             double s1 = ss[threadIdx.x];
             ms_merge(m1, s1, sm[threadIdx.x + half], ss[threadIdx.x + half]);
@@ -265,8 +265,8 @@ void cuda_embedding_forward(void *self, float *out, const int32_t *tokens, const
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * T * C;
     if (!n) return;
-    embedding_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(out, tokens, segments, wte, wpe, wse, T,
-                                                                              C, n);
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, embedding_forward_kernel)
+    (out, tokens, segments, wte, wpe, wse, T, C, n);
     CUDA_LAUNCHED(be);
 }
 
@@ -283,13 +283,13 @@ void cuda_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, 
         dwse = NULL;
     }
     if (dwte || dwse) {
-        embedding_table_backward_kernel<<<dim3((C + 31) / 32, EMB_BUCKETS / 8), dim3(32, 8), 0, be->stream>>>(
-            dwte, dwse, dout, tokens, segments, B * T, C);
+        TFTX_CUDA_LAUNCH(dim3((C + 31) / 32, EMB_BUCKETS / 8), dim3(32, 8), be->stream, embedding_table_backward_kernel)
+        (dwte, dwse, dout, tokens, segments, B * T, C);
         CUDA_LAUNCHED(be);
     }
     if (dwpe) {
-        embedding_position_backward_kernel<<<cuda_blocks((size_t)T * C), CUDA_THREADS, 0, be->stream>>>(dwpe, dout, B,
-                                                                                                        T, C);
+        TFTX_CUDA_LAUNCH(cuda_blocks((size_t)T * C), CUDA_THREADS, be->stream, embedding_position_backward_kernel)
+        (dwpe, dout, B, T, C);
         CUDA_LAUNCHED(be);
     }
 }
@@ -299,8 +299,8 @@ void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, co
 {
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || C <= 0) return;
-    layernorm_forward_kernel<<<cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(
-        out, mean, rstd, inp, weight, bias, N, C, eps);
+    TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream, layernorm_forward_kernel)
+    (out, mean, rstd, inp, weight, bias, N, C, eps);
     CUDA_LAUNCHED(be);
 }
 
@@ -310,8 +310,8 @@ void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbi
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || C <= 0) return;
     if (dinp) {
-        layernorm_backward_kernel<<<cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, 0, be->stream>>>(
-            dinp, dout, inp, weight, mean, rstd, N, C);
+        TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream, layernorm_backward_kernel)
+        (dinp, dout, inp, weight, mean, rstd, N, C);
         CUDA_LAUNCHED(be);
     }
     if (dweight || dbias) {
@@ -324,7 +324,7 @@ void cuda_pool_first_forward(void *self, float *out, const float *inp, int B, in
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * C;
     if (!n || T <= 0) return;
-    pool_first_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(out, inp, T, C, n);
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_first_forward_kernel)(out, inp, T, C, n);
     CUDA_LAUNCHED(be);
 }
 
@@ -333,7 +333,7 @@ void cuda_pool_first_backward(void *self, float *dinp, const float *dout, int B,
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * C;
     if (!n || T <= 0 || !dinp) return;
-    pool_first_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(dinp, dout, T, C, n);
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_first_backward_kernel)(dinp, dout, T, C, n);
     CUDA_LAUNCHED(be);
 }
 
@@ -342,7 +342,7 @@ void cuda_pool_mean_forward(void *self, float *out, const float *inp, const uint
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * C;
     if (!n) return;
-    pool_mean_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(out, inp, mask, T, C, n);
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_mean_forward_kernel)(out, inp, mask, T, C, n);
     CUDA_LAUNCHED(be);
 }
 
@@ -351,7 +351,7 @@ void cuda_pool_mean_backward(void *self, float *dinp, const float *dout, const u
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * T * C;
     if (!n || !dinp) return;
-    pool_mean_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(dinp, dout, mask, T, C, n);
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_mean_backward_kernel)(dinp, dout, mask, T, C, n);
     CUDA_LAUNCHED(be);
 }
 
@@ -360,7 +360,8 @@ void cuda_crossentropy_forward(void *self, float *losses, float *probs, const fl
 {
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || V <= 0) return;
-    crossentropy_forward_kernel<<<(unsigned)N, CE_THREADS, 0, be->stream>>>(losses, probs, logits, targets, V);
+    TFTX_CUDA_LAUNCH((unsigned)N, CE_THREADS, be->stream, crossentropy_forward_kernel)
+    (losses, probs, logits, targets, V);
     CUDA_LAUNCHED(be);
 }
 
@@ -370,7 +371,8 @@ void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, 
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)N * V;
     if (!n || !dlogits) return;
-    crossentropy_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(dlogits, probs, targets, dloss, V, n);
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, crossentropy_backward_kernel)
+    (dlogits, probs, targets, dloss, V, n);
     CUDA_LAUNCHED(be);
 }
 

@@ -40,7 +40,7 @@ static __nv_bfloat16 *bf16_area(cuda_backend *be, size_t elems)
 /* dst := bf16(src), n floats; returns dst */
 static const __nv_bfloat16 *to_bf16(cuda_backend *be, __nv_bfloat16 *dst, const float *src, size_t n)
 {
-    to_bf16_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(dst, src, n);
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, to_bf16_kernel)(dst, src, n);
     CUDA_LAUNCHED(be);
     return dst;
 }
@@ -78,7 +78,7 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
     size_t n = (size_t)N * OC;
     float beta = 0.0f, one = 1.0f;
     if (bias) { /* out starts as the bias (beta = 1 adds the product) */
-        bias_broadcast_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(out, bias, OC, n);
+        TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, bias_broadcast_kernel)(out, bias, OC, n);
         CUDA_LAUNCHED(be);
         beta = 1.0f;
     }

@@ -12,7 +12,7 @@
  */
 #include "cuda_device.cuh"
 
-#define GELU_BETA 0.79788456080286535588f    /* sqrt(2/pi) */
+#define GELU_BETA 0.79788456080286535588f /* sqrt(2/pi) */
 #define GELU_KAPPA 0.044715f
 #define INV_SQRT_2PI 0.39894228040143267794f /* 1/sqrt(2 pi) */
 #define SQRT1_2 0.70710678118654752440f      /* 1/sqrt(2) */
@@ -147,7 +147,7 @@ void cuda_activation_forward(void *self, float *out, const float *inp, size_t N,
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    activation_forward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(out, inp, N, (int)act);
+    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, activation_forward_kernel)(out, inp, N, (int)act);
     CUDA_LAUNCHED(be);
 }
 
@@ -156,7 +156,8 @@ void cuda_activation_backward(void *self, float *dinp, const float *dout, const 
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    activation_backward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(dinp, dout, inp, N, (int)act);
+    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, activation_backward_kernel)
+    (dinp, dout, inp, N, (int)act);
     CUDA_LAUNCHED(be);
 }
 
@@ -164,7 +165,7 @@ void cuda_tanh_forward(void *self, float *out, const float *inp, size_t N)
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    tanh_forward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(out, inp, N);
+    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, tanh_forward_kernel)(out, inp, N);
     CUDA_LAUNCHED(be);
 }
 
@@ -172,7 +173,7 @@ void cuda_tanh_backward(void *self, float *dinp, const float *dout, const float 
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    tanh_backward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(dinp, dout, out, N);
+    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, tanh_backward_kernel)(dinp, dout, out, N);
     CUDA_LAUNCHED(be);
 }
 
@@ -180,7 +181,7 @@ void cuda_residual_forward(void *self, float *out, const float *a, const float *
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    residual_forward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(out, a, b, N);
+    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, residual_forward_kernel)(out, a, b, N);
     CUDA_LAUNCHED(be);
 }
 
@@ -188,7 +189,7 @@ void cuda_residual_backward(void *self, float *da, float *db, const float *dout,
 {
     cuda_backend *be = cuda_of(self);
     if (!N || (!da && !db)) return;
-    residual_backward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(da, db, dout, N);
+    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, residual_backward_kernel)(da, db, dout, N);
     CUDA_LAUNCHED(be);
 }
 
@@ -200,8 +201,8 @@ void cuda_dropout_forward(void *self, float *out, const float *inp, size_t N, tf
         if (out != inp) CUDA_OK(be, cudaMemcpyAsync(out, inp, N * sizeof *out, cudaMemcpyDeviceToDevice, be->stream));
         return;
     }
-    dropout_forward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(out, inp, N, drop, offset,
-                                                                            cuda_dropout_scale(drop.p));
+    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, dropout_forward_kernel)
+    (out, inp, N, drop, offset, cuda_dropout_scale(drop.p));
     CUDA_LAUNCHED(be);
 }
 
@@ -209,8 +210,8 @@ void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N,
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    dropout_backward_kernel<<<cuda_blocks(N), CUDA_THREADS, 0, be->stream>>>(
-        dinp, dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f);
+    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, dropout_backward_kernel)
+    (dinp, dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f);
     CUDA_LAUNCHED(be);
 }
 
@@ -218,7 +219,7 @@ void cuda_scale(void *self, float *x, size_t n, float s)
 {
     cuda_backend *be = cuda_of(self);
     if (!n) return;
-    scale_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(x, n, s);
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, scale_kernel)(x, n, s);
     CUDA_LAUNCHED(be);
 }
 
@@ -235,9 +236,9 @@ double cuda_sum_squares(void *self, const float *x, size_t n)
     if (blocks > SUMSQ_BLOCKS) blocks = SUMSQ_BLOCKS;
     double *partial = (double *)cuda_work(be, (SUMSQ_BLOCKS + 1) * sizeof(double));
     if (!partial) return NAN;
-    sum_squares_partial_kernel<<<blocks, CUDA_THREADS, 0, be->stream>>>(partial, x, n);
+    TFTX_CUDA_LAUNCH(blocks, CUDA_THREADS, be->stream, sum_squares_partial_kernel)(partial, x, n);
     CUDA_LAUNCHED(be);
-    sum_partials_kernel<<<1, 1, 0, be->stream>>>(partial + SUMSQ_BLOCKS, partial, blocks);
+    TFTX_CUDA_LAUNCH(1, 1, be->stream, sum_partials_kernel)(partial + SUMSQ_BLOCKS, partial, blocks);
     CUDA_LAUNCHED(be);
     double total = NAN;
     CUDA_OK(be, cudaMemcpyAsync(&total, partial + SUMSQ_BLOCKS, sizeof total, cudaMemcpyDeviceToHost, be->stream));
@@ -253,7 +254,7 @@ int cuda_all_finite(void *self, const float *x, size_t n)
     int *bad = (int *)cuda_work(be, sizeof(int));
     if (!bad) return 0;
     CUDA_OK(be, cudaMemsetAsync(bad, 0, sizeof *bad, be->stream));
-    nonfinite_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, be->stream>>>(bad, x, n);
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, nonfinite_kernel)(bad, x, n);
     CUDA_LAUNCHED(be);
     int host_bad = 1;
     CUDA_OK(be, cudaMemcpyAsync(&host_bad, bad, sizeof host_bad, cudaMemcpyDeviceToHost, be->stream));

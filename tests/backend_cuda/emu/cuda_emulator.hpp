@@ -1,0 +1,130 @@
+/*
+ * cuda_emulator.hpp -- runs CUDA kernels on the CPU, so their logic is
+ * tested where there is no GPU. Included before a kernel source compiled
+ * by a C++ compiler (the emulated plugins force-include it; the fused
+ * attention test includes it first); launches go through
+ * TFTX_CUDA_LAUNCH (tftx/cuda_launch.cuh), which calls tftx_emu_kernel.
+ *
+ * What a kernel may use: threadIdx, blockIdx, blockDim, gridDim (x and y),
+ * static __shared__ arrays, __syncthreads(), __shfl_sync and
+ * __shfl_xor_sync (on 4- or 8-byte values), min and max, __float_as_uint,
+ * emu_mma_tf32 and emu_mma_bf16 (the m16n8k8 tf32 and m16n8k16 bf16
+ * tensor-core products, fragments laid out as the PTX ISA specifies; the
+ * fused attention header routes its inline PTX here under
+ * TFTX_EMULATED_CUDA). Every thread of a block must reach every barrier and
+ * warp operation the same number of times (no thread returns early while
+ * others wait): the emulator stops with a message otherwise.
+ *
+ * How: each CUDA thread of a block is a fiber (ucontext) with its own stack;
+ * the fibers of a block run one at a time, each until its next barrier, so
+ * a round of the scheduler moves every thread to the next barrier. Warp
+ * operations are barriers too: every lane posts its operands, all lanes
+ * read what they need. Blocks run one after another, so a kernel's
+ * __shared__ arrays (made `static` here) serve each block in turn.
+ *
+ * emu_tf32_round chooses what the tensor-core product does with its fp32
+ * inputs: 1 rounds them to tf32 (10-bit mantissa, to nearest, ties away, as
+ * cvt.rna.tf32.f32), 0 keeps them whole, so a test can check the kernel's
+ * logic to fp32 rounding and, separately, at tf32.
+ */
+#ifndef TFTX_TESTS_CUDA_EMULATOR_HPP
+#define TFTX_TESTS_CUDA_EMULATOR_HPP
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <functional>
+#include <type_traits>
+
+#include "include/cuda_runtime_api.h"
+
+#define TFTX_EMULATED_CUDA 1
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+
+struct emu_dim3 {
+    unsigned x, y, z;
+};
+extern emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
+extern int emu_tf32_round;
+
+void __syncthreads(void);
+/* the calling thread's lane in its warp */
+unsigned emu_lane(void);
+/* the value `v` of lane src_lane of the calling thread's warp */
+uint64_t emu_shfl(uint64_t v, int src_lane);
+template <class T> static inline T __shfl_sync(unsigned mask, T v, int src_lane)
+{
+    static_assert(std::is_trivially_copyable<T>::value && sizeof(T) <= 8, "shuffle of 4 or 8 bytes");
+    (void)mask;
+    uint64_t bits = 0;
+    memcpy(&bits, &v, sizeof v);
+    bits = emu_shfl(bits, src_lane);
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask)
+{
+    return __shfl_sync(mask, v, (int)(emu_lane() ^ (unsigned)lane_mask));
+}
+/* d (16x8, 4 per lane) += a (16x8, tf32, 4 per lane) * b (8x8, tf32, 2 per lane) */
+void emu_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2]);
+/* d (16x8) += a (16x16, 8 bf16 per lane, two a register) * b (16x8, 4 per lane) */
+void emu_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]);
+/* cvt.rna.tf32.f32, or the bits unchanged when emu_tf32_round is 0 */
+uint32_t emu_to_tf32(float x);
+/* float to bfloat16, to nearest, ties to even (finite inputs) */
+uint16_t emu_to_bf16(float x);
+
+static inline int min(int a, int b)
+{
+    return a < b ? a : b;
+}
+static inline int max(int a, int b)
+{
+    return a > b ? a : b;
+}
+static inline unsigned __float_as_uint(float x)
+{
+    unsigned u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+/* Run `kernel` (a call of the kernel with its arguments) over a grid of
+ * grid.x * grid.y blocks of block.x * block.y threads (at most 1024), now. */
+void emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel);
+static inline void emu_launch(unsigned grid_x, unsigned grid_y, unsigned threads, const std::function<void()> &kernel)
+{
+    emu_launch(dim3(grid_x, grid_y), dim3(threads), kernel);
+}
+
+/* The runtime's side (emu_runtime.cc): run `work` on `stream` (now, or
+ * into the graph being captured); a bad launch shape is the next
+ * cudaGetLastError(). */
+void emu_stream_launch(cudaStream_t stream, dim3 grid, dim3 block, std::function<void()> work);
+
+/* What TFTX_CUDA_LAUNCH(grid, block, stream, kernel) expands to: an object
+ * whose call with the kernel's arguments copies them and submits the
+ * launch. */
+template <class K> struct emu_kernel_call {
+    dim3 grid, block;
+    cudaStream_t stream;
+    K kernel;
+    template <class... A> void operator()(A... args) const
+    {
+        K k = kernel;
+        emu_stream_launch(stream, grid, block, [k, args...]() { k(args...); });
+    }
+};
+template <class K> static inline emu_kernel_call<K> tftx_emu_kernel(dim3 grid, dim3 block, cudaStream_t stream, K k)
+{
+    return emu_kernel_call<K>{grid, block, stream, k};
+}
+
+#endif /* TFTX_TESTS_CUDA_EMULATOR_HPP */
