@@ -27,6 +27,10 @@
  * .step_cuda (directly, or through a function that picks among several
  * rules by the instance's settings).
  *
+ * The launch goes through TFTX_CUDA_LAUNCH (tftx/cuda_launch.cuh), so the
+ * same .cu file also builds, with g++, against the CUDA emulator of this
+ * project's tests (tests/backend_cuda/emu), where the step runs on the CPU.
+ *
  * Built with nvcc --fmad=false (and its default IEEE division and square
  * root), the kernel does the same float operations as the CPU loop, so the
  * two steps agree bit for bit.
