@@ -136,18 +136,18 @@ template <int HS, class P> void run_case(const attn_case &k, int mode)
     /* the att buffer: log-sum-exp of each row, then a copy of out */
     std::vector<float> out(n_out), att(rows + n_out), delta(rows), dqkv(dqkv0);
     float *lse = att.data(), *ocopy = att.data() + rows;
-    const unsigned gx = (unsigned)((T + FL_ROWS - 1) / FL_ROWS), gy = (unsigned)(B * NH);
-    emu_launch(gx, gy, FL_THREADS, [&] {
+    const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
+    emu_launch(grid, FL_THREADS, [&] {
         flash_forward_kernel<HS, P>(out.data(), lse, ocopy, qkv.data(), mk, k.causal, T, C, NH, drop, keep_scale,
                                     scale);
     });
-    emu_launch((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), 1, FL_THREADS,
+    emu_launch((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS,
                [&] { flash_delta_kernel(delta.data(), dout.data(), ocopy, rows, T, C, NH, HS); });
-    emu_launch(gx, gy, FL_THREADS, [&] {
+    emu_launch(grid, FL_THREADS, [&] {
         flash_backward_kv_kernel<HS, P>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
                                         drop, keep_scale, scale);
     });
-    emu_launch(gx, gy, FL_THREADS, [&] {
+    emu_launch(grid, FL_THREADS, [&] {
         flash_backward_q_kernel<HS, P>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
                                        drop, keep_scale, scale);
     });

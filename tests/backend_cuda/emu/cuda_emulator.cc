@@ -152,15 +152,6 @@ void barrier(int k)
     to_scheduler();
 }
 
-void fail_warp(unsigned first)
-{
-    fprintf(stderr,
-            "cuda emulator: block (%u, %u), warp of threads %u..: some lanes reach a warp operation that others "
-            "(returned, or waiting at __syncthreads) do not\n",
-            blockIdx.x, blockIdx.y, first);
-    abort();
-}
-
 void run_block()
 {
     for (unsigned i = 0; i < n_threads; i++) {
@@ -185,7 +176,9 @@ void run_block()
             unsigned at_warp_op = 0;
             for (unsigned i = w; i < end; i++) at_warp_op += fibers[i].st == AT_BARRIER && fibers[i].kind == WARP_OP;
             if (!at_warp_op) continue;
-            if (at_warp_op != end - w) fail_warp(w);
+            if (at_warp_op != end - w)
+                fail("some lanes of a warp reach a warp operation that others (returned, or waiting at "
+                     "__syncthreads) do not");
             for (unsigned i = w; i < end; i++) fibers[i].st = READY;
             released = 1;
         }

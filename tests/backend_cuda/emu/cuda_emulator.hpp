@@ -99,10 +99,6 @@ static inline unsigned __float_as_uint(float x)
 /* Run `kernel` (a call of the kernel with its arguments) over a grid of
  * grid.x * grid.y blocks of block.x * block.y threads (at most 1024), now. */
 void emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel);
-static inline void emu_launch(unsigned grid_x, unsigned grid_y, unsigned threads, const std::function<void()> &kernel)
-{
-    emu_launch(dim3(grid_x, grid_y), dim3(threads), kernel);
-}
 
 /* The runtime's side (emu_runtime.cc): run `work` on `stream` (now, or
  * into the graph being captured); a bad launch shape is the next
