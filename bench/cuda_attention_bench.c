@@ -86,7 +86,7 @@ int main(int argc, char **argv)
     const int HS = C / NH;
     const size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, natt = (size_t)B * NH * T * T;
     const double flops = 4.0 * B * NH * (double)T * T * HS * (causal ? 0.5 : 1.0);
-    const tftx_dropout drop = {p, 1234, 7};
+    const tftx_dropout drop = {.p = p, .seed = 1234, .stream = 7};
     printf("attention B=%d T=%d C=%d heads=%d (head size %d), %s, dropout %.2g; best of %d after a warm-up\n", B, T, C,
            NH, HS, causal ? "causal" : "not causal", (double)p, reps);
     printf("%-6s %-7s %12s %9s %12s %9s\n", "prec", "path", "forward ms", "TFLOP/s", "backward ms", "TFLOP/s");

@@ -267,7 +267,8 @@ static void ce_fwd(void *c)
 static void ce_bwd(void *c)
 {
     ew *e = c;
-    ops->crossentropy_backward(be, e->dinp, e->out, e->targets, 1.0f / (float)e->N, e->N, e->C);
+    const float dloss = 1.0f / (float)e->N; /* the cpu backend: host memory */
+    ops->crossentropy_backward(be, e->dinp, e->out, e->targets, &dloss, e->N, e->C);
 }
 
 static ew ew_new(int N, int C)

@@ -117,8 +117,7 @@ int cmd_bench(int argc, char **argv)
         float loss;
         s.backend.ops->zero(s.backend.self, grads, s.n_params * sizeof(float));
         batch.step = (uint64_t)i;
-        if (s.model->forward(s.model_self, &batch, 1, &loss, &err) != TFTX_OK ||
-            s.model->backward(s.model_self, &err) != TFTX_OK || session_optimizer_step(&s, s.lr, &err) != TFTX_OK) {
+        if (session_train_pass(&s, &batch, &loss, &err) != TFTX_OK || session_optimizer_step(&s, s.lr, &err) != TFTX_OK) {
             fprintf(stderr, "tftx: step %ld: %s\n", i + 1, err.message);
             rc = 1;
             break;

@@ -3,6 +3,7 @@
  */
 #include "session.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,14 @@ void session_close(run_session *s)
     if (s->backend_vals) values_free(s->backend_pl->desc, s->backend_vals);
     free(s->ranges);
     memset(s, 0, sizeof *s);
+}
+
+tftx_status session_train_pass(run_session *s, const tftx_batch *batch, float *loss, tftx_error *err)
+{
+    if (s->model->train_pass) return s->model->train_pass(s->model_self, batch, loss, err);
+    tftx_status st = s->model->forward(s->model_self, batch, 1, loss, err);
+    if (st != TFTX_OK || !isfinite(*loss)) return st; /* the run stops: no need for its gradients */
+    return s->model->backward(s->model_self, err);
 }
 
 tftx_status session_optimizer_step(run_session *s, double lr, tftx_error *err)

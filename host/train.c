@@ -357,7 +357,7 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
             batch.step = (uint64_t)step;
             pos += (size_t)nb;
             float loss = 0;
-            st = s.model->forward(s.model_self, &batch, 1, &loss, &err);
+            st = session_train_pass(&s, &batch, &loss, &err);
             if (st == TFTX_OK && !isfinite(loss)) {
                 snprintf(out->status, sizeof out->status, "diverged");
                 snprintf(out->error, sizeof out->error, "the training loss became %s at step %lld", isnan(loss) ? "NaN" : "infinite",
@@ -365,7 +365,6 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
                 m_int(m, "diverged_at", step + 1);
                 break;
             }
-            if (st == TFTX_OK) st = s.model->backward(s.model_self, &err);
             step_loss += loss / accumulate;
             for (int i = 0; i < batch.B * batch.T; i++) tokens_seen += batch.mask[i];
         }

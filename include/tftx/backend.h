@@ -29,14 +29,24 @@
 
 #include "optimizer.h"
 #include "plugin.h"
+#include "random.h"
 
 /* Dropout: keep element i when uniform(seed, stream, offset + i) >= p, and
- * scale kept elements by 1/(1-p). p == 0 is the identity. */
+ * scale kept elements by 1/(1-p). p == 0 is the identity. With `step` set
+ * (backend memory, one uint64_t), the stream is instead
+ * tftx_step_stream(*step, stream), with *step read when the kernel runs:
+ * a recorded step graph (graph_begin) then draws new masks each time it
+ * runs, after the model writes the new step there. */
 typedef struct tftx_dropout {
     float p;
     uint64_t seed;
     uint64_t stream;
+    const uint64_t *step;
 } tftx_dropout;
+
+/* The stream a dropout draws from, in host and device code alike (a GPU
+ * kernel reads *step itself). */
+#define TFTX_DROPOUT_STREAM(d) ((d).step ? tftx_step_stream(*(d).step, (d).stream) : (d).stream)
 
 typedef enum tftx_activation {
     TFTX_ACT_GELU = 0,      /* x * Phi(x), with erf (BERT) */
@@ -148,10 +158,11 @@ typedef struct tftx_backend_ops {
     void (*crossentropy_forward)(void *self, float *losses, float *probs, const float *logits,
                                  const int32_t *targets, int N, int V);
     /* dlogits += (probs - onehot(target)) * dloss for each counted row;
-     * dloss is the weight of each row's loss in the total (1/count for a
-     * mean), ignored rows get nothing. */
+     * dloss (backend memory, one float, read when the kernel runs) is the
+     * weight of each row's loss in the total (1/count for a mean), ignored
+     * rows get nothing. */
     void (*crossentropy_backward)(void *self, float *dlogits, const float *probs, const int32_t *targets,
-                                  float dloss, int N, int V);
+                                  const float *dloss, int N, int V);
 
     /* ------------------------------------------------- gradient utilities */
     /* Sum of squares of x (n floats), accumulated in double; host result. */
@@ -178,6 +189,28 @@ typedef struct tftx_backend_ops {
      * keeps less for backward (fused attention) says so, and models
      * allocate that much. */
     void (*attention_sizes)(void *self, int B, int T, int C, int NH, size_t *att, size_t *scratch);
+
+    /* -------------------------------------------- step graphs (optional) */
+    /* Between graph_begin and graph_end the backend records the kernels
+     * called instead of running them; graph_launch runs the recording
+     * again, on the same memory, as one call (a GPU's launch costs paid
+     * once). While recording, only the layer kernels and zero() may be
+     * called: no alloc, free, copies, sync, gradient utilities or
+     * optimizer step. Kernels read their memory when the graph runs, so
+     * what changes from run to run must be in backend memory (dropout's
+     * step, crossentropy_backward's dloss); sizes and pointers are fixed.
+     *   graph_begin: TFTX_ERR_UNSUPPORTED when the instance records none
+     *     (its settings say so).
+     *   graph_end: the graph, or NULL with *err saying why the recording
+     *     failed; nothing of it ran, and the instance is usable.
+     *   graph_launch: TFTX_ERR_INVALID when the backend's own working
+     *     memory moved since the recording (a later call grew it): the
+     *     caller frees the graph and records again.
+     * All NULL when the backend has no graphs. */
+    tftx_status (*graph_begin)(void *self, tftx_error *err);
+    void *(*graph_end)(void *self, tftx_error *err);
+    tftx_status (*graph_launch)(void *self, void *graph, tftx_error *err);
+    void (*graph_free)(void *self, void *graph);
 } tftx_backend_ops;
 
 /* What a model receives: the backend's table and its instance. */

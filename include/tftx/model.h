@@ -11,7 +11,8 @@
  *
  * Life of a model instance:
  *   create(params) -> bind(backend, max_batch, max_len) -> [load(dir)] ->
- *   { zero grads; forward(batch, train=1); backward(); optimizer step }* ->
+ *   { zero grads; forward(batch, train=1); backward() [or train_pass(batch)];
+ *     optimizer step }* ->
  *   evaluate(batch) ... -> save(dir) -> destroy
  */
 #ifndef TFTX_MODEL_H
@@ -67,6 +68,10 @@ typedef struct tftx_model_ops {
     tftx_status (*forward)(void *self, const tftx_batch *batch, int train, float *loss, tftx_error *err);
     /* Accumulate d(mean loss)/d(params) into grads. */
     tftx_status (*backward)(void *self, tftx_error *err);
+    /* Optional: forward(batch, train = 1, loss) then backward() in one
+       call, which lets the model run both as one recorded step graph of
+       its backend (backend.h). NULL: the host calls the two. */
+    tftx_status (*train_pass)(void *self, const tftx_batch *batch, float *loss, tftx_error *err);
     /* Evaluation: no dropout; host outputs. CLASSIFY: logits (B, n_outputs);
        LM: per-token losses (B,T), 0 where ignored. */
     tftx_status (*evaluate)(void *self, const tftx_batch *batch, float *host_out, tftx_error *err);

@@ -9,7 +9,8 @@
  * CUDA so every backend draws identical streams.
  *
  * Defines: tftx_philox (4 x 32 bits from key and counter),
- *          tftx_uniform_at (one float in [0,1) for element i of a stream).
+ *          tftx_uniform_at (one float in [0,1) for element i of a stream),
+ *          tftx_step_stream (a stream of a training step and a site).
  */
 #ifndef TFTX_RANDOM_H
 #define TFTX_RANDOM_H
@@ -60,6 +61,20 @@ TFTX_HD float tftx_uniform_at(uint64_t key, uint64_t stream, uint64_t i)
     tftx_u32x4 r = tftx_philox(i >> 2, stream, key);
     return (float)(r.v[i & 3] >> 8) * (1.0f / 16777216.0f);
 }
+
+/* splitmix64's finaliser: spreads a 64-bit value over all 64 bits. */
+TFTX_HD uint64_t tftx_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* The stream of `site` (a model's own number for a dropout place) at
+ * training step `step`: a hash of both, so no two (step, site) pairs
+ * share a stream. tftx_dropout.step makes backends call this with the
+ * step read from backend memory when a kernel runs. */
+TFTX_HD uint64_t tftx_step_stream(uint64_t step, uint64_t site) { return tftx_mix64(tftx_mix64(step) ^ site); }
 
 #undef TFTX_HD
 #endif /* TFTX_RANDOM_H */

@@ -367,7 +367,7 @@ static double ce_forward(void *be, kcase *k)
 
 static void ce_backward(void *be, kcase *k)
 {
-    ops->crossentropy_backward(be, k->g[0], k->out[1], k->targets, k->dloss, k->N, k->V);
+    ops->crossentropy_backward(be, k->g[0], k->out[1], k->targets, &k->dloss, k->N, k->V); /* cpu: host memory */
 }
 
 kcase *kc_crossentropy(int N, int V)

@@ -253,7 +253,7 @@ static void test_attention(int B, int T, int NH, int HS, int causal, int padded,
              (double)p);
     const int C = NH * HS;
     const size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, natt = (size_t)B * NH * T * T;
-    tftx_dropout drop = {p, 1234, 99};
+    tftx_dropout drop = {.p = p, .seed = 1234, .stream = 99};
     pair qkv = pair_rand(nqkv, -1.5f, 1.5f), out = pair_rand(nout, 0, 0), att = pair_rand(natt, 0, 0);
     pair dout = pair_rand(nout, -1, 1), dqkv = pair_rand(nqkv, -1, 1), scr = pair_rand(natt, 0, 0);
     uint8_t *hm = padded ? make_mask(B, T) : NULL, *mc = NULL, *md = NULL;
@@ -297,7 +297,7 @@ static void test_attention_mask_bits(void)
         for (int t = 0; t < T; t++)
             for (int c = 0; c < C; c++) h[((size_t)b * T + t) * 3 * C + 2 * C + c] = c == t ? 1.0f : 0.0f;
     pair qkv = pair_of(h, nqkv), out = pair_rand((size_t)B * T * C, 0, 0), att = pair_rand((size_t)B * T * T, 0, 0);
-    tftx_dropout drop = {0.5f, 77, 5};
+    tftx_dropout drop = {.p = 0.5f, .seed = 77, .stream = 5};
     cpu.ops->attention_forward(cpu.self, out.c, att.c, qkv.c, NULL, 0, B, T, C, NH, drop);
     gpu.ops->attention_forward(gpu.self, out.d, att.d, qkv.d, NULL, 0, B, T, C, NH, drop);
     float *oc = get(&cpu, out.c, out.n), *od = get(&gpu, out.d, out.n);
@@ -347,7 +347,7 @@ static void test_pointwise(size_t N)
     compare("residual db (da NULL)", dinp.c, dinp.d, N, 1);
     /* dropout: the same mask bit for bit, out of place, in place, backward */
     for (int k = 0; k < 2; k++) {
-        tftx_dropout drop = {k ? 0.3f : 0.0f, 42, 7};
+        tftx_dropout drop = {.p = k ? 0.3f : 0.0f, .seed = 42, .stream = 7};
         uint64_t off = k ? 1000003 : 0;
         cpu.ops->dropout_forward(cpu.self, out.c, inp.c, N, drop, off);
         gpu.ops->dropout_forward(gpu.self, out.d, inp.d, N, drop, off);
@@ -404,10 +404,13 @@ static void test_crossentropy(int N, int V)
     gpu.ops->crossentropy_forward(gpu.self, losses.d, probs.d, logits.d, td, N, V);
     compare("crossentropy probs", probs.c, probs.d, probs.n, 0);
     compare("crossentropy losses", losses.c, losses.d, losses.n, 0);
-    cpu.ops->crossentropy_backward(cpu.self, dl.c, probs.c, tc, 1.0f / (float)N, N, V);
-    gpu.ops->crossentropy_backward(gpu.self, dl.d, probs.d, td, 1.0f / (float)N, N, V);
+    const float dloss = 1.0f / (float)N;
+    float *wd = NULL, *wc = put_both(&dloss, sizeof dloss, (void **)&wd);
+    cpu.ops->crossentropy_backward(cpu.self, dl.c, probs.c, tc, wc, N, V);
+    gpu.ops->crossentropy_backward(gpu.self, dl.d, probs.d, td, wd, N, V);
     compare("crossentropy dlogits", dl.c, dl.d, dl.n, 0);
     cpu.ops->free(cpu.self, tc), gpu.ops->free(gpu.self, td), free(t);
+    cpu.ops->free(cpu.self, wc), gpu.ops->free(gpu.self, wd);
     pair *all[] = {&logits, &probs, &losses, &dl};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
 }

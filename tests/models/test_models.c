@@ -21,6 +21,8 @@
  *            gradient agrees with central differences of the loss at the
  *            same step (the masks are regenerated, not stored), the loss is
  *            the same for the same step and differs for another
+ *   train_pass: the loss and gradients of forward + backward, bit for bit,
+ *            through step graphs where the backend records them
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +33,8 @@
 
 #define OUT_TOL 1e-5  /* logits, log-probabilities, losses */
 #define GRAD_TOL 1e-4 /* gradients */
+#define MAX_B 4       /* the batch size the models are bound to */
+#define MAX_T 16
 
 typedef struct ref_batch {
     st_file f;
@@ -78,7 +82,7 @@ static void make_tiny(mt_model *m, const char *dir_name, const char *arch, const
     char *a = xasprintf("arch=%s", arch);
     const char *params[8] = {a, pre};
     for (int i = 0; extra && extra[i]; i++) params[2 + i] = extra[i];
-    mt_make(m, "transformer", params, 4, 16);
+    mt_make(m, "transformer", params, MAX_B, MAX_T);
     tftx_error err = {0};
     tftx_status st = m->ops->load(m->self, dir, &err);
     if (st != TFTX_OK) fprintf(stderr, "load %s: %s\n", dir, err.message);
@@ -212,6 +216,138 @@ static void test_cls_tail_equals_full_block(void **state)
     ref_close(&r);
     mt_free(&tail);
     mt_free(&full);
+}
+
+/* ------------------------------------------------------- training passes
+ *
+ * train_pass must give the bits of forward + backward, pass after pass:
+ * on a backend with step graphs the first pass of a shape runs kernel by
+ * kernel, the second is recorded and launched, later ones are launched,
+ * and a graph whose working memory moved (a larger shape grew it) is
+ * recorded again. A wrapper counts the graph calls. With `refuse`, every
+ * recording fails as a real one can (graph_end returns NULL, nothing ran):
+ * the model runs the pass kernel by kernel and records no more. */
+static const tftx_backend_ops *real_ops;
+static int n_begin, n_launch, n_stale, total_stale, refuse;
+
+static tftx_status count_begin(void *self, tftx_error *err)
+{
+    n_begin++;
+    return real_ops->graph_begin(self, err);
+}
+
+static void *count_end(void *self, tftx_error *err)
+{
+    void *g = real_ops->graph_end(self, err);
+    if (g && refuse) {
+        real_ops->graph_free(self, g);
+        snprintf(err->message, sizeof err->message, "recording refused by the test");
+        return NULL;
+    }
+    return g;
+}
+
+static tftx_status count_launch(void *self, void *graph, tftx_error *err)
+{
+    tftx_status st = real_ops->graph_launch(self, graph, err);
+    if (st == TFTX_OK) n_launch++;
+    else n_stale++;
+    return st;
+}
+
+/* A B x T batch of the fixture's sequences and tokens, repeated where it
+ * has fewer; the decoder's targets are the next tokens. */
+static tftx_batch tile_batch(const ref_batch *r, int B, int T, int enc, int32_t *tok, int32_t *seg, uint8_t *mask,
+                             int32_t *lab)
+{
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)b * T + t, j = (size_t)(b % r->B) * r->T + t % r->T;
+            tok[i] = r->tokens[j];
+            if (enc) seg[i] = r->segments[j], mask[i] = r->mask[j] || t >= r->T;
+        }
+        if (enc) lab[b] = r->labels[b % r->B];
+        else
+            for (int t = 0; t < T; t++) lab[(size_t)b * T + t] = t + 1 < T ? tok[(size_t)b * T + t + 1] : -100;
+    }
+    return (tftx_batch){.B = B, .T = T, .tokens = tok, .segments = enc ? seg : NULL, .mask = enc ? mask : NULL,
+                        .labels = lab};
+}
+
+static void check_train_passes(const char *dir, const char *arch, const char *file, int enc)
+{
+    static const char *const extra[] = {"dropout=0.2", "attn_dropout=0.2", NULL};
+    const int graphs = real_ops->graph_begin != NULL;
+    mt_model m;
+    make_tiny(&m, dir, arch, extra);
+    ref_batch r;
+    ref_open(&r, file, enc);
+    size_t N = (size_t)MAX_B * MAX_T, n = m.ops->n_params(m.self);
+    int32_t *tok = malloc(N * sizeof *tok), *seg = malloc(N * sizeof *seg), *lab = malloc(N * sizeof *lab);
+    uint8_t *mask = malloc(N);
+    /* the small shape (one sequence, half its tokens) twice (run, then
+       recorded), again, the bound shape twice (larger than any batch of
+       the other tests, its first pass grows the backend's working
+       memory), the small one (stale: recorded again), the bound one; each
+       pass a new step */
+    const int full[] = {0, 0, 0, 1, 1, 0, 1}, passes = 7;
+    n_begin = n_launch = n_stale = 0;
+    for (int k = 0; k < passes; k++) {
+        tftx_batch b = full[k] ? tile_batch(&r, MAX_B, MAX_T, enc, tok, seg, mask, lab)
+                               : tile_batch(&r, 1, r.T / 2, enc, tok, seg, mask, lab);
+        b.step = (uint64_t)(k + 1);
+        float le = loss_and_grads(&m, &b);
+        float *ge = mt_grads(&m);
+        mt_zero_grads(&m);
+        tftx_error err = {0};
+        float lg = NAN;
+        assert_int_equal(m.ops->train_pass(m.self, &b, &lg, &err), TFTX_OK);
+        float *gg = mt_grads(&m);
+        if (lg != le || memcmp(ge, gg, n * sizeof *ge) != 0)
+            printf("%s train_pass %d (%d x %d): loss %.9g against %.9g, gradients %s\n", arch, k, b.B, b.T, lg,
+                   le, memcmp(ge, gg, n * sizeof *ge) ? "differ" : "agree");
+        assert_true(lg == le);
+        assert_memory_equal(ge, gg, n * sizeof *ge);
+        free(ge), free(gg);
+    }
+    printf("%s: %d training passes equal forward + backward bit for bit; graphs recorded %d, launched %d, stale %d\n",
+           arch, passes, n_begin, n_launch, n_stale);
+    if (graphs && !refuse) {
+        assert_int_equal(n_launch, passes - 2); /* all but the first pass of each shape */
+        assert_int_equal(n_begin, 2 + n_stale);
+        total_stale += n_stale;
+    } else if (graphs) {
+        assert_int_equal(n_begin, 1); /* refused once: no more tries */
+        assert_int_equal(n_launch, 0);
+    }
+    free(tok), free(seg), free(lab), free(mask);
+    ref_close(&r);
+    mt_free(&m);
+}
+
+static void test_train_pass_equals_forward_backward(void **state)
+{
+    (void)state;
+    real_ops = mt_backend()->ops;
+    tftx_backend_ops counted = *real_ops;
+    if (real_ops->graph_begin) {
+        counted.graph_begin = count_begin;
+        counted.graph_end = count_end;
+        counted.graph_launch = count_launch;
+    } else {
+        printf("backend '%s' records no step graphs: train_pass runs kernel by kernel\n", mt_backend()->name);
+    }
+    mt_set_backend_ops(&counted);
+    total_stale = 0;
+    for (refuse = 0; refuse < (real_ops->graph_begin ? 2 : 1); refuse++) {
+        check_train_passes("encoder_tiny", "encoder", "model_encoder_tiny.safetensors", 1);
+        check_train_passes("decoder_tiny", "decoder", "model_decoder_tiny.safetensors", 0);
+    }
+    /* the cuda backend keeps attention's pointer arrays (B*NH of each
+       operand) in its working memory: the first bound-size batch grows it */
+    if (!strcmp(mt_backend()->name, "cuda")) assert_true(total_stale >= 1);
+    refuse = 0;
+    mt_set_backend_ops(NULL);
 }
 
 /* A backend's attention_sizes decides the attention buffers the model
@@ -447,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_decoder_is_causal),
         cmocka_unit_test(test_dropout_gradients),
         cmocka_unit_test(test_cls_tail_equals_full_block),
+        cmocka_unit_test(test_train_pass_equals_forward_backward),
         cmocka_unit_test(test_attention_sizes_come_from_the_backend),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

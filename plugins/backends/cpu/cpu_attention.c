@@ -100,6 +100,7 @@ void cpu_attention_forward(void *self, float *out, float *att, const float *qkv,
                            int T, int C, int NH, tftx_dropout drop)
 {
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
+    drop.stream = TFTX_DROPOUT_STREAM(drop), drop.step = NULL;
     const int HS = C / NH, C3 = 3 * C;
     const float qk_scale = 1.0f / sqrtf((float)HS);
     const int dropping = drop.p > 0.0f;
@@ -164,6 +165,7 @@ void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float
 {
     (void)mask; /* hidden entries have P = 0: see the top */
     if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
+    drop.stream = TFTX_DROPOUT_STREAM(drop), drop.step = NULL;
     const int HS = C / NH, C3 = 3 * C;
     const int rows = causal ? CAUSAL_ROWS : T; /* query rows per block */
     const float qk_scale = 1.0f / sqrtf((float)HS);

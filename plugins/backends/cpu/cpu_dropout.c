@@ -93,12 +93,13 @@ void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tft
         return;
     }
     const float scale = cpu_dropout_scale(drop.p);
+    const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
     const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
     for (size_t k = 0; k < nblocks; k++) {
         const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
         float f[DROP_BLOCK];
-        cpu_dropout_factors(f, drop.seed, drop.stream, offset + lo, w, drop.p, scale);
+        cpu_dropout_factors(f, drop.seed, stream, offset + lo, w, drop.p, scale);
         for (size_t j = 0; j < w; j++) out[lo + j] = inp[lo + j] * f[j];
     }
 }
@@ -113,12 +114,13 @@ void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, 
         return;
     }
     const float scale = cpu_dropout_scale(drop.p);
+    const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
     const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (size_t k = 0; k < nblocks; k++) {
         const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
         float f[DROP_BLOCK];
-        cpu_dropout_factors(f, drop.seed, drop.stream, offset + lo, w, drop.p, scale);
+        cpu_dropout_factors(f, drop.seed, stream, offset + lo, w, drop.p, scale);
         for (size_t j = 0; j < w; j++) dinp[lo + j] += dout[lo + j] * f[j];
     }
 }

@@ -254,9 +254,10 @@ void cpu_crossentropy_forward(void *self, float *losses, float *probs, const flo
 }
 
 /* dlogits[n,v] += (probs[n,v] - [v == target]) * dloss, rows with target >= 0 */
-void cpu_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets, float dloss,
-                               int N, int V)
+void cpu_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets,
+                               const float *dloss_at, int N, int V)
 {
+    const float dloss = *dloss_at;
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
     for (int n = 0; n < N; n++) {
         const int32_t tgt = targets[n];

@@ -52,6 +52,15 @@ typedef struct cuda_backend {
     cudaStream_t stream;
     cublasHandle_t blas;
     int failed;        /* a CUDA call failed: see the top */
+    /* step graphs (cuda_backend.c): recorded at all (the `graphs`
+       parameter, and not while profiling); a recording is open; its first
+       failure, which then fails the recording instead of the instance */
+    int graphs, recording;
+    char record_error[256];
+    /* bumped whenever cuda_grow moves a buffer: graphs recorded before
+       read the old one and must be recorded again */
+    unsigned moves;
+    void *blas_work; /* cuBLAS's workspace, set once (no allocation while recording) */
     int warned_staged; /* the staged optimizer fallback was reported */
     /* working memory that grows on demand (attention's dropped
        probabilities, partial sums): device, `work_bytes` long */
@@ -71,6 +80,9 @@ typedef struct cuda_backend {
     tftx_opt_range *opt_key, *opt_split;
     size_t opt_key_n, opt_split_n;
 } cuda_backend;
+
+/* cuBLAS's workspace: what NVIDIA recommends for Hopper (32 MiB). */
+#define CUDA_BLAS_WORKSPACE ((size_t)32 << 20)
 
 /* Log a failed CUDA or cuBLAS call once and mark the instance failed.
  * Returns 1 when `ok`, else 0. */
@@ -99,7 +111,8 @@ cublasComputeType_t cuda_compute_type(const cuda_backend *be);
 
 /* *buf grown to at least `bytes` (*have: its size now): never shrunk; the
  * stream is synchronised before a reallocation. NULL when out of memory
- * (logged as `what`, instance failed). */
+ * (logged as `what`, instance failed) or when it would have to grow while
+ * a step graph is recorded (the recording fails). */
 void *cuda_grow(cuda_backend *be, void **buf, size_t *have, size_t bytes, const char *what);
 
 /* Device working memory of at least `bytes` (grown, never shrunk; the
@@ -154,7 +167,7 @@ void cuda_pool_mean_forward(void *self, float *out, const float *inp, const uint
 void cuda_pool_mean_backward(void *self, float *dinp, const float *dout, const uint8_t *mask, int B, int T, int C);
 void cuda_crossentropy_forward(void *self, float *losses, float *probs, const float *logits, const int32_t *targets,
                                int N, int V);
-void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets, float dloss,
+void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
                                 int N, int V);
 double cuda_sum_squares(void *self, const float *x, size_t n);
 void cuda_scale(void *self, float *x, size_t n, float s);

@@ -44,6 +44,7 @@ __global__ void attention_softmax_kernel(float *att, const uint8_t *mask, int ca
     size_t r = blockIdx.x * (size_t)CUDA_ROWS_PER_BLOCK + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (r >= rows) return;
+    const uint64_t stream = pd ? TFTX_DROPOUT_STREAM(drop) : 0;
     const int t = (int)(r % T), b = (int)(r / ((size_t)NH * T));
     const int lim = causal ? t + 1 : T;
     const uint8_t *m = mask ? mask + (size_t)b * T : NULL;
@@ -72,7 +73,7 @@ __global__ void attention_softmax_kernel(float *att, const uint8_t *mask, int ca
     for (int s = lane; s < T; s += 32) {
         float P = s < lim ? row[s] * inv : 0.0f;
         row[s] = P;
-        if (pdrow) pdrow[s] = P * dropout_factor(drop.seed, drop.stream, r * T + s, drop.p, keep_scale);
+        if (pdrow) pdrow[s] = P * dropout_factor(drop.seed, stream, r * T + s, drop.p, keep_scale);
     }
 }
 
@@ -86,10 +87,11 @@ __global__ void attention_softmax_backward_kernel(float *d, const float *att, in
     if (r >= rows) return;
     float *row = d + r * T;
     const float *p = att + r * T;
+    const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
     float dot = 0.0f;
     for (int s = lane; s < T; s += 32) {
         float dp = row[s];
-        if (dropping) dp *= dropout_factor(drop.seed, drop.stream, r * T + s, drop.p, scale);
+        if (dropping) dp *= dropout_factor(drop.seed, stream, r * T + s, drop.p, scale);
         row[s] = dp;
         dot += p[s] * dp;
     }
@@ -100,7 +102,8 @@ __global__ void attention_softmax_backward_kernel(float *d, const float *att, in
 /* pd[i] = att[i] * M[i]/(1-p), i over the whole (B,NH,T,T) array */
 __global__ void attention_dropout_kernel(float *pd, const float *att, size_t n, tftx_dropout drop, float scale)
 {
-    CUDA_FOR(i, n) pd[i] = att[i] * dropout_factor(drop.seed, drop.stream, i, drop.p, scale);
+    const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
+    CUDA_FOR(i, n) pd[i] = att[i] * dropout_factor(drop.seed, stream, i, drop.p, scale);
 }
 
 /* Operand pointers of every (sequence b, head h) product, for the batched

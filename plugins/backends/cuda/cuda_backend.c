@@ -1,7 +1,8 @@
 /*
  * cuda_backend.c -- the `cuda` backend plugin: descriptor and parameters,
  * probe (is there a driver and a device?), instances (one device, one
- * stream, one cuBLAS handle), memory, the optimizer step, and the table of
+ * stream, one cuBLAS handle), memory, the optimizer step, step graphs
+ * (CUDA stream capture of a model's training pass), and the table of
  * kernels (tftx/backend.h) whose bodies live in the cuda_*.cu files (see
  * cuda.h for the map, the determinism and the error rules).
  *
@@ -31,6 +32,10 @@ static const tftx_param_spec PARAMS[] = {
                 "flash-style kernels on the tensor cores (tf32 products, bf16 at precision bf16) that never store "
                 "the probabilities (needs precision tf32 or bf16; head sizes 32 and 64 with T above the head size, "
                 "others take the cublas path)"),
+    TFTX_P_BOOL("graphs", 1,
+                "record a model's training pass (forward and backward) once per batch shape as a CUDA graph and "
+                "replay it each step: one launch instead of hundreds; false launches every kernel every step "
+                "(the results are the same)"),
 };
 
 /* ------------------------------------------------------------ errors */
@@ -38,6 +43,11 @@ static const tftx_param_spec PARAMS[] = {
 int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, const char *file, int line)
 {
     if (ok) return 1;
+    if (be->recording) { /* fails the recording, not the instance (graph_end) */
+        if (!be->record_error[0])
+            snprintf(be->record_error, sizeof be->record_error, "%s failed: %s (%s:%d)", what, detail, file, line);
+        return 0;
+    }
     if (!be->failed)
         be->host->log(TFTX_LOG_ERROR, "cuda backend: %s failed: %s (%s:%d); the run stops at the next finiteness check",
                       what, detail, file, line);
@@ -60,7 +70,12 @@ cublasComputeType_t cuda_compute_type(const cuda_backend *be)
 void *cuda_grow(cuda_backend *be, void **buf, size_t *have, size_t bytes, const char *what)
 {
     if (bytes <= *have) return *buf;
+    if (be->recording) {
+        cuda_report(be, 0, what, "working memory would have to grow while recording a graph", __FILE__, __LINE__);
+        return NULL;
+    }
     CUDA_OK(be, cudaStreamSynchronize(be->stream)); /* kernels may still read the old one */
+    be->moves++;
     if (*buf) cudaFree(*buf);
     *buf = NULL, *have = 0;
     if (cudaMalloc(buf, bytes) != cudaSuccess) {
@@ -231,6 +246,71 @@ static tftx_status cuda_optimizer_step(void *self, const tftx_optimizer_ops *opt
     return opt->step_cuda(opt_self, st, be->opt_split, be->opt_split_n, w, g, slots, be->stream, err);
 }
 
+/* ------------------------------------------------------- step graphs */
+
+/* A recorded pass: the instantiated graph and the buffer moves it saw. */
+typedef struct cuda_graph {
+    cudaGraphExec_t exec;
+    unsigned moves;
+} cuda_graph;
+
+static tftx_status cuda_graph_begin(void *self, tftx_error *err)
+{
+    cuda_backend *be = self;
+    if (!be->graphs)
+        return be->host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: graphs = false (or TFTX_CUDA_PROFILE set)");
+    if (be->failed) return be->host->error(err, TFTX_ERR_INTERNAL, "cuda backend: an earlier CUDA call failed");
+    be->record_error[0] = 0;
+    cudaError_t rc = cudaStreamBeginCapture(be->stream, cudaStreamCaptureModeGlobal);
+    if (rc != cudaSuccess) {
+        cudaGetLastError();
+        return be->host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: cudaStreamBeginCapture said %s",
+                               cudaGetErrorString(rc));
+    }
+    be->recording = 1;
+    return TFTX_OK;
+}
+
+static void *cuda_graph_end(void *self, tftx_error *err)
+{
+    cuda_backend *be = self;
+    cudaGraph_t graph = NULL;
+    cudaError_t rc = cudaStreamEndCapture(be->stream, &graph);
+    be->recording = 0;
+    cudaGraphExec_t exec = NULL;
+    if (rc == cudaSuccess && !be->record_error[0]) rc = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    cuda_graph *g = NULL;
+    if (rc == cudaSuccess && !be->record_error[0] && (g = malloc(sizeof *g))) {
+        g->exec = exec, g->moves = be->moves;
+        return g;
+    }
+    cudaGetLastError();
+    if (exec) cudaGraphExecDestroy(exec);
+    be->host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: recording a graph failed: %s",
+                    be->record_error[0] ? be->record_error : rc != cudaSuccess ? cudaGetErrorString(rc) : "out of memory");
+    return NULL;
+}
+
+static tftx_status cuda_graph_launch(void *self, void *graph, tftx_error *err)
+{
+    cuda_backend *be = self;
+    cuda_graph *g = graph;
+    if (g->moves != be->moves)
+        return be->host->error(err, TFTX_ERR_INVALID, "cuda backend: working memory moved since the graph was recorded");
+    CUDA_OK(be, cudaGraphLaunch(g->exec, be->stream));
+    return TFTX_OK;
+}
+
+static void cuda_graph_free(void *self, void *graph)
+{
+    (void)self;
+    cuda_graph *g = graph;
+    if (!g) return;
+    cudaGraphExecDestroy(g->exec);
+    free(g);
+}
+
 /* ------------------------------------------------------------ the table */
 
 /* not const: TFTX_CUDA_PROFILE wraps entries (cuda_profile.c) */
@@ -269,6 +349,10 @@ static tftx_backend_ops OPS = {
     .all_finite = cuda_all_finite,
     .optimizer_step = cuda_optimizer_step,
     .attention_sizes = cuda_attention_sizes,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
 };
 
 /* ------------------------------------------------------- descriptor */
@@ -352,11 +436,20 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
     }
     cublasStatus_t bs = cublasCreate(&be->blas);
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(be->blas, be->stream);
+    /* a workspace of its own (after SetStream, which resets it), so that
+       cuBLAS allocates nothing while a graph is recorded */
+    if (bs == CUBLAS_STATUS_SUCCESS && cudaMalloc(&be->blas_work, CUDA_BLAS_WORKSPACE) != cudaSuccess) {
+        cudaGetLastError();
+        be->blas_work = NULL;
+        bs = CUBLAS_STATUS_ALLOC_FAILED;
+    }
+    if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetWorkspace(be->blas, be->blas_work, CUDA_BLAS_WORKSPACE);
     /* the precision is each product's compute type (cuda_compute_type);
        the handle's own mode stays the default, which takes no shortcut */
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetMathMode(be->blas, CUBLAS_DEFAULT_MATH);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         if (be->blas) cublasDestroy(be->blas);
+        if (be->blas_work) cudaFree(be->blas_work);
         cudaStreamDestroy(be->stream);
         free(be);
         return host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: cuBLAS set-up said %s", cublasGetStatusString(bs));
@@ -366,8 +459,12 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
         host->log(TFTX_LOG_DEBUG, "cuda backend: device %d, %s (sm_%d%d, %.1f GiB), precision %s", be->device,
                   prop.name, prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024 * 1024),
                   PRECISIONS[prec]);
+    be->graphs = tftx_param(&DESC, values, "graphs")->i != 0;
     const char *prof = getenv("TFTX_CUDA_PROFILE");
-    if (prof && *prof && strcmp(prof, "0") != 0) cuda_profile_install(&OPS);
+    if (prof && *prof && strcmp(prof, "0") != 0) {
+        cuda_profile_install(&OPS);
+        be->graphs = 0; /* it times each call, with host waits */
+    }
     *instance = be;
     return TFTX_OK;
 }
@@ -382,6 +479,7 @@ static void cuda_destroy(void *instance)
     if (be->half) cudaFree(be->half);
     if (be->opt_split) cudaFree(be->opt_split);
     cublasDestroy(be->blas);
+    if (be->blas_work) cudaFree(be->blas_work);
     cudaStreamDestroy(be->stream);
     free(be->stage);
     free(be->opt_key);

@@ -337,6 +337,7 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
     const float *qg = w.q, *kg = w.k, *vg = w.v;
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
+    if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
 
     uint32_t qa[HS / P::K][4];
     P::template load_a<HS>(qa, qg, C3, qw, T, g, t4);
@@ -447,6 +448,7 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
     const float *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
+    if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
 
     uint32_t ka[HS / P::K][4], va[HS / P::K][4];
     P::template load_a<HS>(ka, kg, C3, kw, T, g, t4);
@@ -521,6 +523,7 @@ __global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const fl
     const float *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
+    if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
 
     uint32_t qa[HS / P::K][4], oa[HS / P::K][4];
     P::template load_a<HS>(qa, qg, C3, qw, T, g, t4);

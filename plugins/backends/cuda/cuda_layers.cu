@@ -243,9 +243,10 @@ __global__ void crossentropy_forward_kernel(float *losses, float *probs, const f
 }
 
 /* dlogits[n,v] += (probs[n,v] - [v == target]) * dloss for target >= 0 */
-__global__ void crossentropy_backward_kernel(float *dlogits, const float *probs, const int32_t *targets, float dloss,
-                                             int V, size_t n)
+__global__ void crossentropy_backward_kernel(float *dlogits, const float *probs, const int32_t *targets,
+                                             const float *dloss_at, int V, size_t n)
 {
+    const float dloss = *dloss_at;
     CUDA_FOR(i, n)
     {
         int32_t tgt = targets[i / V];
@@ -365,8 +366,8 @@ void cuda_crossentropy_forward(void *self, float *losses, float *probs, const fl
     CUDA_LAUNCHED(be);
 }
 
-void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets, float dloss,
-                                int N, int V)
+void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets,
+                                const float *dloss, int N, int V)
 {
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)N * V;

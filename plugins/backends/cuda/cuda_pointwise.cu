@@ -89,15 +89,17 @@ __global__ void residual_backward_kernel(float *da, float *db, const float *dout
 __global__ void dropout_forward_kernel(float *out, const float *inp, size_t n, tftx_dropout drop, uint64_t offset,
                                        float scale)
 {
-    CUDA_FOR(i, n) out[i] = inp[i] * dropout_factor(drop.seed, drop.stream, offset + i, drop.p, scale);
+    const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
+    CUDA_FOR(i, n) out[i] = inp[i] * dropout_factor(drop.seed, stream, offset + i, drop.p, scale);
 }
 
 /* dinp[i] += dout[i] * f(offset + i) (f = 1 when p == 0) */
 __global__ void dropout_backward_kernel(float *dinp, const float *dout, size_t n, tftx_dropout drop, uint64_t offset,
                                         float scale, int dropping)
 {
+    const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
     CUDA_FOR(i, n)
-    dinp[i] += dropping ? dout[i] * dropout_factor(drop.seed, drop.stream, offset + i, drop.p, scale) : dout[i];
+    dinp[i] += dropping ? dout[i] * dropout_factor(drop.seed, stream, offset + i, drop.p, scale) : dout[i];
 }
 
 __global__ void scale_kernel(float *x, size_t n, float s)

@@ -133,7 +133,7 @@ static void ce_f(void *self, float *losses, float *probs, const float *logits, c
 {
     TIMED(P_CE_F, orig.crossentropy_forward(self, losses, probs, logits, t, N, V));
 }
-static void ce_b(void *self, float *dlogits, const float *probs, const int32_t *t, float dloss, int N, int V)
+static void ce_b(void *self, float *dlogits, const float *probs, const int32_t *t, const float *dloss, int N, int V)
 {
     TIMED(P_CE_B, orig.crossentropy_backward(self, dlogits, probs, t, dloss, N, V));
 }

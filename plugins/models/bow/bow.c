@@ -63,6 +63,7 @@ typedef struct bow {
     float *h, *a, *a_d;      /* (B,H) */
     float *logits, *probs;   /* (B,L) */
     float *losses;           /* (B) */
+    float *dloss;            /* (1) 1/count, crossentropy_backward's weight */
     float *g_emb;            /* (B,T,C) */
     float *g_pooled;         /* (B,C) */
     float *g_h, *g_a, *g_ad; /* (B,H) */
@@ -113,7 +114,7 @@ static tftx_status alloc_acts(bow *m, tftx_error *err)
         {&m->pooled, B * C * 4},   {&m->h, B * H * 4},     {&m->a, B * H * 4},   {&m->a_d, B * H * 4},
         {&m->logits, B * L * 4},   {&m->probs, B * L * 4}, {&m->losses, B * 4},  {&m->g_emb, N * C * 4},
         {&m->g_pooled, B * C * 4}, {&m->g_h, B * H * 4},   {&m->g_a, B * H * 4}, {&m->g_ad, B * H * 4},
-        {&m->g_logits, B * L * 4},
+        {&m->g_logits, B * L * 4}, {&m->dloss, 4},
     };
     size_t total = 0, n = sizeof plan / sizeof *plan;
     for (size_t i = 0; i < n; i++) total += (plan[i].bytes + 63) / 64 * 64;
@@ -312,10 +313,11 @@ static tftx_status bow_backward(void *self, tftx_error *err)
     float *W = m->params, *G = m->grads;
     tftx_dropout d = dropout_of(m);
     float dloss = m->count > 0 ? (float)(1.0 / m->count) : 0.0f;
+    K->copy_in(S, m->dloss, &dloss, sizeof dloss);
     const float *cls_in = d.p > 0 ? m->a_d : m->a;
 
     K->zero(S, m->g_logits, (size_t)B * L * sizeof(float));
-    K->crossentropy_backward(S, m->g_logits, m->probs, m->labels, dloss, B, L);
+    K->crossentropy_backward(S, m->g_logits, m->probs, m->labels, m->dloss, B, L);
     K->zero(S, m->g_ad, (size_t)B * H * sizeof(float));
     K->matmul_backward(S, m->g_ad, P(m, G, T_W2), P(m, G, T_B2), m->g_logits, cls_in, P(m, W, T_W2), B, H, L);
     const float *g_a = m->g_ad;

@@ -40,7 +40,9 @@
  *
  * Dropout streams: element i of the mask at (step, layer, site) is
  * uniform(seed, stream, i) with stream = a hash of (step, layer, site), so
- * backward regenerates forward's masks and no two sites share one.
+ * backward regenerates forward's masks and no two sites share one. The
+ * step is read from backend memory when the kernel runs (tf_dropout), so a
+ * recorded step graph draws each step's masks.
  */
 #include <string.h>
 
@@ -49,18 +51,14 @@
 #define K (m->be.ops)
 #define S (m->be.self)
 
-/* splitmix64 finaliser: spreads (step, layer, site) over 64 bits */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 tftx_dropout tf_dropout(const tf_model *m, int layer, int site, double p)
 {
-    tftx_dropout d = {.p = m->train ? (float)p : 0.0f, .seed = m->drop_seed, .stream = 0};
-    d.stream = mix64(mix64(m->step) ^ ((uint64_t)(uint32_t)layer << 8 | (uint64_t)site));
+    /* stream tftx_step_stream(step, layer/site), step read from the pass
+       scalars as the kernel runs (backend.h) */
+    tftx_dropout d = {.p = m->train ? (float)p : 0.0f,
+                      .seed = m->drop_seed,
+                      .stream = (uint64_t)(uint32_t)layer << 8 | (uint64_t)site,
+                      .step = &m->a.pass->step};
     return d;
 }
 

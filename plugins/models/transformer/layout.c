@@ -263,6 +263,7 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
         free(pl.slot), free(pl.bytes);
         return m->host->error(err, TFTX_ERR_NOMEM, "out of memory");
     }
+    want(p, &a->pass, 1, sizeof(tf_pass_scalars));
     want(p, &a->tokens, N, sizeof(int32_t));
     want(p, &a->segments, N, sizeof(int32_t));
     want(p, &a->mask, N, 1);

@@ -13,12 +13,15 @@
  *            logits = x wte^T                              (N,V), tied head
  *            loss = mean over targets >= 0 of CE(logits, target)
  *
- * The mean's weight 1/count goes into crossentropy_backward, so backward
- * produces d(mean loss)/d(params) as model.h asks. The encoder's last block
+ * The mean's weight 1/count goes into crossentropy_backward (from backend
+ * memory, with the step: the pass scalars), so backward produces
+ * d(mean loss)/d(params) as model.h asks. A training pass can run as one
+ * recorded step graph of the backend (below). The encoder's last block
  * computes its output at the first tokens only (block.c, the [CLS] tail),
  * so LN_f and the pooler see (B,C) there.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "transformer.h"
 
@@ -65,6 +68,8 @@ static tftx_status take_batch(tf_model *m, const tftx_batch *b, int need_labels,
     m->B = b->B, m->T = b->T;
     m->step = b->step;
     m->has_mask = b->mask != NULL;
+    tf_pass_scalars ps = {.step = b->step, .dloss = count > 0 ? (float)(1.0 / (double)count) : 0.0f};
+    K->copy_in(S, m->a.pass, &ps, sizeof ps);
 
     K->copy_in(S, m->a.tokens, b->tokens, N * sizeof(int32_t));
     if (enc) {
@@ -196,19 +201,16 @@ static const float *dropout_back(tf_model *m, float *dinp, const float *dout, si
     return dinp;
 }
 
-tftx_status tf_backward(void *self, tftx_error *err)
+/* The backward pass's kernels, after run_forward(m, 1). */
+static void run_backward(tf_model *m)
 {
-    tf_model *m = self;
-    if (!m->have_forward)
-        return m->host->error(err, TFTX_ERR_INVALID,
-                              "backward() needs a forward() first (evaluate() does not keep what backward needs)");
     const tf_config *c = &m->cfg;
     tf_acts *a = &m->a;
     float *P = m->params, *G = m->grads;
     int B = m->B, T = m->T, N = B * T, C = c->d_model;
     size_t NC = (size_t)N * C;
     int enc = c->arch == TF_ENCODER, pre = c->norm == TF_PRE;
-    float dloss = m->loss_count > 0 ? (float)(1.0 / m->loss_count) : 0.0f;
+    const float *dloss = &a->pass->dloss; /* 1/count, in backend memory */
     const float *x_last = tf_block_out(m, c->layers - 1); /* (rows,C) */
     const float *xf = pre ? a->lnf : x_last;              /* the head's input */
     float *d_xf = pre ? a->g_h : a->g_x;
@@ -262,6 +264,105 @@ tftx_status tf_backward(void *self, tftx_error *err)
     } else {
         K->embedding_backward(S, tf_g(m, G, G_WTE), tf_g(m, G, G_WPE), NULL, d_x0, a->tokens, NULL, B, T, C);
     }
-    (void)err;
+}
+
+tftx_status tf_backward(void *self, tftx_error *err)
+{
+    tf_model *m = self;
+    if (!m->have_forward)
+        return m->host->error(err, TFTX_ERR_INVALID,
+                              "backward() needs a forward() first (evaluate() does not keep what backward needs)");
+    run_backward(m);
     return TFTX_OK;
+}
+
+/* ------------------------------------------------------- step graphs
+ *
+ * A training pass (forward and backward) is the same sequence of kernels
+ * for every batch of one shape (B, T, with or without a mask): only the
+ * memory they read changes, and the pass scalars (step, 1/count) are in
+ * that memory. So on a backend with step graphs the pass of a shape runs
+ * as it is the first time (the backend grows its working memory then),
+ * is recorded the second time, and from then on is one graph launch. A
+ * graph the backend calls stale (its working memory moved for a larger
+ * shape) is recorded again. Up to TF_GRAPH_SHAPES shapes get graphs; the
+ * rest, and every pass on a backend without graphs, run kernel by kernel,
+ * with the same results. */
+
+static void run_pass(tf_model *m)
+{
+    run_forward(m, 1);
+    run_backward(m);
+}
+
+void tf_graphs_free(tf_model *m)
+{
+    for (int i = 0; i < m->n_graphs; i++)
+        if (m->graphs[i].graph) K->graph_free(S, m->graphs[i].graph);
+    memset(m->graphs, 0, sizeof m->graphs);
+    m->n_graphs = 0;
+    m->graphs_off = 0;
+}
+
+/* The entry of this pass's shape, or NULL (no graphs, or no room). */
+static tf_graph *graph_of(tf_model *m)
+{
+    if (m->graphs_off || !K->graph_begin) return NULL;
+    for (int i = 0; i < m->n_graphs; i++) {
+        tf_graph *g = &m->graphs[i];
+        if (g->B == m->B && g->T == m->T && g->has_mask == m->has_mask) return g;
+    }
+    if (m->n_graphs == TF_GRAPH_SHAPES) return NULL;
+    tf_graph *g = &m->graphs[m->n_graphs++];
+    *g = (tf_graph){.B = m->B, .T = m->T, .has_mask = m->has_mask};
+    return g;
+}
+
+static void graphs_off(tf_model *m, const char *why)
+{
+    m->graphs_off = 1;
+    m->host->log(TFTX_LOG_DEBUG, "transformer: training passes run kernel by kernel: %s", why);
+}
+
+static tftx_status graph_pass(tf_model *m, tftx_error *err)
+{
+    tf_graph *g = graph_of(m);
+    if (!g || !g->seen) { /* the first pass of a shape runs as it is */
+        if (g) g->seen = 1;
+        run_pass(m);
+        return TFTX_OK;
+    }
+    tftx_error e = {0};
+    if (g->graph) {
+        if (K->graph_launch(S, g->graph, &e) == TFTX_OK) return TFTX_OK;
+        K->graph_free(S, g->graph); /* stale: record it again */
+        g->graph = NULL;
+    }
+    if (K->graph_begin(S, &e) != TFTX_OK) {
+        graphs_off(m, e.message);
+        run_pass(m);
+        return TFTX_OK;
+    }
+    run_pass(m);
+    g->graph = K->graph_end(S, &e);
+    if (!g->graph) { /* nothing of the recording ran */
+        m->host->log(TFTX_LOG_WARN, "transformer: %s", e.message);
+        graphs_off(m, e.message);
+        run_pass(m);
+        return TFTX_OK;
+    }
+    return K->graph_launch(S, g->graph, err);
+}
+
+tftx_status tf_train_pass(void *self, const tftx_batch *batch, float *loss, tftx_error *err)
+{
+    tf_model *m = self;
+    m->have_forward = 0; /* the gradients are in: no backward() after this */
+    tftx_status st = take_batch(m, batch, 1, err);
+    if (st != TFTX_OK) return st;
+    m->train = 1;
+    if ((st = graph_pass(m, err)) != TFTX_OK) return st;
+    float l = mean_loss(m, err, &st);
+    if (st == TFTX_OK && loss) *loss = l;
+    return st;
 }

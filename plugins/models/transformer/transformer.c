@@ -89,6 +89,7 @@ static const tftx_tensor_info *tf_tensor(const void *self, size_t i)
 static void release_arenas(tf_model *m)
 {
     if (!m->bound) return;
+    tf_graphs_free(m);
     const tftx_backend_ops *b = m->be.ops;
     if (m->params) b->free(m->be.self, m->params);
     if (m->grads) b->free(m->be.self, m->grads);
@@ -161,6 +162,7 @@ static const tftx_model_ops OPS = {
     .tensor = tf_tensor,
     .forward = tf_forward,
     .backward = tf_backward,
+    .train_pass = tf_train_pass,
     .evaluate = tf_evaluate,
     .load = tf_load,
     .save = tf_save,

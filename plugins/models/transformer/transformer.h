@@ -115,7 +115,15 @@ typedef struct tf_layer_acts {
     float *r2;    /* (N,C)  post: ln1 + drop(mlp), pre: r1 + drop(mlp) = output */
 } tf_layer_acts;
 
+/* What changes from pass to pass and kernels read as they run, so that a
+ * recorded step graph (model.c) sees each pass's values. */
+typedef struct tf_pass_scalars {
+    uint64_t step; /* the batch's training step: dropout streams (tf_dropout) */
+    float dloss;   /* 1/count: each counted row's weight in the mean loss */
+} tf_pass_scalars;
+
 typedef struct tf_acts {
+    tf_pass_scalars *pass;      /* one, in backend memory */
     int32_t *tokens;            /* (B,T) */
     int32_t *segments;          /* (B,T) zeros when the batch has none (encoder) */
     uint8_t *mask;              /* (B,T) */
@@ -151,6 +159,15 @@ typedef struct tf_acts {
 
 /* ------------------------------------------------------------ the model */
 
+/* A training pass recorded as the backend's step graph, for one batch
+ * shape (model.c). */
+typedef struct tf_graph {
+    int B, T, has_mask;
+    int seen;    /* a pass of this shape ran */
+    void *graph; /* the backend's, or NULL */
+} tf_graph;
+#define TF_GRAPH_SHAPES 16
+
 typedef struct tf_model {
     const tftx_host *host;
     tf_config cfg;
@@ -176,6 +193,11 @@ typedef struct tf_model {
     int has_mask;
     double loss_count; /* counted targets (rows whose target >= 0) */
     uint64_t drop_seed;
+
+    /* step graphs of training passes: the shapes seen, and whether the
+       backend records them (no: graphs_off, with the reason logged once) */
+    tf_graph graphs[TF_GRAPH_SHAPES];
+    int n_graphs, graphs_off;
 } tf_model;
 
 /* Pointer to a parameter (or gradient) tensor inside an arena. */
@@ -209,6 +231,9 @@ enum { SITE_ATT = 0, SITE_PROJ = 1, SITE_MLP = 2, SITE_EMB = 3, SITE_POOL = 4 };
 /* model.c */
 tftx_status tf_forward(void *self, const tftx_batch *batch, int train, float *loss, tftx_error *err);
 tftx_status tf_backward(void *self, tftx_error *err);
+tftx_status tf_train_pass(void *self, const tftx_batch *batch, float *loss, tftx_error *err);
+/* Free the recorded graphs (before the arenas they read go). */
+void tf_graphs_free(tf_model *m);
 tftx_status tf_evaluate(void *self, const tftx_batch *batch, float *host_out, tftx_error *err);
 
 /* transformer.c: activation, norm and layer_norm_eps of the architecture,
