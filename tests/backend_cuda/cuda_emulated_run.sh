@@ -8,7 +8,8 @@
 #     and a small decoder (fp32, and bf16 fused), dropout on, against the
 #     cpu backend's, step by step (tests/gpu/loss_curves.py), within the
 #     tolerances tests/gpu/run.sh holds a GPU to: 1e-4 relative at fp32,
-#     1e-3 at tf32, 2e-2 at bf16;
+#     1e-3 at tf32, 2e-2 at bf16; and the encoder's curve with step graphs
+#     (the default) and without (graphs = false) the same, bit for bit;
 #   - out of device memory (TFTX_EMU_DEVICE_MEMORY makes the emulated
 #     device small): a sweep whose second run does not fit ends with that
 #     run failed and the reason given, the first one ok.
@@ -67,6 +68,16 @@ for model in encoder decoder; do
     else bad "$model loss curve, cpu against $tag: $out"; fi
   done
 done
+
+# step graphs change nothing: a training pass recorded once and replayed
+# gives the curve of kernel-by-kernel passes (graphs = false) bit for bit
+if (cd "$T" && "$tftx" run encoder.cfg --quiet --out encoder-nographs.msgpack --set 'train.backend="cuda"' \
+  --set 'train.cuda.precision="tf32"' --set 'train.cuda.attention="fused"' --set train.cuda.graphs=false) \
+  >"$T/encoder-nographs.log" 2>&1 &&
+  out=$("$PY" "$TFTX_SOURCE_DIR/tests/gpu/loss_curves.py" "$T/encoder-cuda-tf32-fused.msgpack" \
+    "$T/encoder-nographs.msgpack" --rtol 0 2>&1); then
+  ok "encoder loss curve, cuda tf32 fused with graphs against without: the same: $(tail -1 <<<"$out")"
+else bad "encoder loss curve with graphs against without: ${out:-$(tail -3 "$T/encoder-nographs.log")}"; fi
 
 # a device of 100 MB (32 MiB of it cuBLAS's workspace): d_model 64 (2M
 # parameters: 32 MB of weights, gradients and AdamW's two slots) fits,

@@ -253,25 +253,32 @@ static void test_attention(int B, int T, int NH, int HS, int causal, int padded,
              (double)p);
     const int C = NH * HS;
     const size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, natt = (size_t)B * NH * T * T;
-    tftx_dropout drop = {.p = p, .seed = 1234, .stream = 99};
+    /* with dropout, the stream comes from a step in each side's memory,
+       as a model's does (tftx_dropout.step) */
+    const uint64_t step = 7000 + (uint64_t)T;
+    tftx_dropout drop_c = {.p = p, .seed = 1234, .stream = 99}, drop_d = drop_c;
+    if (p > 0.0f) {
+        drop_c.step = put(&cpu, &step, sizeof step);
+        drop_d.step = put(&gpu, &step, sizeof step);
+    }
     pair qkv = pair_rand(nqkv, -1.5f, 1.5f), out = pair_rand(nout, 0, 0), att = pair_rand(natt, 0, 0);
     pair dout = pair_rand(nout, -1, 1), dqkv = pair_rand(nqkv, -1, 1), scr = pair_rand(natt, 0, 0);
     uint8_t *hm = padded ? make_mask(B, T) : NULL, *mc = NULL, *md = NULL;
     if (hm) mc = put_both(hm, (size_t)B * T, (void **)&md);
-    cpu.ops->attention_forward(cpu.self, out.c, att.c, qkv.c, mc, causal, B, T, C, NH, drop);
-    gpu.ops->attention_forward(gpu.self, out.d, att.d, qkv.d, md, causal, B, T, C, NH, drop);
+    cpu.ops->attention_forward(cpu.self, out.c, att.c, qkv.c, mc, causal, B, T, C, NH, drop_c);
+    gpu.ops->attention_forward(gpu.self, out.d, att.d, qkv.d, md, causal, B, T, C, NH, drop_d);
     snprintf(nm, sizeof nm, "%s att", tag);
     if (!fused_attention) compare(nm, att.c, att.d, natt, 0);
     snprintf(nm, sizeof nm, "%s out", tag);
     compare(nm, out.c, out.d, nout, 0);
     float *hdq = get(&gpu, dqkv.d, nqkv); /* the starting gradient, for the repeat */
-    cpu.ops->attention_backward(cpu.self, dqkv.c, scr.c, dout.c, qkv.c, att.c, mc, causal, B, T, C, NH, drop);
-    gpu.ops->attention_backward(gpu.self, dqkv.d, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop);
+    cpu.ops->attention_backward(cpu.self, dqkv.c, scr.c, dout.c, qkv.c, att.c, mc, causal, B, T, C, NH, drop_c);
+    gpu.ops->attention_backward(gpu.self, dqkv.d, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop_d);
     snprintf(nm, sizeof nm, "%s dqkv", tag);
     compare(nm, dqkv.c, dqkv.d, nqkv, 0);
     /* determinism */
     float *again = put(&gpu, hdq, nqkv * sizeof *hdq);
-    gpu.ops->attention_backward(gpu.self, again, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop);
+    gpu.ops->attention_backward(gpu.self, again, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop_d);
     snprintf(nm, sizeof nm, "%s dqkv", tag);
     check_repeat(nm, dqkv.d, again, nqkv);
     gpu.ops->free(gpu.self, again);
@@ -281,6 +288,7 @@ static void test_attention(int B, int T, int NH, int HS, int causal, int padded,
         gpu.ops->free(gpu.self, md);
         free(hm);
     }
+    if (drop_c.step) cpu.ops->free(cpu.self, (void *)drop_c.step), gpu.ops->free(gpu.self, (void *)drop_d.step);
     pair *all[] = {&qkv, &out, &att, &dout, &dqkv, &scr};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
 }
@@ -345,26 +353,31 @@ static void test_pointwise(size_t N)
     cpu.ops->residual_backward(cpu.self, NULL, dinp.c, dout.c, N);
     gpu.ops->residual_backward(gpu.self, NULL, dinp.d, dout.d, N);
     compare("residual db (da NULL)", dinp.c, dinp.d, N, 1);
-    /* dropout: the same mask bit for bit, out of place, in place, backward */
-    for (int k = 0; k < 2; k++) {
-        tftx_dropout drop = {.p = k ? 0.3f : 0.0f, .seed = 42, .stream = 7};
+    /* dropout: the same mask bit for bit, out of place, in place, backward;
+       k = 2: the stream from a step in each side's memory */
+    const uint64_t step = 123457;
+    uint64_t *step_c = put(&cpu, &step, sizeof step), *step_d = put(&gpu, &step, sizeof step);
+    for (int k = 0; k < 3; k++) {
+        tftx_dropout drop = {.p = k ? 0.3f : 0.0f, .seed = 42, .stream = 7}, drop_d = drop;
+        if (k == 2) drop.step = step_c, drop_d.step = step_d;
         uint64_t off = k ? 1000003 : 0;
         cpu.ops->dropout_forward(cpu.self, out.c, inp.c, N, drop, off);
-        gpu.ops->dropout_forward(gpu.self, out.d, inp.d, N, drop, off);
-        snprintf(nm, sizeof nm, "dropout p=%.1f out", (double)drop.p);
+        gpu.ops->dropout_forward(gpu.self, out.d, inp.d, N, drop_d, off);
+        snprintf(nm, sizeof nm, "dropout p=%.1f%s out", (double)drop.p, k == 2 ? " step" : "");
         compare(nm, out.c, out.d, N, 1);
         cpu.ops->dropout_forward(cpu.self, inp.c, inp.c, N, drop, off + 5);
-        gpu.ops->dropout_forward(gpu.self, inp.d, inp.d, N, drop, off + 5);
-        snprintf(nm, sizeof nm, "dropout p=%.1f in place", (double)drop.p);
+        gpu.ops->dropout_forward(gpu.self, inp.d, inp.d, N, drop_d, off + 5);
+        snprintf(nm, sizeof nm, "dropout p=%.1f%s in place", (double)drop.p, k == 2 ? " step" : "");
         compare(nm, inp.c, inp.d, N, 1);
         pair_reset(&dinp, -1, 1);
         cpu.ops->dropout_backward(cpu.self, dinp.c, dout.c, N, drop, off);
-        gpu.ops->dropout_backward(gpu.self, dinp.d, dout.d, N, drop, off);
-        snprintf(nm, sizeof nm, "dropout p=%.1f dinp", (double)drop.p);
+        gpu.ops->dropout_backward(gpu.self, dinp.d, dout.d, N, drop_d, off);
+        snprintf(nm, sizeof nm, "dropout p=%.1f%s dinp", (double)drop.p, k == 2 ? " step" : "");
         /* p > 0: dinp + dout*f may be one fused multiply-add on one side
            and not the other (1 ulp); the masks are the forward's, bit for bit */
         compare(nm, dinp.c, dinp.d, N, !(drop.p > 0.0f));
     }
+    cpu.ops->free(cpu.self, step_c), gpu.ops->free(gpu.self, step_d);
     pair *all[] = {&inp, &out, &dout, &dinp};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
 }

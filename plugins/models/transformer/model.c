@@ -351,6 +351,7 @@ static tftx_status graph_pass(tf_model *m, tftx_error *err)
         run_pass(m);
         return TFTX_OK;
     }
+    m->host->log(TFTX_LOG_DEBUG, "transformer: the training pass of %d x %d tokens is now a step graph", m->B, m->T);
     return K->graph_launch(S, g->graph, err);
 }
 
