@@ -26,8 +26,10 @@
 # skip); the loss curves of 20 training steps of both bench models on cpu
 # and cuda (tests/gpu/{bert,gpt}-curve.cfg) compared step by step: fp32
 # within 1e-4 relative, tf32 within 1e-3, bf16 within 2e-2, tf32 and bf16
-# also with attention = "fused"; `tftx bench` of the bench models on cuda
-# at each precision, with and without fused attention; PyTorch on the same card
+# also with attention = "fused", and tf32 without step graphs (graphs =
+# false: the same bits as with); `tftx bench` of the bench models on cuda
+# at each precision, with and without fused attention, and at tf32 without
+# step graphs; PyTorch on the same card
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
 # tftx_cuda_attention_bench (GPT-2 124M's and bert-small's attention);
@@ -93,11 +95,12 @@ for t in test_cuda_kernels test_models_cuda test_model_checkpoints_cuda; do
 done
 
 step "loss curves, 20 steps, cpu against cuda"
-run_curve() { # model backend precision [attention] -> $out/curve-$model-$tag.msgpack
+run_curve() { # model backend precision [fused|nographs] -> $out/curve-$model-$tag.msgpack
   local model=$1 backend=$2 prec=$3 att=${4:-} tag=$2${3:+-$3}${4:+-$4}
   local args=(--set "train.backend=\"$backend\"")
   [ -n "$prec" ] && args+=(--set "train.cuda.precision=\"$prec\"")
-  [ -n "$att" ] && args+=(--set "train.cuda.attention=\"$att\"")
+  [ "$att" = fused ] && args+=(--set 'train.cuda.attention="fused"')
+  [ "$att" = nographs ] && args+=(--set train.cuda.graphs=false)
   [ "$backend" = cpu ] && args+=(--set train.cpu.threads=16)
   rm -f "$out/curve-$model-$tag.msgpack"
   (cd "$out" && timeout 300 "$tftx" run "$root/tests/gpu/$model-curve.cfg" --quiet \
@@ -113,6 +116,11 @@ for model in bert gpt; do
     python3 tests/gpu/loss_curves.py "$out/curve-$model-cpu.msgpack" "$out/curve-$model-cuda-$prec.msgpack" \
       --rtol "$rtol" || fail "loss curve $model $prec"
     [ "$prec" = fp32 ] && continue
+    if [ "$prec" = tf32 ] && run_curve "$model" cuda "$prec" nographs; then
+      echo "--- $model: cuda tf32 with step graphs against without (the same bits)"
+      python3 tests/gpu/loss_curves.py "$out/curve-$model-cuda-tf32.msgpack" "$out/curve-$model-cuda-tf32-nographs.msgpack" \
+        --rtol 0 || fail "loss curve $model tf32 graphs against none"
+    fi
     run_curve "$model" cuda "$prec" fused || continue
     echo "--- $model: cpu against cuda $prec, attention fused (rtol $rtol)"
     python3 tests/gpu/loss_curves.py "$out/curve-$model-cpu.msgpack" "$out/curve-$model-cuda-$prec-fused.msgpack" \
@@ -131,10 +139,13 @@ step "tftx bench on cuda"
 for cfg in bert-small gpt-small gpt2-124m; do
   [ -f "bench/$cfg.cfg" ] || continue
   steps=30; [ "$cfg" = gpt2-124m ] && steps=10
-  for prec in fp32 tf32 bf16 tf32-fused bf16-fused; do
+  for prec in fp32 tf32 bf16 tf32-fused bf16-fused tf32-nographs; do
     echo "--- $cfg, precision $prec"
-    args=(--set "train.cuda.precision=\"${prec%-fused}\"")
-    [ "$prec" != "${prec%-fused}" ] && args+=(--set 'train.cuda.attention="fused"')
+    args=(--set "train.cuda.precision=\"${prec%-*}\"")
+    case $prec in
+    *-fused) args+=(--set 'train.cuda.attention="fused"') ;;
+    *-nographs) args+=(--set train.cuda.graphs=false) ;;
+    esac
     timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 --set 'train.backend="cuda"' \
       "${args[@]}" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
     grep -vE "^\s*$" "$out/bench-$cfg-$prec.log" | tail -4
