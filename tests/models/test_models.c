@@ -22,7 +22,8 @@
  *            same step (the masks are regenerated, not stored), the loss is
  *            the same for the same step and differs for another
  *   train_pass: the loss and gradients of forward + backward, bit for bit,
- *            through step graphs where the backend records them
+ *            through step graphs where the backend records them; and
+ *            evaluate through graphs as without
  */
 #include <math.h>
 #include <stdio.h>
@@ -250,28 +251,32 @@ static void *count_end(void *self, tftx_error *err)
 static tftx_status count_launch(void *self, void *graph, tftx_error *err)
 {
     tftx_status st = real_ops->graph_launch(self, graph, err);
-    if (st == TFTX_OK) n_launch++;
-    else n_stale++;
+    if (st == TFTX_OK)
+        n_launch++;
+    else
+        n_stale++;
     return st;
 }
 
 /* A B x T batch of the fixture's sequences and tokens, repeated where it
- * has fewer; the decoder's targets are the next tokens. */
-static tftx_batch tile_batch(const ref_batch *r, int B, int T, int enc, int32_t *tok, int32_t *seg, uint8_t *mask,
-                             int32_t *lab)
+ * has fewer, from sequence and token `shift` on; the decoder's targets are
+ * the next tokens. */
+static tftx_batch tile_batch(const ref_batch *r, int B, int T, int shift, int enc, int32_t *tok, int32_t *seg,
+                             uint8_t *mask, int32_t *lab)
 {
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
-            size_t i = (size_t)b * T + t, j = (size_t)(b % r->B) * r->T + t % r->T;
+            size_t i = (size_t)b * T + t, j = (size_t)((b + shift) % r->B) * r->T + (t + shift) % r->T;
             tok[i] = r->tokens[j];
             if (enc) seg[i] = r->segments[j], mask[i] = r->mask[j] || t >= r->T;
         }
-        if (enc) lab[b] = r->labels[b % r->B];
+        if (enc)
+            lab[b] = r->labels[(b + shift) % r->B];
         else
             for (int t = 0; t < T; t++) lab[(size_t)b * T + t] = t + 1 < T ? tok[(size_t)b * T + t + 1] : -100;
     }
-    return (tftx_batch){.B = B, .T = T, .tokens = tok, .segments = enc ? seg : NULL, .mask = enc ? mask : NULL,
-                        .labels = lab};
+    return (tftx_batch){
+        .B = B, .T = T, .tokens = tok, .segments = enc ? seg : NULL, .mask = enc ? mask : NULL, .labels = lab};
 }
 
 static void check_train_passes(const char *dir, const char *arch, const char *file, int enc)
@@ -293,8 +298,8 @@ static void check_train_passes(const char *dir, const char *arch, const char *fi
     const int full[] = {0, 0, 0, 1, 1, 0, 1}, passes = 7;
     n_begin = n_launch = n_stale = 0;
     for (int k = 0; k < passes; k++) {
-        tftx_batch b = full[k] ? tile_batch(&r, MAX_B, MAX_T, enc, tok, seg, mask, lab)
-                               : tile_batch(&r, 1, r.T / 2, enc, tok, seg, mask, lab);
+        tftx_batch b = full[k] ? tile_batch(&r, MAX_B, MAX_T, 0, enc, tok, seg, mask, lab)
+                               : tile_batch(&r, 1, r.T / 2, 0, enc, tok, seg, mask, lab);
         b.step = (uint64_t)(k + 1);
         float le = loss_and_grads(&m, &b);
         float *ge = mt_grads(&m);
@@ -304,8 +309,8 @@ static void check_train_passes(const char *dir, const char *arch, const char *fi
         assert_int_equal(m.ops->train_pass(m.self, &b, &lg, &err), TFTX_OK);
         float *gg = mt_grads(&m);
         if (lg != le || memcmp(ge, gg, n * sizeof *ge) != 0)
-            printf("%s train_pass %d (%d x %d): loss %.9g against %.9g, gradients %s\n", arch, k, b.B, b.T, lg,
-                   le, memcmp(ge, gg, n * sizeof *ge) ? "differ" : "agree");
+            printf("%s train_pass %d (%d x %d): loss %.9g against %.9g, gradients %s\n", arch, k, b.B, b.T, lg, le,
+                   memcmp(ge, gg, n * sizeof *ge) ? "differ" : "agree");
         assert_true(lg == le);
         assert_memory_equal(ge, gg, n * sizeof *ge);
         free(ge), free(gg);
@@ -347,6 +352,66 @@ static void test_train_pass_equals_forward_backward(void **state)
        operand) in its working memory: the first bound-size batch grows it */
     if (!strcmp(mt_backend()->name, "cuda")) assert_true(total_stale >= 1);
     refuse = 0;
+    mt_set_backend_ops(NULL);
+}
+
+/* evaluate() through graphs: the same outputs as a model bound without
+ * them, batch after batch of new contents and two shapes. */
+static void check_evaluations(const char *dir, const char *arch, const char *file, int enc)
+{
+    tftx_backend_ops plain = *real_ops;
+    plain.graph_begin = NULL, plain.graph_end = NULL, plain.graph_launch = NULL, plain.graph_free = NULL;
+    mt_model m, ref;
+    make_tiny(&m, dir, arch, NULL); /* with the counting table */
+    mt_set_backend_ops(&plain);
+    make_tiny(&ref, dir, arch, NULL);
+    ref_batch r;
+    ref_open(&r, file, enc);
+    size_t N = (size_t)MAX_B * MAX_T, out_n = enc ? (size_t)MAX_B * m.ops->n_outputs(m.self) : N;
+    int32_t *tok = malloc(N * sizeof *tok), *seg = malloc(N * sizeof *seg), *lab = malloc(N * sizeof *lab);
+    uint8_t *mask = malloc(N);
+    float *out = malloc(out_n * sizeof *out), *want = malloc(out_n * sizeof *want);
+    const int passes = 6;
+    n_begin = n_launch = n_stale = 0;
+    for (int k = 0; k < passes; k++) {
+        tftx_batch b =
+            tile_batch(&r, k % 3 == 2 ? 1 : MAX_B, k % 3 == 2 ? r.T / 2 : MAX_T, k, enc, tok, seg, mask, lab);
+        size_t n = enc ? (size_t)b.B * m.ops->n_outputs(m.self) : (size_t)b.B * b.T;
+        tftx_error err = {0};
+        assert_int_equal(m.ops->evaluate(m.self, &b, out, &err), TFTX_OK);
+        assert_int_equal(ref.ops->evaluate(ref.self, &b, want, &err), TFTX_OK);
+        assert_memory_equal(out, want, n * sizeof *out);
+    }
+    printf("%s: %d evaluations equal those without graphs bit for bit; graphs recorded %d, launched %d\n", arch, passes,
+           n_begin, n_launch);
+    /* 4 x 16: pass 0 runs, 1 is recorded, 3 and 4 launch; 1 x T/2: 2 runs, 5 is recorded */
+    if (real_ops->graph_begin) {
+        assert_int_equal(n_launch, 4);
+        assert_int_equal(n_begin, 2);
+    }
+    free(tok), free(seg), free(lab), free(mask), free(out), free(want);
+    ref_close(&r);
+    mt_free(&m);
+    mt_free(&ref);
+}
+
+static void test_evaluate_through_graphs(void **state)
+{
+    (void)state;
+    real_ops = mt_backend()->ops;
+    tftx_backend_ops counted = *real_ops;
+    if (real_ops->graph_begin) {
+        counted.graph_begin = count_begin;
+        counted.graph_end = count_end;
+        counted.graph_launch = count_launch;
+    }
+    for (int enc = 1; enc >= 0; enc--) {
+        mt_set_backend_ops(&counted);
+        if (enc)
+            check_evaluations("encoder_tiny", "encoder", "model_encoder_tiny.safetensors", 1);
+        else
+            check_evaluations("decoder_tiny", "decoder", "model_decoder_tiny.safetensors", 0);
+    }
     mt_set_backend_ops(NULL);
 }
 
@@ -584,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_dropout_gradients),
         cmocka_unit_test(test_cls_tail_equals_full_block),
         cmocka_unit_test(test_train_pass_equals_forward_backward),
+        cmocka_unit_test(test_evaluate_through_graphs),
         cmocka_unit_test(test_attention_sizes_come_from_the_backend),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

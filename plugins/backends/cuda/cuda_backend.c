@@ -33,9 +33,9 @@ static const tftx_param_spec PARAMS[] = {
                 "the probabilities (needs precision tf32 or bf16; head sizes 32 and 64 with T above the head size, "
                 "others take the cublas path)"),
     TFTX_P_BOOL("graphs", 1,
-                "record a model's training pass (forward and backward) once per batch shape as a CUDA graph and "
-                "replay it each step: one launch instead of hundreds; false launches every kernel every step "
-                "(the results are the same)"),
+                "record a model's training pass (forward and backward), and its evaluation pass, once per batch "
+                "shape as a CUDA graph and replay it: one launch instead of hundreds; false launches every kernel "
+                "every time (the results are the same)"),
 };
 
 /* ------------------------------------------------------------ errors */
@@ -288,7 +288,9 @@ static void *cuda_graph_end(void *self, tftx_error *err)
     cudaGetLastError();
     if (exec) cudaGraphExecDestroy(exec);
     be->host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: recording a graph failed: %s",
-                    be->record_error[0] ? be->record_error : rc != cudaSuccess ? cudaGetErrorString(rc) : "out of memory");
+                    be->record_error[0] ? be->record_error
+                    : rc != cudaSuccess ? cudaGetErrorString(rc)
+                                        : "out of memory");
     return NULL;
 }
 
@@ -297,7 +299,8 @@ static tftx_status cuda_graph_launch(void *self, void *graph, tftx_error *err)
     cuda_backend *be = self;
     cuda_graph *g = graph;
     if (g->moves != be->moves)
-        return be->host->error(err, TFTX_ERR_INVALID, "cuda backend: working memory moved since the graph was recorded");
+        return be->host->error(err, TFTX_ERR_INVALID,
+                               "cuda backend: working memory moved since the graph was recorded");
     CUDA_OK(be, cudaGraphLaunch(g->exec, be->stream));
     return TFTX_OK;
 }

@@ -174,6 +174,8 @@ tftx_status tf_forward(void *self, const tftx_batch *batch, int train, float *lo
     return TFTX_OK;
 }
 
+static tftx_status graph_pass(tf_model *m, tftx_error *err);
+
 tftx_status tf_evaluate(void *self, const tftx_batch *batch, float *host_out, tftx_error *err)
 {
     tf_model *m = self;
@@ -182,7 +184,7 @@ tftx_status tf_evaluate(void *self, const tftx_batch *batch, float *host_out, tf
     tftx_status st = take_batch(m, batch, !enc, err);
     if (st != TFTX_OK) return st;
     m->train = 0;
-    run_forward(m, !enc);
+    if ((st = graph_pass(m, err)) != TFTX_OK) return st; /* run_forward(m, !enc) */
     if (enc) {
         K->copy_out(S, host_out, m->a.logits, (size_t)m->B * (size_t)m->cfg.num_labels * sizeof(float));
     } else {
@@ -210,7 +212,7 @@ static void run_backward(tf_model *m)
     int B = m->B, T = m->T, N = B * T, C = c->d_model;
     size_t NC = (size_t)N * C;
     int enc = c->arch == TF_ENCODER, pre = c->norm == TF_PRE;
-    const float *dloss = &a->pass->dloss; /* 1/count, in backend memory */
+    const float *dloss = &a->pass->dloss;                 /* 1/count, in backend memory */
     const float *x_last = tf_block_out(m, c->layers - 1); /* (rows,C) */
     const float *xf = pre ? a->lnf : x_last;              /* the head's input */
     float *d_xf = pre ? a->g_h : a->g_x;
@@ -278,19 +280,25 @@ tftx_status tf_backward(void *self, tftx_error *err)
 
 /* ------------------------------------------------------- step graphs
  *
- * A training pass (forward and backward) is the same sequence of kernels
- * for every batch of one shape (B, T, with or without a mask): only the
- * memory they read changes, and the pass scalars (step, 1/count) are in
- * that memory. So on a backend with step graphs the pass of a shape runs
- * as it is the first time (the backend grows its working memory then),
- * is recorded the second time, and from then on is one graph launch. A
- * graph the backend calls stale (its working memory moved for a larger
- * shape) is recorded again. Up to TF_GRAPH_SHAPES shapes get graphs; the
- * rest, and every pass on a backend without graphs, run kernel by kernel,
- * with the same results. */
+ * A training pass (forward and backward), or evaluate's forward, is the
+ * same sequence of kernels for every batch of one shape (B, T, with or
+ * without a mask): only the memory they read changes, and the pass
+ * scalars (step, 1/count) are in that memory. So on a backend with step
+ * graphs the pass of a shape runs as it is the first time (the backend
+ * grows its working memory then), is recorded the second time, and from
+ * then on is one graph launch. A graph the backend calls stale (its
+ * working memory moved for a larger shape) is recorded again. Up to
+ * TF_GRAPH_SHAPES (kind, shape) pairs get graphs; the rest, and every pass
+ * on a backend without graphs, run kernel by kernel, with the same
+ * results. */
 
+/* The kernels of the pass m->train says: training, or evaluation. */
 static void run_pass(tf_model *m)
 {
+    if (!m->train) {
+        run_forward(m, m->cfg.arch != TF_ENCODER); /* the decoder's losses are its output */
+        return;
+    }
     run_forward(m, 1);
     run_backward(m);
 }
@@ -310,18 +318,18 @@ static tf_graph *graph_of(tf_model *m)
     if (m->graphs_off || !K->graph_begin) return NULL;
     for (int i = 0; i < m->n_graphs; i++) {
         tf_graph *g = &m->graphs[i];
-        if (g->B == m->B && g->T == m->T && g->has_mask == m->has_mask) return g;
+        if (g->train == m->train && g->B == m->B && g->T == m->T && g->has_mask == m->has_mask) return g;
     }
     if (m->n_graphs == TF_GRAPH_SHAPES) return NULL;
     tf_graph *g = &m->graphs[m->n_graphs++];
-    *g = (tf_graph){.B = m->B, .T = m->T, .has_mask = m->has_mask};
+    *g = (tf_graph){.train = m->train, .B = m->B, .T = m->T, .has_mask = m->has_mask};
     return g;
 }
 
 static void graphs_off(tf_model *m, const char *why)
 {
     m->graphs_off = 1;
-    m->host->log(TFTX_LOG_DEBUG, "transformer: training passes run kernel by kernel: %s", why);
+    m->host->log(TFTX_LOG_DEBUG, "transformer: passes run kernel by kernel: %s", why);
 }
 
 static tftx_status graph_pass(tf_model *m, tftx_error *err)
@@ -351,7 +359,8 @@ static tftx_status graph_pass(tf_model *m, tftx_error *err)
         run_pass(m);
         return TFTX_OK;
     }
-    m->host->log(TFTX_LOG_DEBUG, "transformer: the training pass of %d x %d tokens is now a step graph", m->B, m->T);
+    m->host->log(TFTX_LOG_DEBUG, "transformer: the %s pass of %d x %d tokens is now a graph",
+                 m->train ? "training" : "evaluation", m->B, m->T);
     return K->graph_launch(S, g->graph, err);
 }
 

@@ -159,10 +159,10 @@ typedef struct tf_acts {
 
 /* ------------------------------------------------------------ the model */
 
-/* A training pass recorded as the backend's step graph, for one batch
- * shape (model.c). */
+/* A training pass (train) or evaluation recorded as the backend's step
+ * graph, for one batch shape (model.c). */
 typedef struct tf_graph {
-    int B, T, has_mask;
+    int train, B, T, has_mask;
     int seen;    /* a pass of this shape ran */
     void *graph; /* the backend's, or NULL */
 } tf_graph;
@@ -194,8 +194,9 @@ typedef struct tf_model {
     double loss_count; /* counted targets (rows whose target >= 0) */
     uint64_t drop_seed;
 
-    /* step graphs of training passes: the shapes seen, and whether the
-       backend records them (no: graphs_off, with the reason logged once) */
+    /* step graphs of training passes and evaluations: the shapes seen,
+       and whether the backend records them (no: graphs_off, with the
+       reason logged once) */
     tf_graph graphs[TF_GRAPH_SHAPES];
     int n_graphs, graphs_off;
 } tf_model;
