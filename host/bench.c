@@ -137,9 +137,11 @@ int cmd_bench(int argc, char **argv)
         /* where it ran: the thread count, and the precision of a backend that has one */
         char where[96];
         const tftx_value *prec = tftx_param(s.backend_pl->desc, s.backend_vals, "precision");
+        const tftx_value *graphs = tftx_param(s.backend_pl->desc, s.backend_vals, "graphs");
         int nt = s.backend.ops->threads(s.backend.self);
         if (prec && prec->s)
-            snprintf(where, sizeof where, "precision %s", prec->s);
+            snprintf(where, sizeof where, "precision %s%s", prec->s,
+                     !graphs ? "" : graphs->i ? ", step graphs" : ", no step graphs");
         else
             snprintf(where, sizeof where, "%d thread%s", nt, nt == 1 ? "" : "s");
         printf("%s: %s %s on %s (%s), %zu parameters, batch %d x %d tokens\n", file, s.model_pl->desc->name,
