@@ -258,6 +258,19 @@ static tftx_status count_launch(void *self, void *graph, tftx_error *err)
     return st;
 }
 
+/* The backend's table with the graph calls counted (real_ops: its own). */
+static tftx_backend_ops counting_table(void)
+{
+    real_ops = mt_backend()->ops;
+    tftx_backend_ops counted = *real_ops;
+    if (real_ops->graph_begin) {
+        counted.graph_begin = count_begin;
+        counted.graph_end = count_end;
+        counted.graph_launch = count_launch;
+    }
+    return counted;
+}
+
 /* A B x T batch of the fixture's sequences and tokens, repeated where it
  * has fewer, from sequence and token `shift` on; the decoder's targets are
  * the next tokens. */
@@ -333,15 +346,9 @@ static void check_train_passes(const char *dir, const char *arch, const char *fi
 static void test_train_pass_equals_forward_backward(void **state)
 {
     (void)state;
-    real_ops = mt_backend()->ops;
-    tftx_backend_ops counted = *real_ops;
-    if (real_ops->graph_begin) {
-        counted.graph_begin = count_begin;
-        counted.graph_end = count_end;
-        counted.graph_launch = count_launch;
-    } else {
+    tftx_backend_ops counted = counting_table();
+    if (!real_ops->graph_begin)
         printf("backend '%s' records no step graphs: train_pass runs kernel by kernel\n", mt_backend()->name);
-    }
     mt_set_backend_ops(&counted);
     total_stale = 0;
     for (refuse = 0; refuse < (real_ops->graph_begin ? 2 : 1); refuse++) {
@@ -398,13 +405,7 @@ static void check_evaluations(const char *dir, const char *arch, const char *fil
 static void test_evaluate_through_graphs(void **state)
 {
     (void)state;
-    real_ops = mt_backend()->ops;
-    tftx_backend_ops counted = *real_ops;
-    if (real_ops->graph_begin) {
-        counted.graph_begin = count_begin;
-        counted.graph_end = count_end;
-        counted.graph_launch = count_launch;
-    }
+    tftx_backend_ops counted = counting_table();
     for (int enc = 1; enc >= 0; enc--) {
         mt_set_backend_ops(&counted);
         if (enc)
