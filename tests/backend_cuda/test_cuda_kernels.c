@@ -15,7 +15,9 @@
  *   - determinism: a second run of every cuda kernel gives the same bits;
  *   - sum_squares, scale, all_finite; the optimizer step, both the fused
  *     step_cuda (bit-identical to step_cpu: nvcc --fmad=false) and the
- *     staged host fallback (an optimizer table without step_cuda).
+ *     staged host fallback (an optimizer table without step_cuda);
+ *   - step graphs: what a recording runs, what its launches read, and the
+ *     recordings that must fail (test_graphs).
  *
  * Tolerance: |cuda - cpu| <= ATOL + RTOL |cpu| with RTOL = 1e-4,
  * ATOL = 1e-5 (float sums in another order, CUDA's libm vs cpu_math.h);
@@ -557,6 +559,106 @@ static void test_optimizer(registry *reg, const char *name, int staged)
 
 /* ------------------------------------------------------------ main */
 
+static void check(const char *what, int ok, const char *detail)
+{
+    printf("%s %-48s %s\n", ok ? "ok  " : "FAIL", what, detail);
+    failures += !ok;
+}
+
+/* Step graphs (backend.h), on a fresh instance (its working memory not yet
+ * grown): recording runs nothing; each launch reads the memory as it is
+ * then (new inputs, a new dropout step in device memory), matching the cpu
+ * kernels bit for bit; a working buffer that would have to grow while
+ * recording fails the recording and leaves the instance usable; a graph
+ * recorded before the working memory moved is refused as stale. */
+static void test_graphs(void *fresh)
+{
+    void *saved = gpu.self;
+    gpu.self = fresh;
+    tftx_error e = {0};
+    char msg[1100];
+    const size_t N = 4099;
+    pair x = pair_rand(N, -2, 2), out = pair_rand(N, 0, 0);
+    const uint64_t step0 = 11;
+    uint64_t *sc = put(&cpu, &step0, sizeof step0), *sd = put(&gpu, &step0, sizeof step0);
+    const tftx_dropout dc = {.p = 0.3f, .seed = 9, .stream = 4, .step = sc};
+    tftx_dropout dd = dc;
+    dd.step = sd;
+    float *sentinel = rand_host(N, 5, 6);
+    gpu.ops->copy_in(gpu.self, out.d, sentinel, N * sizeof *sentinel);
+
+    int rc = gpu.ops->graph_begin(gpu.self, &e);
+    gpu.ops->dropout_forward(gpu.self, out.d, x.d, N, dd, 0);
+    void *g = rc == TFTX_OK ? gpu.ops->graph_end(gpu.self, &e) : NULL;
+    check("graph: dropout recorded", g != NULL, g ? "" : e.message);
+    if (!g) goto done;
+    float *now = get(&gpu, out.d, N);
+    check("graph: recording ran nothing", memcmp(now, sentinel, N * sizeof *now) == 0, "");
+    free(now);
+    float *first = NULL;
+    for (uint64_t k = 0; k < 2; k++) {
+        const uint64_t step = 100 + k;
+        float *h = rand_host(N, -2, 2);
+        cpu.ops->copy_in(cpu.self, x.c, h, N * sizeof *h), gpu.ops->copy_in(gpu.self, x.d, h, N * sizeof *h);
+        cpu.ops->copy_in(cpu.self, sc, &step, sizeof step), gpu.ops->copy_in(gpu.self, sd, &step, sizeof step);
+        rc = gpu.ops->graph_launch(gpu.self, g, &e);
+        cpu.ops->dropout_forward(cpu.self, out.c, x.c, N, dc, 0);
+        snprintf(msg, sizeof msg, "graph: launch %d, new inputs and step", (int)k + 1);
+        compare(msg, out.c, out.d, N, 1);
+        free(h);
+        float *mask = get(&gpu, out.d, N);
+        for (size_t i = 0; i < N; i++) mask[i] = mask[i] == 0.0f;
+        if (!first) {
+            first = mask;
+        } else {
+            check("graph: another step, another mask", memcmp(first, mask, N * sizeof *mask) != 0, "");
+            free(mask);
+        }
+    }
+    free(first);
+    gpu.ops->graph_free(gpu.self, g);
+
+    /* attention's pointer arrays live in working memory that grows on
+       demand: a first call while recording cannot grow it */
+    const int B = 2, T = 9, NH = 2, HS = 4, C = NH * HS;
+    const size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, natt = (size_t)B * NH * T * T;
+    pair qkv = pair_rand(nqkv, -1, 1), ao = pair_rand(nout, 0, 0), att = pair_rand(natt, 0, 0);
+    rc = gpu.ops->graph_begin(gpu.self, &e);
+    gpu.ops->attention_forward(gpu.self, ao.d, att.d, qkv.d, NULL, 1, B, T, C, NH, dd);
+    g = rc == TFTX_OK ? gpu.ops->graph_end(gpu.self, &e) : NULL;
+    check("graph: growing while recording fails it", !g && strstr(e.message, "grow"), g ? "recorded" : e.message);
+    if (g) gpu.ops->graph_free(gpu.self, g);
+    gpu.ops->attention_forward(gpu.self, ao.d, att.d, qkv.d, NULL, 1, B, T, C, NH, dd);
+    cpu.ops->attention_forward(cpu.self, ao.c, att.c, qkv.c, NULL, 1, B, T, C, NH, dc);
+    compare("graph: the instance works after a failed one", ao.c, ao.d, nout, 0);
+    check("graph: the instance is not failed", gpu.ops->all_finite(gpu.self, ao.d, nout) == 1, "");
+
+    /* now grown for B sequences: recorded, launched; a call for more
+       sequences moves the pointer arrays, and the graph is stale */
+    rc = gpu.ops->graph_begin(gpu.self, &e);
+    gpu.ops->attention_forward(gpu.self, ao.d, att.d, qkv.d, NULL, 1, B, T, C, NH, dd);
+    g = rc == TFTX_OK ? gpu.ops->graph_end(gpu.self, &e) : NULL;
+    check("graph: attention recorded once grown", g != NULL, g ? "" : e.message);
+    if (g) {
+        check("graph: attention launched", gpu.ops->graph_launch(gpu.self, g, &e) == TFTX_OK, "");
+        compare("graph: attention launched, its output", ao.c, ao.d, nout, 0);
+        pair big = pair_rand(nqkv * 2, -1, 1), bo = pair_rand(nout * 2, 0, 0), ba = pair_rand(natt * 2, 0, 0);
+        gpu.ops->attention_forward(gpu.self, bo.d, ba.d, big.d, NULL, 1, 2 * B, T, C, NH, dd);
+        rc = gpu.ops->graph_launch(gpu.self, g, &e);
+        check("graph: stale after the working memory moved", rc == TFTX_ERR_INVALID, e.message);
+        gpu.ops->graph_free(gpu.self, g);
+        pair *bigs[] = {&big, &bo, &ba};
+        for (size_t i = 0; i < 3; i++) pair_free(bigs[i]);
+    }
+    pair *atts[] = {&qkv, &ao, &att};
+    for (size_t i = 0; i < 3; i++) pair_free(atts[i]);
+done:
+    free(sentinel);
+    cpu.ops->free(cpu.self, sc), gpu.ops->free(gpu.self, sd);
+    pair_free(&x), pair_free(&out);
+    gpu.self = saved;
+}
+
 static void set_string(const plugin *pl, tftx_value *v, const char *name, const char *value)
 {
     const tftx_value *pv = tftx_param(pl->desc, v, name);
@@ -641,6 +743,11 @@ int main(void)
     test_optimizer(&reg, "adamw", 0);
     test_optimizer(&reg, "adamw", 1);
     test_optimizer(&reg, "sgd", 0);
+    {
+        void *fresh = create(pg, "fp32", NULL);
+        test_graphs(fresh);
+        pg->desc->destroy(fresh);
+    }
 
     /* tf32: inputs of the products rounded to 10-bit mantissas (relative
        error ~5e-4 each), so 300 times the fp32 tolerance; bf16: 8-bit

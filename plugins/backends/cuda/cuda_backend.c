@@ -70,8 +70,10 @@ cublasComputeType_t cuda_compute_type(const cuda_backend *be)
 void *cuda_grow(cuda_backend *be, void **buf, size_t *have, size_t bytes, const char *what)
 {
     if (bytes <= *have) return *buf;
-    if (be->recording) {
-        cuda_report(be, 0, what, "working memory would have to grow while recording a graph", __FILE__, __LINE__);
+    if (be->recording) { /* fails the recording (graph_end) */
+        if (!be->record_error[0])
+            snprintf(be->record_error, sizeof be->record_error,
+                     "working memory would have to grow while recording (%s of %zu bytes)", what, bytes);
         return NULL;
     }
     CUDA_OK(be, cudaStreamSynchronize(be->stream)); /* kernels may still read the old one */

@@ -66,7 +66,6 @@ static tftx_status take_batch(tf_model *m, const tftx_batch *b, int need_labels,
         }
     m->loss_count = (double)count;
     m->B = b->B, m->T = b->T;
-    m->step = b->step;
     m->has_mask = b->mask != NULL;
     tf_pass_scalars ps = {.step = b->step, .dloss = count > 0 ? (float)(1.0 / (double)count) : 0.0f};
     K->copy_in(S, m->a.pass, &ps, sizeof ps);

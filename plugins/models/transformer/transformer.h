@@ -189,7 +189,6 @@ typedef struct tf_model {
 
     /* the last forward, for backward */
     int B, T, train, have_forward;
-    uint64_t step;
     int has_mask;
     double loss_count; /* counted targets (rows whose target >= 0) */
     uint64_t drop_seed;
