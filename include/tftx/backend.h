@@ -20,6 +20,15 @@
  * Random numbers (dropout) come from tftx/random.h: element i of a mask is
  * a pure function of (seed, stream, i), so forward and backward regenerate
  * the same mask without storing it, on any backend and thread count.
+ *
+ * Activations: the arguments marked (act) -- a layer's inputs and outputs
+ * and their gradients -- hold elements of act_size() bytes: float (4), or
+ * bfloat16 (2: a float's top half, rounded to nearest even) where the
+ * backend stores activations at half the size. Their type stays float *;
+ * models size them, offset them (TFTX_ACT_AT) and zero them in act_size()
+ * units. Everything else -- parameters, their gradients, optimizer state,
+ * layer-norm statistics, losses, dloss, ids, masks, attention's own
+ * record -- is float.
  */
 #ifndef TFTX_BACKEND_H
 #define TFTX_BACKEND_H
@@ -48,6 +57,24 @@ typedef struct tftx_dropout {
  * kernel reads *step itself). */
 #define TFTX_DROPOUT_STREAM(d) ((d).step ? tftx_step_stream(*(d).step, (d).stream) : (d).stream)
 
+/* Element i of an activation buffer whose elements are `size` bytes. */
+#define TFTX_ACT_AT(p, i, size) ((float *)(void *)((char *)(p) + (size_t)(i) * (size_t)(size)))
+
+/* A host copy of n activation elements of `size` bytes, at the start of
+ * buf (room for n floats), made n floats in place. */
+static inline void tftx_act_to_float(float *buf, size_t n, size_t size)
+{
+    if (size != 2) return;
+    const uint16_t *h = (const uint16_t *)(const void *)buf;
+    for (size_t i = n; i-- > 0;) { /* from the end: float i overwrites halves i.. only after reading half i */
+        union {
+            uint32_t u;
+            float f;
+        } v = {(uint32_t)h[i] << 16};
+        buf[i] = v.f;
+    }
+}
+
 typedef enum tftx_activation {
     TFTX_ACT_GELU = 0,      /* x * Phi(x), with erf (BERT) */
     TFTX_ACT_GELU_TANH = 1, /* tanh approximation (GPT-2) */
@@ -70,7 +97,7 @@ typedef struct tftx_backend_ops {
 
     /* -------------------------------------------------------- embedding */
     /* out[b,t,:] = wte[tokens[b,t]] + wpe[t] + wse[segments[b,t]]
-     * out (B,T,C); tokens, segments (B,T) int32, segments may be NULL;
+     * out (B,T,C) (act), dout (act); tokens, segments (B,T) int32, segments may be NULL;
      * wte (V,C); wpe (maxT,C) or NULL; wse (S,C) or NULL. With wse but no
      * segments, every token is segment 0 (no token_type_ids in HF). */
     void (*embedding_forward)(void *self, float *out, const int32_t *tokens, const int32_t *segments,
@@ -80,7 +107,8 @@ typedef struct tftx_backend_ops {
 
     /* ------------------------------------------------------- layer norm */
     /* out = (inp - mean) * rstd * weight + bias over the last dimension;
-     * out, inp (N,C); mean, rstd (N) saved for backward; weight, bias (C). */
+     * out, inp (N,C) (act, and dinp, dout); mean, rstd (N) saved for
+     * backward; weight, bias (C). */
     void (*layernorm_forward)(void *self, float *out, float *mean, float *rstd, const float *inp,
                               const float *weight, const float *bias, int N, int C, float eps);
     void (*layernorm_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
@@ -89,7 +117,8 @@ typedef struct tftx_backend_ops {
 
     /* ----------------------------------------------------------- matmul */
     /* Linear layer: out = inp @ weight^T + bias.
-     * out (N,OC); inp (N,C); weight (OC,C); bias (OC) or NULL. */
+     * out (N,OC); inp (N,C); weight (OC,C); bias (OC) or NULL. out, inp,
+     * dinp, dout: (act). */
     void (*matmul_forward)(void *self, float *out, const float *inp, const float *weight, const float *bias,
                            int N, int C, int OC);
     /* dinp += dout @ weight; dweight += dout^T @ inp; dbias += sum_n dout */
@@ -98,10 +127,10 @@ typedef struct tftx_backend_ops {
 
     /* -------------------------------------------------------- attention */
     /* Multi-head scaled dot-product attention over packed q,k,v.
-     * out (B,T,C); att (B,NH,T,T) attention probabilities (after softmax,
+     * out (B,T,C) (act); att (B,NH,T,T) attention probabilities (after softmax,
      * before dropout), saved for backward (or the backend's own smaller
      * record, where attention_sizes says so: callers only pass it back);
-     * qkv (B,T,3C) as [q | k | v], head h using columns h*HS..(h+1)*HS-1
+     * qkv (B,T,3C) (act) as [q | k | v], head h using columns h*HS..(h+1)*HS-1
      * of each, HS = C/NH; mask (B,T) host order, 1 = real token, 0 =
      * padding (keys that are padding get no attention), or NULL; causal:
      * query t sees keys <= t. Masked scores are
@@ -112,12 +141,12 @@ typedef struct tftx_backend_ops {
      * draws the same mask; backward draws it again. */
     void (*attention_forward)(void *self, float *out, float *att, const float *qkv, const uint8_t *mask,
                               int causal, int B, int T, int C, int NH, tftx_dropout drop);
-    /* dqkv += d(qkv); scratch (B,NH,T,T) is working memory. */
+    /* dqkv += d(qkv) (act, as dout); scratch (B,NH,T,T) is working memory. */
     void (*attention_backward)(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
                                const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
                                tftx_dropout drop);
 
-    /* ------------------------------------------------------ activations */
+    /* ----------------------- activations (every tensor argument is act) */
     void (*activation_forward)(void *self, float *out, const float *inp, size_t N, tftx_activation act);
     void (*activation_backward)(void *self, float *dinp, const float *dout, const float *inp, size_t N,
                                 tftx_activation act);
@@ -125,13 +154,13 @@ typedef struct tftx_backend_ops {
     /* dinp += dout * (1 - out^2), from the forward's output */
     void (*tanh_backward)(void *self, float *dinp, const float *dout, const float *out, size_t N);
 
-    /* --------------------------------------------------------- residual */
+    /* ------------------------------------------------- residual (act) */
     /* out = a + b */
     void (*residual_forward)(void *self, float *out, const float *a, const float *b, size_t N);
     /* da += dout; db += dout */
     void (*residual_backward)(void *self, float *da, float *db, const float *dout, size_t N);
 
-    /* ---------------------------------------------------------- dropout */
+    /* -------------------------------------------------- dropout (act) */
     /* out = mask * inp / (1-p); `offset` shifts the element counter so
      * different tensors sharing a stream draw different masks. In place
      * (out == inp) is allowed. */
@@ -140,7 +169,7 @@ typedef struct tftx_backend_ops {
     void (*dropout_backward)(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop,
                              uint64_t offset);
 
-    /* ---------------------------------------------------------- pooling */
+    /* -------------------------------------------------- pooling (act) */
     /* out (B,C) = inp[b, 0, :] (the first token, BERT's [CLS]) */
     void (*pool_first_forward)(void *self, float *out, const float *inp, int B, int T, int C);
     void (*pool_first_backward)(void *self, float *dinp, const float *dout, int B, int T, int C);
@@ -154,7 +183,7 @@ typedef struct tftx_backend_ops {
     /* Softmax over the last dimension and the negative log-likelihood of
      * each target: probs (N,V); losses (N), 0 where targets[n] < 0
      * (ignored, like PyTorch's ignore_index -100); logits (N,V);
-     * targets (N) int32. */
+     * targets (N) int32. probs, logits and dlogits are (act). */
     void (*crossentropy_forward)(void *self, float *losses, float *probs, const float *logits,
                                  const int32_t *targets, int N, int V);
     /* dlogits += (probs - onehot(target)) * dloss for each counted row;
@@ -189,6 +218,10 @@ typedef struct tftx_backend_ops {
      * keeps less for backward (fused attention) says so, and models
      * allocate that much. */
     void (*attention_sizes)(void *self, int B, int T, int C, int NH, size_t *att, size_t *scratch);
+
+    /* ------------------------------------ activation storage (optional) */
+    /* Bytes of one activation element: 4 (float) or 2 (bfloat16). NULL: 4. */
+    size_t (*act_size)(void *self);
 
     /* -------------------------------------------- step graphs (optional) */
     /* Between graph_begin and graph_end the backend records the kernels

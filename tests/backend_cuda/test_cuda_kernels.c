@@ -52,6 +52,7 @@ static bk cpu, gpu;
 static int failures;
 static double tol_scale = 1.0; /* tf32: looser, see main */
 static int fused_attention;    /* gpu has attention = "fused": its att is not the probabilities */
+static int act16;              /* gpu stores activations as bfloat16 (precision bf16): see pair */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -81,16 +82,52 @@ static void *put(bk *b, const void *h, size_t bytes)
     return d;
 }
 
+/* gpu buffers that hold bfloat16 activations (pair_of while act16) */
+#define MAX_ACT_BUFFERS 256
+static const void *act_buffers[MAX_ACT_BUFFERS];
+
+static int is_act(const void *d)
+{
+    for (int i = 0; i < MAX_ACT_BUFFERS; i++)
+        if (d && act_buffers[i] == d) return 1;
+    return 0;
+}
+
+static void set_act(const void *d, int on)
+{
+    for (int i = 0; i < MAX_ACT_BUFFERS; i++)
+        if (act_buffers[i] == (on ? NULL : d)) {
+            act_buffers[i] = on ? d : NULL;
+            return;
+        }
+    if (on) {
+        fprintf(stderr, "more than %d activation buffers\n", MAX_ACT_BUFFERS);
+        exit(1);
+    }
+}
+
+/* bfloat16 bits of x, rounded to nearest even (finite x) */
+static uint16_t bf16_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* Host floats of n elements of backend buffer d (bfloat16 ones widened). */
 static float *get(bk *b, const float *d, size_t n)
 {
     float *h = malloc((n ? n : 1) * sizeof *h);
-    b->ops->copy_out(b->self, h, d, n * sizeof *h);
+    const size_t size = b == &gpu && is_act(d) ? 2 : 4;
+    b->ops->copy_out(b->self, h, d, n * size);
+    tftx_act_to_float(h, n, size);
     return h;
 }
 
 /* cuda (device d) against cpu (device c), n floats */
 static void compare(const char *what, const float *c, const float *d, size_t n, int exact)
 {
+    if (act16) exact = 0; /* a bfloat16 output, and the cpu's float: within the tolerance */
     float *hc = get(&cpu, c, n), *hd = get(&gpu, d, n);
     /* at a reduced precision (tol_scale > 1) the rounding of the inputs
        makes errors of the size of the terms summed, not of the result: an
@@ -121,15 +158,72 @@ static void compare(const char *what, const float *c, const float *d, size_t n, 
     free(hd);
 }
 
-/* The same host data in both backends. */
+/* The same host data in both backends. An activation pair (pair_of,
+ * pair_rand, pair_grid) on a gpu instance with act16 holds bfloat16 there
+ * and the same values, rounded to bfloat16, as floats on the cpu; a
+ * parameter pair (pair_param: weights, statistics, attention's record)
+ * holds floats on both. */
 typedef struct pair {
     float *c, *d;
     size_t n;
+    int act;
 } pair;
+
+/* h (n floats) into gpu buffer d: as bfloat16 when act. Returns the
+ * floats the cpu side gets (h, rounded to bfloat16 when act), malloc'd. */
+static float *write_gpu(float *d, const float *h, size_t n, int act)
+{
+    float *r = malloc((n ? n : 1) * sizeof *r);
+    memcpy(r, h, n * sizeof *r);
+    if (!act) {
+        gpu.ops->copy_in(gpu.self, d, r, n * sizeof *r);
+        return r;
+    }
+    uint16_t *b = malloc((n ? n : 1) * sizeof *b);
+    for (size_t i = 0; i < n; i++) {
+        b[i] = bf16_bits(h[i]);
+        uint32_t u = (uint32_t)b[i] << 16;
+        memcpy(&r[i], &u, sizeof u);
+    }
+    gpu.ops->copy_in(gpu.self, d, b, n * sizeof *b);
+    free(b);
+    return r;
+}
+
+static void pair_write(pair *p, const float *h)
+{
+    float *r = write_gpu(p->d, h, p->n, p->act);
+    cpu.ops->copy_in(cpu.self, p->c, r, p->n * sizeof *r);
+    free(r);
+}
+
+/* A new gpu buffer of the type of p's, holding h. */
+static float *put_like(const pair *p, const float *h)
+{
+    float *d = put(&gpu, NULL, p->n * (p->act ? 2 : 4));
+    if (p->act) set_act(d, 1);
+    free(write_gpu(d, h, p->n, p->act));
+    return d;
+}
+
+static pair pair_new(const float *h, size_t n, int act)
+{
+    pair p = {put(&cpu, NULL, n * sizeof *h), put(&gpu, NULL, n * (act ? 2 : 4)), n, act};
+    if (act) set_act(p.d, 1);
+    pair_write(&p, h);
+    return p;
+}
 
 static pair pair_of(const float *h, size_t n)
 {
-    pair p = {put(&cpu, h, n * sizeof *h), put(&gpu, h, n * sizeof *h), n};
+    return pair_new(h, n, act16);
+}
+
+static pair pair_param(size_t n, float lo, float hi)
+{
+    float *h = rand_host(n, lo, hi);
+    pair p = pair_new(h, n, 0);
+    free(h);
     return p;
 }
 
@@ -143,11 +237,11 @@ static pair pair_rand(size_t n, float lo, float hi)
 
 /* Random multiples of 1/64 in [-1, 1]: sums of up to 2^17 of them are
  * exact in float, so a sum over rows gives the same bits in any order. */
-static pair pair_grid(size_t n)
+static pair pair_grid(size_t n, int act)
 {
     float *h = rand_host(n, -1, 1);
-    for (size_t i = 0; i < n; i++) h[i] = roundf(h[i] * 64.0f) / 64.0f;
-    pair p = pair_of(h, n);
+    for (size_t i = 0; i < n; i++) h[i] = roundf(h[i] * 64.0f) / 64.0f; /* bfloat16 holds these too */
+    pair p = pair_new(h, n, act && act16);
     free(h);
     return p;
 }
@@ -158,15 +252,14 @@ static pair pair_grid(size_t n)
 static void pair_reset(pair *p, float lo, float hi)
 {
     float *h = rand_host(p->n, lo, hi);
-    cpu.ops->copy_in(cpu.self, p->c, h, p->n * sizeof *h);
-    gpu.ops->copy_in(gpu.self, p->d, h, p->n * sizeof *h);
+    pair_write(p, h);
     free(h);
 }
 
 static void pair_free(pair *p)
 {
     if (p->c) cpu.ops->free(cpu.self, p->c);
-    if (p->d) gpu.ops->free(gpu.self, p->d);
+    if (p->d) set_act(p->d, 0), gpu.ops->free(gpu.self, p->d);
     p->c = p->d = NULL;
 }
 
@@ -195,10 +288,10 @@ static void check_repeat(const char *what, const float *d1, const float *d2, siz
 static void test_matmul(int N, int C, int OC, int with_bias)
 {
     char nm[128];
-    pair inp = pair_rand((size_t)N * C, -1, 1), w = pair_rand((size_t)OC * C, -1, 1), b = pair_rand((size_t)OC, -1, 1);
+    pair inp = pair_rand((size_t)N * C, -1, 1), w = pair_param((size_t)OC * C, -1, 1), b = pair_param((size_t)OC, -1, 1);
     pair out = pair_rand((size_t)N * OC, 0, 0), dout = pair_rand((size_t)N * OC, -1, 1);
-    pair dinp = pair_rand((size_t)N * C, -1, 1), dw = pair_rand((size_t)OC * C, -1, 1),
-         db = pair_rand((size_t)OC, -1, 1);
+    pair dinp = pair_rand((size_t)N * C, -1, 1), dw = pair_param((size_t)OC * C, -1, 1),
+         db = pair_param((size_t)OC, -1, 1);
     cpu.ops->matmul_forward(cpu.self, out.c, inp.c, w.c, with_bias ? b.c : NULL, N, C, OC);
     gpu.ops->matmul_forward(gpu.self, out.d, inp.d, w.d, with_bias ? b.d : NULL, N, C, OC);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d bias=%d out", N, C, OC, with_bias);
@@ -218,10 +311,10 @@ static void test_matmul(int N, int C, int OC, int with_bias)
 static void test_layernorm(int N, int C)
 {
     char nm[128];
-    pair inp = pair_rand((size_t)N * C, -2, 3), w = pair_rand((size_t)C, 0.5f, 1.5f), b = pair_rand((size_t)C, -1, 1);
-    pair out = pair_rand((size_t)N * C, 0, 0), mean = pair_rand((size_t)N, 0, 0), rstd = pair_rand((size_t)N, 0, 0);
+    pair inp = pair_rand((size_t)N * C, -2, 3), w = pair_param((size_t)C, 0.5f, 1.5f), b = pair_param((size_t)C, -1, 1);
+    pair out = pair_rand((size_t)N * C, 0, 0), mean = pair_param((size_t)N, 0, 0), rstd = pair_param((size_t)N, 0, 0);
     pair dout = pair_rand((size_t)N * C, -1, 1), dinp = pair_rand((size_t)N * C, -1, 1);
-    pair dw = pair_rand((size_t)C, -1, 1), db = pair_rand((size_t)C, -1, 1);
+    pair dw = pair_param((size_t)C, -1, 1), db = pair_param((size_t)C, -1, 1);
     cpu.ops->layernorm_forward(cpu.self, out.c, mean.c, rstd.c, inp.c, w.c, b.c, N, C, 1e-5f);
     gpu.ops->layernorm_forward(gpu.self, out.d, mean.d, rstd.d, inp.d, w.d, b.d, N, C, 1e-5f);
     snprintf(nm, sizeof nm, "layernorm N=%d C=%d out", N, C);
@@ -263,8 +356,8 @@ static void test_attention(int B, int T, int NH, int HS, int causal, int padded,
         drop_c.step = put(&cpu, &step, sizeof step);
         drop_d.step = put(&gpu, &step, sizeof step);
     }
-    pair qkv = pair_rand(nqkv, -1.5f, 1.5f), out = pair_rand(nout, 0, 0), att = pair_rand(natt, 0, 0);
-    pair dout = pair_rand(nout, -1, 1), dqkv = pair_rand(nqkv, -1, 1), scr = pair_rand(natt, 0, 0);
+    pair qkv = pair_rand(nqkv, -1.5f, 1.5f), out = pair_rand(nout, 0, 0), att = pair_param(natt, 0, 0);
+    pair dout = pair_rand(nout, -1, 1), dqkv = pair_rand(nqkv, -1, 1), scr = pair_param(natt, 0, 0);
     uint8_t *hm = padded ? make_mask(B, T) : NULL, *mc = NULL, *md = NULL;
     if (hm) mc = put_both(hm, (size_t)B * T, (void **)&md);
     cpu.ops->attention_forward(cpu.self, out.c, att.c, qkv.c, mc, causal, B, T, C, NH, drop_c);
@@ -279,11 +372,11 @@ static void test_attention(int B, int T, int NH, int HS, int causal, int padded,
     snprintf(nm, sizeof nm, "%s dqkv", tag);
     compare(nm, dqkv.c, dqkv.d, nqkv, 0);
     /* determinism */
-    float *again = put(&gpu, hdq, nqkv * sizeof *hdq);
+    float *again = put_like(&dqkv, hdq);
     gpu.ops->attention_backward(gpu.self, again, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop_d);
     snprintf(nm, sizeof nm, "%s dqkv", tag);
     check_repeat(nm, dqkv.d, again, nqkv);
-    gpu.ops->free(gpu.self, again);
+    set_act(again, 0), gpu.ops->free(gpu.self, again);
     free(hdq);
     if (hm) {
         cpu.ops->free(cpu.self, mc);
@@ -306,7 +399,7 @@ static void test_attention_mask_bits(void)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             for (int c = 0; c < C; c++) h[((size_t)b * T + t) * 3 * C + 2 * C + c] = c == t ? 1.0f : 0.0f;
-    pair qkv = pair_of(h, nqkv), out = pair_rand((size_t)B * T * C, 0, 0), att = pair_rand((size_t)B * T * T, 0, 0);
+    pair qkv = pair_of(h, nqkv), out = pair_rand((size_t)B * T * C, 0, 0), att = pair_param((size_t)B * T * T, 0, 0);
     tftx_dropout drop = {.p = 0.5f, .seed = 77, .stream = 5};
     cpu.ops->attention_forward(cpu.self, out.c, att.c, qkv.c, NULL, 0, B, T, C, NH, drop);
     gpu.ops->attention_forward(gpu.self, out.d, att.d, qkv.d, NULL, 0, B, T, C, NH, drop);
@@ -411,7 +504,7 @@ static void test_pooling(int B, int T, int C)
 static void test_crossentropy(int N, int V)
 {
     pair logits = pair_rand((size_t)N * V, -6, 6), probs = pair_rand((size_t)N * V, 0, 0);
-    pair losses = pair_rand((size_t)N, 0, 0), dl = pair_rand((size_t)N * V, -1, 1);
+    pair losses = pair_param((size_t)N, 0, 0), dl = pair_rand((size_t)N * V, -1, 1);
     int32_t *t = malloc((size_t)N * sizeof *t);
     for (int n = 0; n < N; n++) t[n] = n == 1 ? -100 : (int32_t)((n * 7919u) % (unsigned)V);
     int32_t *td = NULL, *tc = put_both(t, (size_t)N * sizeof *t, (void **)&td);
@@ -434,13 +527,13 @@ static void test_crossentropy(int N, int V)
  * (in another order on the GPU) must match bit for bit. */
 static void test_embedding(int B, int T, int C, int V, int S, int grid)
 {
-    pair wte = pair_rand((size_t)V * C, -1, 1), wpe = pair_rand((size_t)T * C, -1, 1),
-         wse = pair_rand((size_t)S * C, -1, 1);
+    pair wte = pair_param((size_t)V * C, -1, 1), wpe = pair_param((size_t)T * C, -1, 1),
+         wse = pair_param((size_t)S * C, -1, 1);
     const size_t BTC = (size_t)B * T * C;
-    pair out = pair_rand(BTC, 0, 0), dout = grid ? pair_grid(BTC) : pair_rand(BTC, -1, 1);
-    pair dwte = grid ? pair_grid(wte.n) : pair_rand(wte.n, -1, 1),
-         dwpe = grid ? pair_grid(wpe.n) : pair_rand(wpe.n, -1, 1),
-         dwse = grid ? pair_grid(wse.n) : pair_rand(wse.n, -1, 1);
+    pair out = pair_rand(BTC, 0, 0), dout = grid ? pair_grid(BTC, 1) : pair_rand(BTC, -1, 1);
+    pair dwte = grid ? pair_grid(wte.n, 0) : pair_param(wte.n, -1, 1),
+         dwpe = grid ? pair_grid(wpe.n, 0) : pair_param(wpe.n, -1, 1),
+         dwse = grid ? pair_grid(wse.n, 0) : pair_param(wse.n, -1, 1);
     int32_t *tok = malloc((size_t)B * T * sizeof *tok), *seg = malloc((size_t)B * T * sizeof *seg);
     for (int i = 0; i < B * T; i++) tok[i] = (int32_t)((i * 31u) % (unsigned)V) % 5, seg[i] = i % S; /* repeats */
     int32_t *tokd = NULL, *segd = NULL;
@@ -468,7 +561,7 @@ static void test_embedding(int B, int T, int C, int V, int S, int grid)
 static void test_utilities(size_t n)
 {
     float *h = rand_host(n, -3, 3);
-    pair x = pair_of(h, n);
+    pair x = pair_new(h, n, 0); /* gradients: float */
     double sc = cpu.ops->sum_squares(cpu.self, x.c, n), sd = gpu.ops->sum_squares(gpu.self, x.d, n);
     double sd2 = gpu.ops->sum_squares(gpu.self, x.d, n);
     int ok = fabs(sc - sd) <= 1e-12 * fabs(sc) && sd == sd2;
@@ -521,9 +614,9 @@ static void test_optimizer(registry *reg, const char *name, int staged)
     if (staged) ops.step_cuda = NULL;
     const size_t n = 100003;
     int ns = ops.n_slots(o);
-    pair w = pair_rand(n, -1, 1), g = pair_rand(n, -1, 1), s[TFTX_OPT_MAX_SLOTS];
+    pair w = pair_param(n, -1, 1), g = pair_param(n, -1, 1), s[TFTX_OPT_MAX_SLOTS];
     float *sc[TFTX_OPT_MAX_SLOTS], *sd[TFTX_OPT_MAX_SLOTS];
-    for (int k = 0; k < ns; k++) s[k] = pair_rand(n, 0, 0.5f), sc[k] = s[k].c, sd[k] = s[k].d;
+    for (int k = 0; k < ns; k++) s[k] = pair_param(n, 0, 0.5f), sc[k] = s[k].c, sd[k] = s[k].d;
     /* ranges longer and shorter than a CUDA block's, both groups, the last
        10 elements in none; step 3 changes the ranges (the backend's copy
        must follow) */
@@ -762,6 +855,20 @@ int main(void)
         printf("-- precision %s\n", REDUCED[k].name);
         pg->desc->destroy(gpu.self);
         gpu.self = create(pg, REDUCED[k].name, NULL);
+        act16 = k == 1;
+        if (act16) {
+            /* activations stored as bfloat16 (8-bit mantissas: 2^-9
+               relative each rounding), every kernel that touches them */
+            tol_scale = 80;
+            test_layernorm(13, 77);
+            test_layernorm(64, 768);
+            test_pointwise(100003);
+            test_pooling(4, 19, 77);
+            test_crossentropy(11, 1003);
+            test_embedding(3, 17, 77, 50, 2, 0);
+            test_embedding(32, 128, 256, 1000, 2, 1);
+            test_attention(4, 37, 4, 8, 1, 1, 0.2f);
+        }
         tol_scale = REDUCED[k].scale;
         test_matmul(64, 64, 64, 1);
         test_matmul(256, 128, 384, 1);
@@ -781,6 +888,7 @@ int main(void)
         }
         fused_attention = 0;
     }
+    act16 = 0;
     {
         tftx_error e = {0};
         void *bad = try_create(pg, "fp32", "fused", &e);

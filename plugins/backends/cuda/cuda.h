@@ -48,6 +48,7 @@ typedef struct cuda_backend {
     const tftx_host *host;
     int device;
     cuda_precision precision;
+    int act16; /* activations are bfloat16 (precision bf16; tftx/backend.h "act") */
     int fused_attention; /* attention = "fused": cuda_flash.cuh where it applies */
     cudaStream_t stream;
     cublasHandle_t blas;
@@ -66,9 +67,12 @@ typedef struct cuda_backend {
        probabilities, partial sums): device, `work_bytes` long */
     void *work;
     size_t work_bytes;
-    /* bf16 copies of the linear layers' operands (precision bf16) */
+    /* bf16 copies of the linear layers' weights (precision bf16) */
     void *half;
     size_t half_bytes;
+    /* attention's float copies of bfloat16 activations (cuda_attention.cu) */
+    void *att32;
+    size_t att32_bytes;
     /* device pointer arrays of attention's batched products */
     void *ptrs;
     size_t ptrs_bytes;
@@ -126,6 +130,12 @@ void cuda_profile_install(tftx_backend_ops *ops);
 void cuda_profile_report(void);
 
 /* 1/(1-p), or 0 when p >= 1 (every element dropped) */
+/* Bytes of an activation element (act_size of the table). */
+static inline size_t cuda_act_size(const cuda_backend *be)
+{
+    return be->act16 ? 2 : 4;
+}
+
 static inline float cuda_dropout_scale(float p)
 {
     return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;

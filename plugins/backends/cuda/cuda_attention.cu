@@ -237,11 +237,13 @@ void cuda_attention_sizes(void *self, int B, int T, int C, int NH, size_t *att, 
     *scratch = s > small ? s : small;
 }
 
-void cuda_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
-                            int B, int T, int C, int NH, tftx_dropout drop)
+} /* extern "C" */
+
+/* Attention on float activations (the entry points below convert
+ * bfloat16 ones). */
+static void attention_forward32(cuda_backend *be, float *out, float *att, const float *qkv, const uint8_t *mask,
+                                int causal, int B, int T, int C, int NH, tftx_dropout drop)
 {
-    cuda_backend *be = cuda_of(self);
-    if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
     if (fused(be, B, T, C, NH)) {
         pick(be, HS).forward(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
@@ -271,13 +273,10 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
     batched(be, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &one, ptrs, 2, C3, 5, T, &zero, 4, C, count);
 }
 
-void cuda_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
-                             const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
-                             tftx_dropout drop)
+static void attention_backward32(cuda_backend *be, float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                 const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
+                                 tftx_dropout drop)
 {
-    (void)mask, (void)causal; /* hidden entries have P = 0: see the top */
-    cuda_backend *be = cuda_of(self);
-    if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int HS = C / NH, C3 = 3 * C;
     if (fused(be, B, T, C, NH)) {
         pick(be, HS).backward(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
@@ -316,6 +315,77 @@ void cuda_attention_backward(void *self, float *dqkv, float *scratch, const floa
     batched(be, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &qk_scale, ptrs, 1, C3, 8, T, &one, 3, C3, count);
     /* dK^T += Q^T . dS / sqrt(HS) */
     batched(be, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &qk_scale, ptrs, 0, C3, 8, T, &one, 4, C3, count);
+}
+
+/* bfloat16 activations: attention computes on float copies of qkv (and of
+ * dout and d(qkv) backward), in the instance's attention area; the output
+ * is rounded back, d(qkv) added back. Its own record (att) is float. */
+__global__ void bf16_to_f32_kernel(float *dst, const bf16 *src, size_t n)
+{
+    CUDA_FOR(i, n) dst[i] = ld(src, i);
+}
+
+__global__ void f32_to_bf16_kernel(bf16 *dst, const float *src, size_t n, int add)
+{
+    CUDA_FOR(i, n) st(dst, i, add ? ld(dst, i) + src[i] : src[i]);
+}
+
+static float *attention_area(cuda_backend *be, size_t floats)
+{
+    return (float *)cuda_grow(be, &be->att32, &be->att32_bytes, floats * sizeof(float),
+                              "cudaMalloc of attention's float copies");
+}
+
+static void widen(cuda_backend *be, float *dst, const float *src, size_t n)
+{
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, bf16_to_f32_kernel)(dst, (const bf16 *)src, n);
+    CUDA_LAUNCHED(be);
+}
+
+static void narrow(cuda_backend *be, float *dst, const float *src, size_t n, int add)
+{
+    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, f32_to_bf16_kernel)((bf16 *)dst, src, n, add);
+    CUDA_LAUNCHED(be);
+}
+
+extern "C" {
+
+void cuda_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
+                            int B, int T, int C, int NH, tftx_dropout drop)
+{
+    cuda_backend *be = cuda_of(self);
+    if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
+    if (!be->act16) {
+        attention_forward32(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
+        return;
+    }
+    const size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
+    float *w = attention_area(be, nq + no);
+    if (!w) return;
+    widen(be, w, qkv, nq);
+    attention_forward32(be, w + nq, att, w, mask, causal, B, T, C, NH, drop);
+    narrow(be, out, w + nq, no, 0);
+}
+
+void cuda_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
+                             const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
+                             tftx_dropout drop)
+{
+    cuda_backend *be = cuda_of(self);
+    if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
+    if (!be->act16) {
+        attention_backward32(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
+        return;
+    }
+    const size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
+    float *w = attention_area(be, 2 * nq + no);
+    if (!w) return;
+    float *q32 = w, *d32 = w + nq, *dq32 = w + nq + no;
+    widen(be, q32, qkv, nq);
+    widen(be, d32, dout, no);
+    CUDA_OK(be, cudaMemsetAsync(dq32, 0, nq * sizeof(float), be->stream));
+    attention_backward32(be, dq32, scratch, d32, q32, att, mask, causal, B, T, C, NH, drop);
+    narrow(be, dqkv, dq32, nq, 1);
 }
 
 } /* extern "C" */

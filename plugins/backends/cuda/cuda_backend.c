@@ -23,9 +23,10 @@ static const char *const ATTENTIONS[] = {"cublas", "fused", NULL};
 static const tftx_param_spec PARAMS[] = {
     TFTX_P_INT("device", 0, 0, 1023, "CUDA device index (as cudaSetDevice counts them)"),
     TFTX_P_ENUM("precision", "fp32", PRECISIONS,
-                "matrix products: fp32 (float arithmetic), tf32 (tensor cores, inputs rounded to 10-bit "
-                "mantissas), bf16 (the linear layers multiply bf16 copies of their operands on the bf16 "
-                "tensor cores, attention at tf32); weights, activations and optimizer state stay fp32"),
+                "fp32 (float arithmetic), tf32 (products on the tensor cores, inputs rounded to 10-bit "
+                "mantissas), bf16 (activations and their gradients stored as bfloat16, the linear layers' "
+                "products on the bf16 tensor cores, attention computed in float at tf32); weights, their "
+                "gradients and optimizer state stay fp32 at every precision"),
     TFTX_P_INT("threads", 0, 0, 1024, "ignored (the GPU decides); accepted so train.threads works with any backend"),
     TFTX_P_ENUM("attention", "cublas", ATTENTIONS,
                 "cublas: batched cuBLAS products with the (B, heads, T, T) probabilities in memory; fused: "
@@ -256,6 +257,11 @@ typedef struct cuda_graph {
     unsigned moves;
 } cuda_graph;
 
+static size_t cuda_act_size_op(void *self)
+{
+    return cuda_act_size(self);
+}
+
 static tftx_status cuda_graph_begin(void *self, tftx_error *err)
 {
     cuda_backend *be = self;
@@ -354,6 +360,7 @@ static tftx_backend_ops OPS = {
     .all_finite = cuda_all_finite,
     .optimizer_step = cuda_optimizer_step,
     .attention_sizes = cuda_attention_sizes,
+    .act_size = cuda_act_size_op,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch,
@@ -433,6 +440,7 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
     be->host = host;
     be->device = (int)device;
     be->precision = prec;
+    be->act16 = prec == CUDA_BF16;
     be->fused_attention = fused_attention;
     rc = cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking);
     if (rc != cudaSuccess) {
@@ -481,6 +489,7 @@ static void cuda_destroy(void *instance)
     cudaStreamSynchronize(be->stream);
     if (be->work) cudaFree(be->work);
     if (be->ptrs) cudaFree(be->ptrs);
+    if (be->att32) cudaFree(be->att32);
     if (be->half) cudaFree(be->half);
     if (be->opt_split) cudaFree(be->opt_split);
     cublasDestroy(be->blas);

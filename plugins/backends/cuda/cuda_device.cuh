@@ -10,6 +10,7 @@
 #ifndef TFTX_CUDA_DEVICE_CUH
 #define TFTX_CUDA_DEVICE_CUH
 
+#include <cuda_bf16.h>
 #include <math.h>
 #include <tftx/cuda_launch.cuh>
 #include <tftx/random.h>
@@ -38,6 +39,44 @@ static inline unsigned cuda_row_blocks(size_t rows)
 {
     return (unsigned)((rows + CUDA_ROWS_PER_BLOCK - 1) / CUDA_ROWS_PER_BLOCK);
 }
+
+/* ------------------------------------------------------- activations
+ *
+ * Activation tensors (tftx/backend.h, "act") are float, or bfloat16 at
+ * precision bf16 (be->act16). Kernels that touch them are templates on
+ * the element type A, read with ld() (to float) and write with st() (from
+ * float, rounded to nearest even); arithmetic is float either way.
+ * ACT_CALL(be, stmt) runs stmt with A the instance's type; launchers cast
+ * the SDK's float pointers to A there. */
+typedef __nv_bfloat16 bf16;
+
+__device__ __forceinline__ float ld(const float *p, size_t i)
+{
+    return p[i];
+}
+__device__ __forceinline__ float ld(const bf16 *p, size_t i)
+{
+    return __bfloat162float(p[i]);
+}
+__device__ __forceinline__ void st(float *p, size_t i, float v)
+{
+    p[i] = v;
+}
+__device__ __forceinline__ void st(bf16 *p, size_t i, float v)
+{
+    p[i] = __float2bfloat16_rn(v);
+}
+
+#define ACT_CALL(be, stmt)                                                                                             \
+    do {                                                                                                               \
+        if ((be)->act16) {                                                                                             \
+            typedef bf16 A;                                                                                            \
+            stmt;                                                                                                      \
+        } else {                                                                                                       \
+            typedef float A;                                                                                           \
+            stmt;                                                                                                      \
+        }                                                                                                              \
+    } while (0)
 
 #define CUDA_FOR(i, n)                                                                                                 \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
@@ -120,12 +159,12 @@ static __global__ void colsum_final_kernel(float *out_x, float *out_y, const flo
 
 /* f for a plain column sum of a (N, C) matrix: a bias's gradient, the
  * segment-0 row of an embedding table when no segments are given. */
-struct col_of {
-    const float *x;
+template <class A> struct col_of {
+    const A *x;
     int C;
     __device__ float2 operator()(int r, int c) const
     {
-        return make_float2(x[(size_t)r * C + c], 0.0f);
+        return make_float2(ld(x, (size_t)r * C + c), 0.0f);
     }
 };
 

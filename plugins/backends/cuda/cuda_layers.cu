@@ -6,14 +6,16 @@
  * weight and bias through colsum (cuda_device.cuh), embedding tables with
  * one owner thread per (table row bucket, column) adding rows in order
  * (colsum too for the segment table when no segments are given).
- * Row statistics (layer norm, softmax) take one warp per row.
+ * Row statistics (layer norm, softmax) take one warp per row. Activations
+ * are float or bfloat16 (cuda_device.cuh), statistics and tables float.
  */
 #include "cuda_device.cuh"
 
 /* ---------------------------------------------------------- embedding */
 
 /* out[b,t,c] = wte[tokens[b,t], c] + wpe[t, c] + wse[segments[b,t], c] */
-__global__ void embedding_forward_kernel(float *out, const int32_t *tokens, const int32_t *segments, const float *wte,
+template <class A>
+__global__ void embedding_forward_kernel(A *out, const int32_t *tokens, const int32_t *segments, const float *wte,
                                          const float *wpe, const float *wse, int T, int C, size_t n)
 {
     CUDA_FOR(i, n)
@@ -23,7 +25,7 @@ __global__ void embedding_forward_kernel(float *out, const int32_t *tokens, cons
         float v = wte[(size_t)tokens[bt] * C + c];
         if (wpe) v += wpe[(bt % (size_t)T) * C + c];
         if (wse) v += wse[(size_t)(segments ? segments[bt] : 0) * C + c];
-        out[i] = v;
+        st(out, i, v);
     }
 }
 
@@ -36,7 +38,8 @@ __global__ void embedding_forward_kernel(float *out, const int32_t *tokens, cons
 #define EMB_BUCKETS 64
 #define EMB_TILE 1024
 
-__global__ void embedding_table_backward_kernel(float *dwte, float *dwse, const float *dout, const int32_t *tokens,
+template <class A>
+__global__ void embedding_table_backward_kernel(float *dwte, float *dwse, const A *dout, const int32_t *tokens,
                                                 const int32_t *segments, int BT, int C)
 {
     __shared__ int32_t tok[EMB_TILE], seg[EMB_TILE];
@@ -53,19 +56,19 @@ __global__ void embedding_table_backward_kernel(float *dwte, float *dwse, const 
         if (c >= C || k >= EMB_BUCKETS) continue;
         for (int j = 0; j < n; j++) {
             const size_t bt = (size_t)(t0 + j);
-            if (dwte && tok[j] % EMB_BUCKETS == k) dwte[(size_t)tok[j] * C + c] += dout[bt * C + c];
-            if (dwse && seg[j] % EMB_BUCKETS == k) dwse[(size_t)seg[j] * C + c] += dout[bt * C + c];
+            if (dwte && tok[j] % EMB_BUCKETS == k) dwte[(size_t)tok[j] * C + c] += ld(dout, bt * C + c);
+            if (dwse && seg[j] % EMB_BUCKETS == k) dwse[(size_t)seg[j] * C + c] += ld(dout, bt * C + c);
         }
     }
 }
 
 /* dwpe[t, c] += sum_b dout[b, t, c], b in order */
-__global__ void embedding_position_backward_kernel(float *dwpe, const float *dout, int B, int T, int C)
+template <class A> __global__ void embedding_position_backward_kernel(float *dwpe, const A *dout, int B, int T, int C)
 {
     CUDA_FOR(i, (size_t)T * C)
     {
         float s = 0.0f;
-        for (int b = 0; b < B; b++) s += dout[(size_t)b * T * C + i];
+        for (int b = 0; b < B; b++) s += ld(dout, (size_t)b * T * C + i);
         dwpe[i] += s;
     }
 }
@@ -74,23 +77,25 @@ __global__ void embedding_position_backward_kernel(float *dwpe, const float *dou
 
 /* One warp per row: mean = sum(x)/C, var = sum((x-mean)^2)/C (biased),
  * rstd = 1/sqrt(var + eps), out = (x-mean)*rstd*weight + bias. */
-__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+template <class A>
+__global__ void layernorm_forward_kernel(A *out, float *mean, float *rstd, const A *inp, const float *weight,
                                          const float *bias, int N, int C, float eps)
 {
     int row = blockIdx.x * CUDA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
-    const float *x = inp + (size_t)row * C;
+    const A *x = inp + (size_t)row * C;
     float s = 0.0f;
-    for (int c = lane; c < C; c += 32) s += x[c];
+    for (int c = lane; c < C; c += 32) s += ld(x, c);
     float m = warp_sum(s) / (float)C;
     float v = 0.0f;
     for (int c = lane; c < C; c += 32) {
-        float xm = x[c] - m;
+        float xm = ld(x, c) - m;
         v += xm * xm;
     }
     float r = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
-    float *o = out + (size_t)row * C;
-    for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f);
+    A *o = out + (size_t)row * C;
+    for (int c = lane; c < C; c += 32)
+        st(o, c, (ld(x, c) - m) * r * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f));
     if (lane == 0) {
         if (mean) mean[row] = m;
         if (rstd) rstd[row] = r;
@@ -99,50 +104,56 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
 
 /* One warp per row, xhat = (x-mean)*rstd, g = dout*weight:
  * dinp += rstd * (g - mean_c(g) - xhat * mean_c(g*xhat)) */
-__global__ void layernorm_backward_kernel(float *dinp, const float *dout, const float *inp, const float *weight,
-                                          const float *mean, const float *rstd, int N, int C)
+template <class A>
+__global__ void layernorm_backward_kernel(A *dinp, const A *dout, const A *inp, const float *weight, const float *mean,
+                                          const float *rstd, int N, int C)
 {
     int row = blockIdx.x * CUDA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
-    const float *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+    const A *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
     const float m = mean[row], s = rstd[row];
     float gs = 0.0f, gxs = 0.0f;
     for (int c = lane; c < C; c += 32) {
-        float g = dy[c] * (weight ? weight[c] : 1.0f);
+        float g = ld(dy, c) * (weight ? weight[c] : 1.0f);
         gs += g;
-        gxs += g * (x[c] - m) * s;
+        gxs += g * (ld(x, c) - m) * s;
     }
     float g_mean = warp_sum(gs) / (float)C, gx_mean = warp_sum(gxs) / (float)C;
-    float *dx = dinp + (size_t)row * C;
+    A *dx = dinp + (size_t)row * C;
     for (int c = lane; c < C; c += 32) {
-        float g = dy[c] * (weight ? weight[c] : 1.0f);
-        dx[c] += s * (g - g_mean - (x[c] - m) * s * gx_mean);
+        float g = ld(dy, c) * (weight ? weight[c] : 1.0f);
+        st(dx, c, ld(dx, c) + s * (g - g_mean - (ld(x, c) - m) * s * gx_mean));
     }
 }
 
 /* (dout*xhat, dout) at row n, column c: summed over rows (colsum) into
  * dweight and dbias */
-struct layernorm_param_grads {
-    const float *dout, *inp, *mean, *rstd;
+template <class A> struct layernorm_param_grads {
+    const A *dout, *inp;
+    const float *mean, *rstd;
     int C;
     __device__ float2 operator()(int n, int c) const
     {
         size_t i = (size_t)n * C + c;
-        float dy = dout[i];
-        return make_float2(dy * ((inp[i] - mean[n]) * rstd[n]), dy);
+        float dy = ld(dout, i);
+        return make_float2(dy * ((ld(inp, i) - mean[n]) * rstd[n]), dy);
     }
 };
 
 /* ------------------------------------------------------------ pooling */
 
-__global__ void pool_first_forward_kernel(float *out, const float *inp, int T, int C, size_t n)
+template <class A> __global__ void pool_first_forward_kernel(A *out, const A *inp, int T, int C, size_t n)
 {
-    CUDA_FOR(i, n) out[i] = inp[(i / C) * (size_t)T * C + i % C];
+    CUDA_FOR(i, n) out[i] = inp[(i / C) * (size_t)T * C + i % C]; /* a copy, of either type */
 }
 
-__global__ void pool_first_backward_kernel(float *dinp, const float *dout, int T, int C, size_t n)
+template <class A> __global__ void pool_first_backward_kernel(A *dinp, const A *dout, int T, int C, size_t n)
 {
-    CUDA_FOR(i, n) dinp[(i / C) * (size_t)T * C + i % C] += dout[i];
+    CUDA_FOR(i, n)
+    {
+        const size_t j = (i / C) * (size_t)T * C + i % C;
+        st(dinp, j, ld(dinp, j) + ld(dout, i));
+    }
 }
 
 /* Tokens of sequence b that count: mask[b,t] != 0, or all T. */
@@ -155,7 +166,8 @@ __device__ int pool_count(const uint8_t *mask, int b, int T)
 }
 
 /* out[b,c] = mean of inp[b,t,c] over counted t; 0 when none count */
-__global__ void pool_mean_forward_kernel(float *out, const float *inp, const uint8_t *mask, int T, int C, size_t n)
+template <class A>
+__global__ void pool_mean_forward_kernel(A *out, const A *inp, const uint8_t *mask, int T, int C, size_t n)
 {
     CUDA_FOR(i, n)
     {
@@ -163,13 +175,14 @@ __global__ void pool_mean_forward_kernel(float *out, const float *inp, const uin
         int count = pool_count(mask, b, T);
         float s = 0.0f;
         for (int t = 0; t < T; t++)
-            if (!mask || mask[(size_t)b * T + t]) s += inp[((size_t)b * T + t) * C + c];
-        out[i] = count ? s * (1.0f / (float)count) : 0.0f;
+            if (!mask || mask[(size_t)b * T + t]) s += ld(inp, ((size_t)b * T + t) * C + c);
+        st(out, i, count ? s * (1.0f / (float)count) : 0.0f);
     }
 }
 
 /* dinp[b,t,c] += dout[b,c] / count for counted t */
-__global__ void pool_mean_backward_kernel(float *dinp, const float *dout, const uint8_t *mask, int T, int C, size_t n)
+template <class A>
+__global__ void pool_mean_backward_kernel(A *dinp, const A *dout, const uint8_t *mask, int T, int C, size_t n)
 {
     CUDA_FOR(i, n) /* over (B,T,C) */
     {
@@ -177,7 +190,7 @@ __global__ void pool_mean_backward_kernel(float *dinp, const float *dout, const 
         int b = (int)(bt / T), c = (int)(i % C);
         if (mask && !mask[bt]) continue;
         int count = pool_count(mask, b, T);
-        if (count) dinp[i] += dout[(size_t)b * C + c] * (1.0f / (float)count);
+        if (count) st(dinp, i, ld(dinp, i) + ld(dout, (size_t)b * C + c) * (1.0f / (float)count));
     }
 }
 
@@ -202,18 +215,18 @@ __device__ __forceinline__ void ms_merge(float &m, double &s, float m2, double s
     }
 }
 
-__global__ void crossentropy_forward_kernel(float *losses, float *probs, const float *logits, const int32_t *targets,
-                                            int V)
+template <class A>
+__global__ void crossentropy_forward_kernel(float *losses, A *probs, const A *logits, const int32_t *targets, int V)
 {
     __shared__ float sm[CE_THREADS];
     __shared__ double ss[CE_THREADS];
     const int n = blockIdx.x;
-    const float *l = logits + (size_t)n * V;
-    float *p = probs + (size_t)n * V;
+    const A *l = logits + (size_t)n * V;
+    A *p = probs + (size_t)n * V;
     float m = -INFINITY;
     double s = 0.0;
     for (int v = threadIdx.x; v < V; v += CE_THREADS) {
-        float x = l[v];
+        float x = ld(l, v);
         if (x > m) {
             s = s * (double)expf(m - x) + 1.0;
             m = x;
@@ -235,16 +248,17 @@ __global__ void crossentropy_forward_kernel(float *losses, float *probs, const f
     const float mx = sm[0];
     const double sum = ss[0];
     const float inv = (float)(1.0 / sum);
-    for (int v = threadIdx.x; v < V; v += CE_THREADS) p[v] = expf(l[v] - mx) * inv;
+    for (int v = threadIdx.x; v < V; v += CE_THREADS) st(p, v, expf(ld(l, v) - mx) * inv);
     if (threadIdx.x == 0) {
         int32_t tgt = targets[n];
-        losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(l[tgt] - mx));
+        losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(ld(l, tgt) - mx));
     }
 }
 
 /* dlogits[n,v] += (probs[n,v] - [v == target]) * dloss for target >= 0 */
-__global__ void crossentropy_backward_kernel(float *dlogits, const float *probs, const int32_t *targets,
-                                             const float *dloss_at, int V, size_t n)
+template <class A>
+__global__ void crossentropy_backward_kernel(A *dlogits, const A *probs, const int32_t *targets, const float *dloss_at,
+                                             int V, size_t n)
 {
     const float dloss = *dloss_at;
     CUDA_FOR(i, n)
@@ -252,7 +266,7 @@ __global__ void crossentropy_backward_kernel(float *dlogits, const float *probs,
         int32_t tgt = targets[i / V];
         if (tgt < 0) continue;
         int v = (int)(i % V);
-        dlogits[i] += (probs[i] - (v == tgt ? 1.0f : 0.0f)) * dloss;
+        st(dlogits, i, ld(dlogits, i) + (ld(probs, i) - (v == tgt ? 1.0f : 0.0f)) * dloss);
     }
 }
 
@@ -266,8 +280,8 @@ void cuda_embedding_forward(void *self, float *out, const int32_t *tokens, const
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * T * C;
     if (!n) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, embedding_forward_kernel)
-    (out, tokens, segments, wte, wpe, wse, T, C, n);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, embedding_forward_kernel<A>)(
+                     (A *)out, tokens, segments, wte, wpe, wse, T, C, n));
     CUDA_LAUNCHED(be);
 }
 
@@ -280,17 +294,18 @@ void cuda_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, 
        column sum of dout, in parallel over rows instead of one thread per
        column adding all B*T rows in order (1 ms a step on bert-small). */
     if (dwse && !segments) {
-        colsum(be, dwse, NULL, col_of{dout, C}, B * T, C);
+        ACT_CALL(be, colsum(be, dwse, NULL, col_of<A>{(const A *)dout, C}, B * T, C));
         dwse = NULL;
     }
     if (dwte || dwse) {
-        TFTX_CUDA_LAUNCH(dim3((C + 31) / 32, EMB_BUCKETS / 8), dim3(32, 8), be->stream, embedding_table_backward_kernel)
-        (dwte, dwse, dout, tokens, segments, B * T, C);
+        ACT_CALL(be, TFTX_CUDA_LAUNCH(dim3((C + 31) / 32, EMB_BUCKETS / 8), dim3(32, 8), be->stream,
+                                      embedding_table_backward_kernel<A>)(dwte, dwse, (const A *)dout, tokens,
+                                                                          segments, B * T, C));
         CUDA_LAUNCHED(be);
     }
     if (dwpe) {
-        TFTX_CUDA_LAUNCH(cuda_blocks((size_t)T * C), CUDA_THREADS, be->stream, embedding_position_backward_kernel)
-        (dwpe, dout, B, T, C);
+        ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks((size_t)T * C), CUDA_THREADS, be->stream,
+                                      embedding_position_backward_kernel<A>)(dwpe, (const A *)dout, B, T, C));
         CUDA_LAUNCHED(be);
     }
 }
@@ -300,8 +315,9 @@ void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, co
 {
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || C <= 0) return;
-    TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream, layernorm_forward_kernel)
-    (out, mean, rstd, inp, weight, bias, N, C, eps);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream,
+                                  layernorm_forward_kernel<A>)((A *)out, mean, rstd, (const A *)inp, weight, bias, N,
+                                                               C, eps));
     CUDA_LAUNCHED(be);
 }
 
@@ -311,12 +327,14 @@ void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbi
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || C <= 0) return;
     if (dinp) {
-        TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream, layernorm_backward_kernel)
-        (dinp, dout, inp, weight, mean, rstd, N, C);
+        ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream,
+                                      layernorm_backward_kernel<A>)((A *)dinp, (const A *)dout, (const A *)inp, weight,
+                                                                    mean, rstd, N, C));
         CUDA_LAUNCHED(be);
     }
     if (dweight || dbias) {
-        colsum(be, dweight, dbias, layernorm_param_grads{dout, inp, mean, rstd, C}, N, C);
+        ACT_CALL(be, colsum(be, dweight, dbias,
+                            layernorm_param_grads<A>{(const A *)dout, (const A *)inp, mean, rstd, C}, N, C));
     }
 }
 
@@ -325,7 +343,8 @@ void cuda_pool_first_forward(void *self, float *out, const float *inp, int B, in
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * C;
     if (!n || T <= 0) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_first_forward_kernel)(out, inp, T, C, n);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_first_forward_kernel<A>)(
+                     (A *)out, (const A *)inp, T, C, n));
     CUDA_LAUNCHED(be);
 }
 
@@ -334,7 +353,8 @@ void cuda_pool_first_backward(void *self, float *dinp, const float *dout, int B,
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * C;
     if (!n || T <= 0 || !dinp) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_first_backward_kernel)(dinp, dout, T, C, n);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_first_backward_kernel<A>)(
+                     (A *)dinp, (const A *)dout, T, C, n));
     CUDA_LAUNCHED(be);
 }
 
@@ -343,7 +363,8 @@ void cuda_pool_mean_forward(void *self, float *out, const float *inp, const uint
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * C;
     if (!n) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_mean_forward_kernel)(out, inp, mask, T, C, n);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_mean_forward_kernel<A>)(
+                     (A *)out, (const A *)inp, mask, T, C, n));
     CUDA_LAUNCHED(be);
 }
 
@@ -352,7 +373,8 @@ void cuda_pool_mean_backward(void *self, float *dinp, const float *dout, const u
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)B * T * C;
     if (!n || !dinp) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_mean_backward_kernel)(dinp, dout, mask, T, C, n);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, pool_mean_backward_kernel<A>)(
+                     (A *)dinp, (const A *)dout, mask, T, C, n));
     CUDA_LAUNCHED(be);
 }
 
@@ -361,8 +383,8 @@ void cuda_crossentropy_forward(void *self, float *losses, float *probs, const fl
 {
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || V <= 0) return;
-    TFTX_CUDA_LAUNCH((unsigned)N, CE_THREADS, be->stream, crossentropy_forward_kernel)
-    (losses, probs, logits, targets, V);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH((unsigned)N, CE_THREADS, be->stream, crossentropy_forward_kernel<A>)(
+                     losses, (A *)probs, (const A *)logits, targets, V));
     CUDA_LAUNCHED(be);
 }
 
@@ -372,8 +394,8 @@ void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, 
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)N * V;
     if (!n || !dlogits) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, crossentropy_backward_kernel)
-    (dlogits, probs, targets, dloss, V, n);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, crossentropy_backward_kernel<A>)(
+                     (A *)dlogits, (const A *)probs, targets, dloss, V, n));
     CUDA_LAUNCHED(be);
 }
 

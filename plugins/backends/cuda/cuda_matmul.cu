@@ -15,10 +15,12 @@
  *   dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N)  : both as they lie
  *   dW^T   (C,OC) += inp^T (C,N) . dout (N,OC)  : dout^T lies there -> op T
  * Precision: fp32 and tf32 are the products' compute type
- * (cuda_compute_type) on the fp32 operands. bf16: the operands are first
- * rounded to bfloat16 copies (the instance's bf16 area; weights, inputs and
- * output gradients, once per call), and cuBLAS multiplies those on the
- * bf16 tensor cores with fp32 accumulation into the fp32 result.
+ * (cuda_compute_type) on the fp32 operands. bf16: activations are
+ * bfloat16 already (inputs, outputs, their gradients: cuda_device.cuh);
+ * the weights are rounded to a bfloat16 copy (the instance's bf16 area,
+ * once per call), and cuBLAS multiplies on the bf16 tensor cores with fp32
+ * accumulation, rounding the result to bfloat16 for activations and
+ * keeping it fp32 for the weight gradients.
  */
 #include <cuda_bf16.h>
 
@@ -45,19 +47,19 @@ static const __nv_bfloat16 *to_bf16(cuda_backend *be, __nv_bfloat16 *dst, const 
     return dst;
 }
 
-/* C = alpha op(A) op(B) + beta C with bf16 A and B, fp32 C */
+/* C = alpha op(A) op(B) + beta C with bf16 A and B; C bf16 (c16) or fp32 */
 static void gemm_bf16(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                      const float *alpha, const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B, int ldb,
-                      const float *beta, float *C, int ldc)
+                      const float *alpha, const bf16 *A, int lda, const bf16 *B, int ldb, const float *beta, void *C,
+                      int c16, int ldc)
 {
     CUBLAS_OK(be, cublasGemmEx(be->blas, ta, tb, m, n, k, alpha, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, beta, C,
-                               CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                               c16 ? CUDA_R_16BF : CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 /* out[n,o] = bias[o] */
-__global__ void bias_broadcast_kernel(float *out, const float *bias, int OC, size_t n)
+template <class A> __global__ void bias_broadcast_kernel(A *out, const float *bias, int OC, size_t n)
 {
-    CUDA_FOR(i, n) out[i] = bias[i % OC];
+    CUDA_FOR(i, n) st(out, i, bias[i % OC]);
 }
 
 /* C = alpha op(A) op(B) + beta C, column-major, fp32 in memory */
@@ -78,20 +80,20 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
     size_t n = (size_t)N * OC;
     float beta = 0.0f, one = 1.0f;
     if (bias) { /* out starts as the bias (beta = 1 adds the product) */
-        TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, bias_broadcast_kernel)(out, bias, OC, n);
+        ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, bias_broadcast_kernel<A>)(
+                         (A *)out, bias, OC, n));
         CUDA_LAUNCHED(be);
         beta = 1.0f;
     }
     if (C <= 0) {
-        if (!bias) CUDA_OK(be, cudaMemsetAsync(out, 0, n * sizeof *out, be->stream));
+        if (!bias) CUDA_OK(be, cudaMemsetAsync(out, 0, n * cuda_act_size(be), be->stream));
         return;
     }
-    if (be->precision == CUDA_BF16) {
-        __nv_bfloat16 *h = bf16_area(be, (size_t)OC * C + (size_t)N * C);
+    if (be->act16) {
+        __nv_bfloat16 *h = bf16_area(be, (size_t)OC * C);
         if (!h) return;
         const __nv_bfloat16 *w16 = to_bf16(be, h, weight, (size_t)OC * C);
-        const __nv_bfloat16 *x16 = to_bf16(be, h + (size_t)OC * C, inp, (size_t)N * C);
-        gemm_bf16(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w16, C, x16, C, &beta, out, OC);
+        gemm_bf16(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w16, C, (const bf16 *)inp, C, &beta, out, 1, OC);
         return;
     }
     gemm(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C, &beta, out, OC);
@@ -103,21 +105,18 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || OC <= 0) return;
     const float one = 1.0f;
-    if (dbias) colsum(be, dbias, NULL, col_of{dout, OC}, N, OC);
+    if (dbias) ACT_CALL(be, colsum(be, dbias, NULL, col_of<A>{(const A *)dout, OC}, N, OC));
     if (C <= 0) return;
-    if (be->precision == CUDA_BF16) {
-        const size_t nw = (size_t)OC * C, nd = (size_t)N * OC, nx = (size_t)N * C;
-        __nv_bfloat16 *h = bf16_area(be, nd + (dinp ? nw : 0) + (dweight ? nx : 0));
-        if (!h) return;
-        const __nv_bfloat16 *d16 = to_bf16(be, h, dout, nd);
+    if (be->act16) {
+        const bf16 *d16 = (const bf16 *)dout;
         if (dinp) {
-            const __nv_bfloat16 *w16 = to_bf16(be, h + nd, weight, nw);
-            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w16, C, d16, OC, &one, dinp, C);
+            __nv_bfloat16 *h = bf16_area(be, (size_t)OC * C);
+            if (!h) return;
+            const __nv_bfloat16 *w16 = to_bf16(be, h, weight, (size_t)OC * C);
+            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w16, C, d16, OC, &one, dinp, 1, C);
         }
-        if (dweight) {
-            const __nv_bfloat16 *x16 = to_bf16(be, h + nd + (dinp ? nw : 0), inp, nx);
-            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, x16, C, d16, OC, &one, dweight, C);
-        }
+        if (dweight)
+            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, (const bf16 *)inp, C, d16, OC, &one, dweight, 0, C);
         return;
     }
     if (dinp) gemm(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &one, dinp, C);

@@ -8,7 +8,8 @@
  * GELU, tanh form: y = x/2 (1 + tanh u) = x s, s = 1/(1 + e^{-2u}),
  * u = sqrt(2/pi)(x + 0.044715 x^3); dy/dx = s + 2 x s (1-s) sqrt(2/pi)
  * (1 + 3*0.044715 x^2). The same formulas as the cpu backend (cpu_math.h)
- * with CUDA's libm: equal to within a few ulp.
+ * with CUDA's libm: equal to within a few ulp. Activations are float or
+ * bfloat16 (cuda_device.cuh); the utilities work on float gradients.
  */
 #include "cuda_device.cuh"
 
@@ -40,66 +41,77 @@ __device__ __forceinline__ float gelu_tanh_grad(float x)
     return s + 2.0f * x * s * (e * s) * GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * x2);
 }
 
-__global__ void activation_forward_kernel(float *out, const float *inp, size_t n, int act)
+template <class A> __global__ void activation_forward_kernel(A *out, const A *inp, size_t n, int act)
 {
     CUDA_FOR(i, n)
     {
-        float x = inp[i];
-        out[i] = act == TFTX_ACT_RELU ? (x < 0.0f ? 0.0f : x) : act == TFTX_ACT_GELU_TANH ? gelu_tanh(x) : gelu_erf(x);
+        float x = ld(inp, i);
+        st(out, i,
+           act == TFTX_ACT_RELU ? (x < 0.0f ? 0.0f : x) : act == TFTX_ACT_GELU_TANH ? gelu_tanh(x) : gelu_erf(x));
     }
 }
 
-__global__ void activation_backward_kernel(float *dinp, const float *dout, const float *inp, size_t n, int act)
+template <class A> __global__ void activation_backward_kernel(A *dinp, const A *dout, const A *inp, size_t n, int act)
 {
     CUDA_FOR(i, n)
     {
-        float x = inp[i];
+        float x = ld(inp, i);
         if (act == TFTX_ACT_RELU)
-            dinp[i] += x > 0.0f ? dout[i] : 0.0f;
+            st(dinp, i, ld(dinp, i) + (x > 0.0f ? ld(dout, i) : 0.0f));
         else
-            dinp[i] += dout[i] * (act == TFTX_ACT_GELU_TANH ? gelu_tanh_grad(x) : gelu_erf_grad(x));
+            st(dinp, i,
+               ld(dinp, i) + ld(dout, i) * (act == TFTX_ACT_GELU_TANH ? gelu_tanh_grad(x) : gelu_erf_grad(x)));
     }
 }
 
-__global__ void tanh_forward_kernel(float *out, const float *inp, size_t n)
+template <class A> __global__ void tanh_forward_kernel(A *out, const A *inp, size_t n)
 {
-    CUDA_FOR(i, n) out[i] = tanhf(inp[i]);
+    CUDA_FOR(i, n) st(out, i, tanhf(ld(inp, i)));
 }
 
-__global__ void tanh_backward_kernel(float *dinp, const float *dout, const float *out, size_t n)
-{
-    CUDA_FOR(i, n) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
-}
-
-__global__ void residual_forward_kernel(float *out, const float *a, const float *b, size_t n)
-{
-    CUDA_FOR(i, n) out[i] = a[i] + b[i];
-}
-
-__global__ void residual_backward_kernel(float *da, float *db, const float *dout, size_t n)
+template <class A> __global__ void tanh_backward_kernel(A *dinp, const A *dout, const A *out, size_t n)
 {
     CUDA_FOR(i, n)
     {
-        if (da) da[i] += dout[i];
-        if (db) db[i] += dout[i];
+        float y = ld(out, i);
+        st(dinp, i, ld(dinp, i) + ld(dout, i) * (1.0f - y * y));
+    }
+}
+
+template <class A> __global__ void residual_forward_kernel(A *out, const A *a, const A *b, size_t n)
+{
+    CUDA_FOR(i, n) st(out, i, ld(a, i) + ld(b, i));
+}
+
+template <class A> __global__ void residual_backward_kernel(A *da, A *db, const A *dout, size_t n)
+{
+    CUDA_FOR(i, n)
+    {
+        float d = ld(dout, i);
+        if (da) st(da, i, ld(da, i) + d);
+        if (db) st(db, i, ld(db, i) + d);
     }
 }
 
 /* out[i] = inp[i] * f(offset + i); in place allowed */
-__global__ void dropout_forward_kernel(float *out, const float *inp, size_t n, tftx_dropout drop, uint64_t offset,
-                                       float scale)
+template <class A>
+__global__ void dropout_forward_kernel(A *out, const A *inp, size_t n, tftx_dropout drop, uint64_t offset, float scale)
 {
     const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
-    CUDA_FOR(i, n) out[i] = inp[i] * dropout_factor(drop.seed, stream, offset + i, drop.p, scale);
+    CUDA_FOR(i, n) st(out, i, ld(inp, i) * dropout_factor(drop.seed, stream, offset + i, drop.p, scale));
 }
 
 /* dinp[i] += dout[i] * f(offset + i) (f = 1 when p == 0) */
-__global__ void dropout_backward_kernel(float *dinp, const float *dout, size_t n, tftx_dropout drop, uint64_t offset,
+template <class A>
+__global__ void dropout_backward_kernel(A *dinp, const A *dout, size_t n, tftx_dropout drop, uint64_t offset,
                                         float scale, int dropping)
 {
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
     CUDA_FOR(i, n)
-    dinp[i] += dropping ? dout[i] * dropout_factor(drop.seed, stream, offset + i, drop.p, scale) : dout[i];
+    {
+        float d = ld(dout, i);
+        st(dinp, i, ld(dinp, i) + (dropping ? d * dropout_factor(drop.seed, stream, offset + i, drop.p, scale) : d));
+    }
 }
 
 __global__ void scale_kernel(float *x, size_t n, float s)
@@ -149,7 +161,8 @@ void cuda_activation_forward(void *self, float *out, const float *inp, size_t N,
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, activation_forward_kernel)(out, inp, N, (int)act);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, activation_forward_kernel<A>)(
+                     (A *)out, (const A *)inp, N, (int)act));
     CUDA_LAUNCHED(be);
 }
 
@@ -158,8 +171,8 @@ void cuda_activation_backward(void *self, float *dinp, const float *dout, const 
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, activation_backward_kernel)
-    (dinp, dout, inp, N, (int)act);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, activation_backward_kernel<A>)(
+                     (A *)dinp, (const A *)dout, (const A *)inp, N, (int)act));
     CUDA_LAUNCHED(be);
 }
 
@@ -167,7 +180,8 @@ void cuda_tanh_forward(void *self, float *out, const float *inp, size_t N)
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, tanh_forward_kernel)(out, inp, N);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, tanh_forward_kernel<A>)(
+                     (A *)out, (const A *)inp, N));
     CUDA_LAUNCHED(be);
 }
 
@@ -175,7 +189,8 @@ void cuda_tanh_backward(void *self, float *dinp, const float *dout, const float 
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, tanh_backward_kernel)(dinp, dout, out, N);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, tanh_backward_kernel<A>)(
+                     (A *)dinp, (const A *)dout, (const A *)out, N));
     CUDA_LAUNCHED(be);
 }
 
@@ -183,7 +198,8 @@ void cuda_residual_forward(void *self, float *out, const float *a, const float *
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, residual_forward_kernel)(out, a, b, N);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, residual_forward_kernel<A>)(
+                     (A *)out, (const A *)a, (const A *)b, N));
     CUDA_LAUNCHED(be);
 }
 
@@ -191,7 +207,8 @@ void cuda_residual_backward(void *self, float *da, float *db, const float *dout,
 {
     cuda_backend *be = cuda_of(self);
     if (!N || (!da && !db)) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, residual_backward_kernel)(da, db, dout, N);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, residual_backward_kernel<A>)(
+                     (A *)da, (A *)db, (const A *)dout, N));
     CUDA_LAUNCHED(be);
 }
 
@@ -200,11 +217,12 @@ void cuda_dropout_forward(void *self, float *out, const float *inp, size_t N, tf
     cuda_backend *be = cuda_of(self);
     if (!N) return;
     if (!(drop.p > 0.0f)) {
-        if (out != inp) CUDA_OK(be, cudaMemcpyAsync(out, inp, N * sizeof *out, cudaMemcpyDeviceToDevice, be->stream));
+        if (out != inp)
+            CUDA_OK(be, cudaMemcpyAsync(out, inp, N * cuda_act_size(be), cudaMemcpyDeviceToDevice, be->stream));
         return;
     }
-    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, dropout_forward_kernel)
-    (out, inp, N, drop, offset, cuda_dropout_scale(drop.p));
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, dropout_forward_kernel<A>)(
+                     (A *)out, (const A *)inp, N, drop, offset, cuda_dropout_scale(drop.p)));
     CUDA_LAUNCHED(be);
 }
 
@@ -212,8 +230,8 @@ void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N,
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, dropout_backward_kernel)
-    (dinp, dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f);
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, dropout_backward_kernel<A>)(
+                     (A *)dinp, (const A *)dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f));
     CUDA_LAUNCHED(be);
 }
 

@@ -64,6 +64,7 @@ typedef struct bow {
     float *logits, *probs;   /* (B,L) */
     float *losses;           /* (B) */
     float *dloss;            /* (1) 1/count, crossentropy_backward's weight */
+    size_t act_bytes;        /* bytes of an activation element (the backend's act_size) */
     float *g_emb;            /* (B,T,C) */
     float *g_pooled;         /* (B,C) */
     float *g_h, *g_a, *g_ad; /* (B,H) */
@@ -106,15 +107,16 @@ static void layout(bow *m)
 static tftx_status alloc_acts(bow *m, tftx_error *err)
 {
     size_t B = (size_t)m->max_batch, N = B * (size_t)m->max_T, C = (size_t)m->C, H = (size_t)m->H, L = (size_t)m->L;
+    const size_t A = m->act_bytes; /* activations (backend.h); ids, losses and dloss are 4 bytes */
     struct {
         void *slot;
         size_t bytes;
     } plan[] = {
-        {&m->tokens, N * 4},       {&m->mask, N},          {&m->labels, B * 4},  {&m->emb, N * C * 4},
-        {&m->pooled, B * C * 4},   {&m->h, B * H * 4},     {&m->a, B * H * 4},   {&m->a_d, B * H * 4},
-        {&m->logits, B * L * 4},   {&m->probs, B * L * 4}, {&m->losses, B * 4},  {&m->g_emb, N * C * 4},
-        {&m->g_pooled, B * C * 4}, {&m->g_h, B * H * 4},   {&m->g_a, B * H * 4}, {&m->g_ad, B * H * 4},
-        {&m->g_logits, B * L * 4}, {&m->dloss, 4},
+        {&m->tokens, N * 4},       {&m->mask, N},          {&m->labels, B * 4},  {&m->emb, N * C * A},
+        {&m->pooled, B * C * A},   {&m->h, B * H * A},     {&m->a, B * H * A},   {&m->a_d, B * H * A},
+        {&m->logits, B * L * A},   {&m->probs, B * L * A}, {&m->losses, B * 4},  {&m->g_emb, N * C * A},
+        {&m->g_pooled, B * C * A}, {&m->g_h, B * H * A},   {&m->g_a, B * H * A}, {&m->g_ad, B * H * A},
+        {&m->g_logits, B * L * A}, {&m->dloss, 4},
     };
     size_t total = 0, n = sizeof plan / sizeof *plan;
     for (size_t i = 0; i < n; i++) total += (plan[i].bytes + 63) / 64 * 64;
@@ -190,6 +192,7 @@ static tftx_status bow_bind(void *self, const tftx_backend *backend, int max_bat
     m->be = *backend;
     m->bound = 1;
     m->max_batch = max_batch, m->max_T = max_len;
+    m->act_bytes = K->act_size ? K->act_size(S) : sizeof(float);
     size_t bytes = m->n_params * sizeof(float);
     m->params = K->alloc(S, bytes);
     m->grads = K->alloc(S, bytes);
@@ -301,7 +304,9 @@ static tftx_status bow_evaluate(void *self, const tftx_batch *batch, float *host
     if (st != TFTX_OK) return st;
     m->train = 0;
     run_forward(m, 0);
-    K->copy_out(S, host_out, m->logits, (size_t)m->B * (size_t)m->L * sizeof(float));
+    const size_t n = (size_t)m->B * (size_t)m->L;
+    K->copy_out(S, host_out, m->logits, n * m->act_bytes);
+    tftx_act_to_float(host_out, n, m->act_bytes);
     return TFTX_OK;
 }
 
@@ -316,21 +321,21 @@ static tftx_status bow_backward(void *self, tftx_error *err)
     K->copy_in(S, m->dloss, &dloss, sizeof dloss);
     const float *cls_in = d.p > 0 ? m->a_d : m->a;
 
-    K->zero(S, m->g_logits, (size_t)B * L * sizeof(float));
+    K->zero(S, m->g_logits, (size_t)B * L * m->act_bytes);
     K->crossentropy_backward(S, m->g_logits, m->probs, m->labels, m->dloss, B, L);
-    K->zero(S, m->g_ad, (size_t)B * H * sizeof(float));
+    K->zero(S, m->g_ad, (size_t)B * H * m->act_bytes);
     K->matmul_backward(S, m->g_ad, P(m, G, T_W2), P(m, G, T_B2), m->g_logits, cls_in, P(m, W, T_W2), B, H, L);
     const float *g_a = m->g_ad;
     if (d.p > 0) {
-        K->zero(S, m->g_a, (size_t)B * H * sizeof(float));
+        K->zero(S, m->g_a, (size_t)B * H * m->act_bytes);
         K->dropout_backward(S, m->g_a, m->g_ad, (size_t)B * H, d, 0);
         g_a = m->g_a;
     }
-    K->zero(S, m->g_h, (size_t)B * H * sizeof(float));
+    K->zero(S, m->g_h, (size_t)B * H * m->act_bytes);
     K->activation_backward(S, m->g_h, g_a, m->h, (size_t)B * H, m->act);
-    K->zero(S, m->g_pooled, (size_t)B * C * sizeof(float));
+    K->zero(S, m->g_pooled, (size_t)B * C * m->act_bytes);
     K->matmul_backward(S, m->g_pooled, P(m, G, T_W1), P(m, G, T_B1), m->g_h, m->pooled, P(m, W, T_W1), B, C, H);
-    K->zero(S, m->g_emb, (size_t)B * T * C * sizeof(float));
+    K->zero(S, m->g_emb, (size_t)B * T * C * m->act_bytes);
     K->pool_mean_backward(S, m->g_emb, m->g_pooled, m->has_mask ? m->mask : NULL, B, T, C);
     K->embedding_backward(S, P(m, G, T_EMB), NULL, NULL, m->g_emb, m->tokens, NULL, B, T, C);
     return TFTX_OK;

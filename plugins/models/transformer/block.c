@@ -87,8 +87,10 @@ static void dropout_rows(tf_model *m, float *x, int M, int C, int stride, tftx_d
         K->dropout_forward(S, x, x, (size_t)M * C, d, 0);
         return;
     }
-    for (int b = 0; b < M; b++)
-        K->dropout_forward(S, x + (size_t)b * C, x + (size_t)b * C, (size_t)C, d, (uint64_t)b * stride * C);
+    for (int b = 0; b < M; b++) {
+        float *row = TFTX_ACT_AT(x, (size_t)b * C, m->act);
+        K->dropout_forward(S, row, row, (size_t)C, d, (uint64_t)b * stride * C);
+    }
 }
 
 /* d(inp) of dropout_rows: dout itself when p = 0, else g_drop (zeroed, then
@@ -97,12 +99,13 @@ static const float *dropout_rows_back(tf_model *m, const float *dout, int M, int
 {
     if (d.p <= 0) return dout;
     float *g = m->a.g_drop;
-    K->zero(S, g, (size_t)M * C * sizeof(float));
+    K->zero(S, g, (size_t)M * C * m->act);
     if (stride == 1) {
         K->dropout_backward(S, g, dout, (size_t)M * C, d, 0);
     } else {
         for (int b = 0; b < M; b++)
-            K->dropout_backward(S, g + (size_t)b * C, dout + (size_t)b * C, (size_t)C, d, (uint64_t)b * stride * C);
+            K->dropout_backward(S, TFTX_ACT_AT(g, (size_t)b * C, m->act), TFTX_ACT_AT(dout, (size_t)b * C, m->act),
+                                (size_t)C, d, (uint64_t)b * stride * C);
     }
     return g;
 }
@@ -188,26 +191,26 @@ void tf_block_backward(tf_model *m, int l, const float *x)
        pre: g_x = d(r2), which is also d(r1) through the skip. */
     const float *d_r2 = A->g_x;
     if (post) {
-        K->zero(S, A->g_h, MC * sizeof(float));
+        K->zero(S, A->g_h, MC * m->act);
         K->layernorm_backward(S, A->g_h, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_x, a->r2,
                               tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C);
         d_r2 = A->g_h; /* d(r2) = d(ln1) through the skip: g_h keeps it */
     }
     const float *d_o = dropout_rows_back(m, d_r2, M, C, stride, d_mlp);
-    K->zero(S, A->g_g, MF * sizeof(float));
+    K->zero(S, A->g_g, MF * m->act);
     K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W), M,
                        F, C);
-    K->zero(S, A->g_f, MF * sizeof(float));
+    K->zero(S, A->g_f, MF * m->act);
     K->activation_backward(S, A->g_f, A->g_g, a->f, MF, c->act);
     if (post) {
         /* g_h = d(ln1): the skip part is already there */
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln1,
                            tf_l(m, P, l, L_FC_W), M, C, F);
-        K->zero(S, A->g_x, MC * sizeof(float));
+        K->zero(S, A->g_x, MC * m->act);
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, a->r1,
                               tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, M, C);
     } else {
-        K->zero(S, A->g_h, MC * sizeof(float));
+        K->zero(S, A->g_h, MC * m->act);
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln2,
                            tf_l(m, P, l, L_FC_W), M, C, F);
         /* g_x = d(r1) = d(r2) (skip) + LN2's input gradient */
@@ -220,28 +223,28 @@ void tf_block_backward(tf_model *m, int l, const float *x)
        full (N,C) skip gradient: d(r1) scattered to the first tokens. */
     const float *d_r1 = A->g_x, *atty = a->atty;
     if (tail) {
-        K->zero(S, A->g_f, MC * sizeof(float));
+        K->zero(S, A->g_f, MC * m->act);
         K->residual_backward(S, A->g_f, NULL, A->g_x, MC); /* a copy: g_f = d(r1) */
-        K->zero(S, A->g_x, NC * sizeof(float));
+        K->zero(S, A->g_x, NC * m->act);
         K->pool_first_backward(S, A->g_x, A->g_f, B, T, C);
         d_r1 = A->g_f, atty = A->cls_atty;
     }
     const float *d_a = dropout_rows_back(m, d_r1, M, C, stride, d_proj);
     float *d_atty = tail ? A->g_g : A->g_atty; /* (M,C) */
-    K->zero(S, d_atty, MC * sizeof(float));
+    K->zero(S, d_atty, MC * m->act);
     K->matmul_backward(S, d_atty, tf_l(m, G, l, L_PROJ_W), tf_l(m, G, l, L_PROJ_B), d_a, atty, tf_l(m, P, l, L_PROJ_W),
                        M, C, C);
     if (tail) {
-        K->zero(S, A->g_atty, NC * sizeof(float));
+        K->zero(S, A->g_atty, NC * m->act);
         K->pool_first_backward(S, A->g_atty, d_atty, B, T, C);
     }
-    K->zero(S, A->g_qkv, 3 * NC * sizeof(float));
+    K->zero(S, A->g_qkv, 3 * NC * m->act);
     K->attention_backward(S, A->g_qkv, A->g_att, A->g_atty, a->qkv, a->att, mask, causal, B, T, C, c->heads, d_att);
     if (post) {
         K->matmul_backward(S, A->g_x, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, x,
                            tf_l(m, P, l, L_QKV_W), N, C, 3 * C);
     } else {
-        K->zero(S, A->g_h, NC * sizeof(float));
+        K->zero(S, A->g_h, NC * m->act);
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, a->ln1,
                            tf_l(m, P, l, L_QKV_W), N, C, 3 * C);
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, x,

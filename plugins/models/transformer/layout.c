@@ -252,6 +252,7 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
     int enc = c->arch == TF_ENCODER, pre = c->norm == TF_PRE;
     size_t out_rows = enc ? B : N, out_cols = enc ? (size_t)c->num_labels : (size_t)c->vocab_size;
     tf_acts *a = &m->a;
+    const size_t A = m->act; /* bytes of an activation element (backend.h) */
 
     a->layer = calloc((size_t)c->layers, sizeof *a->layer);
     if (!a->layer) return m->host->error(err, TFTX_ERR_NOMEM, "out of memory");
@@ -268,57 +269,57 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
     want(p, &a->segments, N, sizeof(int32_t));
     want(p, &a->mask, N, 1);
     want(p, &a->labels, N, sizeof(int32_t));
-    want(p, &a->emb, N * C, sizeof(float));
+    want(p, &a->emb, N * C, A);
     if (enc) {
-        want(p, &a->x0, N * C, sizeof(float));
+        want(p, &a->x0, N * C, A);
         want(p, &a->emb_mean, N, sizeof(float));
         want(p, &a->emb_rstd, N, sizeof(float));
     }
     for (int l = 0; l < c->layers; l++) {
         tf_layer_acts *la = &a->layer[l];
-        want(p, &la->ln1, N * C, sizeof(float));
+        want(p, &la->ln1, N * C, A);
         want(p, &la->mean1, N, sizeof(float));
         want(p, &la->rstd1, N, sizeof(float));
-        want(p, &la->qkv, N * 3 * C, sizeof(float));
-        want(p, &la->atty, N * C, sizeof(float));
+        want(p, &la->qkv, N * 3 * C, A);
+        want(p, &la->atty, N * C, A);
         want(p, &la->att, ATT, sizeof(float));
-        want(p, &la->r1, N * C, sizeof(float));
-        want(p, &la->ln2, N * C, sizeof(float));
+        want(p, &la->r1, N * C, A);
+        want(p, &la->ln2, N * C, A);
         want(p, &la->mean2, N, sizeof(float));
         want(p, &la->rstd2, N, sizeof(float));
-        want(p, &la->f, N * F, sizeof(float));
-        want(p, &la->g, N * F, sizeof(float));
-        want(p, &la->r2, N * C, sizeof(float));
+        want(p, &la->f, N * F, A);
+        want(p, &la->g, N * F, A);
+        want(p, &la->r2, N * C, A);
     }
     if (pre) {
-        want(p, &a->lnf, N * C, sizeof(float));
+        want(p, &a->lnf, N * C, A);
         want(p, &a->lnf_mean, N, sizeof(float));
         want(p, &a->lnf_rstd, N, sizeof(float));
     }
     if (enc) {
-        want(p, &a->cls_x, B * C, sizeof(float));
-        want(p, &a->cls_atty, B * C, sizeof(float));
-        want(p, &a->cls, B * C, sizeof(float));
-        want(p, &a->pool, B * C, sizeof(float));
-        want(p, &a->pool_t, B * C, sizeof(float));
-        want(p, &a->pool_d, B * C, sizeof(float));
-        want(p, &a->g_logits, out_rows * out_cols, sizeof(float));
-        want(p, &a->g_pool_d, B * C, sizeof(float));
-        want(p, &a->g_pool_t, B * C, sizeof(float));
-        want(p, &a->g_pool, B * C, sizeof(float));
-        want(p, &a->g_cls, B * C, sizeof(float));
+        want(p, &a->cls_x, B * C, A);
+        want(p, &a->cls_atty, B * C, A);
+        want(p, &a->cls, B * C, A);
+        want(p, &a->pool, B * C, A);
+        want(p, &a->pool_t, B * C, A);
+        want(p, &a->pool_d, B * C, A);
+        want(p, &a->g_logits, out_rows * out_cols, A);
+        want(p, &a->g_pool_d, B * C, A);
+        want(p, &a->g_pool_t, B * C, A);
+        want(p, &a->g_pool, B * C, A);
+        want(p, &a->g_cls, B * C, A);
     }
-    want(p, &a->logits, out_rows * out_cols, sizeof(float));
-    want(p, &a->probs, out_rows * out_cols, sizeof(float));
+    want(p, &a->logits, out_rows * out_cols, A);
+    want(p, &a->probs, out_rows * out_cols, A);
     want(p, &a->losses, out_rows, sizeof(float));
-    want(p, &a->scratch, N * C, sizeof(float));
-    want(p, &a->g_x, N * C, sizeof(float));
-    want(p, &a->g_h, N * C, sizeof(float));
-    want(p, &a->g_drop, N * C, sizeof(float));
-    want(p, &a->g_atty, N * C, sizeof(float));
-    want(p, &a->g_qkv, N * 3 * C, sizeof(float));
-    want(p, &a->g_f, N * F, sizeof(float));
-    want(p, &a->g_g, N * F, sizeof(float));
+    want(p, &a->scratch, N * C, A);
+    want(p, &a->g_x, N * C, A);
+    want(p, &a->g_h, N * C, A);
+    want(p, &a->g_drop, N * C, A);
+    want(p, &a->g_atty, N * C, A);
+    want(p, &a->g_qkv, N * 3 * C, A);
+    want(p, &a->g_f, N * F, A);
+    want(p, &a->g_g, N * F, A);
     want(p, &a->g_att, ATT_SCRATCH, sizeof(float));
 
     tftx_status st = TFTX_OK;

@@ -185,7 +185,9 @@ tftx_status tf_evaluate(void *self, const tftx_batch *batch, float *host_out, tf
     m->train = 0;
     if ((st = graph_pass(m, err)) != TFTX_OK) return st; /* run_forward(m, !enc) */
     if (enc) {
-        K->copy_out(S, host_out, m->a.logits, (size_t)m->B * (size_t)m->cfg.num_labels * sizeof(float));
+        const size_t n = (size_t)m->B * (size_t)m->cfg.num_labels;
+        K->copy_out(S, host_out, m->a.logits, n * m->act);
+        tftx_act_to_float(host_out, n, m->act);
     } else {
         K->copy_out(S, host_out, m->a.losses, (size_t)m->B * (size_t)m->T * sizeof(float));
     }
@@ -197,7 +199,7 @@ tftx_status tf_evaluate(void *self, const tftx_batch *batch, float *host_out, tf
 static const float *dropout_back(tf_model *m, float *dinp, const float *dout, size_t n, tftx_dropout d)
 {
     if (d.p <= 0) return dout;
-    K->zero(S, dinp, n * sizeof(float));
+    K->zero(S, dinp, n * m->act);
     K->dropout_backward(S, dinp, dout, n, d, 0);
     return dinp;
 }
@@ -219,32 +221,32 @@ static void run_backward(tf_model *m)
     int rows = tail ? B : N; /* the [CLS] tail computes the first tokens only */
 
     /* ---- head: d(xf) into d_xf */
-    K->zero(S, d_xf, (size_t)rows * C * sizeof(float));
+    K->zero(S, d_xf, (size_t)rows * C * m->act);
     if (enc) {
         int L = c->num_labels;
         tftx_dropout d_pool = tf_dropout(m, c->layers, SITE_POOL, c->dropout);
         const float *cls_in = d_pool.p > 0 ? a->pool_d : a->pool_t;
-        K->zero(S, a->g_logits, (size_t)B * L * sizeof(float));
+        K->zero(S, a->g_logits, (size_t)B * L * m->act);
         K->crossentropy_backward(S, a->g_logits, a->probs, a->labels, dloss, B, L);
-        K->zero(S, a->g_pool_d, (size_t)B * C * sizeof(float));
+        K->zero(S, a->g_pool_d, (size_t)B * C * m->act);
         K->matmul_backward(S, a->g_pool_d, tf_g(m, G, G_CLS_W), tf_g(m, G, G_CLS_B), a->g_logits, cls_in,
                            tf_g(m, P, G_CLS_W), B, C, L);
         const float *g_pt = dropout_back(m, a->g_pool_t, a->g_pool_d, (size_t)B * C, d_pool);
-        K->zero(S, a->g_pool, (size_t)B * C * sizeof(float));
+        K->zero(S, a->g_pool, (size_t)B * C * m->act);
         K->tanh_backward(S, a->g_pool, g_pt, a->pool_t, (size_t)B * C);
-        K->zero(S, a->g_cls, (size_t)B * C * sizeof(float));
+        K->zero(S, a->g_cls, (size_t)B * C * m->act);
         K->matmul_backward(S, a->g_cls, tf_g(m, G, G_POOL_W), tf_g(m, G, G_POOL_B), a->g_pool, a->cls,
                            tf_g(m, P, G_POOL_W), B, C, C);
         K->pool_first_backward(S, d_xf, a->g_cls, B, tail ? 1 : T, C);
     } else {
         int V = c->vocab_size;
         float *g_logits = a->logits; /* the logits are not needed any more */
-        K->zero(S, g_logits, (size_t)N * V * sizeof(float));
+        K->zero(S, g_logits, (size_t)N * V * m->act);
         K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, N, V);
         K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, V);
     }
     if (pre) {
-        K->zero(S, a->g_x, (size_t)rows * C * sizeof(float));
+        K->zero(S, a->g_x, (size_t)rows * C * m->act);
         K->layernorm_backward(S, a->g_x, tf_g(m, G, G_LNF_W), tf_g(m, G, G_LNF_B), d_xf, x_last, tf_g(m, P, G_LNF_W),
                               a->lnf_mean, a->lnf_rstd, rows, C);
     }
@@ -257,7 +259,7 @@ static void run_backward(tf_model *m)
     tftx_dropout d_emb = tf_dropout(m, c->layers, SITE_EMB, c->dropout);
     const float *d_x0 = dropout_back(m, a->g_drop, a->g_x, NC, d_emb);
     if (enc) {
-        K->zero(S, a->g_h, NC * sizeof(float));
+        K->zero(S, a->g_h, NC * m->act);
         K->layernorm_backward(S, a->g_h, tf_g(m, G, G_EMBLN_W), tf_g(m, G, G_EMBLN_B), d_x0, a->emb,
                               tf_g(m, P, G_EMBLN_W), a->emb_mean, a->emb_rstd, N, C);
         K->embedding_backward(S, tf_g(m, G, G_WTE), tf_g(m, G, G_WPE), tf_g(m, G, G_WSE), a->g_h, a->tokens,

@@ -116,6 +116,7 @@ static tftx_status tf_bind(void *self, const tftx_backend *backend, int max_batc
     m->be = *backend;
     m->bound = 1; /* from here release_arenas() undoes what was made */
     m->max_batch = max_batch, m->max_T = max_len;
+    m->act = m->be.ops->act_size ? m->be.ops->act_size(m->be.self) : sizeof(float);
     size_t bytes = m->n_params * sizeof(float);
     m->params = m->be.ops->alloc(m->be.self, bytes);
     m->grads = m->be.ops->alloc(m->be.self, bytes);

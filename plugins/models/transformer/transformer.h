@@ -184,6 +184,7 @@ typedef struct tf_model {
     tftx_backend be;
     int bound, max_batch, max_T;
     float *params, *grads; /* backend arenas, n_params floats each */
+    size_t act;            /* bytes of an activation element (the backend's act_size) */
     void *act_arena;
     tf_acts a;
 

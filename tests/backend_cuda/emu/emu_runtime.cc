@@ -434,7 +434,7 @@ struct operand {
  * first copied as rows of k floats (converted, rounded), then each element
  * of C is one dot product, its k terms added in order */
 void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, operand A, int lda, operand B,
-          int ldb, float beta, float *C, int ldc)
+          int ldb, float beta, void *Cv, cudaDataType c_type, int ldc)
 {
     std::vector<float> a((size_t)m * k), b((size_t)n * k);
     for (int i = 0; i < m; i++)
@@ -448,8 +448,14 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float
             const float *x = &a[(size_t)i * k], *y = &b[(size_t)j * k];
             float acc = 0.0f;
             for (int p = 0; p < k; p++) acc += x[p] * y[p];
-            float *c = &C[(size_t)i + (size_t)j * ldc];
-            *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+            const size_t at = (size_t)i + (size_t)j * ldc;
+            if (c_type == CUDA_R_16BF) { /* fp32 result rounded to bf16, as cuBLAS stores it */
+                __nv_bfloat16 *c = (__nv_bfloat16 *)Cv + at;
+                *c = __float2bfloat16_rn(beta == 0.0f ? alpha * acc : alpha * acc + beta * __bfloat162float(*c));
+            } else {
+                float *c = (float *)Cv + at;
+                *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+            }
         }
 }
 
@@ -470,7 +476,7 @@ bool gemm_args_ok(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int 
     const int a_rows = ta == CUBLAS_OP_N ? m : k, b_rows = tb == CUBLAS_OP_N ? k : n;
     return m >= 0 && n >= 0 && k >= 0 && (ta == CUBLAS_OP_N || ta == CUBLAS_OP_T) &&
            (tb == CUBLAS_OP_N || tb == CUBLAS_OP_T) && at == bt && (at == CUDA_R_32F || at == CUDA_R_16BF) &&
-           ct == CUDA_R_32F && lda >= (a_rows > 1 ? a_rows : 1) && ldb >= (b_rows > 1 ? b_rows : 1) &&
+           (ct == CUDA_R_32F || (ct == CUDA_R_16BF && at == CUDA_R_16BF)) && lda >= (a_rows > 1 ? a_rows : 1) && ldb >= (b_rows > 1 ? b_rows : 1) &&
            ldc >= (m > 1 ? m : 1);
 }
 
@@ -537,12 +543,12 @@ EMU_API cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta,
     const size_t es = size_of(a_type);
     if (!on_device(A, extent(ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda, es)) ||
         !on_device(B, extent(tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb, es)) ||
-        !on_device(C, extent(m, n, ldc, 4)))
+        !on_device(C, extent(m, n, ldc, size_of(c_type))))
         return CUBLAS_STATUS_INVALID_VALUE;
     const bool tf32 = compute == CUBLAS_COMPUTE_32F_FAST_TF32 && a_type == CUDA_R_32F;
     const float al = *(const float *)alpha, be = *(const float *)beta; /* host scalars, read now */
     const operand oa{A, a_type, tf32}, ob{B, b_type, tf32};
-    return submit(handle->stream, [=]() { gemm(ta, tb, m, n, k, al, oa, lda, ob, ldb, be, (float *)C, ldc); })
+    return submit(handle->stream, [=]() { gemm(ta, tb, m, n, k, al, oa, lda, ob, ldb, be, C, c_type, ldc); })
                ? CUBLAS_STATUS_EXECUTION_FAILED
                : CUBLAS_STATUS_SUCCESS;
 }
@@ -566,7 +572,7 @@ EMU_API cublasStatus_t cublasGemmBatchedEx(cublasHandle_t handle, cublasOperatio
                   [=]() {
                       for (int i = 0; i < batch; i++)
                           gemm(ta, tb, m, n, k, al, operand{A[i], a_type, tf32}, lda, operand{B[i], b_type, tf32}, ldb,
-                               be, (float *)C[i], ldc);
+                               be, C[i], c_type, ldc);
                   })
                ? CUBLAS_STATUS_EXECUTION_FAILED
                : CUBLAS_STATUS_SUCCESS;

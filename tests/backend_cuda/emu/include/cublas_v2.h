@@ -4,7 +4,8 @@
  * tests/backend_cuda. Column-major, as cuBLAS. Each product adds its
  * k terms in order in fp32; CUBLAS_COMPUTE_32F_FAST_TF32 first rounds the
  * fp32 inputs to tf32 (as the tensor cores do), CUDA_R_16BF inputs are
- * bfloat16. With beta == 0, C is written without being read. On a stream
+ * bfloat16, and with them C may be bfloat16 too (the fp32 result rounded
+ * as it is stored). With beta == 0, C is written without being read. On a stream
  * being captured the product is recorded, and reads its operands (and a
  * batched product its pointer arrays) when the graph runs.
  */
