@@ -4,9 +4,10 @@
 # arenas, the optimizer's one launch a step, checkpoints' copies, errors)
 # is exercised without one:
 #   - the loss curves of 6 training steps of a small encoder (on cuda at
-#     fp32, tf32 and bf16, and with attention = "fused" at tf32 and bf16)
-#     and a small decoder (fp32, and bf16 fused), dropout on, against the
-#     cpu backend's, step by step (tests/gpu/loss_curves.py), within the
+#     fp32, tf32 and bf16, and with attention = "fused" at tf32 and bf16),
+#     a small decoder (fp32, and bf16 fused) and the bow model (fp32,
+#     bf16), dropout on, against the cpu backend's, step by step
+#     (tests/gpu/loss_curves.py), within the
 #     tolerances tests/gpu/run.sh holds a GPU to: 1e-4 relative at fp32,
 #     1e-3 at tf32, 2e-2 at bf16; and the encoder's curve with step graphs
 #     (the default) and without (graphs = false) the same, bit for bit;
@@ -44,6 +45,8 @@ train = { batch_size = 4; max_steps = 6; log_every = 1; eval_every = 1000; };
 CFG
 sed -e 's/name = "enc"/name = "dec"/; s/arch = "encoder"/arch = "decoder"/; s/max_len = 32; valid = 0.02/task = "lm"; max_len = 32; valid = 0.02/' \
     -e 's/plugin = "wordpiece"; vocab = "[^"]*"/plugin = "bpe"; vocab_size = 512/' "$T/encoder.cfg" >"$T/decoder.cfg"
+sed -e 's/name = "enc"/name = "bow"/; s/plugin = "transformer"; arch = "encoder"; layers = 2; d_model = 64; heads = 2; d_ff = 128;/plugin = "bow";/' \
+    -e 's/max_len = 32; dropout = 0.1; attn_dropout = 0.1; };/dropout = 0.1; };/' "$T/encoder.cfg" >"$T/bow.cfg"
 
 curve() { # model backend [precision [attention]] -> $T/<model>-<tag>.msgpack
   local model=$1 backend=$2 prec=${3:-} att=${4:-} tag=$2${3:+-$3}${4:+-$4}
@@ -55,7 +58,8 @@ curve() { # model backend [precision [attention]] -> $T/<model>-<tag>.msgpack
 }
 specs_encoder=("fp32 1e-4" "tf32 1e-3" "bf16 2e-2" "tf32 1e-3 fused" "bf16 2e-2 fused")
 specs_decoder=("fp32 1e-4" "bf16 2e-2 fused")
-for model in encoder decoder; do
+specs_bow=("fp32 1e-4" "bf16 2e-2")
+for model in encoder decoder bow; do
   curve "$model" cpu || continue
   declare -n specs=specs_$model
   for spec in "${specs[@]}"; do
