@@ -34,19 +34,28 @@ static void set_string(const tftx_plugin_desc *d, tftx_value *v, const char *nam
     pv->s = strdup(value);
 }
 
-/* Random values in [-1, 1] into backend memory. */
+/* Random activations in [-1, 1] into backend memory: floats, or the
+ * bfloat16 halves of floats where the backend stores those (act_size). */
 static float *random_floats(const tftx_backend_ops *b, void *be, size_t n, uint64_t seed)
 {
+    const size_t size = b->act_size ? b->act_size(be) : 4;
     float *h = malloc(n * sizeof *h), *d = b->alloc(be, n * sizeof *h);
     if (!h || !d) {
         fprintf(stderr, "out of memory for %zu floats\n", n);
         exit(1);
     }
+    uint16_t *h16 = (uint16_t *)h;
     for (size_t i = 0; i < n; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        h[i] = (float)((seed >> 40) * (2.0 / 16777216.0) - 1.0);
+        float x = (float)((seed >> 40) * (2.0 / 16777216.0) - 1.0);
+        uint32_t u;
+        memcpy(&u, &x, sizeof u);
+        if (size == 2)
+            h16[i] = (uint16_t)(u >> 16); /* truncated: random either way */
+        else
+            h[i] = x;
     }
-    b->copy_in(be, d, h, n * sizeof *h);
+    b->copy_in(be, d, h, n * size);
     free(h);
     return d;
 }
@@ -127,7 +136,9 @@ int main(int argc, char **argv)
                     if (r >= 0 && t1 - t0 < best_f) best_f = t1 - t0;
                     if (r >= 0 && t2 - t1 < best_b) best_b = t2 - t1;
                 }
-                if (!b->all_finite(be, dqkv, nqkv)) {
+                /* bfloat16 pairs read as floats are finite when both are */
+                const size_t act = b->act_size ? b->act_size(be) : 4;
+                if (!b->all_finite(be, dqkv, nqkv * act / 4)) {
                     fprintf(stderr, "%s %s: a CUDA call failed or the gradient is not finite\n", PRECISIONS[k],
                             PATHS[f]);
                     rc = 1;
