@@ -136,7 +136,8 @@ int main(int argc, char **argv)
                     if (r >= 0 && t1 - t0 < best_f) best_f = t1 - t0;
                     if (r >= 0 && t2 - t1 < best_b) best_b = t2 - t1;
                 }
-                /* bfloat16 pairs read as floats are finite when both are */
+                /* read as floats, bfloat16 pairs show a failed call, and a
+                   non-finite value in every other element */
                 const size_t act = b->act_size ? b->act_size(be) : 4;
                 if (!b->all_finite(be, dqkv, nqkv * act / 4)) {
                     fprintf(stderr, "%s %s: a CUDA call failed or the gradient is not finite\n", PRECISIONS[k],
