@@ -66,7 +66,7 @@ static inline void tftx_act_to_float(float *buf, size_t n, size_t size)
 {
     if (size != 2) return;
     const uint16_t *h = (const uint16_t *)(const void *)buf;
-    for (size_t i = n; i-- > 0;) { /* from the end: float i overwrites halves i.. only after reading half i */
+    for (size_t i = n; i-- > 0;) { /* from the end: float i covers halves 2i and 2i+1, already read */
         union {
             uint32_t u;
             float f;
@@ -97,9 +97,10 @@ typedef struct tftx_backend_ops {
 
     /* -------------------------------------------------------- embedding */
     /* out[b,t,:] = wte[tokens[b,t]] + wpe[t] + wse[segments[b,t]]
-     * out (B,T,C) (act), dout (act); tokens, segments (B,T) int32, segments may be NULL;
-     * wte (V,C); wpe (maxT,C) or NULL; wse (S,C) or NULL. With wse but no
-     * segments, every token is segment 0 (no token_type_ids in HF). */
+     * out (B,T,C) (act, and dout); tokens, segments (B,T) int32, segments
+     * may be NULL; wte (V,C); wpe (maxT,C) or NULL; wse (S,C) or NULL.
+     * With wse but no segments, every token is segment 0 (no
+     * token_type_ids in HF). */
     void (*embedding_forward)(void *self, float *out, const int32_t *tokens, const int32_t *segments,
                               const float *wte, const float *wpe, const float *wse, int B, int T, int C);
     void (*embedding_backward)(void *self, float *dwte, float *dwpe, float *dwse, const float *dout,
@@ -127,11 +128,11 @@ typedef struct tftx_backend_ops {
 
     /* -------------------------------------------------------- attention */
     /* Multi-head scaled dot-product attention over packed q,k,v.
-     * out (B,T,C) (act); att (B,NH,T,T) attention probabilities (after softmax,
-     * before dropout), saved for backward (or the backend's own smaller
-     * record, where attention_sizes says so: callers only pass it back);
-     * qkv (B,T,3C) (act) as [q | k | v], head h using columns h*HS..(h+1)*HS-1
-     * of each, HS = C/NH; mask (B,T) host order, 1 = real token, 0 =
+     * out (B,T,C) (act); att (B,NH,T,T) attention probabilities (after
+     * softmax, before dropout), saved for backward (or the backend's own
+     * smaller record, where attention_sizes says so: callers only pass it
+     * back); qkv (B,T,3C) (act) as [q | k | v], head h using columns
+     * h*HS..(h+1)*HS-1 of each, HS = C/NH; mask (B,T) host order, 1 = real token, 0 =
      * padding (keys that are padding get no attention), or NULL; causal:
      * query t sees keys <= t. Masked scores are
      * -inf before softmax; a row with no visible key is all zeros.
