@@ -193,6 +193,13 @@ typedef struct tftx_backend_ops {
      * rows get nothing. */
     void (*crossentropy_backward)(void *self, float *dlogits, const float *probs, const int32_t *targets,
                                   const float *dloss, int N, int V);
+    /* Both in one pass over each row (optional; NULL: call the two):
+     * losses as crossentropy_forward's, and logits replaced by the
+     * gradient crossentropy_backward would add to a zeroed buffer, bit for
+     * bit; probs (N,V) (act) is working memory the backend may use, its
+     * contents afterwards unspecified. */
+    void (*crossentropy_fused)(void *self, float *losses, float *logits, float *probs, const int32_t *targets,
+                               const float *dloss, int N, int V);
 
     /* ------------------------------------------------- gradient utilities */
     /* Sum of squares of x (n floats), accumulated in double; host result. */

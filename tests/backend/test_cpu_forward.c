@@ -266,6 +266,34 @@ static void test_forward_crossentropy(void **state)
     report(&w);
 }
 
+/* crossentropy_fused gives the bits of crossentropy_forward, then
+ * crossentropy_backward into a zeroed buffer: the losses, and the logits
+ * replaced by their gradient (ignored rows 0). */
+static void test_crossentropy_fused(void **state)
+{
+    (void)state;
+    static const int SHAPES[][2] = {{6, 11}, {67, 501}, {4, 8192}};
+    for (size_t s = 0; s < sizeof SHAPES / sizeof *SHAPES; s++) {
+        const int N = SHAPES[s][0], V = SHAPES[s][1];
+        const size_t NV = (size_t)N * V;
+        kcase *k = kc_crossentropy(N, V);
+        for (int t = 0; t < NBE; t++) {
+            float *losses = ops->alloc(be[t], (size_t)N * sizeof(float)), *probs = ops->alloc(be[t], NV * 4);
+            float *dl = ops->alloc(be[t], NV * 4), *fl = ops->alloc(be[t], (size_t)N * sizeof(float));
+            float *fused = ops->alloc(be[t], NV * 4), *scratch = ops->alloc(be[t], NV * 4);
+            ops->crossentropy_forward(be[t], losses, probs, k->x[0], k->targets, N, V);
+            ops->crossentropy_backward(be[t], dl, probs, k->targets, &k->dloss, N, V);
+            memcpy(fused, k->x[0], NV * 4);
+            ops->crossentropy_fused(be[t], fl, fused, scratch, k->targets, &k->dloss, N, V);
+            assert_memory_equal(fl, losses, (size_t)N * sizeof(float));
+            assert_memory_equal(fused, dl, NV * 4);
+            float *all[] = {losses, probs, dl, fl, fused, scratch};
+            for (size_t i = 0; i < 6; i++) ops->free(be[t], all[i]);
+        }
+        kc_free(k);
+    }
+}
+
 /* --------------------------------------------------------- element-wise */
 
 /* Derivatives in double, for the backward of the element-wise kernels. */
@@ -604,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_forward_attention),
         cmocka_unit_test(test_forward_layernorm),
         cmocka_unit_test(test_forward_crossentropy),
+        cmocka_unit_test(test_crossentropy_fused),
         cmocka_unit_test(test_forward_pointwise),
         cmocka_unit_test(test_nan_propagates),
         cmocka_unit_test(test_forward_pooling_embedding),

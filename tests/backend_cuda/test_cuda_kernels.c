@@ -426,6 +426,7 @@ static void test_pointwise(size_t N)
         gpu.ops->activation_forward(gpu.self, out.d, inp.d, N, (tftx_activation)a);
         snprintf(nm, sizeof nm, "activation %s out", ACT[a]);
         compare(nm, out.c, out.d, N, 0);
+        pair_reset(&dinp, -1, 1); /* each backward from the same start (bfloat16 drifts apart otherwise) */
         cpu.ops->activation_backward(cpu.self, dinp.c, dout.c, inp.c, N, (tftx_activation)a);
         gpu.ops->activation_backward(gpu.self, dinp.d, dout.d, inp.d, N, (tftx_activation)a);
         snprintf(nm, sizeof nm, "activation %s dinp", ACT[a]);
@@ -434,6 +435,13 @@ static void test_pointwise(size_t N)
     cpu.ops->tanh_forward(cpu.self, out.c, inp.c, N);
     gpu.ops->tanh_forward(gpu.self, out.d, inp.d, N);
     compare("tanh out", out.c, out.d, N, 0);
+    { /* backward from the same outputs on both sides: 1 - out^2 cancels
+         near |out| = 1, and bfloat16's rounding of out would show there */
+        float *ho = get(&gpu, out.d, N);
+        pair_write(&out, ho);
+        free(ho);
+    }
+    pair_reset(&dinp, -1, 1);
     cpu.ops->tanh_backward(cpu.self, dinp.c, dout.c, out.c, N);
     gpu.ops->tanh_backward(gpu.self, dinp.d, dout.d, out.d, N);
     compare("tanh dinp", dinp.c, dinp.d, N, 0);
@@ -517,6 +525,22 @@ static void test_crossentropy(int N, int V)
     cpu.ops->crossentropy_backward(cpu.self, dl.c, probs.c, tc, wc, N, V);
     gpu.ops->crossentropy_backward(gpu.self, dl.d, probs.d, td, wd, N, V);
     compare("crossentropy dlogits", dl.c, dl.d, dl.n, 0);
+    /* fused: the gpu's own forward + backward (into zeros) bit for bit,
+       the cpu's within the tolerance */
+    float *hl = get(&gpu, logits.d, logits.n);
+    pair fused = pair_of(hl, logits.n), fl = pair_param((size_t)N, 0, 0), zd = pair_rand(dl.n, 0, 0);
+    cpu.ops->crossentropy_forward(cpu.self, losses.c, probs.c, fused.c, tc, N, V);
+    gpu.ops->crossentropy_forward(gpu.self, losses.d, probs.d, fused.d, td, N, V);
+    cpu.ops->crossentropy_backward(cpu.self, zd.c, probs.c, tc, wc, N, V);
+    gpu.ops->crossentropy_backward(gpu.self, zd.d, probs.d, td, wd, N, V);
+    cpu.ops->crossentropy_fused(cpu.self, fl.c, fused.c, probs.c, tc, wc, N, V);
+    gpu.ops->crossentropy_fused(gpu.self, fl.d, fused.d, probs.d, td, wd, N, V);
+    compare("crossentropy fused losses", losses.c, fl.d, losses.n, 0);
+    compare("crossentropy fused dlogits", zd.c, fused.d, zd.n, 0);
+    check_repeat("crossentropy fused = forward + backward", zd.d, fused.d, zd.n);
+    check_repeat("crossentropy fused losses = forward's", losses.d, fl.d, losses.n);
+    free(hl);
+    pair_free(&fused), pair_free(&fl), pair_free(&zd);
     cpu.ops->free(cpu.self, tc), gpu.ops->free(gpu.self, td), free(t);
     cpu.ops->free(cpu.self, wc), gpu.ops->free(gpu.self, wd);
     pair *all[] = {&logits, &probs, &losses, &dl};

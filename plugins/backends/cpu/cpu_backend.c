@@ -188,6 +188,7 @@ static const tftx_backend_ops OPS = {
     .pool_mean_backward = cpu_pool_mean_backward,
     .crossentropy_forward = cpu_crossentropy_forward,
     .crossentropy_backward = cpu_crossentropy_backward,
+    .crossentropy_fused = cpu_crossentropy_fused,
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
     .all_finite = cpu_all_finite,

@@ -253,6 +253,26 @@ void cpu_crossentropy_forward(void *self, float *losses, float *probs, const flo
         losses[n] = crossentropy_row(probs + (size_t)n * V, logits + (size_t)n * V, targets[n], V);
 }
 
+/* losses as the forward; logits[n,v] = 0 + (probs[n,v] - [v == target]) *
+ * dloss, the backward's sum into a zeroed buffer (0 on ignored rows), while
+ * the row is in cache */
+void cpu_crossentropy_fused(void *self, float *losses, float *logits, float *probs, const int32_t *targets,
+                            const float *dloss_at, int N, int V)
+{
+    const float dloss = *dloss_at;
+#pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
+    for (int n = 0; n < N; n++) {
+        const int32_t tgt = targets[n];
+        float *p = probs + (size_t)n * V, *d = logits + (size_t)n * V;
+        losses[n] = crossentropy_row(p, d, tgt, V);
+        if (tgt < 0) {
+            memset(d, 0, (size_t)V * sizeof *d);
+            continue;
+        }
+        for (int v = 0; v < V; v++) d[v] = 0.0f + (p[v] - (v == tgt ? 1.0f : 0.0f)) * dloss;
+    }
+}
+
 /* dlogits[n,v] += (probs[n,v] - [v == target]) * dloss, rows with target >= 0 */
 void cpu_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets,
                                const float *dloss_at, int N, int V)

@@ -355,6 +355,7 @@ static tftx_backend_ops OPS = {
     .pool_mean_backward = cuda_pool_mean_backward,
     .crossentropy_forward = cuda_crossentropy_forward,
     .crossentropy_backward = cuda_crossentropy_backward,
+    .crossentropy_fused = cuda_crossentropy_fused,
     .sum_squares = cuda_sum_squares,
     .scale = cuda_scale,
     .all_finite = cuda_all_finite,

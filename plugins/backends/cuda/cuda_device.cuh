@@ -66,6 +66,15 @@ __device__ __forceinline__ void st(bf16 *p, size_t i, float v)
 {
     p[i] = __float2bfloat16_rn(v);
 }
+/* v as st() then ld() would give it back (the pointer only picks the type) */
+__device__ __forceinline__ float as_stored(const float *, float v)
+{
+    return v;
+}
+__device__ __forceinline__ float as_stored(const bf16 *, float v)
+{
+    return __bfloat162float(__float2bfloat16_rn(v));
+}
 
 #define ACT_CALL(be, stmt)                                                                                             \
     do {                                                                                                               \

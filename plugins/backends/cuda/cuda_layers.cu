@@ -215,14 +215,11 @@ __device__ __forceinline__ void ms_merge(float &m, double &s, float m2, double s
     }
 }
 
-template <class A>
-__global__ void crossentropy_forward_kernel(float *losses, A *probs, const A *logits, const int32_t *targets, int V)
+/* The row's maximum and sum of exp(l - max), in every thread of the block. */
+template <class A> __device__ void ce_row_stats(const A *l, int V, float *mx, double *sum)
 {
     __shared__ float sm[CE_THREADS];
     __shared__ double ss[CE_THREADS];
-    const int n = blockIdx.x;
-    const A *l = logits + (size_t)n * V;
-    A *p = probs + (size_t)n * V;
     float m = -INFINITY;
     double s = 0.0;
     for (int v = threadIdx.x; v < V; v += CE_THREADS) {
@@ -245,13 +242,44 @@ __global__ void crossentropy_forward_kernel(float *losses, A *probs, const A *lo
         }
         __syncthreads();
     }
-    const float mx = sm[0];
-    const double sum = ss[0];
+    *mx = sm[0], *sum = ss[0];
+}
+
+template <class A>
+__global__ void crossentropy_forward_kernel(float *losses, A *probs, const A *logits, const int32_t *targets, int V)
+{
+    const int n = blockIdx.x;
+    const A *l = logits + (size_t)n * V;
+    A *p = probs + (size_t)n * V;
+    float mx;
+    double sum;
+    ce_row_stats(l, V, &mx, &sum);
     const float inv = (float)(1.0 / sum);
     for (int v = threadIdx.x; v < V; v += CE_THREADS) st(p, v, expf(ld(l, v) - mx) * inv);
     if (threadIdx.x == 0) {
         int32_t tgt = targets[n];
         losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(ld(l, tgt) - mx));
+    }
+}
+
+/* Forward and backward in one: the losses, then each logit replaced by
+ * (p - [v == target]) * dloss, p as the forward stores it (rounded to A),
+ * added to 0 as the backward adds to a zeroed gradient: the same bits. */
+template <class A>
+__global__ void crossentropy_fused_kernel(float *losses, A *logits, const int32_t *targets, const float *dloss_at, int V)
+{
+    const int n = blockIdx.x;
+    A *l = logits + (size_t)n * V;
+    float mx;
+    double sum;
+    ce_row_stats(l, V, &mx, &sum);
+    const float inv = (float)(1.0 / sum), dloss = *dloss_at;
+    const int32_t tgt = targets[n];
+    if (threadIdx.x == 0) losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(ld(l, tgt) - mx));
+    __syncthreads(); /* l[tgt] is read before it is overwritten */
+    for (int v = threadIdx.x; v < V; v += CE_THREADS) {
+        const float p = as_stored(l, expf(ld(l, v) - mx) * inv);
+        st(l, v, tgt < 0 ? 0.0f : 0.0f + (p - (v == tgt ? 1.0f : 0.0f)) * dloss);
     }
 }
 
@@ -385,6 +413,17 @@ void cuda_crossentropy_forward(void *self, float *losses, float *probs, const fl
     if (N <= 0 || V <= 0) return;
     ACT_CALL(be, TFTX_CUDA_LAUNCH((unsigned)N, CE_THREADS, be->stream, crossentropy_forward_kernel<A>)(
                      losses, (A *)probs, (const A *)logits, targets, V));
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_crossentropy_fused(void *self, float *losses, float *logits, float *probs, const int32_t *targets,
+                             const float *dloss, int N, int V)
+{
+    (void)probs; /* not needed: one pass per row */
+    cuda_backend *be = cuda_of(self);
+    if (N <= 0 || V <= 0) return;
+    ACT_CALL(be, TFTX_CUDA_LAUNCH((unsigned)N, CE_THREADS, be->stream, crossentropy_fused_kernel<A>)(
+                     losses, (A *)logits, targets, dloss, V));
     CUDA_LAUNCHED(be);
 }
 

@@ -32,19 +32,34 @@ enum {
     P_DROP_B,
     P_CE_F,
     P_CE_B,
+    P_CE_FUSED,
     P_OPT,
     P_ZERO,
     P_SUMSQ,
     P_FINITE,
     P_N
 };
-static const char *const NAMES[P_N] = {"embedding_forward",     "embedding_backward", "layernorm_forward",
-                                       "layernorm_backward",    "matmul_forward",     "matmul_backward",
-                                       "attention_forward",     "attention_backward", "activation_forward",
-                                       "activation_backward",   "residual_forward",   "residual_backward",
-                                       "dropout_forward",       "dropout_backward",   "crossentropy_forward",
-                                       "crossentropy_backward", "optimizer_step",     "zero",
-                                       "sum_squares",           "all_finite"};
+static const char *const NAMES[P_N] = {"embedding_forward",
+                                       "embedding_backward",
+                                       "layernorm_forward",
+                                       "layernorm_backward",
+                                       "matmul_forward",
+                                       "matmul_backward",
+                                       "attention_forward",
+                                       "attention_backward",
+                                       "activation_forward",
+                                       "activation_backward",
+                                       "residual_forward",
+                                       "residual_backward",
+                                       "dropout_forward",
+                                       "dropout_backward",
+                                       "crossentropy_forward",
+                                       "crossentropy_backward",
+                                       "crossentropy_fused",
+                                       "optimizer_step",
+                                       "zero",
+                                       "sum_squares",
+                                       "all_finite"};
 
 static tftx_backend_ops orig;
 static double total_ms[P_N];
@@ -137,6 +152,11 @@ static void ce_b(void *self, float *dlogits, const float *probs, const int32_t *
 {
     TIMED(P_CE_B, orig.crossentropy_backward(self, dlogits, probs, t, dloss, N, V));
 }
+static void ce_fused(void *self, float *losses, float *logits, float *probs, const int32_t *t, const float *dloss,
+                     int N, int V)
+{
+    TIMED(P_CE_FUSED, orig.crossentropy_fused(self, losses, logits, probs, t, dloss, N, V));
+}
 static void zero_bytes(void *self, void *p, size_t bytes)
 {
     TIMED(P_ZERO, orig.zero(self, p, bytes));
@@ -187,7 +207,7 @@ void cuda_profile_install(tftx_backend_ops *ops)
     ops->activation_forward = act_f, ops->activation_backward = act_b;
     ops->residual_forward = res_f, ops->residual_backward = res_b;
     ops->dropout_forward = drop_f, ops->dropout_backward = drop_b;
-    ops->crossentropy_forward = ce_f, ops->crossentropy_backward = ce_b;
+    ops->crossentropy_forward = ce_f, ops->crossentropy_backward = ce_b, ops->crossentropy_fused = ce_fused;
     ops->sync = sync_first;
     ops->zero = zero_bytes, ops->sum_squares = sumsq, ops->all_finite = all_finite, ops->optimizer_step = opt;
 }

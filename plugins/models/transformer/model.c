@@ -84,6 +84,17 @@ static tftx_status take_batch(tf_model *m, const tftx_batch *b, int need_labels,
 
 /* ------------------------------------------------------------ forward */
 
+/* Per-row losses of the logits (rows, n), and with m->fused_ce the
+ * logits' gradient in their place at once (backward then starts there). */
+static void loss_forward(tf_model *m, int rows, int n)
+{
+    tf_acts *a = &m->a;
+    if (m->fused_ce)
+        K->crossentropy_fused(S, a->losses, a->logits, a->probs, a->labels, &a->pass->dloss, rows, n);
+    else
+        K->crossentropy_forward(S, a->losses, a->probs, a->logits, a->labels, rows, n);
+}
+
 /* The network from tokens to logits (and per-row losses with labels). */
 static void run_forward(tf_model *m, int with_loss)
 {
@@ -134,10 +145,10 @@ static void run_forward(tf_model *m, int with_loss)
             cls_in = a->pool_d;
         }
         K->matmul_forward(S, a->logits, cls_in, tf_g(m, P, G_CLS_W), tf_g(m, P, G_CLS_B), B, C, c->num_labels);
-        if (with_loss) K->crossentropy_forward(S, a->losses, a->probs, a->logits, a->labels, B, c->num_labels);
+        if (with_loss) loss_forward(m, B, c->num_labels);
     } else {
         K->matmul_forward(S, a->logits, x, tf_g(m, P, G_WTE), NULL, N, C, c->vocab_size);
-        if (with_loss) K->crossentropy_forward(S, a->losses, a->probs, a->logits, a->labels, N, c->vocab_size);
+        if (with_loss) loss_forward(m, N, c->vocab_size);
     }
 }
 
@@ -226,10 +237,13 @@ static void run_backward(tf_model *m)
         int L = c->num_labels;
         tftx_dropout d_pool = tf_dropout(m, c->layers, SITE_POOL, c->dropout);
         const float *cls_in = d_pool.p > 0 ? a->pool_d : a->pool_t;
-        K->zero(S, a->g_logits, (size_t)B * L * m->act);
-        K->crossentropy_backward(S, a->g_logits, a->probs, a->labels, dloss, B, L);
+        float *g_logits = m->fused_ce ? a->logits : a->g_logits; /* fused: there already */
+        if (!m->fused_ce) {
+            K->zero(S, g_logits, (size_t)B * L * m->act);
+            K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, B, L);
+        }
         K->zero(S, a->g_pool_d, (size_t)B * C * m->act);
-        K->matmul_backward(S, a->g_pool_d, tf_g(m, G, G_CLS_W), tf_g(m, G, G_CLS_B), a->g_logits, cls_in,
+        K->matmul_backward(S, a->g_pool_d, tf_g(m, G, G_CLS_W), tf_g(m, G, G_CLS_B), g_logits, cls_in,
                            tf_g(m, P, G_CLS_W), B, C, L);
         const float *g_pt = dropout_back(m, a->g_pool_t, a->g_pool_d, (size_t)B * C, d_pool);
         K->zero(S, a->g_pool, (size_t)B * C * m->act);
@@ -240,9 +254,11 @@ static void run_backward(tf_model *m)
         K->pool_first_backward(S, d_xf, a->g_cls, B, tail ? 1 : T, C);
     } else {
         int V = c->vocab_size;
-        float *g_logits = a->logits; /* the logits are not needed any more */
-        K->zero(S, g_logits, (size_t)N * V * m->act);
-        K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, N, V);
+        float *g_logits = a->logits; /* the logits are not needed any more (fused: it is there already) */
+        if (!m->fused_ce) {
+            K->zero(S, g_logits, (size_t)N * V * m->act);
+            K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, N, V);
+        }
         K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, V);
     }
     if (pre) {
@@ -300,8 +316,10 @@ static void run_pass(tf_model *m)
         run_forward(m, m->cfg.arch != TF_ENCODER); /* the decoder's losses are its output */
         return;
     }
+    m->fused_ce = K->crossentropy_fused != NULL; /* the logits are not wanted after */
     run_forward(m, 1);
     run_backward(m);
+    m->fused_ce = 0;
 }
 
 void tf_graphs_free(tf_model *m)
