@@ -98,7 +98,10 @@ typedef struct tf_tensor_extra {
 
 /* ------------------------------------------------------------ activations */
 
-/* Per block, for batches up to (Bmax, Tmax); N = B*T rows. */
+/* Per block, for batches up to (Bmax, Tmax); N = B*T rows. Activation
+ * buffers hold elements of m->act bytes (float, or bfloat16 where the
+ * backend stores them so: tftx/backend.h); the statistics (mean, rstd),
+ * losses and att are float. */
 typedef struct tf_layer_acts {
     float *ln1;   /* (N,C)  post: LN1(r1), pre: LN1(x) */
     float *mean1; /* (N) */
