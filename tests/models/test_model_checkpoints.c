@@ -430,6 +430,12 @@ static void test_load_errors(void **state)
     char *pre = xasprintf("pretrained=%s", bad);
     const char *p1[] = {pre, NULL};
     expect_error(mt_create(&m, "transformer", p1, &err), &err, "t5", "not supported", NULL);
+    /* n_inner null is 4 * n_embd: an n_embd that would overflow it is an
+       error, not a wrapped size (a fuzzer's find) */
+    assert_int_equal(mio_write_text(cfg, "{\"model_type\": \"gpt2\", \"n_embd\": 710666114, \"n_inner\": null}",
+                                    msg, sizeof msg),
+                     0);
+    expect_error(mt_create(&m, "transformer", p1, &err), &err, "n_embd", "too large", NULL);
     free(pre), free(cfg), free(bad);
     char *enc = mt_fixture("encoder_tiny");
     pre = xasprintf("pretrained=%s", enc);

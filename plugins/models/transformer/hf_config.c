@@ -23,6 +23,7 @@
  * (tanh approximation; written as "gelu_new"), "relu".
  */
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,7 +207,11 @@ tftx_status tf_config_read(const tftx_host *h, const char *dir, tf_config *c, co
     /* d_ff: GPT-2's n_inner null means 4 * n_embd */
     if (!set->d_ff) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, k->d_ff);
-        if (v && cJSON_IsNull(v))
+        if (v && cJSON_IsNull(v) && c->d_model > INT_MAX / 4) {
+            st = h->error(err, TFTX_ERR_INVALID, "config.json: \"%s\" = %d is too large (%s is 4 times it)", k->d_model,
+                          c->d_model, k->d_ff);
+            goto done;
+        } else if (v && cJSON_IsNull(v))
             c->d_ff = 4 * c->d_model;
         else if ((st = get_int(h, root, k->d_ff, 0, &c->d_ff, err)))
             goto done;
