@@ -160,18 +160,21 @@ static int fused(const cuda_backend *be, int B, int T, int C, int NH)
            (long long)NH * T >= (long long)NH + C;
 }
 
-template <int HS, class P>
+/* The fused kernels read and write activations of type A (bfloat16 at
+ * precision bf16) where they lie; their own record (att) is float. */
+template <int HS, class P, class A>
 static void fused_forward(cuda_backend *be, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
                           int B, int T, int C, int NH, tftx_dropout drop)
 {
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
     float *lse = att, *ocopy = att + (size_t)B * NH * T;
-    TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_forward_kernel<HS, P>)
-    (out, lse, ocopy, qkv, mask, causal, T, C, NH, drop, cuda_dropout_scale(drop.p), 1.0f / sqrtf((float)HS));
+    TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_forward_kernel<HS, P, A>)
+    ((A *)out, lse, ocopy, (const A *)qkv, mask, causal, T, C, NH, drop, cuda_dropout_scale(drop.p),
+     1.0f / sqrtf((float)HS));
     CUDA_LAUNCHED(be);
 }
 
-template <int HS, class P>
+template <int HS, class P, class A>
 static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const float *dout, const float *qkv,
                            const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
                            tftx_dropout drop)
@@ -179,20 +182,20 @@ static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const 
     const size_t rows = (size_t)B * NH * T;
     const float *lse = att, *ocopy = att + rows, keep = cuda_dropout_scale(drop.p), scale = 1.0f / sqrtf((float)HS);
     float *delta = scratch;
-    TFTX_CUDA_LAUNCH((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS, be->stream, flash_delta_kernel)
-    (delta, dout, ocopy, rows, T, C, NH, HS);
+    TFTX_CUDA_LAUNCH((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS, be->stream, flash_delta_kernel<A>)
+    (delta, (const A *)dout, ocopy, rows, T, C, NH, HS);
     CUDA_LAUNCHED(be);
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
-    TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_kv_kernel<HS, P>)
-    (dqkv, dout, qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale);
+    TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_kv_kernel<HS, P, A>)
+    ((A *)dqkv, (const A *)dout, (const A *)qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale);
     CUDA_LAUNCHED(be);
-    TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_q_kernel<HS, P>)
-    (dqkv, dout, qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale);
+    TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_q_kernel<HS, P, A>)
+    ((A *)dqkv, (const A *)dout, (const A *)qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale);
     CUDA_LAUNCHED(be);
 }
 
-/* The fused kernels for the head size and the precision: bf16 products at
- * precision bf16, tf32 otherwise. */
+/* The fused kernels for the head size and the precision: bf16 products on
+ * bfloat16 activations at precision bf16, tf32 on float ones otherwise. */
 struct fused_kernels {
     void (*forward)(cuda_backend *, float *, float *, const float *, const uint8_t *, int, int, int, int, int,
                     tftx_dropout);
@@ -200,15 +203,16 @@ struct fused_kernels {
                      int, int, int, int, int, tftx_dropout);
 };
 
-template <int HS, class P> static fused_kernels kernels_of()
+template <int HS, class P, class A> static fused_kernels kernels_of()
 {
-    return {fused_forward<HS, P>, fused_backward<HS, P>};
+    return {fused_forward<HS, P, A>, fused_backward<HS, P, A>};
 }
 
 static fused_kernels pick(const cuda_backend *be, int HS)
 {
-    if (be->precision == CUDA_BF16) return HS == 32 ? kernels_of<32, fl_bf16_mma>() : kernels_of<64, fl_bf16_mma>();
-    return HS == 32 ? kernels_of<32, fl_tf32_mma>() : kernels_of<64, fl_tf32_mma>();
+    if (be->act16)
+        return HS == 32 ? kernels_of<32, fl_bf16_mma, bf16>() : kernels_of<64, fl_bf16_mma, bf16>();
+    return HS == 32 ? kernels_of<32, fl_tf32_mma, float>() : kernels_of<64, fl_tf32_mma, float>();
 }
 
 extern "C" {
@@ -239,16 +243,12 @@ void cuda_attention_sizes(void *self, int B, int T, int C, int NH, size_t *att, 
 
 } /* extern "C" */
 
-/* Attention on float activations (the entry points below convert
- * bfloat16 ones). */
+/* Attention through cuBLAS on float activations (the entry points below
+ * convert bfloat16 ones). */
 static void attention_forward32(cuda_backend *be, float *out, float *att, const float *qkv, const uint8_t *mask,
                                 int causal, int B, int T, int C, int NH, tftx_dropout drop)
 {
     const int HS = C / NH, C3 = 3 * C;
-    if (fused(be, B, T, C, NH)) {
-        pick(be, HS).forward(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
-        return;
-    }
     const long long TT = (long long)T * T;
     const float qk_scale = 1.0f / sqrtf((float)HS), one = 1.0f, zero = 0.0f;
     const size_t rows = (size_t)B * NH * T, n = rows * T;
@@ -277,11 +277,8 @@ static void attention_backward32(cuda_backend *be, float *dqkv, float *scratch, 
                                  const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
                                  tftx_dropout drop)
 {
+    (void)mask, (void)causal; /* hidden entries have P = 0: see the top */
     const int HS = C / NH, C3 = 3 * C;
-    if (fused(be, B, T, C, NH)) {
-        pick(be, HS).backward(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
-        return;
-    }
     const long long TT = (long long)T * T;
     const float qk_scale = 1.0f / sqrtf((float)HS), one = 1.0f, zero = 0.0f;
     const size_t rows = (size_t)B * NH * T, n = rows * T;
@@ -317,9 +314,10 @@ static void attention_backward32(cuda_backend *be, float *dqkv, float *scratch, 
     batched(be, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &qk_scale, ptrs, 0, C3, 8, T, &one, 4, C3, count);
 }
 
-/* bfloat16 activations: attention computes on float copies of qkv (and of
- * dout and d(qkv) backward), in the instance's attention area; the output
- * is rounded back, d(qkv) added back. Its own record (att) is float. */
+/* bfloat16 activations through cuBLAS: attention computes on float copies
+ * of qkv (and of dout and d(qkv) backward), in the instance's attention
+ * area; the output is rounded back, d(qkv) added back. Its own record
+ * (att) is float. The fused kernels read bfloat16 where it lies. */
 __global__ void bf16_to_f32_kernel(float *dst, const bf16 *src, size_t n)
 {
     CUDA_FOR(i, n) dst[i] = ld(src, i);
@@ -355,6 +353,10 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
 {
     cuda_backend *be = cuda_of(self);
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
+    if (fused(be, B, T, C, NH)) {
+        pick(be, C / NH).forward(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
+        return;
+    }
     if (!be->act16) {
         attention_forward32(be, out, att, qkv, mask, causal, B, T, C, NH, drop);
         return;
@@ -373,6 +375,10 @@ void cuda_attention_backward(void *self, float *dqkv, float *scratch, const floa
 {
     cuda_backend *be = cuda_of(self);
     if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
+    if (fused(be, B, T, C, NH)) {
+        pick(be, C / NH).backward(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
+        return;
+    }
     if (!be->act16) {
         attention_backward32(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
         return;

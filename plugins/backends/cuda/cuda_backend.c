@@ -25,8 +25,9 @@ static const tftx_param_spec PARAMS[] = {
     TFTX_P_ENUM("precision", "fp32", PRECISIONS,
                 "fp32 (float arithmetic), tf32 (products on the tensor cores, inputs rounded to 10-bit "
                 "mantissas), bf16 (activations and their gradients stored as bfloat16, the linear layers' "
-                "products on the bf16 tensor cores, attention computed in float at tf32); weights, their "
-                "gradients and optimizer state stay fp32 at every precision"),
+                "products on the bf16 tensor cores, attention's at tf32 on float copies, or bf16 with "
+                "attention = \"fused\"); weights, their gradients and optimizer state stay fp32 at every "
+                "precision"),
     TFTX_P_INT("threads", 0, 0, 1024, "ignored (the GPU decides); accepted so train.threads works with any backend"),
     TFTX_P_ENUM("attention", "cublas", ATTENTIONS,
                 "cublas: batched cuBLAS products with the (B, heads, T, T) probabilities in memory; fused: "

@@ -35,10 +35,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <tftx/backend.h>
-#include <tftx/random.h>
-#ifndef TFTX_EMULATED_CUDA
 #include <cuda_bf16.h>
-#endif
+#include <tftx/random.h>
 
 #define FL_WARPS 4
 #define FL_THREADS (FL_WARPS * 32)
@@ -111,6 +109,25 @@ FL_DEV int fl_visible(int s, int t, int T, int causal, const uint8_t *mk)
     return s < T && (!causal || s <= t) && (!mk || mk[s]);
 }
 
+/* Activations in global memory are float or bfloat16 (the cuda backend's
+ * precision bf16): read as float, stored rounded to nearest even. */
+FL_DEV float fl_ld(const float *p, size_t i)
+{
+    return p[i];
+}
+FL_DEV float fl_ld(const __nv_bfloat16 *p, size_t i)
+{
+    return __bfloat162float(p[i]);
+}
+FL_DEV void fl_st(float *p, size_t i, float v)
+{
+    p[i] = v;
+}
+FL_DEV void fl_st(__nv_bfloat16 *p, size_t i, float v)
+{
+    p[i] = __float2bfloat16_rn(v);
+}
+
 /* 1/(1-p) when element i of the dropout stream is kept, else 0. */
 FL_DEV float fl_keep(const tftx_dropout &drop, uint64_t i, float keep_scale)
 {
@@ -141,17 +158,17 @@ struct fl_tf32_mma {
     {
         return fl_cvt_tf32(x);
     }
-    template <int HS>
-    FL_MEMBER void load_a(uint32_t a[HS / K][4], const float *base, size_t stride, int r0, int T, int g, int t4)
+    template <int HS, class A>
+    FL_MEMBER void load_a(uint32_t a[HS / K][4], const A *base, size_t stride, int r0, int T, int g, int t4)
     {
         const int ra = r0 + g, rb = r0 + g + 8;
         FL_UNROLL
         for (int kk = 0; kk < HS / K; kk++) {
             const int c0 = kk * 8 + t4, c1 = c0 + 4;
-            a[kk][0] = round(ra < T ? base[(size_t)ra * stride + c0] : 0.0f);
-            a[kk][1] = round(rb < T ? base[(size_t)rb * stride + c0] : 0.0f);
-            a[kk][2] = round(ra < T ? base[(size_t)ra * stride + c1] : 0.0f);
-            a[kk][3] = round(rb < T ? base[(size_t)rb * stride + c1] : 0.0f);
+            a[kk][0] = round(ra < T ? fl_ld(base, (size_t)ra * stride + c0) : 0.0f);
+            a[kk][1] = round(rb < T ? fl_ld(base, (size_t)rb * stride + c0) : 0.0f);
+            a[kk][2] = round(ra < T ? fl_ld(base, (size_t)ra * stride + c1) : 0.0f);
+            a[kk][3] = round(rb < T ? fl_ld(base, (size_t)rb * stride + c1) : 0.0f);
         }
     }
     template <int HS> FL_MEMBER void b_rows(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int kk, int g, int t4)
@@ -197,18 +214,18 @@ struct fl_bf16_mma {
     {
         return (uint32_t)lo | (uint32_t)hi << 16;
     }
-    template <int HS>
-    FL_MEMBER void load_a(uint32_t a[HS / K][4], const float *base, size_t stride, int r0, int T, int g, int t4)
+    template <int HS, class A>
+    FL_MEMBER void load_a(uint32_t a[HS / K][4], const A *base, size_t stride, int r0, int T, int g, int t4)
     {
         const int ra = r0 + g, rb = r0 + g + 8;
-        const float *pa = ra < T ? base + (size_t)ra * stride : 0, *pb = rb < T ? base + (size_t)rb * stride : 0;
+        const A *pa = ra < T ? base + (size_t)ra * stride : 0, *pb = rb < T ? base + (size_t)rb * stride : 0;
         FL_UNROLL
         for (int kk = 0; kk < HS / K; kk++) {
             const int c0 = kk * 16 + 2 * t4, c1 = c0 + 8;
-            a[kk][0] = pa ? pack(round(pa[c0]), round(pa[c0 + 1])) : 0;
-            a[kk][1] = pb ? pack(round(pb[c0]), round(pb[c0 + 1])) : 0;
-            a[kk][2] = pa ? pack(round(pa[c1]), round(pa[c1 + 1])) : 0;
-            a[kk][3] = pb ? pack(round(pb[c1]), round(pb[c1 + 1])) : 0;
+            a[kk][0] = pa ? pack(round(fl_ld(pa, c0)), round(fl_ld(pa, c0 + 1))) : 0;
+            a[kk][1] = pb ? pack(round(fl_ld(pb, c0)), round(fl_ld(pb, c0 + 1))) : 0;
+            a[kk][2] = pa ? pack(round(fl_ld(pa, c1)), round(fl_ld(pa, c1 + 1))) : 0;
+            a[kk][3] = pb ? pack(round(fl_ld(pb, c1)), round(fl_ld(pb, c1 + 1))) : 0;
         }
     }
     template <int HS> FL_MEMBER void b_rows(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int kk, int g, int t4)
@@ -239,12 +256,12 @@ struct fl_bf16_mma {
 
 /* Rows r0 .. r0+FL_TILE-1 (zeros past T) into a shared tile, by the whole
  * block, rounded once here rather than at every fragment read. */
-template <class P, int HS>
-FL_DEV void fl_load_tile(typename P::elem (*tile)[HS + P::PAD], const float *base, size_t stride, int r0, int T)
+template <class P, int HS, class A>
+FL_DEV void fl_load_tile(typename P::elem (*tile)[HS + P::PAD], const A *base, size_t stride, int r0, int T)
 {
     for (int i = threadIdx.x; i < FL_TILE * HS; i += FL_THREADS) {
         const int r = i / HS, d = i % HS;
-        tile[r][d] = P::round(r0 + r < T ? base[(size_t)(r0 + r) * stride + d] : 0.0f);
+        tile[r][d] = P::round(r0 + r < T ? fl_ld(base, (size_t)(r0 + r) * stride + d) : 0.0f);
     }
 }
 
@@ -282,19 +299,19 @@ FL_DEV void fl_acc_times_tile(float acc[HS / 8][4], const float (*x)[4], const t
 
 /* dst[r][d] += scale * acc (16 x HS, C layout) for the rows r = r0 + g
  * (+8) below T; row r starts at base + r*stride. */
-template <int HS>
-FL_DEV void fl_add_rows(float *base, size_t stride, int r0, int T, const float acc[HS / 8][4], float scale, int g,
-                        int t4)
+template <int HS, class A>
+FL_DEV void fl_add_rows(A *base, size_t stride, int r0, int T, const float acc[HS / 8][4], float scale, int g, int t4)
 {
     FL_UNROLL
     for (int hr = 0; hr < 2; hr++) {
         const int r = r0 + g + hr * 8;
         if (r >= T) continue;
-        float *dst = base + (size_t)r * stride;
+        A *dst = base + (size_t)r * stride;
         FL_UNROLL
         for (int n = 0; n < HS / 8; n++) {
-            dst[n * 8 + 2 * t4] += acc[n][2 * hr] * scale;
-            dst[n * 8 + 2 * t4 + 1] += acc[n][2 * hr + 1] * scale;
+            const size_t c = (size_t)(n * 8 + 2 * t4);
+            fl_st(dst, c, fl_ld(dst, c) + acc[n][2 * hr] * scale);
+            fl_st(dst, c + 1, fl_ld(dst, c + 1) + acc[n][2 * hr + 1] * scale);
         }
     }
 }
@@ -303,16 +320,17 @@ FL_DEV void fl_add_rows(float *base, size_t stride, int r0, int T, const float a
  * lane/4 and t4 = lane%4, the first row of its block and of its warp, and
  * head h's columns of sequence b in q, k, v (row stride C3 = 3C) and dout
  * (row stride C), and b's mask. */
-struct fl_block {
+template <class A> struct fl_block {
     int bh, b, h, lane, g, t4, r0, rw;
     size_t C3;
-    const float *q, *k, *v, *dout;
+    const A *q, *k, *v, *dout;
     const uint8_t *mask;
 };
 
-FL_DEV fl_block fl_block_of(const float *qkv, const float *dout, const uint8_t *mask, int T, int C, int NH, int HS)
+template <class A>
+FL_DEV fl_block<A> fl_block_of(const A *qkv, const A *dout, const uint8_t *mask, int T, int C, int NH, int HS)
 {
-    fl_block w;
+    fl_block<A> w;
     w.bh = blockIdx.y, w.b = w.bh / NH, w.h = w.bh % NH;
     w.lane = threadIdx.x % 32, w.g = w.lane >> 2, w.t4 = w.lane & 3;
     w.r0 = blockIdx.x * FL_ROWS, w.rw = w.r0 + (int)(threadIdx.x / 32) * 16;
@@ -326,15 +344,15 @@ FL_DEV fl_block fl_block_of(const float *qkv, const float *dout, const uint8_t *
 /* ------------------------------------------------------------ forward */
 
 /* grid (ceil(T / FL_ROWS), B*NH), FL_THREADS threads */
-template <int HS, class P>
-__global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const float *qkv, const uint8_t *mask,
-                                     int causal, int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
+template <int HS, class P, class A = float>
+__global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, const A *qkv, const uint8_t *mask, int causal,
+                                     int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
 {
     __shared__ typename P::elem ks[FL_TILE][HS + P::PAD], vs[FL_TILE][HS + P::PAD];
-    const fl_block w = fl_block_of(qkv, 0, mask, T, C, NH, HS);
+    const fl_block<A> w = fl_block_of(qkv, (const A *)0, mask, T, C, NH, HS);
     const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, q0 = w.r0, qw = w.rw;
     const size_t C3 = w.C3;
-    const float *qg = w.q, *kg = w.k, *vg = w.v;
+    const A *qg = w.q, *kg = w.k, *vg = w.v;
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
     if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
@@ -407,7 +425,7 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
             FL_UNROLL
             for (int e = 0; e < 2; e++) {
                 const float v = o[n][2 * hr + e] * inv;
-                out[at + n * 8 + 2 * t4 + e] = v;
+                fl_st(out, at + n * 8 + 2 * t4 + e, v);
                 ocopy[at + n * 8 + 2 * t4 + e] = v;
             }
         }
@@ -419,8 +437,8 @@ __global__ void flash_forward_kernel(float *out, float *lse, float *ocopy, const
 
 /* delta[r] = sum_d dout[b,t,h*HS+d] * o[b,t,h*HS+d] for the rows
  * r = (b*NH + h)*T + t < rows; one warp a row, FL_WARPS rows a block. */
-__global__ void flash_delta_kernel(float *delta, const float *dout, const float *o, size_t rows, int T, int C, int NH,
-                                   int HS)
+template <class A>
+__global__ void flash_delta_kernel(float *delta, const A *dout, const float *o, size_t rows, int T, int C, int NH, int HS)
 {
     const int lane = threadIdx.x % 32;
     const size_t r = (size_t)blockIdx.x * FL_WARPS + threadIdx.x / 32;
@@ -428,24 +446,24 @@ __global__ void flash_delta_kernel(float *delta, const float *dout, const float 
     if (r < rows) {
         const size_t bh = r / (size_t)T, t = r % (size_t)T, b = bh / (size_t)NH, h = bh % (size_t)NH;
         const size_t at = (b * (size_t)T + t) * (size_t)C + h * (size_t)HS;
-        for (int d = lane; d < HS; d += 32) s += dout[at + d] * o[at + d];
+        for (int d = lane; d < HS; d += 32) s += fl_ld(dout, at + d) * o[at + d];
     }
     for (int k = 16; k > 0; k >>= 1) s += __shfl_xor_sync(FL_FULL, s, k);
     if (r < rows && lane == 0) delta[r] = s;
 }
 
 /* dK, dV of FL_ROWS keys a block: grid (ceil(T / FL_ROWS), B*NH) */
-template <int HS, class P>
-__global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                                         const float *delta, const uint8_t *mask, int causal, int T, int C, int NH,
-                                         tftx_dropout drop, float keep_scale, float scale)
+template <int HS, class P, class A = float>
+__global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
+                                         const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
+                                         float keep_scale, float scale)
 {
     __shared__ typename P::elem qs[FL_TILE][HS + P::PAD], dos[FL_TILE][HS + P::PAD];
     __shared__ float ls[FL_TILE], dl[FL_TILE];
-    const fl_block w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
+    const fl_block<A> w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
     const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, k0 = w.r0, kw = w.rw;
     const size_t C3 = w.C3;
-    const float *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
+    const A *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
     if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
@@ -505,22 +523,22 @@ __global__ void flash_backward_kv_kernel(float *dqkv, const float *dout, const f
         for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(dk, &p[kc * (P::K / 8)], qs, kc * P::K, lane);
     }
-    float *rows = dqkv + (size_t)b * T * C3 + (size_t)h * HS;
+    A *rows = dqkv + (size_t)b * T * C3 + (size_t)h * HS;
     fl_add_rows<HS>(rows + C, C3, kw, T, dk, scale, g, t4);
     fl_add_rows<HS>(rows + 2 * (size_t)C, C3, kw, T, dv, 1.0f, g, t4);
 }
 
 /* dQ of FL_ROWS queries a block: grid (ceil(T / FL_ROWS), B*NH) */
-template <int HS, class P>
-__global__ void flash_backward_q_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                                        const float *delta, const uint8_t *mask, int causal, int T, int C, int NH,
-                                        tftx_dropout drop, float keep_scale, float scale)
+template <int HS, class P, class A = float>
+__global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
+                                        const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
+                                        float keep_scale, float scale)
 {
     __shared__ typename P::elem ks[FL_TILE][HS + P::PAD], vs[FL_TILE][HS + P::PAD];
-    const fl_block w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
+    const fl_block<A> w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
     const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, q0 = w.r0, qw = w.rw;
     const size_t C3 = w.C3;
-    const float *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
+    const A *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
     if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
