@@ -162,13 +162,14 @@ step "optimizer step bandwidth (tftx_cuda_optim_bench, 100M parameters)"
 "$root/$build/bin/tftx_cuda_optim_bench" -n 100000000 -r 20 || fail "tftx_cuda_optim_bench"
 
 [ "${TFTX_GPU_QUICK:-0}" = 1 ] && TFTX_GPU_TORCH=0
-step "where a step's GPU time goes (TFTX_CUDA_PROFILE=1, tf32, attention fused)"
+step "where a step's GPU time goes (TFTX_CUDA_PROFILE=1, attention fused; no step graphs while profiling)"
 [ "${TFTX_GPU_QUICK:-0}" = 1 ] && echo "(skipped: TFTX_GPU_QUICK)"
-for cfg in bert-small gpt-small gpt2-124m; do
+for run in bert-small:tf32 gpt-small:tf32 gpt2-124m:tf32 gpt2-124m:bf16; do
   [ "${TFTX_GPU_QUICK:-0}" = 1 ] && break
-  echo "--- $cfg"
+  cfg=${run%:*} prec=${run#*:}
+  echo "--- $cfg, $prec"
   TFTX_CUDA_PROFILE=1 timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps 5 --warmup 1 --set 'train.backend="cuda"' \
-    --set 'train.cuda.precision="tf32"' --set 'train.cuda.attention="fused"' 2>&1 | grep -vE "^\s*$|tokens/s|parameters"
+    --set "train.cuda.precision=\"$prec\"" --set 'train.cuda.attention="fused"' 2>&1 | grep -vE "^\s*$|tokens/s|parameters"
 done
 
 if [ "${TFTX_GPU_TORCH:-1}" = 1 ]; then
