@@ -48,10 +48,8 @@ static float *random_floats(const tftx_backend_ops *b, void *be, size_t n, uint6
     for (size_t i = 0; i < n; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         float x = (float)((seed >> 40) * (2.0 / 16777216.0) - 1.0);
-        uint32_t u;
-        memcpy(&u, &x, sizeof u);
         if (size == 2)
-            h16[i] = (uint16_t)(u >> 16); /* truncated: random either way */
+            h16[i] = tftx_bf16_bits(x);
         else
             h[i] = x;
     }

@@ -60,6 +60,17 @@ typedef struct tftx_dropout {
 /* Element i of an activation buffer whose elements are `size` bytes. */
 #define TFTX_ACT_AT(p, i, size) ((float *)(void *)((char *)(p) + (size_t)(i) * (size_t)(size)))
 
+/* The bfloat16 bits of x, rounded to nearest even (x finite), as a host
+ * writes a bfloat16 activation. */
+static inline uint16_t tftx_bf16_bits(float x)
+{
+    union {
+        float f;
+        uint32_t u;
+    } v = {x};
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+
 /* A host copy of n activation elements of `size` bytes, at the start of
  * buf (room for n floats), made n floats in place. */
 static inline void tftx_act_to_float(float *buf, size_t n, size_t size)

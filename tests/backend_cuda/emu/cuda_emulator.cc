@@ -3,6 +3,7 @@
  * cuda_emulator.hpp.
  */
 #include "cuda_emulator.hpp"
+#include "include/cuda_bf16.h"
 
 #include <setjmp.h>
 #include <ucontext.h>
@@ -281,9 +282,7 @@ void emu_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2])
 
 uint16_t emu_to_bf16(float x)
 {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    return __float2bfloat16_rn(x).bits; /* the runtime's own rounding (include/cuda_bf16.h) */
 }
 
 void emu_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2])
