@@ -261,14 +261,14 @@ static void gelu_tanh_bwd(void *c)
 static void ce_fwd(void *c)
 {
     ew *e = c;
-    ops->crossentropy_forward(be, e->mean, e->out, e->inp, e->targets, e->N, e->C);
+    ops->crossentropy_forward(be, e->mean, e->out, e->inp, e->targets, e->N, e->C, e->C);
 }
 
 static void ce_bwd(void *c)
 {
     ew *e = c;
     const float dloss = 1.0f / (float)e->N; /* the cpu backend: host memory */
-    ops->crossentropy_backward(be, e->dinp, e->out, e->targets, &dloss, e->N, e->C);
+    ops->crossentropy_backward(be, e->dinp, e->out, e->targets, &dloss, e->N, e->C, e->C);
 }
 
 static ew ew_new(int N, int C)

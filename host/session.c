@@ -63,12 +63,14 @@ int session_no_decay(const char *name, const tnode *patterns)
     return 0;
 }
 
-/* The arena in ranges of neighbouring tensors of one group. */
+/* The arena in ranges of neighbouring tensors of one group (padding
+ * between tensors is in none), and the parameter count. */
 static void build_ranges(run_session *s, const tnode *no_decay)
 {
     size_t nt = s->model->n_tensors(s->model_self);
     for (size_t i = 0; i < nt; i++) {
         const tftx_tensor_info *t = s->model->tensor(s->model_self, i);
+        s->n_weights += t->numel;
         int group = session_no_decay(t->name, no_decay) ? TFTX_OPT_GROUP_NO_DECAY : TFTX_OPT_GROUP_DECAY;
         tftx_opt_range *last = s->n_ranges ? &s->ranges[s->n_ranges - 1] : NULL;
         if (last && last->group == group && last->offset + last->n == t->offset) {

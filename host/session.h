@@ -33,7 +33,8 @@ typedef struct run_session {
     tftx_backend backend;
     const tftx_model_ops *model;
     const tftx_optimizer_ops *opt;
-    size_t n_params;
+    size_t n_params;  /* floats in the parameter arena */
+    size_t n_weights; /* the tensors' elements: the parameter count (the arena may also hold padding) */
     int n_slots;
     float *slots[TFTX_OPT_MAX_SLOTS]; /* backend memory, n_params each */
     int64_t step;                     /* optimizer steps taken */

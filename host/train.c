@@ -293,7 +293,7 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
     if (eval_every <= 0) eval_every = steps_per_epoch;
 
     m_str(m, "task", lm ? "lm" : "classify");
-    m_int(m, "n_params", (int64_t)s.n_params);
+    m_int(m, "n_params", (int64_t)s.n_weights);
     m_int(m, "threads", s.backend.ops->threads(s.backend.self));
     m_int(m, "steps_planned", total);
     m_str(m, "data_hash", in->data_hash ? in->data_hash : "");

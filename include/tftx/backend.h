@@ -192,25 +192,28 @@ typedef struct tftx_backend_ops {
                                int C);
 
     /* ---------------------------------------------------- cross-entropy */
-    /* Softmax over the last dimension and the negative log-likelihood of
-     * each target: probs (N,V); losses (N), 0 where targets[n] < 0
-     * (ignored, like PyTorch's ignore_index -100); logits (N,V);
-     * targets (N) int32. probs, logits and dlogits are (act). */
+    /* Softmax over the first V columns of each row and the negative
+     * log-likelihood of each target: probs (N,ld); losses (N), 0 where
+     * targets[n] < 0 (ignored, like PyTorch's ignore_index -100); logits
+     * (N,ld); targets (N) int32, < V. ld >= V is the row stride of logits,
+     * probs and dlogits: columns V..ld-1 are padding (a vocabulary rounded
+     * up so that the products before run on aligned rows), never read.
+     * probs, logits and dlogits are (act). */
     void (*crossentropy_forward)(void *self, float *losses, float *probs, const float *logits,
-                                 const int32_t *targets, int N, int V);
+                                 const int32_t *targets, int N, int V, int ld);
     /* dlogits += (probs - onehot(target)) * dloss for each counted row;
      * dloss (backend memory, one float, read when the kernel runs) is the
      * weight of each row's loss in the total (1/count for a mean), ignored
-     * rows get nothing. */
+     * rows and padding columns get nothing. */
     void (*crossentropy_backward)(void *self, float *dlogits, const float *probs, const int32_t *targets,
-                                  const float *dloss, int N, int V);
+                                  const float *dloss, int N, int V, int ld);
     /* Both in one pass over each row (optional; NULL: call the two):
      * losses as crossentropy_forward's, and logits replaced by the
      * gradient crossentropy_backward would add to a zeroed buffer, bit for
-     * bit; probs (N,V) (act) is working memory the backend may use, its
-     * contents afterwards unspecified. */
+     * bit, padding columns included (0); probs (N,ld) (act) is working
+     * memory the backend may use, its contents afterwards unspecified. */
     void (*crossentropy_fused)(void *self, float *losses, float *logits, float *probs, const int32_t *targets,
-                               const float *dloss, int N, int V);
+                               const float *dloss, int N, int V, int ld);
 
     /* ------------------------------------------------- gradient utilities */
     /* Sum of squares of x (n floats), accumulated in double; host result. */

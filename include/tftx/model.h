@@ -56,7 +56,11 @@ typedef struct tftx_model_ops {
        and initialise the weights from the run's random streams. */
     tftx_status (*bind)(void *self, const tftx_backend *backend, int max_batch, int max_len, tftx_error *err);
 
-    /* Parameters: one arena of n_params floats; gradients: same layout. */
+    /* Parameters: one arena of n_params floats; gradients: same layout.
+       The tensors lie in it without overlapping; floats no tensor covers
+       (padding a model keeps for its kernels) are the model's: the
+       optimizer, checkpoints and the parameter count skip them, and the
+       model keeps their gradient at 0. */
     size_t (*n_params)(const void *self);
     float *(*params)(void *self); /* backend memory */
     float *(*grads)(void *self);  /* backend memory */

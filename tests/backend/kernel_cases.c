@@ -359,7 +359,7 @@ kcase *kc_pool_mean(int B, int T, int C, int padded)
 /* L = dloss * sum_n losses[n]: the backward takes one weight for all rows */
 static double ce_forward(void *be, kcase *k)
 {
-    ops->crossentropy_forward(be, k->out[0], k->out[1], k->x[0], k->targets, k->N, k->V);
+    ops->crossentropy_forward(be, k->out[0], k->out[1], k->x[0], k->targets, k->N, k->V, k->ld);
     double s = 0.0;
     for (int n = 0; n < k->N; n++) s += k->out[0][n];
     return (double)k->dloss * s;
@@ -367,17 +367,19 @@ static double ce_forward(void *be, kcase *k)
 
 static void ce_backward(void *be, kcase *k)
 {
-    ops->crossentropy_backward(be, k->g[0], k->out[1], k->targets, &k->dloss, k->N, k->V); /* cpu: host memory */
+    ops->crossentropy_backward(be, k->g[0], k->out[1], k->targets, &k->dloss, k->N, k->V, k->ld); /* cpu: host memory */
 }
 
-kcase *kc_crossentropy(int N, int V)
+/* With ld > V the logits' padding columns are inputs too: no loss depends
+ * on them, so their gradient must stay 0. */
+kcase *kc_crossentropy(int N, int V, int ld)
 {
-    kcase *k = kc_new("crossentropy N=%d V=%d", N, V);
-    k->N = N, k->V = V, k->dloss = 0.37f;
+    kcase *k = kc_new("crossentropy N=%d V=%d ld=%d", N, V, ld);
+    k->N = N, k->V = V, k->ld = ld, k->dloss = 0.37f;
     k->forward = ce_forward, k->backward = ce_backward;
-    kc_input(k, "logits", (size_t)N * V, -3, 3);
-    kc_output(k, (size_t)N);     /* losses */
-    kc_output(k, (size_t)N * V); /* probs */
+    kc_input(k, "logits", (size_t)N * ld, -3, 3);
+    kc_output(k, (size_t)N);      /* losses */
+    kc_output(k, (size_t)N * ld); /* probs */
     k->targets = kc_alloc(k, (size_t)N * sizeof *k->targets);
     for (int n = 0; n < N; n++) k->targets[n] = kc_int(V);
     if (N > 1) k->targets[1] = -100; /* ignored, like PyTorch's ignore_index */

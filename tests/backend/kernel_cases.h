@@ -39,6 +39,7 @@ struct kcase {
     int thread_independent;
     /* kernel arguments */
     int B, T, C, NH, N, OC, V, causal;
+    int ld; /* cross-entropy: the rows' stride (>= V; the columns after V are padding) */
     uint8_t *mask;
     int32_t *tokens, *segments, *targets;
     tftx_dropout drop;
@@ -70,7 +71,7 @@ kcase *kc_residual(size_t N);
 kcase *kc_dropout(size_t N, float p, uint64_t offset);
 kcase *kc_pool_first(int B, int T, int C);
 kcase *kc_pool_mean(int B, int T, int C, int padded);
-kcase *kc_crossentropy(int N, int V);
+kcase *kc_crossentropy(int N, int V, int ld);
 kcase *kc_embedding(int B, int T, int C, int V, int with_wpe, int with_wse, int with_segments);
 void kc_free(kcase *k);
 

@@ -93,14 +93,14 @@ void ref_layernorm(double *out, double *mean, double *rstd, const float *inp, co
     }
 }
 
-void ref_crossentropy(double *losses, double *probs, const float *logits, const int32_t *targets, int N, int V)
+void ref_crossentropy(double *losses, double *probs, const float *logits, const int32_t *targets, int N, int V, int ld)
 {
     for (int n = 0; n < N; n++) {
-        const float *l = logits + (size_t)n * V;
+        const float *l = logits + (size_t)n * ld;
         double mx = -INFINITY, sum = 0.0;
         for (int v = 0; v < V; v++) mx = fmax(mx, l[v]);
         for (int v = 0; v < V; v++) sum += exp(l[v] - mx);
-        for (int v = 0; v < V; v++) probs[(size_t)n * V + v] = exp(l[v] - mx) / sum;
+        for (int v = 0; v < V; v++) probs[(size_t)n * ld + v] = exp(l[v] - mx) / sum;
         losses[n] = targets[n] < 0 ? 0.0 : log(sum) - (l[targets[n]] - mx);
     }
 }

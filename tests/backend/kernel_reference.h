@@ -28,8 +28,10 @@ void ref_attention(double *out, double *att, const float *qkv, const uint8_t *ma
 void ref_layernorm(double *out, double *mean, double *rstd, const float *inp, const float *weight, const float *bias,
                    int N, int C, double eps);
 
-/* losses (N), probs (N,V): softmax and -log p[target]; loss 0 when target < 0 */
-void ref_crossentropy(double *losses, double *probs, const float *logits, const int32_t *targets, int N, int V);
+/* losses (N), probs (N,ld): softmax over the first V columns and -log p[target];
+ * loss 0 when target < 0 */
+void ref_crossentropy(double *losses, double *probs, const float *logits, const int32_t *targets, int N, int V,
+                      int ld);
 
 /* GELU as torch.nn.functional.gelu: approximate='none' and 'tanh' */
 double ref_gelu(double x);

@@ -242,22 +242,26 @@ static void test_forward_layernorm(void **state)
 static void test_forward_crossentropy(void **state)
 {
     (void)state;
-    static const int SHAPES[][2] = {{6, 11}, {67, 501}, {4, 8192}, {3, 2}};
+    /* N, V, ld: the padding columns after V must change nothing */
+    static const int SHAPES[][3] = {{6, 11, 11}, {67, 501, 512}, {4, 8192, 8192}, {3, 2, 2}, {5, 97, 128}};
     worst w = {.what = "crossentropy_forward"};
     for (size_t s = 0; s < sizeof SHAPES / sizeof *SHAPES; s++) {
-        const int N = SHAPES[s][0], V = SHAPES[s][1];
-        kcase *k = kc_crossentropy(N, V);
+        const int N = SHAPES[s][0], V = SHAPES[s][1], ld = SHAPES[s][2];
+        kcase *k = kc_crossentropy(N, V, ld);
         if (s == 3) /* extreme logits */
-            for (int i = 0; i < N * V; i++) k->x[0][i] = i % 2 ? 80.0f : -80.0f;
-        double *loss = dnew(N), *probs = dnew((size_t)N * V);
-        ref_crossentropy(loss, probs, k->x[0], k->targets, N, V);
+            for (int i = 0; i < N * ld; i++) k->x[0][i] = i % 2 ? 80.0f : -80.0f;
+        double *loss = dnew(N), *probs = dnew((size_t)N * ld);
+        ref_crossentropy(loss, probs, k->x[0], k->targets, N, V, ld);
         for (int t = 0; t < NBE; t++) {
             k->forward(be[t], k);
             for (int n = 0; n < N; n++) {
                 expect_close(&w, "loss", n, k->out[0][n], loss[n], 1e-5 * (1 + fabs(loss[n])));
                 if (k->targets[n] < 0) assert_true(k->out[0][n] == 0.0f);
+                for (int v = 0; v < V; v++) {
+                    const size_t i = (size_t)n * ld + v;
+                    expect_close(&w, "probs", i, k->out[1][i], probs[i], 1e-6);
+                }
             }
-            for (size_t i = 0; i < (size_t)N * V; i++) expect_close(&w, "probs", i, k->out[1][i], probs[i], 1e-6);
         }
         free(loss);
         free(probs);
@@ -268,23 +272,24 @@ static void test_forward_crossentropy(void **state)
 
 /* crossentropy_fused gives the bits of crossentropy_forward, then
  * crossentropy_backward into a zeroed buffer: the losses, and the logits
- * replaced by their gradient (ignored rows 0). */
+ * replaced by their gradient (ignored rows and padding columns 0, though
+ * the padding held logits). */
 static void test_crossentropy_fused(void **state)
 {
     (void)state;
-    static const int SHAPES[][2] = {{6, 11}, {67, 501}, {4, 8192}};
+    static const int SHAPES[][3] = {{6, 11, 16}, {67, 501, 501}, {4, 8192, 8192}, {9, 97, 128}};
     for (size_t s = 0; s < sizeof SHAPES / sizeof *SHAPES; s++) {
-        const int N = SHAPES[s][0], V = SHAPES[s][1];
-        const size_t NV = (size_t)N * V;
-        kcase *k = kc_crossentropy(N, V);
+        const int N = SHAPES[s][0], V = SHAPES[s][1], ld = SHAPES[s][2];
+        const size_t NV = (size_t)N * ld;
+        kcase *k = kc_crossentropy(N, V, ld);
         for (int t = 0; t < NBE; t++) {
             float *losses = ops->alloc(be[t], (size_t)N * sizeof(float)), *probs = ops->alloc(be[t], NV * 4);
             float *dl = ops->alloc(be[t], NV * 4), *fl = ops->alloc(be[t], (size_t)N * sizeof(float));
             float *fused = ops->alloc(be[t], NV * 4), *scratch = ops->alloc(be[t], NV * 4);
-            ops->crossentropy_forward(be[t], losses, probs, k->x[0], k->targets, N, V);
-            ops->crossentropy_backward(be[t], dl, probs, k->targets, &k->dloss, N, V);
+            ops->crossentropy_forward(be[t], losses, probs, k->x[0], k->targets, N, V, ld);
+            ops->crossentropy_backward(be[t], dl, probs, k->targets, &k->dloss, N, V, ld);
             memcpy(fused, k->x[0], NV * 4);
-            ops->crossentropy_fused(be[t], fl, fused, scratch, k->targets, &k->dloss, N, V);
+            ops->crossentropy_fused(be[t], fl, fused, scratch, k->targets, &k->dloss, N, V, ld);
             assert_memory_equal(fl, losses, (size_t)N * sizeof(float));
             assert_memory_equal(fused, dl, NV * 4);
             float *all[] = {losses, probs, dl, fl, fused, scratch};
@@ -380,7 +385,7 @@ static void test_nan_propagates(void **state)
     float logits[2 * 5] = {1, 2, 3, 4, 5, 1, NAN, 3, 4, 5}, probs[10], losses[2];
     int32_t targets[2] = {1, 1};
     for (int t = 0; t < NBE; t++) {
-        ops->crossentropy_forward(be[t], losses, probs, logits, targets, 2, 5);
+        ops->crossentropy_forward(be[t], losses, probs, logits, targets, 2, 5, 5);
         assert_true(isfinite(losses[0]));
         assert_true(isnan(losses[1]));
         assert_int_equal(ops->all_finite(be[t], losses, 2), 0);

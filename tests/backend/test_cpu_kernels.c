@@ -91,8 +91,12 @@ static int all_cases(kcase **cs)
     cs[n++] = kc_pool_mean(4, 5, 7, 0);
     cs[n++] = kc_pool_mean(4, 5, 7, 1);
     /* cross-entropy */
-    cs[n++] = kc_crossentropy(6, 11);
-    cs[n++] = kc_crossentropy(1 + kc_int(8), 2 + kc_int(30));
+    cs[n++] = kc_crossentropy(6, 11, 11);
+    cs[n++] = kc_crossentropy(5, 11, 16); /* padded rows */
+    {
+        int V = 2 + kc_int(30);
+        cs[n++] = kc_crossentropy(1 + kc_int(8), V, V + kc_int(3));
+    }
     /* embedding: tokens repeat (V small) */
     cs[n++] = kc_embedding(2, 5, 7, 4, 1, 1, 1);
     cs[n++] = kc_embedding(3, 4, 70, 3, 1, 1, 0); /* wse without segments: segment 0; C > one column block */
@@ -277,7 +281,7 @@ static int big_cases(kcase **cs)
     cs[n++] = kc_dropout(10007, 0.37f, 3);
     cs[n++] = kc_pool_first(9, 7, 129);
     cs[n++] = kc_pool_mean(9, 7, 129, 1);
-    cs[n++] = kc_crossentropy(67, 501);
+    cs[n++] = kc_crossentropy(67, 501, 512);
     cs[n++] = kc_embedding(5, 33, 200, 17, 1, 1, 1);
     return n;
 }

@@ -270,32 +270,34 @@ static void test_pooling(int B, int T, int C)
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
 }
 
-static void test_crossentropy(int N, int V)
+/* rows of ld >= V: the padding columns are read by no kernel, the fused
+ * one sets them to 0 */
+static void test_crossentropy(int N, int V, int ld)
 {
-    pair logits = pair_rand((size_t)N * V, -6, 6), probs = pair_rand((size_t)N * V, 0, 0);
-    pair losses = pair_param((size_t)N, 0, 0), dl = pair_rand((size_t)N * V, -1, 1);
+    pair logits = pair_rand((size_t)N * ld, -6, 6), probs = pair_rand((size_t)N * ld, 0, 0);
+    pair losses = pair_param((size_t)N, 0, 0), dl = pair_rand((size_t)N * ld, -1, 1);
     int32_t *t = malloc((size_t)N * sizeof *t);
     for (int n = 0; n < N; n++) t[n] = n == 1 ? -100 : (int32_t)((n * 7919u) % (unsigned)V);
     int32_t *td = NULL, *tc = put_both(t, (size_t)N * sizeof *t, (void **)&td);
-    cpu.ops->crossentropy_forward(cpu.self, losses.c, probs.c, logits.c, tc, N, V);
-    gpu.ops->crossentropy_forward(gpu.self, losses.d, probs.d, logits.d, td, N, V);
+    cpu.ops->crossentropy_forward(cpu.self, losses.c, probs.c, logits.c, tc, N, V, ld);
+    gpu.ops->crossentropy_forward(gpu.self, losses.d, probs.d, logits.d, td, N, V, ld);
     compare("crossentropy probs", probs.c, probs.d, probs.n, 0);
     compare("crossentropy losses", losses.c, losses.d, losses.n, 0);
     const float dloss = 1.0f / (float)N;
     float *wd = NULL, *wc = put_both(&dloss, sizeof dloss, (void **)&wd);
-    cpu.ops->crossentropy_backward(cpu.self, dl.c, probs.c, tc, wc, N, V);
-    gpu.ops->crossentropy_backward(gpu.self, dl.d, probs.d, td, wd, N, V);
+    cpu.ops->crossentropy_backward(cpu.self, dl.c, probs.c, tc, wc, N, V, ld);
+    gpu.ops->crossentropy_backward(gpu.self, dl.d, probs.d, td, wd, N, V, ld);
     compare("crossentropy dlogits", dl.c, dl.d, dl.n, 0);
     /* fused: the gpu's own forward + backward (into zeros) bit for bit,
        the cpu's within the tolerance */
     float *hl = get(&gpu, logits.d, logits.n);
     pair fused = pair_of(hl, logits.n), fl = pair_param((size_t)N, 0, 0), zd = pair_rand(dl.n, 0, 0);
-    cpu.ops->crossentropy_forward(cpu.self, losses.c, probs.c, fused.c, tc, N, V);
-    gpu.ops->crossentropy_forward(gpu.self, losses.d, probs.d, fused.d, td, N, V);
-    cpu.ops->crossentropy_backward(cpu.self, zd.c, probs.c, tc, wc, N, V);
-    gpu.ops->crossentropy_backward(gpu.self, zd.d, probs.d, td, wd, N, V);
-    cpu.ops->crossentropy_fused(cpu.self, fl.c, fused.c, probs.c, tc, wc, N, V);
-    gpu.ops->crossentropy_fused(gpu.self, fl.d, fused.d, probs.d, td, wd, N, V);
+    cpu.ops->crossentropy_forward(cpu.self, losses.c, probs.c, fused.c, tc, N, V, ld);
+    gpu.ops->crossentropy_forward(gpu.self, losses.d, probs.d, fused.d, td, N, V, ld);
+    cpu.ops->crossentropy_backward(cpu.self, zd.c, probs.c, tc, wc, N, V, ld);
+    gpu.ops->crossentropy_backward(gpu.self, zd.d, probs.d, td, wd, N, V, ld);
+    cpu.ops->crossentropy_fused(cpu.self, fl.c, fused.c, probs.c, tc, wc, N, V, ld);
+    gpu.ops->crossentropy_fused(gpu.self, fl.d, fused.d, probs.d, td, wd, N, V, ld);
     compare("crossentropy fused losses", losses.c, fl.d, losses.n, 0);
     compare("crossentropy fused dlogits", zd.c, fused.d, zd.n, 0);
     check_repeat("crossentropy fused = forward + backward", zd.d, fused.d, zd.n);
@@ -607,8 +609,8 @@ int main(void)
     test_attention_mask_bits();
     test_pointwise(100003);
     test_pooling(4, 19, 77);
-    test_crossentropy(11, 1003);
-    test_crossentropy(4, 50257);
+    test_crossentropy(11, 1003, 1003);
+    test_crossentropy(4, 50257, 50304); /* GPT-2's vocabulary in rows padded to 64 */
     test_embedding(3, 17, 77, 50, 2, 0);
     test_embedding(32, 128, 256, 1000, 2, 1); /* bert-small's B*T and C */
     test_utilities(1000003);
@@ -643,7 +645,7 @@ int main(void)
             test_layernorm(64, 768);
             test_pointwise(100003);
             test_pooling(4, 19, 77);
-            test_crossentropy(11, 1003);
+            test_crossentropy(11, 1003, 1024);
             test_embedding(3, 17, 77, 50, 2, 0);
             test_embedding(32, 128, 256, 1000, 2, 1);
             test_attention(4, 37, 4, 8, 1, 1, 0.2f);

@@ -14,7 +14,8 @@
  *   decoder: evaluate's per-token losses, the log-probabilities of every
  *            vocabulary entry at every position (evaluate once per target
  *            id v: the loss is -log p(v)) and forward's loss within 1e-5,
- *            every gradient within 1e-4
+ *            every gradient within 1e-4; the tied head's padding rows
+ *            (V = 97 taken as 128) stay 0 with no gradient
  *   causality: changing token t' changes no loss before t'
  *   padding: changing padded tokens changes no logit
  *   dropout: with dropout and attention dropout 0.2 in training mode, the
@@ -521,6 +522,18 @@ static void test_decoder_matches_torch(void **state)
     printf("decoder: loss %.7f (torch %.7f)\n", loss, *want_loss);
     free(want_loss);
     expect_grads(&m, &r.f, "decoder");
+
+    /* the tied head's rows padded to 128 (layout.c): 31 rows of zeros
+       after wte that no tensor covers; no gradient reaches them */
+    const tftx_tensor_info *wte = mt_tensor(&m, "transformer.wte.weight"), *wpe = mt_tensor(&m, "transformer.wpe.weight");
+    size_t numel = 0;
+    for (size_t i = 0; i < m.ops->n_tensors(m.self); i++) numel += m.ops->tensor(m.self, i)->numel;
+    const size_t pad = (128 - 97) * (size_t)wte->shape[1];
+    assert_int_equal(m.ops->n_params(m.self), numel + pad);
+    assert_int_equal(wpe->offset, wte->offset + wte->numel + pad);
+    float *p = mt_params(&m), *g = mt_grads(&m);
+    for (size_t i = wte->offset + wte->numel; i < wpe->offset; i++) assert_true(p[i] == 0.0f && g[i] == 0.0f);
+    free(p), free(g);
     ref_close(&r);
     mt_free(&m);
 }

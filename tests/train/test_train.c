@@ -323,7 +323,7 @@ static void decay_flags(const char *const *sets, size_t n_sets, char *flags, siz
         memset(flags + r->offset, r->group == TFTX_OPT_GROUP_DECAY ? 'd' : '-', r->n);
         covered += r->n;
     }
-    assert_int_equal(covered, out->n_params); /* every parameter in exactly one range */
+    assert_int_equal(covered, out->n_weights); /* every parameter in exactly one range */
     plan_free(&p);
     errlist_free(&errs);
 }

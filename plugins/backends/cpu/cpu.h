@@ -130,10 +130,10 @@ void cpu_pool_first_backward(void *self, float *dinp, const float *dout, int B, 
 void cpu_pool_mean_forward(void *self, float *out, const float *inp, const uint8_t *mask, int B, int T, int C);
 void cpu_pool_mean_backward(void *self, float *dinp, const float *dout, const uint8_t *mask, int B, int T, int C);
 void cpu_crossentropy_forward(void *self, float *losses, float *probs, const float *logits, const int32_t *targets,
-                              int N, int V);
+                              int N, int V, int ld);
 void cpu_crossentropy_fused(void *self, float *losses, float *logits, float *probs, const int32_t *targets,
-                            const float *dloss, int N, int V);
+                            const float *dloss, int N, int V, int ld);
 void cpu_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
-                               int N, int V);
+                               int N, int V, int ld);
 
 #endif /* TFTX_CPU_H */

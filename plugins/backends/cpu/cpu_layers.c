@@ -246,44 +246,45 @@ CPU_VECTOR_CLONES static float crossentropy_row(float *p, const float *l, int32_
 }
 
 void cpu_crossentropy_forward(void *self, float *losses, float *probs, const float *logits, const int32_t *targets,
-                              int N, int V)
+                              int N, int V, int ld)
 {
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
     for (int n = 0; n < N; n++)
-        losses[n] = crossentropy_row(probs + (size_t)n * V, logits + (size_t)n * V, targets[n], V);
+        losses[n] = crossentropy_row(probs + (size_t)n * ld, logits + (size_t)n * ld, targets[n], V);
 }
 
 /* losses as the forward; logits[n,v] = 0 + (probs[n,v] - [v == target]) *
- * dloss, the backward's sum into a zeroed buffer (0 on ignored rows), while
- * the row is in cache */
+ * dloss, the backward's sum into a zeroed buffer (0 on ignored rows and in
+ * the padding), while the row is in cache */
 void cpu_crossentropy_fused(void *self, float *losses, float *logits, float *probs, const int32_t *targets,
-                            const float *dloss_at, int N, int V)
+                            const float *dloss_at, int N, int V, int ld)
 {
     const float dloss = *dloss_at;
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
     for (int n = 0; n < N; n++) {
         const int32_t tgt = targets[n];
-        float *p = probs + (size_t)n * V, *d = logits + (size_t)n * V;
+        float *p = probs + (size_t)n * ld, *d = logits + (size_t)n * ld;
         losses[n] = crossentropy_row(p, d, tgt, V);
         if (tgt < 0) {
-            memset(d, 0, (size_t)V * sizeof *d);
+            memset(d, 0, (size_t)ld * sizeof *d);
             continue;
         }
         for (int v = 0; v < V; v++) d[v] = 0.0f + (p[v] - (v == tgt ? 1.0f : 0.0f)) * dloss;
+        memset(d + V, 0, (size_t)(ld - V) * sizeof *d);
     }
 }
 
 /* dlogits[n,v] += (probs[n,v] - [v == target]) * dloss, rows with target >= 0 */
 void cpu_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets,
-                               const float *dloss_at, int N, int V)
+                               const float *dloss_at, int N, int V, int ld)
 {
     const float dloss = *dloss_at;
 #pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
     for (int n = 0; n < N; n++) {
         const int32_t tgt = targets[n];
         if (tgt < 0) continue;
-        const float *p = probs + (size_t)n * V;
-        float *d = dlogits + (size_t)n * V;
+        const float *p = probs + (size_t)n * ld;
+        float *d = dlogits + (size_t)n * ld;
         for (int v = 0; v < V; v++) d[v] += (p[v] - (v == tgt ? 1.0f : 0.0f)) * dloss;
     }
 }

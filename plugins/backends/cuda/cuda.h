@@ -176,11 +176,11 @@ void cuda_pool_first_backward(void *self, float *dinp, const float *dout, int B,
 void cuda_pool_mean_forward(void *self, float *out, const float *inp, const uint8_t *mask, int B, int T, int C);
 void cuda_pool_mean_backward(void *self, float *dinp, const float *dout, const uint8_t *mask, int B, int T, int C);
 void cuda_crossentropy_forward(void *self, float *losses, float *probs, const float *logits, const int32_t *targets,
-                               int N, int V);
+                               int N, int V, int ld);
 void cuda_crossentropy_fused(void *self, float *losses, float *logits, float *probs, const int32_t *targets,
-                             const float *dloss, int N, int V);
+                             const float *dloss, int N, int V, int ld);
 void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
-                                int N, int V);
+                                int N, int V, int ld);
 double cuda_sum_squares(void *self, const float *x, size_t n);
 void cuda_scale(void *self, float *x, size_t n, float s);
 int cuda_all_finite(void *self, const float *x, size_t n);

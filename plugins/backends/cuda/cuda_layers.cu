@@ -246,11 +246,12 @@ template <class A> __device__ void ce_row_stats(const A *l, int V, float *mx, do
 }
 
 template <class A>
-__global__ void crossentropy_forward_kernel(float *losses, A *probs, const A *logits, const int32_t *targets, int V)
+__global__ void crossentropy_forward_kernel(float *losses, A *probs, const A *logits, const int32_t *targets, int V,
+                                            int stride)
 {
     const int n = blockIdx.x;
-    const A *l = logits + (size_t)n * V;
-    A *p = probs + (size_t)n * V;
+    const A *l = logits + (size_t)n * stride;
+    A *p = probs + (size_t)n * stride;
     float mx;
     double sum;
     ce_row_stats(l, V, &mx, &sum);
@@ -264,12 +265,14 @@ __global__ void crossentropy_forward_kernel(float *losses, A *probs, const A *lo
 
 /* Forward and backward in one: the losses, then each logit replaced by
  * (p - [v == target]) * dloss, p as the forward stores it (rounded to A),
- * added to 0 as the backward adds to a zeroed gradient: the same bits. */
+ * added to 0 as the backward adds to a zeroed gradient: the same bits; the
+ * padding columns V..stride-1 set to 0. */
 template <class A>
-__global__ void crossentropy_fused_kernel(float *losses, A *logits, const int32_t *targets, const float *dloss_at, int V)
+__global__ void crossentropy_fused_kernel(float *losses, A *logits, const int32_t *targets, const float *dloss_at, int V,
+                                          int stride)
 {
     const int n = blockIdx.x;
-    A *l = logits + (size_t)n * V;
+    A *l = logits + (size_t)n * stride;
     float mx;
     double sum;
     ce_row_stats(l, V, &mx, &sum);
@@ -281,19 +284,23 @@ __global__ void crossentropy_fused_kernel(float *losses, A *logits, const int32_
         const float p = as_stored(l, expf(ld(l, v) - mx) * inv);
         st(l, v, tgt < 0 ? 0.0f : 0.0f + (p - (v == tgt ? 1.0f : 0.0f)) * dloss);
     }
+    for (int v = V + threadIdx.x; v < stride; v += CE_THREADS) st(l, v, 0.0f);
 }
 
-/* dlogits[n,v] += (probs[n,v] - [v == target]) * dloss for target >= 0 */
+/* dlogits[n,v] += (probs[n,v] - [v == target]) * dloss for target >= 0;
+ * element k of the (N,V) walk lies at n * stride + v */
 template <class A>
 __global__ void crossentropy_backward_kernel(A *dlogits, const A *probs, const int32_t *targets, const float *dloss_at,
-                                             int V, size_t n)
+                                             int V, int stride, size_t n)
 {
     const float dloss = *dloss_at;
-    CUDA_FOR(i, n)
+    CUDA_FOR(k, n)
     {
-        int32_t tgt = targets[i / V];
+        const size_t row = k / V;
+        int32_t tgt = targets[row];
         if (tgt < 0) continue;
-        int v = (int)(i % V);
+        const int v = (int)(k % V);
+        const size_t i = row * stride + v;
         st(dlogits, i, ld(dlogits, i) + (ld(probs, i) - (v == tgt ? 1.0f : 0.0f)) * dloss);
     }
 }
@@ -407,34 +414,34 @@ void cuda_pool_mean_backward(void *self, float *dinp, const float *dout, const u
 }
 
 void cuda_crossentropy_forward(void *self, float *losses, float *probs, const float *logits, const int32_t *targets,
-                               int N, int V)
+                               int N, int V, int stride)
 {
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || V <= 0) return;
     ACT_CALL(be, TFTX_CUDA_LAUNCH((unsigned)N, CE_THREADS, be->stream, crossentropy_forward_kernel<A>)(
-                     losses, (A *)probs, (const A *)logits, targets, V));
+                     losses, (A *)probs, (const A *)logits, targets, V, stride));
     CUDA_LAUNCHED(be);
 }
 
 void cuda_crossentropy_fused(void *self, float *losses, float *logits, float *probs, const int32_t *targets,
-                             const float *dloss, int N, int V)
+                             const float *dloss, int N, int V, int stride)
 {
     (void)probs; /* not needed: one pass per row */
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || V <= 0) return;
     ACT_CALL(be, TFTX_CUDA_LAUNCH((unsigned)N, CE_THREADS, be->stream, crossentropy_fused_kernel<A>)(
-                     losses, (A *)logits, targets, dloss, V));
+                     losses, (A *)logits, targets, dloss, V, stride));
     CUDA_LAUNCHED(be);
 }
 
 void cuda_crossentropy_backward(void *self, float *dlogits, const float *probs, const int32_t *targets,
-                                const float *dloss, int N, int V)
+                                const float *dloss, int N, int V, int stride)
 {
     cuda_backend *be = cuda_of(self);
     size_t n = (size_t)N * V;
     if (!n || !dlogits) return;
     ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, crossentropy_backward_kernel<A>)(
-                     (A *)dlogits, (const A *)probs, targets, dloss, V, n));
+                     (A *)dlogits, (const A *)probs, targets, dloss, V, stride, n));
     CUDA_LAUNCHED(be);
 }
 

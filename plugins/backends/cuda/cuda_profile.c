@@ -144,18 +144,19 @@ static void drop_b(void *self, float *dinp, const float *dout, size_t N, tftx_dr
 {
     TIMED(P_DROP_B, orig.dropout_backward(self, dinp, dout, N, drop, off));
 }
-static void ce_f(void *self, float *losses, float *probs, const float *logits, const int32_t *t, int N, int V)
+static void ce_f(void *self, float *losses, float *probs, const float *logits, const int32_t *t, int N, int V, int ld)
 {
-    TIMED(P_CE_F, orig.crossentropy_forward(self, losses, probs, logits, t, N, V));
+    TIMED(P_CE_F, orig.crossentropy_forward(self, losses, probs, logits, t, N, V, ld));
 }
-static void ce_b(void *self, float *dlogits, const float *probs, const int32_t *t, const float *dloss, int N, int V)
+static void ce_b(void *self, float *dlogits, const float *probs, const int32_t *t, const float *dloss, int N, int V,
+                 int ld)
 {
-    TIMED(P_CE_B, orig.crossentropy_backward(self, dlogits, probs, t, dloss, N, V));
+    TIMED(P_CE_B, orig.crossentropy_backward(self, dlogits, probs, t, dloss, N, V, ld));
 }
 static void ce_fused(void *self, float *losses, float *logits, float *probs, const int32_t *t, const float *dloss,
-                     int N, int V)
+                     int N, int V, int ld)
 {
-    TIMED(P_CE_FUSED, orig.crossentropy_fused(self, losses, logits, probs, t, dloss, N, V));
+    TIMED(P_CE_FUSED, orig.crossentropy_fused(self, losses, logits, probs, t, dloss, N, V, ld));
 }
 static void zero_bytes(void *self, void *p, size_t bytes)
 {

@@ -273,7 +273,7 @@ static void run_forward(bow *m, int with_loss)
         cls_in = m->a_d;
     }
     K->matmul_forward(S, m->logits, cls_in, P(m, W, T_W2), P(m, W, T_B2), B, H, m->L);
-    if (with_loss) K->crossentropy_forward(S, m->losses, m->probs, m->logits, m->labels, B, m->L);
+    if (with_loss) K->crossentropy_forward(S, m->losses, m->probs, m->logits, m->labels, B, m->L, m->L);
 }
 
 static tftx_status bow_forward(void *self, const tftx_batch *batch, int train, float *loss, tftx_error *err)
@@ -322,7 +322,7 @@ static tftx_status bow_backward(void *self, tftx_error *err)
     const float *cls_in = d.p > 0 ? m->a_d : m->a;
 
     K->zero(S, m->g_logits, (size_t)B * L * m->act_bytes);
-    K->crossentropy_backward(S, m->g_logits, m->probs, m->labels, m->dloss, B, L);
+    K->crossentropy_backward(S, m->g_logits, m->probs, m->labels, m->dloss, B, L, L);
     K->zero(S, m->g_ad, (size_t)B * H * m->act_bytes);
     K->matmul_backward(S, m->g_ad, P(m, G, T_W2), P(m, G, T_B2), m->g_logits, cls_in, P(m, W, T_W2), B, H, L);
     const float *g_a = m->g_ad;

@@ -137,7 +137,7 @@ tftx_status tf_load(void *self, const char *dir, tftx_error *err)
         if (st_find(&f, probe)) prefix = "";
     }
 
-    size_t n_optional_missing = 0, n_optional = 0;
+    size_t n_optional_missing = 0, n_optional = 0, loaded = 0;
     const char *optional_missing = NULL;
     for (size_t i = 0; i < m->n_tensors && st == TFTX_OK; i++) {
         ckpt_name(m, m->tensors[i].name, prefix, name, sizeof name);
@@ -158,6 +158,7 @@ tftx_status tf_load(void *self, const char *dir, tftx_error *err)
         }
         t->used = 1;
         st = take_tensor(m, i, t, host, err);
+        loaded += m->tensors[i].numel;
     }
     if (st == TFTX_OK && n_optional_missing > 0 && n_optional_missing < n_optional)
         st = h->error(err, TFTX_ERR_INVALID, "%s: tensor %s is missing (the checkpoint has the rest of the classifier)",
@@ -169,7 +170,7 @@ tftx_status tf_load(void *self, const char *dir, tftx_error *err)
         for (size_t i = 0; i < f.n; i++)
             if (!f.tensors[i].used) unused++, first = first ? first : f.tensors[i].name;
         h->log(TFTX_LOG_INFO, "loaded %zu tensors (%zu parameters) from %s%s", m->n_tensors - n_optional_missing,
-               m->n_params, path, prefix[0] ? "" : " (a base-model checkpoint: names without prefix)");
+               loaded, path, prefix[0] ? "" : " (a base-model checkpoint: names without prefix)");
         if (n_optional_missing)
             h->log(TFTX_LOG_INFO, "%s has no classifier (a base model): the classifier keeps its initial weights",
                    path);

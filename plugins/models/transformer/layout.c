@@ -22,7 +22,11 @@
  *     [pre-LN only: encoder.ln_f.weight/bias (C), a tftx extension]
  *     pooler.dense.weight (C,C), .bias (C); classifier.weight (L,C), .bias
  *   decoder (GPT-2 names, prefix "transformer."):
- *     wte.weight (V,C), wpe.weight (P,C)
+ *     wte.weight (V,C), then (Vr - V) rows of C zeros that no tensor
+ *       covers (Vr = V rounded up to TF_VOCAB_ALIGN: the tied head
+ *       multiplies by Vr rows, so the logits' rows are aligned for the
+ *       matrix products; those rows are outside every optimizer range and
+ *       checkpoint, and their gradient is 0), wpe.weight (P,C)
  *     per layer N, "h.N.": ln_1.weight/bias, attn.c_attn.weight (3C,C)
  *       and .bias (3C), attn.c_proj.weight (C,C) and .bias, ln_2.weight/bias,
  *       mlp.c_fc.weight (F,C) and .bias (F), mlp.c_proj.weight (C,F), .bias
@@ -92,6 +96,12 @@ static size_t add(table_builder *tb, tf_init init, int conv1d, int ndim, int64_t
     return t->offset;
 }
 
+/* n floats of the arena that belong to no tensor (zero: see the top) */
+static void gap(table_builder *tb, size_t n)
+{
+    if (!tb->failed) tb->m->n_params += n, tb->m->n_pad += n;
+}
+
 /* A Linear / Conv1D weight (out, in) and, with bias_name, its bias. */
 #define W2(tb, o, i, conv, ...) add(tb, INIT_NORMAL, conv, 2, o, i, __VA_ARGS__)
 #define B1(tb, n, ...) add(tb, INIT_ZERO, 0, 1, n, 0, __VA_ARGS__)
@@ -144,6 +154,8 @@ static void build_decoder(table_builder *tb)
     const tf_config *c = &m->cfg;
     int64_t C = c->d_model, F = c->d_ff;
     m->goff[G_WTE] = W2(tb, c->vocab_size, C, 0, "transformer.wte.weight");
+    m->vocab_rows = (c->vocab_size + TF_VOCAB_ALIGN - 1) / TF_VOCAB_ALIGN * TF_VOCAB_ALIGN;
+    gap(tb, (size_t)(m->vocab_rows - c->vocab_size) * (size_t)C);
     m->goff[G_WPE] = W2(tb, c->max_len, C, 0, "transformer.wpe.weight");
     for (int l = 0; l < c->layers; l++) {
         size_t *o = m->loff[l];
@@ -188,7 +200,7 @@ void tf_layout_free(tf_model *m)
     free(m->extra);
     free(m->loff);
     m->tensors = NULL, m->extra = NULL, m->loff = NULL;
-    m->n_tensors = m->n_params = 0;
+    m->n_tensors = m->n_params = m->n_pad = 0;
 }
 
 /* ------------------------------------------------------------ init */
@@ -250,7 +262,7 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
     if (m->be.ops->attention_sizes)
         m->be.ops->attention_sizes(m->be.self, (int)B, (int)T, (int)C, (int)NH, &ATT, &ATT_SCRATCH);
     int enc = c->arch == TF_ENCODER, pre = c->norm == TF_PRE;
-    size_t out_rows = enc ? B : N, out_cols = enc ? (size_t)c->num_labels : (size_t)c->vocab_size;
+    size_t out_rows = enc ? B : N, out_cols = enc ? (size_t)c->num_labels : (size_t)m->vocab_rows;
     tf_acts *a = &m->a;
     const size_t A = m->act; /* bytes of an activation element (backend.h) */
 

@@ -11,6 +11,7 @@
  *   decoder: x0  = drop(wte[tok] + wpe[t])
  *            x   = blocks(x0)  [pre-LN: x = LN_f(x)]
  *            logits = x wte^T                              (N,V), tied head
+ *              (rows Vr long: wte's V rows and zeros after them, layout.c)
  *            loss = mean over targets >= 0 of CE(logits, target)
  *
  * The mean's weight 1/count goes into crossentropy_backward (from backend
@@ -84,15 +85,15 @@ static tftx_status take_batch(tf_model *m, const tftx_batch *b, int need_labels,
 
 /* ------------------------------------------------------------ forward */
 
-/* Per-row losses of the logits (rows, n), and with m->fused_ce the
+/* Per-row losses of the logits (rows, n of ld), and with m->fused_ce the
  * logits' gradient in their place at once (backward then starts there). */
-static void loss_forward(tf_model *m, int rows, int n)
+static void loss_forward(tf_model *m, int rows, int n, int ld)
 {
     tf_acts *a = &m->a;
     if (m->fused_ce)
-        K->crossentropy_fused(S, a->losses, a->logits, a->probs, a->labels, &a->pass->dloss, rows, n);
+        K->crossentropy_fused(S, a->losses, a->logits, a->probs, a->labels, &a->pass->dloss, rows, n, ld);
     else
-        K->crossentropy_forward(S, a->losses, a->probs, a->logits, a->labels, rows, n);
+        K->crossentropy_forward(S, a->losses, a->probs, a->logits, a->labels, rows, n, ld);
 }
 
 /* The network from tokens to logits (and per-row losses with labels). */
@@ -145,10 +146,10 @@ static void run_forward(tf_model *m, int with_loss)
             cls_in = a->pool_d;
         }
         K->matmul_forward(S, a->logits, cls_in, tf_g(m, P, G_CLS_W), tf_g(m, P, G_CLS_B), B, C, c->num_labels);
-        if (with_loss) loss_forward(m, B, c->num_labels);
+        if (with_loss) loss_forward(m, B, c->num_labels, c->num_labels);
     } else {
-        K->matmul_forward(S, a->logits, x, tf_g(m, P, G_WTE), NULL, N, C, c->vocab_size);
-        if (with_loss) loss_forward(m, N, c->vocab_size);
+        K->matmul_forward(S, a->logits, x, tf_g(m, P, G_WTE), NULL, N, C, m->vocab_rows);
+        if (with_loss) loss_forward(m, N, c->vocab_size, m->vocab_rows);
     }
 }
 
@@ -240,7 +241,7 @@ static void run_backward(tf_model *m)
         float *g_logits = m->fused_ce ? a->logits : a->g_logits; /* fused: there already */
         if (!m->fused_ce) {
             K->zero(S, g_logits, (size_t)B * L * m->act);
-            K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, B, L);
+            K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, B, L, L);
         }
         K->zero(S, a->g_pool_d, (size_t)B * C * m->act);
         K->matmul_backward(S, a->g_pool_d, tf_g(m, G, G_CLS_W), tf_g(m, G, G_CLS_B), g_logits, cls_in,
@@ -253,13 +254,14 @@ static void run_backward(tf_model *m)
                            tf_g(m, P, G_POOL_W), B, C, C);
         K->pool_first_backward(S, d_xf, a->g_cls, B, tail ? 1 : T, C);
     } else {
-        int V = c->vocab_size;
+        int V = c->vocab_size, Vr = m->vocab_rows;
         float *g_logits = a->logits; /* the logits are not needed any more (fused: it is there already) */
         if (!m->fused_ce) {
-            K->zero(S, g_logits, (size_t)N * V * m->act);
-            K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, N, V);
+            K->zero(S, g_logits, (size_t)N * Vr * m->act);
+            K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, N, V, Vr);
         }
-        K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, V);
+        /* the padding columns' gradient is 0: the zero rows after wte get none */
+        K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, Vr);
     }
     if (pre) {
         K->zero(S, a->g_x, (size_t)rows * C * m->act);

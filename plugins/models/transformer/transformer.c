@@ -128,10 +128,10 @@ static tftx_status tf_bind(void *self, const tftx_backend *backend, int max_batc
         st = h->error(err, TFTX_ERR_NOMEM,
                       "backend '%s' is out of memory for the parameters (%zu: %.1f MiB of weights and as much "
                       "of gradients)",
-                      m->be.name ? m->be.name : "?", m->n_params, (double)bytes / (1 << 20));
+                      m->be.name ? m->be.name : "?", m->n_params - m->n_pad, (double)bytes / (1 << 20));
     } else if (!host) {
         st = h->error(err, TFTX_ERR_NOMEM, "out of host memory for a %.1f MiB copy of the %zu parameters",
-                      (double)bytes / (1 << 20), m->n_params);
+                      (double)bytes / (1 << 20), m->n_params - m->n_pad);
     } else {
         tf_init_weights(m, host);
         m->be.ops->copy_in(m->be.self, m->params, host, bytes);
@@ -146,7 +146,7 @@ static tftx_status tf_bind(void *self, const tftx_backend *backend, int max_batc
     tftx_rng rng = h->rng_stream(0x7466747864726f70ull); /* "tftxdrop" */
     m->drop_seed = h->rng_u64(&rng);
     h->log(TFTX_LOG_DEBUG, "%s, %d layers, d_model %d: %zu parameters in %zu tensors",
-           m->cfg.arch == TF_ENCODER ? "encoder" : "decoder", m->cfg.layers, m->cfg.d_model, m->n_params, m->n_tensors);
+           m->cfg.arch == TF_ENCODER ? "encoder" : "decoder", m->cfg.layers, m->cfg.d_model, m->n_params - m->n_pad, m->n_tensors);
     return TFTX_OK;
 }
 

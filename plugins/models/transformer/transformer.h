@@ -171,6 +171,11 @@ typedef struct tf_graph {
 } tf_graph;
 #define TF_GRAPH_SHAPES 16
 
+/* The decoder's tied head multiplies by V rows of wte and TF_VOCAB_ALIGN
+ * - 1 at most of zeros after them, so that the logits' rows (and the
+ * products' leading dimensions) are a multiple of 64 elements long. */
+#define TF_VOCAB_ALIGN 64
+
 typedef struct tf_model {
     const tftx_host *host;
     tf_config cfg;
@@ -180,6 +185,8 @@ typedef struct tf_model {
     tftx_tensor_info *tensors;
     tf_tensor_extra *extra;
     size_t n_tensors, n_params;
+    size_t n_pad;   /* floats of the arena in no tensor (n_params counts them) */
+    int vocab_rows; /* decoder: rows of the tied head, V rounded up to TF_VOCAB_ALIGN (layout.c) */
     size_t goff[G_COUNT];
     size_t (*loff)[L_COUNT]; /* [layers][L_COUNT] */
 
