@@ -17,7 +17,11 @@
  *     step_cuda (bit-identical to step_cpu: nvcc --fmad=false) and the
  *     staged host fallback (an optimizer table without step_cuda);
  *   - step graphs: what a recording runs, what its launches read, and the
- *     recordings that must fail (test_graphs).
+ *     recordings that must fail (test_graphs);
+ *   - the linear layers with the bias in cuBLASLt's epilogue (the
+ *     default) and with fuse_bias = false (a bias kernel, then cuBLAS);
+ *     on the emulator, that each took the path it should (a count of
+ *     cuBLASLt products the emulator keeps).
  *
  * Tolerance (kernel_pairs.c, which also holds the data both backends get):
  * |cuda - cpu| <= ATOL + RTOL |cpu| with RTOL = 1e-4, ATOL = 1e-5 (float
@@ -32,6 +36,7 @@
  * Without a CUDA device (or driver) it prints "no CUDA device: <probe's
  * reason>" and exits 77, which ctest reports as skipped (SKIP_RETURN_CODE).
  */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,6 +547,8 @@ static void set_string(const plugin *pl, tftx_value *v, const char *name, const 
     }
 }
 
+static int no_fuse_bias; /* instances made now get fuse_bias = false */
+
 /* An instance with the given precision and attention ("cublas" or
  * "fused"); NULL with the message in err when create() refuses. */
 static void *try_create(const plugin *pl, const char *prec, const char *attention, tftx_error *err)
@@ -549,6 +556,8 @@ static void *try_create(const plugin *pl, const char *prec, const char *attentio
     tftx_value *v = values_from_section(pl->desc, NULL);
     set_string(pl, v, "precision", prec);
     set_string(pl, v, "attention", attention);
+    const tftx_value *fb = tftx_param(pl->desc, v, "fuse_bias");
+    if (fb && no_fuse_bias) ((tftx_value *)fb)->i = 0;
     void *self = NULL;
     if (pl->desc->create(&tftx_host_services, v, &self, err) != TFTX_OK) self = NULL;
     values_free(pl->desc, v);
@@ -564,6 +573,24 @@ static void *create(const plugin *pl, const char *prec, const char *attention)
         exit(1);
     }
     return self;
+}
+
+/* The emulator's count of cuBLASLt products (NULL on a real GPU, where
+ * the paths are told apart by nothing but speed). */
+static unsigned long (*lt_products)(void);
+
+/* test_matmul, checking on the emulator that it made `want` cuBLASLt
+ * products (the forward's, when its bias is fused) */
+static void matmul_via(int N, int C, int OC, int with_bias, unsigned long want)
+{
+    unsigned long before = lt_products ? lt_products() : 0;
+    test_matmul(N, C, OC, with_bias);
+    if (!lt_products) return;
+    unsigned long got = lt_products() - before;
+    char nm[128];
+    snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d bias=%d via cuBLASLt", N, C, OC, with_bias);
+    printf("%s %-48s %lu product%s, want %lu\n", got == want ? "ok  " : "FAIL", nm, got, got == 1 ? "" : "s", want);
+    failures += got != want;
 }
 
 int main(void)
@@ -595,10 +622,23 @@ int main(void)
     cpu.ops = pc->desc->ops, cpu.self = create(pc, NULL, NULL);
     gpu.ops = pg->desc->ops, gpu.self = create(pg, "fp32", NULL);
 
-    test_matmul(37, 65, 33, 1);
-    test_matmul(1, 1, 1, 1);
-    test_matmul(9, 13, 11, 0);
-    test_matmul(256, 128, 384, 1);
+    void *emu = dlopen("libtftx_cuda_emu.so", RTLD_NOW | RTLD_NOLOAD); /* loaded with the emulated plugin */
+    if (emu) *(void **)&lt_products = dlsym(emu, "emu_lt_products");
+    matmul_via(37, 65, 33, 1, 1);
+    matmul_via(1, 1, 1, 1, 1);
+    matmul_via(9, 13, 11, 0, 0);
+    matmul_via(256, 128, 384, 1, 1);
+    {
+        printf("-- fuse_bias false\n");
+        no_fuse_bias = 1;
+        void *fused = gpu.self;
+        gpu.self = create(pg, "fp32", NULL);
+        matmul_via(37, 65, 33, 1, 0);
+        matmul_via(256, 128, 384, 1, 0);
+        pg->desc->destroy(gpu.self);
+        gpu.self = fused;
+        no_fuse_bias = 0;
+    }
     test_layernorm(13, 77);
     test_layernorm(64, 768);
     for (int causal = 0; causal <= 1; causal++)
@@ -651,8 +691,9 @@ int main(void)
             test_attention(4, 37, 4, 8, 1, 1, 0.2f);
         }
         tol_scale = REDUCED[k].scale;
-        test_matmul(64, 64, 64, 1);
-        test_matmul(256, 128, 384, 1);
+        matmul_via(64, 64, 64, 1, 1);
+        matmul_via(256, 128, 384, 1, 1);
+        matmul_via(33, 17, 9, 1, 1); /* bf16: the weight and bias copies at odd sizes */
         tol_scale = 2 * REDUCED[k].scale;
         test_attention(2, 130, 2, 64, 1, 1, 0.1f);
         /* the fused kernels (cuda_flash.cuh): head sizes 32 and 64 */

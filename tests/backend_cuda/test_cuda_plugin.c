@@ -64,7 +64,7 @@ static void test_schema(void **state)
 {
     (void)state;
     const tftx_plugin_desc *d = pl->desc;
-    assert_int_equal(d->n_params, 5);
+    assert_int_equal(d->n_params, 6);
     tftx_value *v = values_from_section(d, NULL);
     const tftx_value *device = tftx_param(d, v, "device"), *prec = tftx_param(d, v, "precision"),
                      *threads = tftx_param(d, v, "threads");
@@ -94,6 +94,10 @@ static void test_schema(void **state)
     assert_non_null(graphs);
     assert_int_equal(graphs->type, TFTX_PARAM_BOOL);
     assert_int_equal(graphs->i, 1); /* training passes replay as graphs unless turned off */
+    const tftx_value *fuse = tftx_param(d, v, "fuse_bias");
+    assert_non_null(fuse);
+    assert_int_equal(fuse->type, TFTX_PARAM_BOOL);
+    assert_int_equal(fuse->i, 1); /* biases in cuBLASLt's epilogue unless turned off */
     for (size_t i = 0; i < d->n_params; i++) assert_true(d->params[i].doc && d->params[i].doc[0]);
     values_free(d, v);
 }

@@ -7,7 +7,8 @@
  * rest are CUDA kernels. Files:
  *   cuda_backend.c    descriptor, probe, instance, memory, gradient
  *                     utilities' host side, optimizer step, the ops table
- *   cuda_matmul.cu    linear layers (cublasSgemm) and the bias kernels
+ *   cuda_matmul.cu    linear layers (cuBLAS; cuBLASLt where the bias is added
+ *                     in the product's epilogue) and the bias kernels
  *   cuda_attention.cu multi-head attention: batched cuBLAS products, masked
  *                     softmax, dropout on the probabilities
  *   cuda_layers.cu    embedding, layer norm, pooling, cross-entropy
@@ -50,6 +51,8 @@ typedef struct cuda_backend {
     cuda_precision precision;
     int act16; /* activations are bfloat16 (precision bf16; tftx/backend.h "act") */
     int fused_attention; /* attention = "fused": cuda_flash.cuh where it applies */
+    int fuse_bias;       /* fuse_bias: linear layers' biases in a cuBLASLt epilogue (cuda_matmul.cu) */
+    struct cuda_lt *lt;  /* cuBLASLt's handle and the plans made so far (cuda_matmul.cu), or NULL */
     cudaStream_t stream;
     cublasHandle_t blas;
     int failed;        /* a CUDA call failed: see the top */
@@ -102,6 +105,12 @@ int cuda_report(cuda_backend *be, int ok, const char *what, const char *detail, 
         cuda_report((be), blas_rc_ == CUBLAS_STATUS_SUCCESS, #call, cublasGetStatusString(blas_rc_), __FILE__, \
                     __LINE__);                                                                    \
     } while (0)
+/* cuBLASLt for the bias epilogue (cuda_matmul.cu): a handle and an empty
+ * plan cache, or 0 (with the reason logged) when there is none; then the
+ * linear layers add their biases with a kernel of their own. */
+int cuda_lt_create(cuda_backend *be);
+void cuda_lt_destroy(cuda_backend *be);
+
 /* After a kernel launch: a bad configuration shows here. */
 #define CUDA_LAUNCHED(be) CUDA_OK((be), cudaGetLastError())
 

@@ -34,6 +34,10 @@ static const tftx_param_spec PARAMS[] = {
                 "flash-style kernels on the tensor cores (tf32 products, bf16 at precision bf16) that never store "
                 "the probabilities (needs precision tf32 or bf16; head sizes 32 and 64 with T above the head size, "
                 "others take the cublas path)"),
+    TFTX_P_BOOL("fuse_bias", 1,
+                "add the linear layers' biases inside the matrix product (a cuBLASLt epilogue) where cuBLASLt has "
+                "a kernel for it; false: a kernel writes the bias first and cuBLAS's product adds to it (the "
+                "results agree to rounding)"),
     TFTX_P_BOOL("graphs", 1,
                 "record a model's training pass (forward and backward), and its evaluation pass, once per batch "
                 "shape as a CUDA graph and replay it: one launch instead of hundreds; false launches every kernel "
@@ -475,6 +479,7 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
                   prop.name, prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024 * 1024),
                   PRECISIONS[prec]);
     be->graphs = tftx_param(&DESC, values, "graphs")->i != 0;
+    be->fuse_bias = tftx_param(&DESC, values, "fuse_bias")->i != 0 && cuda_lt_create(be);
     const char *prof = getenv("TFTX_CUDA_PROFILE");
     if (prof && *prof && strcmp(prof, "0") != 0) {
         cuda_profile_install(&OPS);
@@ -494,6 +499,7 @@ static void cuda_destroy(void *instance)
     if (be->att32) cudaFree(be->att32);
     if (be->half) cudaFree(be->half);
     if (be->opt_split) cudaFree(be->opt_split);
+    cuda_lt_destroy(be);
     cublasDestroy(be->blas);
     if (be->blas_work) cudaFree(be->blas_work);
     cudaStreamDestroy(be->stream);

@@ -17,12 +17,23 @@
  * Precision: fp32 and tf32 are the products' compute type
  * (cuda_compute_type) on the fp32 operands. bf16: activations are
  * bfloat16 already (inputs, outputs, their gradients: cuda_device.cuh);
- * the weights are rounded to a bfloat16 copy (the instance's bf16 area,
- * once per call), and cuBLAS multiplies on the bf16 tensor cores with fp32
- * accumulation, rounding the result to bfloat16 for activations and
- * keeping it fp32 for the weight gradients.
+ * the weights (and the bias) are rounded to a bfloat16 copy (the
+ * instance's bf16 area, once per call), and cuBLAS multiplies on the bf16
+ * tensor cores with fp32 accumulation, rounding the result to bfloat16 for
+ * activations and keeping it fp32 for the weight gradients.
+ *
+ * The forward's bias: with fuse_bias (the default), cuBLASLt adds it in
+ * the product's epilogue (out = W x + b in one pass over out, the bias in
+ * fp32 before the output is rounded); plans (descriptors and the
+ * algorithm cuBLASLt's heuristic picked) are kept per shape and operand
+ * alignment. Where cuBLASLt has no algorithm, or fuse_bias is off, a
+ * kernel first writes the bias into out and cuBLAS's product adds to it
+ * (beta = 1): two more passes over out.
  */
+#include <cublasLt.h>
 #include <cuda_bf16.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cuda_device.cuh"
 
@@ -30,6 +41,13 @@
 __global__ void to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n)
 {
     CUDA_FOR(i, n) dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+/* dst[0, nw) = bf16(w); dst[b_at, b_at + nb) = bf16(b): a weight and its
+ * bias in one launch */
+__global__ void to_bf16_pair_kernel(__nv_bfloat16 *dst, const float *w, size_t nw, size_t b_at, const float *b, size_t nb)
+{
+    CUDA_FOR(i, nw + nb) dst[i < nw ? i : b_at + (i - nw)] = __float2bfloat16_rn(i < nw ? w[i] : b[i - nw]);
 }
 
 /* The instance's bf16 area, at least `elems` long (grown, never shrunk). */
@@ -70,6 +88,141 @@ static void gemm(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, i
                                CUDA_R_32F, ldc, cuda_compute_type(be), CUBLAS_GEMM_DEFAULT));
 }
 
+/* ------------------------------------------------------------ cuBLASLt */
+
+/* One product with the bias epilogue: out^T (m = OC, n = N) = W (m, k = C)
+ * x^T + bias, for one shape and the alignments of its pointers (cuBLASLt
+ * picks kernels that assume them). ok = 0: cuBLASLt had no algorithm. */
+typedef struct lt_plan {
+    int m, n, k, ok;
+    unsigned align; /* log2 of the alignment of A, B, D and bias, 4 bits each */
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, d;
+    cublasLtMatmulAlgo_t algo;
+} lt_plan;
+
+/* Batches trimmed to their longest sequence make many shapes: past this
+ * many, plans are replaced oldest first. */
+#define LT_PLANS 256
+
+struct cuda_lt {
+    cublasLtHandle_t handle;
+    int n, next; /* plans made; the one to replace next when full */
+    lt_plan plan[LT_PLANS];
+};
+
+extern "C" int cuda_lt_create(cuda_backend *be)
+{
+    struct cuda_lt *lt = (struct cuda_lt *)calloc(1, sizeof *lt);
+    cublasStatus_t st = lt ? cublasLtCreate(&lt->handle) : CUBLAS_STATUS_ALLOC_FAILED;
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        be->host->log(TFTX_LOG_WARN, "cuda backend: no cuBLASLt (%s): biases take a kernel of their own",
+                      cublasGetStatusString(st));
+        free(lt);
+        return 0;
+    }
+    be->lt = lt;
+    return 1;
+}
+
+static void plan_release(lt_plan *p)
+{
+    if (p->op) cublasLtMatmulDescDestroy(p->op);
+    if (p->a) cublasLtMatrixLayoutDestroy(p->a);
+    if (p->b) cublasLtMatrixLayoutDestroy(p->b);
+    if (p->d) cublasLtMatrixLayoutDestroy(p->d);
+    memset(p, 0, sizeof *p);
+}
+
+extern "C" void cuda_lt_destroy(cuda_backend *be)
+{
+    if (!be->lt) return;
+    for (int i = 0; i < be->lt->n; i++) plan_release(&be->lt->plan[i]);
+    cublasLtDestroy(be->lt->handle);
+    free(be->lt);
+    be->lt = NULL;
+}
+
+/* log2 of the largest power of two (up to 256) dividing the address */
+static unsigned align_log2(const void *p)
+{
+    uintptr_t u = (uintptr_t)p;
+    unsigned l = 0;
+    while (l < 8 && !(u & ((uintptr_t)1 << l))) l++;
+    return l;
+}
+
+/* Descriptors and the heuristic's algorithm for plan p (its key set). */
+static void plan_make(cuda_backend *be, lt_plan *p, const void *bias)
+{
+    const cudaDataType t = be->act16 ? CUDA_R_16BF : CUDA_R_32F;
+    const cublasComputeType_t ct = be->act16 ? CUBLAS_COMPUTE_32F : cuda_compute_type(be);
+    const int32_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N, epi = CUBLASLT_EPILOGUE_BIAS;
+    const uint64_t ws = CUDA_BLAS_WORKSPACE;
+    cublasLtMatmulPreference_t pref = NULL;
+    int ok = cublasLtMatmulDescCreate(&p->op, ct, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof opT) == 0 &&
+             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof opN) == 0 &&
+             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
+             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == 0 &&
+             cublasLtMatrixLayoutCreate(&p->a, t, (uint64_t)p->k, (uint64_t)p->m, p->k) == 0 &&
+             cublasLtMatrixLayoutCreate(&p->b, t, (uint64_t)p->k, (uint64_t)p->n, p->k) == 0 &&
+             cublasLtMatrixLayoutCreate(&p->d, t, (uint64_t)p->m, (uint64_t)p->n, p->m) == 0 &&
+             cublasLtMatmulPreferenceCreate(&pref) == 0 &&
+             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == 0;
+    static const cublasLtMatmulPreferenceAttributes_t ALIGN[] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; ok && i < 4; i++) { /* C is D */
+        const uint32_t bytes = 1u << ((p->align >> (4 * (i < 3 ? i : 2))) & 15u);
+        ok = cublasLtMatmulPreferenceSetAttribute(pref, ALIGN[i], &bytes, sizeof bytes) == 0;
+    }
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    ok = ok && cublasLtMatmulAlgoGetHeuristic(be->lt->handle, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &found) ==
+                   CUBLAS_STATUS_SUCCESS &&
+         found > 0 && res.workspaceSize <= CUDA_BLAS_WORKSPACE;
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (ok) p->algo = res.algo;
+    p->ok = ok;
+    if (!ok)
+        be->host->log(TFTX_LOG_DEBUG, "cuda backend: no cuBLASLt bias epilogue for %d x %d x %d: a bias kernel", p->m,
+                      p->n, p->k);
+}
+
+/* out^T (OC, N) = W x^T + bias through cuBLASLt; 0 when it has no plan
+ * for this shape (the caller adds the bias itself). A, B, D and bias of
+ * the instance's activation type (bf16 copies of W and bias at bf16). */
+static int lt_bias_forward(cuda_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
+                           int OC)
+{
+    struct cuda_lt *lt = be->lt;
+    if (!lt) return 0;
+    const unsigned align = align_log2(w) | align_log2(inp) << 4 | align_log2(out) << 8 | align_log2(bias) << 12;
+    lt_plan *p = NULL;
+    for (int i = 0; i < lt->n && !p; i++) {
+        lt_plan *q = &lt->plan[i];
+        if (q->m == OC && q->n == N && q->k == C && q->align == align) p = q;
+    }
+    if (!p) {
+        if (lt->n < LT_PLANS) {
+            p = &lt->plan[lt->n++];
+        } else {
+            p = &lt->plan[lt->next];
+            lt->next = (lt->next + 1) % LT_PLANS;
+            plan_release(p);
+        }
+        p->m = OC, p->n = N, p->k = C, p->align = align;
+        plan_make(be, p, bias);
+    }
+    if (!p->ok) return 0;
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_OK(be, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    CUBLAS_OK(be, cublasLtMatmul(lt->handle, p->op, &one, w, p->a, inp, p->b, &zero, out, p->d, out, p->d, &p->algo,
+                                 be->blas_work, CUDA_BLAS_WORKSPACE, be->stream));
+    return 1;
+}
+
 extern "C" {
 
 void cuda_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N, int C,
@@ -79,6 +232,19 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
     if (N <= 0 || OC <= 0) return;
     size_t n = (size_t)N * OC;
     float beta = 0.0f, one = 1.0f;
+    if (bias && C > 0 && be->fuse_bias) {
+        if (!be->act16) {
+            if (lt_bias_forward(be, out, inp, weight, bias, N, C, OC)) return;
+        } else {
+            const size_t nw = (size_t)OC * C, b_at = (nw + 7) / 8 * 8; /* the bias 16-byte aligned */
+            __nv_bfloat16 *h = bf16_area(be, b_at + (size_t)OC);
+            if (!h) return;
+            TFTX_CUDA_LAUNCH(cuda_blocks(nw + OC), CUDA_THREADS, be->stream, to_bf16_pair_kernel)(h, weight, nw, b_at,
+                                                                                                 bias, (size_t)OC);
+            CUDA_LAUNCHED(be);
+            if (lt_bias_forward(be, out, inp, h, h + b_at, N, C, OC)) return;
+        }
+    }
     if (bias) { /* out starts as the bias (beta = 1 adds the product) */
         ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, bias_broadcast_kernel<A>)(
                          (A *)out, bias, OC, n));

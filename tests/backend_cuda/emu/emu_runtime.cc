@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cuda_emulator.hpp"
+#include "include/cublasLt.h"
 #include "include/cublas_v2.h"
 #include "include/cuda_bf16.h"
 
@@ -434,7 +435,7 @@ struct operand {
  * first copied as rows of k floats (converted, rounded), then each element
  * of C is one dot product, its k terms added in order */
 void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, operand A, int lda, operand B,
-          int ldb, float beta, void *Cv, cudaDataType c_type, int ldc)
+          int ldb, float beta, void *Cv, cudaDataType c_type, int ldc, operand bias = operand{NULL, CUDA_R_32F, false})
 {
     std::vector<float> a((size_t)m * k), b((size_t)n * k);
     for (int i = 0; i < m; i++)
@@ -449,12 +450,15 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float
             float acc = 0.0f;
             for (int p = 0; p < k; p++) acc += x[p] * y[p];
             const size_t at = (size_t)i + (size_t)j * ldc;
+            const float add = bias.p ? bias.at((size_t)i) : 0.0f; /* cuBLASLt's bias epilogue, in fp32 */
             if (c_type == CUDA_R_16BF) { /* fp32 result rounded to bf16, as cuBLAS stores it */
                 __nv_bfloat16 *c = (__nv_bfloat16 *)Cv + at;
-                *c = __float2bfloat16_rn(beta == 0.0f ? alpha * acc : alpha * acc + beta * __bfloat162float(*c));
+                float r = beta == 0.0f ? alpha * acc : alpha * acc + beta * __bfloat162float(*c);
+                *c = __float2bfloat16_rn(bias.p ? r + add : r);
             } else {
                 float *c = (float *)Cv + at;
-                *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+                float r = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+                *c = bias.p ? r + add : r;
             }
         }
 }
@@ -574,6 +578,197 @@ EMU_API cublasStatus_t cublasGemmBatchedEx(cublasHandle_t handle, cublasOperatio
                           gemm(ta, tb, m, n, k, al, operand{A[i], a_type, tf32}, lda, operand{B[i], b_type, tf32}, ldb,
                                be, C[i], c_type, ldc);
                   })
+               ? CUBLAS_STATUS_EXECUTION_FAILED
+               : CUBLAS_STATUS_SUCCESS;
+}
+
+/* ----------------------------------------------------------- cuBLASLt */
+
+struct cublasLtContext {
+    int unused;
+};
+struct cublasLtMatmulDescOpaque {
+    cublasComputeType_t compute;
+    cublasOperation_t ta, tb;
+    cublasLtEpilogue_t epilogue;
+    const void *bias;
+};
+struct cublasLtMatrixLayoutOpaque {
+    cudaDataType type;
+    uint64_t rows, cols;
+    int64_t ld;
+};
+struct cublasLtMatmulPreferenceOpaque {
+    uint64_t workspace;
+};
+
+namespace
+{
+unsigned long lt_products; /* cublasLtMatmul calls accepted */
+} // namespace
+
+/* For the tests: how many cuBLASLt products were accepted so far (the
+ * cuda tests look it up with dlsym, so it exists only here). */
+EMU_API unsigned long emu_lt_products(void)
+{
+    return lt_products;
+}
+
+EMU_API cublasStatus_t cublasLtCreate(cublasLtHandle_t *handle)
+{
+    *handle = new cublasLtContext{0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+EMU_API cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle)
+{
+    delete handle;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+EMU_API cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *desc, cublasComputeType_t compute,
+                                                cudaDataType scale)
+{
+    if (scale != CUDA_R_32F || (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    *desc = new cublasLtMatmulDescOpaque{compute, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DEFAULT, NULL};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+EMU_API cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc)
+{
+    delete desc;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+EMU_API cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
+                                                      const void *buf, size_t size)
+{
+    int32_t v = 0;
+    switch (attr) {
+    case CUBLASLT_MATMUL_DESC_TRANSA:
+    case CUBLASLT_MATMUL_DESC_TRANSB:
+    case CUBLASLT_MATMUL_DESC_EPILOGUE:
+        if (size != sizeof v) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&v, buf, sizeof v);
+        if (attr == CUBLASLT_MATMUL_DESC_TRANSA) desc->ta = (cublasOperation_t)v;
+        else if (attr == CUBLASLT_MATMUL_DESC_TRANSB) desc->tb = (cublasOperation_t)v;
+        else desc->epilogue = (cublasLtEpilogue_t)v;
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+        if (size != sizeof desc->bias) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&desc->bias, buf, sizeof desc->bias);
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    return CUBLAS_STATUS_INVALID_VALUE;
+}
+
+EMU_API cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *layout, cudaDataType type, uint64_t rows,
+                                                  uint64_t cols, int64_t ld)
+{
+    if ((type != CUDA_R_32F && type != CUDA_R_16BF) || rows > INT32_MAX || cols > INT32_MAX || ld > INT32_MAX)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *layout = new cublasLtMatrixLayoutOpaque{type, rows, cols, ld};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+EMU_API cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout)
+{
+    delete layout;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+EMU_API cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *pref)
+{
+    *pref = new cublasLtMatmulPreferenceOpaque{0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+EMU_API cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref)
+{
+    delete pref;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+EMU_API cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
+                                                            cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
+                                                            size_t size)
+{
+    if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) {
+        if (size != sizeof pref->workspace) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&pref->workspace, buf, size);
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    return size == sizeof(uint32_t) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE; /* alignments */
+}
+
+namespace
+{
+
+/* the product's (m, n, k) when the description is one this emulator runs */
+bool lt_shape(const cublasLtMatmulDescOpaque *desc, const cublasLtMatrixLayoutOpaque *a,
+              const cublasLtMatrixLayoutOpaque *b, const cublasLtMatrixLayoutOpaque *c,
+              const cublasLtMatrixLayoutOpaque *d, int *m, int *n, int *k)
+{
+    if (desc->epilogue != CUBLASLT_EPILOGUE_DEFAULT && desc->epilogue != CUBLASLT_EPILOGUE_BIAS) return false;
+    *m = (int)d->rows, *n = (int)d->cols;
+    *k = (int)(desc->ta == CUBLAS_OP_N ? a->cols : a->rows);
+    const int a_m = (int)(desc->ta == CUBLAS_OP_N ? a->rows : a->cols);
+    const int b_k = (int)(desc->tb == CUBLAS_OP_N ? b->rows : b->cols), b_n = (int)(desc->tb == CUBLAS_OP_N ? b->cols : b->rows);
+    return a_m == *m && b_k == *k && b_n == *n && c->rows == d->rows && c->cols == d->cols && c->ld == d->ld &&
+           c->type == d->type && gemm_args_ok(desc->ta, desc->tb, *m, *n, *k, a->type, (int)a->ld, b->type, (int)b->ld,
+                                              d->type, (int)d->ld);
+}
+
+} // namespace
+
+EMU_API cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
+                                                      cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                                      cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                                                      cublasLtMatmulPreference_t pref, int requested,
+                                                      cublasLtMatmulHeuristicResult_t results[], int *returned)
+{
+    (void)pref;
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (requested < 1) return CUBLAS_STATUS_INVALID_VALUE;
+    int m, n, k;
+    *returned = 0;
+    if (!lt_shape(desc, a, b, c, d, &m, &n, &k)) return CUBLAS_STATUS_NOT_SUPPORTED;
+    memset(&results[0], 0, sizeof results[0]);
+    results[0].state = CUBLAS_STATUS_SUCCESS;
+    results[0].wavesCount = 1.0f;
+    *returned = 1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+EMU_API cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void *alpha,
+                                      const void *A, cublasLtMatrixLayout_t a, const void *B,
+                                      cublasLtMatrixLayout_t b, const void *beta, const void *C,
+                                      cublasLtMatrixLayout_t c, void *D, cublasLtMatrixLayout_t d,
+                                      const cublasLtMatmulAlgo_t *algo, void *workspace, size_t workspace_bytes,
+                                      cudaStream_t stream)
+{
+    (void)algo;
+    int m, n, k;
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!lt_shape(desc, a, b, c, d, &m, &n, &k) || C != D) return CUBLAS_STATUS_NOT_SUPPORTED;
+    const size_t es = size_of(a->type);
+    const bool with_bias = desc->epilogue == CUBLASLT_EPILOGUE_BIAS;
+    if (!on_device(A, extent(desc->ta == CUBLAS_OP_N ? m : k, desc->ta == CUBLAS_OP_N ? k : m, (int)a->ld, es)) ||
+        !on_device(B, extent(desc->tb == CUBLAS_OP_N ? k : n, desc->tb == CUBLAS_OP_N ? n : k, (int)b->ld, es)) ||
+        !on_device(D, extent(m, n, (int)d->ld, size_of(d->type))) ||
+        (with_bias && !on_device(desc->bias, (size_t)m * size_of(d->type))) ||
+        (workspace_bytes && !on_device(workspace, workspace_bytes)))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    const bool tf32 = desc->compute == CUBLAS_COMPUTE_32F_FAST_TF32 && a->type == CUDA_R_32F;
+    const float al = *(const float *)alpha, be = *(const float *)beta;
+    const operand oa{A, a->type, tf32}, ob{B, b->type, tf32};
+    const operand bias{with_bias ? desc->bias : NULL, d->type, false}; /* the bias is of D's type */
+    const cublasOperation_t ta = desc->ta, tb = desc->tb;
+    const cudaDataType dt = d->type;
+    const int lda = (int)a->ld, ldb = (int)b->ld, ldd = (int)d->ld;
+    lt_products++;
+    return submit(stream, [=]() { gemm(ta, tb, m, n, k, al, oa, lda, ob, ldb, be, D, dt, ldd, bias); })
                ? CUBLAS_STATUS_EXECUTION_FAILED
                : CUBLAS_STATUS_SUCCESS;
 }
