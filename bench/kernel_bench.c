@@ -135,7 +135,7 @@ static void mm_fwd(void *c)
 static void mm_bwd(void *c)
 {
     mm *m = c;
-    ops->matmul_backward(be, m->dinp, m->dw, m->db, m->out, m->inp, m->w, m->N, m->C, m->OC);
+    ops->matmul_backward(be, m->dinp, m->dw, m->db, m->out, m->inp, m->w, m->N, m->C, m->OC, 1);
 }
 
 static void bench_matmul(const char *name, int N, int C, int OC, int bias)

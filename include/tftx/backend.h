@@ -13,6 +13,9 @@
  *     checkpoint's tensors are used as they are.
  *   - Backward functions ACCUMULATE (+=) into every gradient they produce
  *     (dinp, dweight, dbias); the caller zeroes gradients once per step.
+ *     One exception: matmul_backward's dinp may instead be written
+ *     (dinp_add = 0), so that a product that is the first writer of an
+ *     activation gradient needs no zeroing pass before it.
  *     A gradient pointer may be NULL when that gradient is not needed.
  *   - Kernels never fail on valid sizes; sizes are the caller's contract.
  *   - Same inputs, seed and thread count give bit-identical results.
@@ -133,9 +136,11 @@ typedef struct tftx_backend_ops {
      * dinp, dout: (act). */
     void (*matmul_forward)(void *self, float *out, const float *inp, const float *weight, const float *bias,
                            int N, int C, int OC);
-    /* dinp += dout @ weight; dweight += dout^T @ inp; dbias += sum_n dout */
+    /* dinp += dout @ weight (dinp_add = 1), or dinp = dout @ weight with
+     * its old contents never read (dinp_add = 0); dweight += dout^T @ inp;
+     * dbias += sum_n dout */
     void (*matmul_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, int N, int C, int OC);
+                            const float *inp, const float *weight, int N, int C, int OC, int dinp_add);
 
     /* -------------------------------------------------------- attention */
     /* Multi-head scaled dot-product attention over packed q,k,v.

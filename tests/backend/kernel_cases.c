@@ -140,7 +140,7 @@ static double mm_forward(void *be, kcase *k)
 
 static void mm_backward(void *be, kcase *k)
 {
-    ops->matmul_backward(be, k->g[0], k->g[1], k->g[2], k->R, k->x[0], k->x[1], k->N, k->C, k->OC);
+    ops->matmul_backward(be, k->g[0], k->g[1], k->g[2], k->R, k->x[0], k->x[1], k->N, k->C, k->OC, !(k->written & 1u));
 }
 
 kcase *kc_matmul(int N, int C, int OC, int with_bias)
@@ -156,6 +156,14 @@ kcase *kc_matmul(int N, int C, int OC, int with_bias)
     else
         kc_absent(k, "bias");
     kc_output(k, (size_t)N * OC);
+    return k;
+}
+
+kcase *kc_matmul_written(int N, int C, int OC)
+{
+    kcase *k = kc_matmul(N, C, OC, 1);
+    snprintf(k->name, sizeof k->name, "matmul N=%d C=%d OC=%d dinp written", N, C, OC);
+    k->written = 1u; /* dinp */
     return k;
 }
 

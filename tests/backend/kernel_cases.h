@@ -40,6 +40,7 @@ struct kcase {
     /* kernel arguments */
     int B, T, C, NH, N, OC, V, causal;
     int ld; /* cross-entropy: the rows' stride (>= V; the columns after V are padding) */
+    unsigned written; /* bit i: backward writes input i's gradient instead of adding to it (matmul's dinp_add = 0) */
     uint8_t *mask;
     int32_t *tokens, *segments, *targets;
     tftx_dropout drop;
@@ -63,6 +64,8 @@ void *kc_alloc(kcase *k, size_t bytes);
 float *kc_floats(kcase *k, size_t n, float lo, float hi);
 
 kcase *kc_matmul(int N, int C, int OC, int with_bias);
+/* matmul whose backward writes dinp (dinp_add = 0) */
+kcase *kc_matmul_written(int N, int C, int OC);
 kcase *kc_layernorm(int N, int C);
 kcase *kc_attention(int B, int T, int NH, int HS, int causal, int padded, float p);
 kcase *kc_activation(size_t N, tftx_activation act);

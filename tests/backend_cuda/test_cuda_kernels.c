@@ -62,9 +62,18 @@ static void test_matmul(int N, int C, int OC, int with_bias)
     gpu.ops->matmul_forward(gpu.self, out.d, inp.d, w.d, with_bias ? b.d : NULL, N, C, OC);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d bias=%d out", N, C, OC, with_bias);
     compare(nm, out.c, out.d, out.n, 0);
-    cpu.ops->matmul_backward(cpu.self, dinp.c, dw.c, with_bias ? db.c : NULL, dout.c, inp.c, w.c, N, C, OC);
-    gpu.ops->matmul_backward(gpu.self, dinp.d, dw.d, with_bias ? db.d : NULL, dout.d, inp.d, w.d, N, C, OC);
+    cpu.ops->matmul_backward(cpu.self, dinp.c, dw.c, with_bias ? db.c : NULL, dout.c, inp.c, w.c, N, C, OC, 1);
+    gpu.ops->matmul_backward(gpu.self, dinp.d, dw.d, with_bias ? db.d : NULL, dout.d, inp.d, w.d, N, C, OC, 1);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dinp", N, C, OC);
+    compare(nm, dinp.c, dinp.d, dinp.n, 0);
+    /* dinp written (dinp_add = 0) over NaN: nothing of it read */
+    float *nan_c = malloc(dinp.n * sizeof *nan_c);
+    for (size_t i = 0; i < dinp.n; i++) nan_c[i] = NAN;
+    pair_write(&dinp, nan_c);
+    free(nan_c);
+    cpu.ops->matmul_backward(cpu.self, dinp.c, NULL, NULL, dout.c, inp.c, w.c, N, C, OC, 0);
+    gpu.ops->matmul_backward(gpu.self, dinp.d, NULL, NULL, dout.d, inp.d, w.d, N, C, OC, 0);
+    snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dinp written", N, C, OC);
     compare(nm, dinp.c, dinp.d, dinp.n, 0);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dweight", N, C, OC);
     compare(nm, dw.c, dw.d, dw.n, 0);

@@ -110,7 +110,7 @@ void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbia
 void cpu_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N, int C,
                         int OC);
 void cpu_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                         const float *weight, int N, int C, int OC);
+                         const float *weight, int N, int C, int OC, int dinp_add);
 void cpu_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal, int B,
                            int T, int C, int NH, tftx_dropout drop);
 void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,

@@ -3,7 +3,7 @@
  *
  *   forward:   out  = inp @ weight^T + bias      out (N,OC), inp (N,C),
  *                                                weight (OC,C), bias (OC)
- *   backward:  dinp    += dout @ weight          (N,C)
+ *   backward:  dinp    += dout @ weight          (N,C)  (or =, dinp_add 0)
  *              dweight += dout^T @ inp           (OC,C)
  *              dbias   += sum_n dout[n,:]        (OC)
  *
@@ -75,16 +75,21 @@ static void matmul_bias_backward(int nt, float *dbias, const float *dout, int N,
 }
 
 void cpu_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                         const float *weight, int N, int C, int OC)
+                         const float *weight, int N, int C, int OC, int dinp_add)
 {
-    if (N <= 0 || OC <= 0) return;
+    if (N <= 0 || C < 0) return;
+    if (OC <= 0) { /* an empty product: dinp = 0 when it is written */
+        if (dinp && !dinp_add) memset(dinp, 0, (size_t)N * (size_t)C * sizeof *dinp);
+        return;
+    }
     int nt = cpu_nt(self);
     if (dbias) matmul_bias_backward(nt, dbias, dout, N, OC);
-    if (C <= 0) return;
+    if (C == 0) return;
     int saved = cpu_blas_begin(nt);
-    /* dinp (N,C) += dout (N,OC) @ weight (OC,C) */
+    /* dinp (N,C) (+)= dout (N,OC) @ weight (OC,C); beta 0 reads nothing */
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
+                    dinp_add ? 1.0f : 0.0f, dinp, C);
     /* dweight (OC,C) += dout^T (OC,N) @ inp (N,C) */
     if (dweight)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);

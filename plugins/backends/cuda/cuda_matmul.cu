@@ -3,7 +3,7 @@
  *
  *   forward:   out  = inp @ weight^T + bias      out (N,OC), inp (N,C),
  *                                                weight (OC,C), bias (OC)
- *   backward:  dinp    += dout @ weight          (N,C)
+ *   backward:  dinp    += dout @ weight          (N,C)  (or =, dinp_add 0)
  *              dweight += dout^T @ inp           (OC,C)
  *              dbias   += sum_n dout[n,:]        (OC)
  *
@@ -266,26 +266,31 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
 }
 
 void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                          const float *weight, int N, int C, int OC)
+                          const float *weight, int N, int C, int OC, int dinp_add)
 {
     cuda_backend *be = cuda_of(self);
-    if (N <= 0 || OC <= 0) return;
-    const float one = 1.0f;
+    if (N <= 0 || C < 0) return;
+    if (OC <= 0) { /* an empty product: dinp = 0 when it is written */
+        if (dinp && !dinp_add && C > 0)
+            CUDA_OK(be, cudaMemsetAsync(dinp, 0, (size_t)N * C * cuda_act_size(be), be->stream));
+        return;
+    }
+    const float one = 1.0f, beta_in = dinp_add ? 1.0f : 0.0f; /* beta 0: cuBLAS reads nothing of dinp */
     if (dbias) ACT_CALL(be, colsum(be, dbias, NULL, col_of<A>{(const A *)dout, OC}, N, OC));
-    if (C <= 0) return;
+    if (C == 0) return;
     if (be->act16) {
         const bf16 *d16 = (const bf16 *)dout;
         if (dinp) {
             __nv_bfloat16 *h = bf16_area(be, (size_t)OC * C);
             if (!h) return;
             const __nv_bfloat16 *w16 = to_bf16(be, h, weight, (size_t)OC * C);
-            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w16, C, d16, OC, &one, dinp, 1, C);
+            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w16, C, d16, OC, &beta_in, dinp, 1, C);
         }
         if (dweight)
             gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, (const bf16 *)inp, C, d16, OC, &one, dweight, 0, C);
         return;
     }
-    if (dinp) gemm(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &one, dinp, C);
+    if (dinp) gemm(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &beta_in, dinp, C);
     if (dweight) gemm(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight, C);
 }
 

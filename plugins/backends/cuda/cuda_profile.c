@@ -106,9 +106,9 @@ static void mm_f(void *self, float *out, const float *inp, const float *w, const
     TIMED(P_MM_F, orig.matmul_forward(self, out, inp, w, b, N, C, OC));
 }
 static void mm_b(void *self, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                 int N, int C, int OC)
+                 int N, int C, int OC, int dinp_add)
 {
-    TIMED(P_MM_B, orig.matmul_backward(self, dinp, dw, db, dout, inp, w, N, C, OC));
+    TIMED(P_MM_B, orig.matmul_backward(self, dinp, dw, db, dout, inp, w, N, C, OC, dinp_add));
 }
 static void att_f(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal, int B, int T,
                   int C, int NH, tftx_dropout drop)

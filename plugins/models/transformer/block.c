@@ -18,8 +18,10 @@
  *     r2   = r1 + drop(g Wfc2^T + bfc2)      the block's output
  *
  * Backward follows the same graph in reverse. Kernels accumulate into their
- * input gradients, so each buffer is zeroed before its first writer, and a
- * residual's two branches share one buffer: the gradient reaching r1 is
+ * input gradients, so each buffer is zeroed before its first writer (a
+ * linear layer's product writes its input gradient instead, dinp_add = 0,
+ * where it is the first writer), and a residual's two branches share one
+ * buffer: the gradient reaching r1 is
  * written into g_x first (through the skip connection) and the branch
  * through the layer then adds to it. Dropout with p = 0 is skipped both
  * ways (its gradient is its input gradient).
@@ -197,22 +199,20 @@ void tf_block_backward(tf_model *m, int l, const float *x)
         d_r2 = A->g_h; /* d(r2) = d(ln1) through the skip: g_h keeps it */
     }
     const float *d_o = dropout_rows_back(m, d_r2, M, C, stride, d_mlp);
-    K->zero(S, A->g_g, MF * m->act);
     K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W), M,
-                       F, C);
+                       F, C, 0);
     K->zero(S, A->g_f, MF * m->act);
     K->activation_backward(S, A->g_f, A->g_g, a->f, MF, c->act);
     if (post) {
         /* g_h = d(ln1): the skip part is already there */
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln1,
-                           tf_l(m, P, l, L_FC_W), M, C, F);
+                           tf_l(m, P, l, L_FC_W), M, C, F, 1);
         K->zero(S, A->g_x, MC * m->act);
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, a->r1,
                               tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, M, C);
     } else {
-        K->zero(S, A->g_h, MC * m->act);
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln2,
-                           tf_l(m, P, l, L_FC_W), M, C, F);
+                           tf_l(m, P, l, L_FC_W), M, C, F, 0);
         /* g_x = d(r1) = d(r2) (skip) + LN2's input gradient */
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_h, a->r1,
                               tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C);
@@ -231,9 +231,8 @@ void tf_block_backward(tf_model *m, int l, const float *x)
     }
     const float *d_a = dropout_rows_back(m, d_r1, M, C, stride, d_proj);
     float *d_atty = tail ? A->g_g : A->g_atty; /* (M,C) */
-    K->zero(S, d_atty, MC * m->act);
     K->matmul_backward(S, d_atty, tf_l(m, G, l, L_PROJ_W), tf_l(m, G, l, L_PROJ_B), d_a, atty, tf_l(m, P, l, L_PROJ_W),
-                       M, C, C);
+                       M, C, C, 0);
     if (tail) {
         K->zero(S, A->g_atty, NC * m->act);
         K->pool_first_backward(S, A->g_atty, d_atty, B, T, C);
@@ -242,11 +241,10 @@ void tf_block_backward(tf_model *m, int l, const float *x)
     K->attention_backward(S, A->g_qkv, A->g_att, A->g_atty, a->qkv, a->att, mask, causal, B, T, C, c->heads, d_att);
     if (post) {
         K->matmul_backward(S, A->g_x, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, x,
-                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C);
+                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C, 1);
     } else {
-        K->zero(S, A->g_h, NC * m->act);
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, a->ln1,
-                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C);
+                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C, 0);
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, x,
                               tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, N, C);
     }

@@ -233,7 +233,6 @@ static void run_backward(tf_model *m)
     int rows = tail ? B : N; /* the [CLS] tail computes the first tokens only */
 
     /* ---- head: d(xf) into d_xf */
-    K->zero(S, d_xf, (size_t)rows * C * m->act);
     if (enc) {
         int L = c->num_labels;
         tftx_dropout d_pool = tf_dropout(m, c->layers, SITE_POOL, c->dropout);
@@ -243,15 +242,14 @@ static void run_backward(tf_model *m)
             K->zero(S, g_logits, (size_t)B * L * m->act);
             K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, B, L, L);
         }
-        K->zero(S, a->g_pool_d, (size_t)B * C * m->act);
         K->matmul_backward(S, a->g_pool_d, tf_g(m, G, G_CLS_W), tf_g(m, G, G_CLS_B), g_logits, cls_in,
-                           tf_g(m, P, G_CLS_W), B, C, L);
+                           tf_g(m, P, G_CLS_W), B, C, L, 0);
         const float *g_pt = dropout_back(m, a->g_pool_t, a->g_pool_d, (size_t)B * C, d_pool);
         K->zero(S, a->g_pool, (size_t)B * C * m->act);
         K->tanh_backward(S, a->g_pool, g_pt, a->pool_t, (size_t)B * C);
-        K->zero(S, a->g_cls, (size_t)B * C * m->act);
         K->matmul_backward(S, a->g_cls, tf_g(m, G, G_POOL_W), tf_g(m, G, G_POOL_B), a->g_pool, a->cls,
-                           tf_g(m, P, G_POOL_W), B, C, C);
+                           tf_g(m, P, G_POOL_W), B, C, C, 0);
+        K->zero(S, d_xf, (size_t)rows * C * m->act);
         K->pool_first_backward(S, d_xf, a->g_cls, B, tail ? 1 : T, C);
     } else {
         int V = c->vocab_size, Vr = m->vocab_rows;
@@ -261,7 +259,7 @@ static void run_backward(tf_model *m)
             K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, N, V, Vr);
         }
         /* the padding columns' gradient is 0: the zero rows after wte get none */
-        K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, Vr);
+        K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, Vr, 0);
     }
     if (pre) {
         K->zero(S, a->g_x, (size_t)rows * C * m->act);
