@@ -243,7 +243,7 @@ static void gelu_fwd(void *c)
 static void gelu_bwd(void *c)
 {
     ew *e = c;
-    ops->activation_backward(be, e->dinp, e->dout, e->inp, (size_t)e->N * e->C, TFTX_ACT_GELU);
+    ops->activation_backward(be, e->dinp, e->dout, e->inp, (size_t)e->N * e->C, TFTX_ACT_GELU, 1);
 }
 
 static void gelu_tanh_fwd(void *c)
@@ -255,7 +255,7 @@ static void gelu_tanh_fwd(void *c)
 static void gelu_tanh_bwd(void *c)
 {
     ew *e = c;
-    ops->activation_backward(be, e->dinp, e->dout, e->inp, (size_t)e->N * e->C, TFTX_ACT_GELU_TANH);
+    ops->activation_backward(be, e->dinp, e->dout, e->inp, (size_t)e->N * e->C, TFTX_ACT_GELU_TANH, 1);
 }
 
 static void ce_fwd(void *c)

@@ -13,9 +13,11 @@
  *     checkpoint's tensors are used as they are.
  *   - Backward functions ACCUMULATE (+=) into every gradient they produce
  *     (dinp, dweight, dbias); the caller zeroes gradients once per step.
- *     One exception: matmul_backward's dinp may instead be written
- *     (dinp_add = 0), so that a product that is the first writer of an
- *     activation gradient needs no zeroing pass before it.
+ *     Exceptions: matmul_backward's, activation_backward's and
+ *     dropout_backward's dinp is written instead when their dinp_add is
+ *     0 (its old contents never read; the bits are those of adding to
+ *     zeros), so that the first writer of an activation gradient needs no
+ *     zeroing pass before it.
  *     A gradient pointer may be NULL when that gradient is not needed.
  *   - Kernels never fail on valid sizes; sizes are the caller's contract.
  *   - Same inputs, seed and thread count give bit-identical results.
@@ -165,8 +167,9 @@ typedef struct tftx_backend_ops {
 
     /* ----------------------- activations (every tensor argument is act) */
     void (*activation_forward)(void *self, float *out, const float *inp, size_t N, tftx_activation act);
+    /* dinp (+)= dout * act'(inp) (dinp_add: see the top) */
     void (*activation_backward)(void *self, float *dinp, const float *dout, const float *inp, size_t N,
-                                tftx_activation act);
+                                tftx_activation act, int dinp_add);
     void (*tanh_forward)(void *self, float *out, const float *inp, size_t N);
     /* dinp += dout * (1 - out^2), from the forward's output */
     void (*tanh_backward)(void *self, float *dinp, const float *dout, const float *out, size_t N);
@@ -183,8 +186,9 @@ typedef struct tftx_backend_ops {
      * (out == inp) is allowed. */
     void (*dropout_forward)(void *self, float *out, const float *inp, size_t N, tftx_dropout drop,
                             uint64_t offset);
+    /* dinp (+)= mask * dout / (1-p) (dinp_add: see the top) */
     void (*dropout_backward)(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop,
-                             uint64_t offset);
+                             uint64_t offset, int dinp_add);
 
     /* -------------------------------------------------- pooling (act) */
     /* out (B,C) = inp[b, 0, :] (the first token, BERT's [CLS]) */

@@ -159,11 +159,11 @@ kcase *kc_matmul(int N, int C, int OC, int with_bias)
     return k;
 }
 
-kcase *kc_matmul_written(int N, int C, int OC)
+kcase *kc_written(kcase *k)
 {
-    kcase *k = kc_matmul(N, C, OC, 1);
-    snprintf(k->name, sizeof k->name, "matmul N=%d C=%d OC=%d dinp written", N, C, OC);
-    k->written = 1u; /* dinp */
+    size_t len = strlen(k->name);
+    snprintf(k->name + len, sizeof k->name - len, ", dinp written");
+    k->written = 1u; /* input 0's gradient */
     return k;
 }
 
@@ -235,7 +235,7 @@ static double act_forward(void *be, kcase *k)
 
 static void act_backward(void *be, kcase *k)
 {
-    ops->activation_backward(be, k->g[0], k->R, k->x[0], k->nx[0], k->act);
+    ops->activation_backward(be, k->g[0], k->R, k->x[0], k->nx[0], k->act, !(k->written & 1u));
 }
 
 kcase *kc_activation(size_t N, tftx_activation act)
@@ -303,7 +303,7 @@ static double drop_forward(void *be, kcase *k)
 
 static void drop_backward(void *be, kcase *k)
 {
-    ops->dropout_backward(be, k->g[0], k->R, k->nx[0], k->drop, k->offset);
+    ops->dropout_backward(be, k->g[0], k->R, k->nx[0], k->drop, k->offset, !(k->written & 1u));
 }
 
 kcase *kc_dropout(size_t N, float p, uint64_t offset)

@@ -64,8 +64,9 @@ void *kc_alloc(kcase *k, size_t bytes);
 float *kc_floats(kcase *k, size_t n, float lo, float hi);
 
 kcase *kc_matmul(int N, int C, int OC, int with_bias);
-/* matmul whose backward writes dinp (dinp_add = 0) */
-kcase *kc_matmul_written(int N, int C, int OC);
+/* k, its backward writing input 0's gradient (dinp_add = 0: matmul,
+ * activation, dropout) */
+kcase *kc_written(kcase *k);
 kcase *kc_layernorm(int N, int C);
 kcase *kc_attention(int B, int T, int NH, int HS, int causal, int padded, float p);
 kcase *kc_activation(size_t N, tftx_activation act);

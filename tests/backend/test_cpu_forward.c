@@ -340,7 +340,7 @@ static void test_forward_pointwise(void **state)
         for (int t = 0; t < NBE; t++) {
             ops->activation_forward(be[t], y, x, N, ACTS[a].act);
             memset(dx, 0, N * sizeof *dx);
-            ops->activation_backward(be[t], dx, one, x, N, ACTS[a].act);
+            ops->activation_backward(be[t], dx, one, x, N, ACTS[a].act, 1);
             for (size_t i = 0; i < N; i++) {
                 double f = ACTS[a].f(x[i]), df = ACTS[a].df(x[i]);
                 expect_close(&w, "y", i, y[i], f, 2e-6 * fabs(f) + 1e-6);
@@ -375,7 +375,7 @@ static void test_nan_propagates(void **state)
         for (int a = 0; a < 3; a++) {
             ops->activation_forward(be[t], y, x, 9, ACTS[a]);
             memset(g, 0, sizeof g);
-            ops->activation_backward(be[t], g, one, x, 9, ACTS[a]);
+            ops->activation_backward(be[t], g, one, x, 9, ACTS[a], 1);
             assert_true(isnan(y[2]));
             if (ACTS[a] != TFTX_ACT_RELU) assert_true(isnan(g[2]));
             assert_true(y[7] == INFINITY);
@@ -475,7 +475,7 @@ static void test_dropout_mask(void **state)
         assert_memory_equal(io, out[0], N * sizeof(float));
         /* backward: dinp += dout * mask/(1-p), with dout = inp */
         memset(grad, 0, N * sizeof *grad);
-        ops->dropout_backward(be[1], grad, inp, N, d, offset);
+        ops->dropout_backward(be[1], grad, inp, N, d, offset, 1);
         assert_memory_equal(grad, out[0], N * sizeof(float));
         /* another offset draws another mask */
         ops->dropout_forward(be[0], io, inp, N, d, offset + N);

@@ -62,7 +62,7 @@ static int all_cases(kcase **cs)
     cs[n++] = kc_matmul(5, 7, 3, 1);
     cs[n++] = kc_matmul(1, 1, 1, 1);
     cs[n++] = kc_matmul(9, 13, 11, 0);
-    cs[n++] = kc_matmul_written(7, 5, 3);
+    cs[n++] = kc_written(kc_matmul(7, 5, 3, 1));
     cs[n++] = kc_matmul(1 + kc_int(12), 1 + kc_int(20), 1 + kc_int(12), 1);
     /* layer norm */
     cs[n++] = kc_layernorm(4, 7);
@@ -85,10 +85,15 @@ static int all_cases(kcase **cs)
     cs[n++] = kc_activation(37, TFTX_ACT_GELU);
     cs[n++] = kc_activation(37, TFTX_ACT_GELU_TANH);
     cs[n++] = kc_activation(37, TFTX_ACT_RELU);
+    cs[n++] = kc_written(kc_activation(37, TFTX_ACT_GELU));
+    cs[n++] = kc_written(kc_activation(37, TFTX_ACT_GELU_TANH));
+    cs[n++] = kc_written(kc_activation(37, TFTX_ACT_RELU));
     cs[n++] = kc_tanh(29);
     cs[n++] = kc_residual(31);
     cs[n++] = kc_dropout(41, 0.3f, 5);
     cs[n++] = kc_dropout(3000, 0.1f, 0); /* more than one block of the kernel */
+    cs[n++] = kc_written(kc_dropout(3000, 0.1f, 7));
+    cs[n++] = kc_written(kc_dropout(41, 0.0f, 0));
     /* pooling */
     cs[n++] = kc_pool_first(3, 5, 7);
     cs[n++] = kc_pool_mean(4, 5, 7, 0);

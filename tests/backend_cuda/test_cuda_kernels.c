@@ -51,6 +51,15 @@ static int fused_attention; /* gpu has attention = "fused": its att is not the p
 
 /* ------------------------------------------------------------ kernels */
 
+/* Both sides NaN: a gradient written (dinp_add = 0) must not read it. */
+static void pair_nan(pair *p)
+{
+    float *h = malloc(p->n * sizeof *h);
+    for (size_t i = 0; i < p->n; i++) h[i] = NAN;
+    pair_write(p, h);
+    free(h);
+}
+
 static void test_matmul(int N, int C, int OC, int with_bias)
 {
     char nm[128];
@@ -66,11 +75,7 @@ static void test_matmul(int N, int C, int OC, int with_bias)
     gpu.ops->matmul_backward(gpu.self, dinp.d, dw.d, with_bias ? db.d : NULL, dout.d, inp.d, w.d, N, C, OC, 1);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dinp", N, C, OC);
     compare(nm, dinp.c, dinp.d, dinp.n, 0);
-    /* dinp written (dinp_add = 0) over NaN: nothing of it read */
-    float *nan_c = malloc(dinp.n * sizeof *nan_c);
-    for (size_t i = 0; i < dinp.n; i++) nan_c[i] = NAN;
-    pair_write(&dinp, nan_c);
-    free(nan_c);
+    pair_nan(&dinp);
     cpu.ops->matmul_backward(cpu.self, dinp.c, NULL, NULL, dout.c, inp.c, w.c, N, C, OC, 0);
     gpu.ops->matmul_backward(gpu.self, dinp.d, NULL, NULL, dout.d, inp.d, w.d, N, C, OC, 0);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dinp written", N, C, OC);
@@ -202,9 +207,14 @@ static void test_pointwise(size_t N)
         snprintf(nm, sizeof nm, "activation %s out", ACT[a]);
         compare(nm, out.c, out.d, N, 0);
         pair_reset(&dinp, -1, 1); /* each backward from the same start (bfloat16 drifts apart otherwise) */
-        cpu.ops->activation_backward(cpu.self, dinp.c, dout.c, inp.c, N, (tftx_activation)a);
-        gpu.ops->activation_backward(gpu.self, dinp.d, dout.d, inp.d, N, (tftx_activation)a);
+        cpu.ops->activation_backward(cpu.self, dinp.c, dout.c, inp.c, N, (tftx_activation)a, 1);
+        gpu.ops->activation_backward(gpu.self, dinp.d, dout.d, inp.d, N, (tftx_activation)a, 1);
         snprintf(nm, sizeof nm, "activation %s dinp", ACT[a]);
+        compare(nm, dinp.c, dinp.d, N, 0);
+        pair_nan(&dinp);
+        cpu.ops->activation_backward(cpu.self, dinp.c, dout.c, inp.c, N, (tftx_activation)a, 0);
+        gpu.ops->activation_backward(gpu.self, dinp.d, dout.d, inp.d, N, (tftx_activation)a, 0);
+        snprintf(nm, sizeof nm, "activation %s dinp written", ACT[a]);
         compare(nm, dinp.c, dinp.d, N, 0);
     }
     cpu.ops->tanh_forward(cpu.self, out.c, inp.c, N);
@@ -248,12 +258,17 @@ static void test_pointwise(size_t N)
         snprintf(nm, sizeof nm, "dropout p=%.1f%s in place", (double)drop.p, k == 2 ? " step" : "");
         compare(nm, inp.c, inp.d, N, 1);
         pair_reset(&dinp, -1, 1);
-        cpu.ops->dropout_backward(cpu.self, dinp.c, dout.c, N, drop, off);
-        gpu.ops->dropout_backward(gpu.self, dinp.d, dout.d, N, drop_d, off);
+        cpu.ops->dropout_backward(cpu.self, dinp.c, dout.c, N, drop, off, 1);
+        gpu.ops->dropout_backward(gpu.self, dinp.d, dout.d, N, drop_d, off, 1);
         snprintf(nm, sizeof nm, "dropout p=%.1f%s dinp", (double)drop.p, k == 2 ? " step" : "");
         /* p > 0: dinp + dout*f may be one fused multiply-add on one side
            and not the other (1 ulp); the masks are the forward's, bit for bit */
         compare(nm, dinp.c, dinp.d, N, !(drop.p > 0.0f));
+        pair_nan(&dinp);
+        cpu.ops->dropout_backward(cpu.self, dinp.c, dout.c, N, drop, off, 0);
+        gpu.ops->dropout_backward(gpu.self, dinp.d, dout.d, N, drop_d, off, 0);
+        snprintf(nm, sizeof nm, "dropout p=%.1f%s dinp written", (double)drop.p, k == 2 ? " step" : "");
+        compare(nm, dinp.c, dinp.d, N, 1); /* 0 + dout*f: the same product on both sides */
     }
     cpu.ops->free(cpu.self, step_c), gpu.ops->free(gpu.self, step_d);
     pair *all[] = {&inp, &out, &dout, &dinp};

@@ -104,13 +104,14 @@ void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tft
     }
 }
 
-/* dinp[i] += dout[i] * f(offset + i), the same factors as the forward */
-void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset)
+/* dinp[i] (+)= dout[i] * f(offset + i), the same factors as the forward */
+void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset,
+                          int dinp_add)
 {
     const int nt = cpu_nt(self);
     if (!(drop.p > 0.0f)) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) dinp[i] += dout[i];
+        for (size_t i = 0; i < N; i++) dinp[i] = (dinp_add ? dinp[i] : 0.0f) + dout[i];
         return;
     }
     const float scale = cpu_dropout_scale(drop.p);
@@ -121,6 +122,6 @@ void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, 
         const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
         float f[DROP_BLOCK];
         cpu_dropout_factors(f, drop.seed, stream, offset + lo, w, drop.p, scale);
-        for (size_t j = 0; j < w; j++) dinp[lo + j] += dout[lo + j] * f[j];
+        for (size_t j = 0; j < w; j++) dinp[lo + j] = (dinp_add ? dinp[lo + j] : 0.0f) + dout[lo + j] * f[j];
     }
 }

@@ -22,14 +22,22 @@ CPU_VECTOR_CLONES static void gelu_tanh_span(float *out, const float *inp, size_
     for (size_t i = 0; i < n; i++) out[i] = cpu_gelu_tanh(inp[i]);
 }
 
-CPU_VECTOR_CLONES static void gelu_grad_span(float *dinp, const float *dout, const float *inp, size_t n)
+/* dinp (+)= dout * gelu'(inp): add, or write 0 + the term (the bits of
+ * adding to zeros, nothing of dinp read) */
+CPU_VECTOR_CLONES static void gelu_grad_span(float *dinp, const float *dout, const float *inp, size_t n, int add)
 {
-    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * cpu_gelu_grad(inp[i]);
+    if (add)
+        for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * cpu_gelu_grad(inp[i]);
+    else
+        for (size_t i = 0; i < n; i++) dinp[i] = 0.0f + dout[i] * cpu_gelu_grad(inp[i]);
 }
 
-CPU_VECTOR_CLONES static void gelu_tanh_grad_span(float *dinp, const float *dout, const float *inp, size_t n)
+CPU_VECTOR_CLONES static void gelu_tanh_grad_span(float *dinp, const float *dout, const float *inp, size_t n, int add)
 {
-    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * cpu_gelu_tanh_grad(inp[i]);
+    if (add)
+        for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * cpu_gelu_tanh_grad(inp[i]);
+    else
+        for (size_t i = 0; i < n; i++) dinp[i] = 0.0f + dout[i] * cpu_gelu_tanh_grad(inp[i]);
 }
 
 /* y = gelu(x) in either form (cpu_math.h) or relu(x) = max(x, 0) */
@@ -52,15 +60,15 @@ void cpu_activation_forward(void *self, float *out, const float *inp, size_t N, 
     }
 }
 
-/* dinp += dout * dy/dx, dy/dx of the GELU forms in cpu_math.h, of relu
+/* dinp (+)= dout * dy/dx, dy/dx of the GELU forms in cpu_math.h, of relu
  * [x > 0] */
 void cpu_activation_backward(void *self, float *dinp, const float *dout, const float *inp, size_t N,
-                             tftx_activation act)
+                             tftx_activation act, int dinp_add)
 {
     const int nt = cpu_nt(self);
     if (act == TFTX_ACT_RELU) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+        for (size_t i = 0; i < N; i++) dinp[i] = (dinp_add ? dinp[i] : 0.0f) + (inp[i] > 0.0f ? dout[i] : 0.0f);
         return;
     }
 #pragma omp parallel num_threads(nt)
@@ -68,9 +76,9 @@ void cpu_activation_backward(void *self, float *dinp, const float *dout, const f
         size_t lo, hi;
         cpu_split(N, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
         if (act == TFTX_ACT_GELU_TANH)
-            gelu_tanh_grad_span(dinp + lo, dout + lo, inp + lo, hi - lo);
+            gelu_tanh_grad_span(dinp + lo, dout + lo, inp + lo, hi - lo, dinp_add);
         else
-            gelu_grad_span(dinp + lo, dout + lo, inp + lo, hi - lo);
+            gelu_grad_span(dinp + lo, dout + lo, inp + lo, hi - lo, dinp_add);
     }
 }
 

@@ -51,16 +51,17 @@ template <class A> __global__ void activation_forward_kernel(A *out, const A *in
     }
 }
 
-template <class A> __global__ void activation_backward_kernel(A *dinp, const A *dout, const A *inp, size_t n, int act)
+/* add = 0: dinp written, 0 + the term (the bits of adding to zeros) */
+template <class A>
+__global__ void activation_backward_kernel(A *dinp, const A *dout, const A *inp, size_t n, int act, int add)
 {
     CUDA_FOR(i, n)
     {
-        float x = ld(inp, i);
+        float x = ld(inp, i), base = add ? ld(dinp, i) : 0.0f;
         if (act == TFTX_ACT_RELU)
-            st(dinp, i, ld(dinp, i) + (x > 0.0f ? ld(dout, i) : 0.0f));
+            st(dinp, i, base + (x > 0.0f ? ld(dout, i) : 0.0f));
         else
-            st(dinp, i,
-               ld(dinp, i) + ld(dout, i) * (act == TFTX_ACT_GELU_TANH ? gelu_tanh_grad(x) : gelu_erf_grad(x)));
+            st(dinp, i, base + ld(dout, i) * (act == TFTX_ACT_GELU_TANH ? gelu_tanh_grad(x) : gelu_erf_grad(x)));
     }
 }
 
@@ -104,13 +105,13 @@ __global__ void dropout_forward_kernel(A *out, const A *inp, size_t n, tftx_drop
 /* dinp[i] += dout[i] * f(offset + i) (f = 1 when p == 0) */
 template <class A>
 __global__ void dropout_backward_kernel(A *dinp, const A *dout, size_t n, tftx_dropout drop, uint64_t offset,
-                                        float scale, int dropping)
+                                        float scale, int dropping, int add)
 {
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
     CUDA_FOR(i, n)
     {
-        float d = ld(dout, i);
-        st(dinp, i, ld(dinp, i) + (dropping ? d * dropout_factor(drop.seed, stream, offset + i, drop.p, scale) : d));
+        float d = ld(dout, i), base = add ? ld(dinp, i) : 0.0f;
+        st(dinp, i, base + (dropping ? d * dropout_factor(drop.seed, stream, offset + i, drop.p, scale) : d));
     }
 }
 
@@ -167,12 +168,12 @@ void cuda_activation_forward(void *self, float *out, const float *inp, size_t N,
 }
 
 void cuda_activation_backward(void *self, float *dinp, const float *dout, const float *inp, size_t N,
-                              tftx_activation act)
+                              tftx_activation act, int dinp_add)
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
     ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, activation_backward_kernel<A>)(
-                     (A *)dinp, (const A *)dout, (const A *)inp, N, (int)act));
+                     (A *)dinp, (const A *)dout, (const A *)inp, N, (int)act, dinp_add));
     CUDA_LAUNCHED(be);
 }
 
@@ -226,12 +227,14 @@ void cuda_dropout_forward(void *self, float *out, const float *inp, size_t N, tf
     CUDA_LAUNCHED(be);
 }
 
-void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset)
+void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset,
+                           int dinp_add)
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
     ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, dropout_backward_kernel<A>)(
-                     (A *)dinp, (const A *)dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f));
+                     (A *)dinp, (const A *)dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f,
+                     dinp_add));
     CUDA_LAUNCHED(be);
 }
 

@@ -124,9 +124,10 @@ static void act_f(void *self, float *out, const float *inp, size_t N, tftx_activ
 {
     TIMED(P_ACT_F, orig.activation_forward(self, out, inp, N, act));
 }
-static void act_b(void *self, float *dinp, const float *dout, const float *inp, size_t N, tftx_activation act)
+static void act_b(void *self, float *dinp, const float *dout, const float *inp, size_t N, tftx_activation act,
+                  int add)
 {
-    TIMED(P_ACT_B, orig.activation_backward(self, dinp, dout, inp, N, act));
+    TIMED(P_ACT_B, orig.activation_backward(self, dinp, dout, inp, N, act, add));
 }
 static void res_f(void *self, float *out, const float *a, const float *b, size_t N)
 {
@@ -140,9 +141,9 @@ static void drop_f(void *self, float *out, const float *inp, size_t N, tftx_drop
 {
     TIMED(P_DROP_F, orig.dropout_forward(self, out, inp, N, drop, off));
 }
-static void drop_b(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t off)
+static void drop_b(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t off, int add)
 {
-    TIMED(P_DROP_B, orig.dropout_backward(self, dinp, dout, N, drop, off));
+    TIMED(P_DROP_B, orig.dropout_backward(self, dinp, dout, N, drop, off, add));
 }
 static void ce_f(void *self, float *losses, float *probs, const float *logits, const int32_t *t, int N, int V, int ld)
 {

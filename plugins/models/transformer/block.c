@@ -18,10 +18,10 @@
  *     r2   = r1 + drop(g Wfc2^T + bfc2)      the block's output
  *
  * Backward follows the same graph in reverse. Kernels accumulate into their
- * input gradients, so each buffer is zeroed before its first writer (a
- * linear layer's product writes its input gradient instead, dinp_add = 0,
- * where it is the first writer), and a residual's two branches share one
- * buffer: the gradient reaching r1 is
+ * input gradients, so each buffer is zeroed before its first writer
+ * (products, activations and dropout write theirs instead, dinp_add = 0,
+ * where they are the first writer), and a residual's two branches share
+ * one buffer: the gradient reaching r1 is
  * written into g_x first (through the skip connection) and the branch
  * through the layer then adds to it. Dropout with p = 0 is skipped both
  * ways (its gradient is its input gradient).
@@ -95,19 +95,18 @@ static void dropout_rows(tf_model *m, float *x, int M, int C, int stride, tftx_d
     }
 }
 
-/* d(inp) of dropout_rows: dout itself when p = 0, else g_drop (zeroed, then
- * accumulated into). */
+/* d(inp) of dropout_rows: dout itself when p = 0, else g_drop (written:
+ * every row has one call). */
 static const float *dropout_rows_back(tf_model *m, const float *dout, int M, int C, int stride, tftx_dropout d)
 {
     if (d.p <= 0) return dout;
     float *g = m->a.g_drop;
-    K->zero(S, g, (size_t)M * C * m->act);
     if (stride == 1) {
-        K->dropout_backward(S, g, dout, (size_t)M * C, d, 0);
+        K->dropout_backward(S, g, dout, (size_t)M * C, d, 0, 0);
     } else {
         for (int b = 0; b < M; b++)
             K->dropout_backward(S, TFTX_ACT_AT(g, (size_t)b * C, m->act), TFTX_ACT_AT(dout, (size_t)b * C, m->act),
-                                (size_t)C, d, (uint64_t)b * stride * C);
+                                (size_t)C, d, (uint64_t)b * stride * C, 0);
     }
     return g;
 }
@@ -201,8 +200,7 @@ void tf_block_backward(tf_model *m, int l, const float *x)
     const float *d_o = dropout_rows_back(m, d_r2, M, C, stride, d_mlp);
     K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W), M,
                        F, C, 0);
-    K->zero(S, A->g_f, MF * m->act);
-    K->activation_backward(S, A->g_f, A->g_g, a->f, MF, c->act);
+    K->activation_backward(S, A->g_f, A->g_g, a->f, MF, c->act, 0);
     if (post) {
         /* g_h = d(ln1): the skip part is already there */
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln1,

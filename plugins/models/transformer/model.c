@@ -211,8 +211,7 @@ tftx_status tf_evaluate(void *self, const tftx_batch *batch, float *host_out, tf
 static const float *dropout_back(tf_model *m, float *dinp, const float *dout, size_t n, tftx_dropout d)
 {
     if (d.p <= 0) return dout;
-    K->zero(S, dinp, n * m->act);
-    K->dropout_backward(S, dinp, dout, n, d, 0);
+    K->dropout_backward(S, dinp, dout, n, d, 0, 0); /* written */
     return dinp;
 }
 
