@@ -18,8 +18,9 @@
  *     staged host fallback (an optimizer table without step_cuda);
  *   - step graphs: what a recording runs, what its launches read, and the
  *     recordings that must fail (test_graphs);
- *   - the linear layers with the bias in cuBLASLt's epilogue (the
- *     default) and with fuse_bias = false (a bias kernel, then cuBLAS);
+ *   - the linear layers with the bias and its gradient in cuBLASLt's
+ *     epilogues (the default) and with fuse_bias = false (a bias kernel,
+ *     then cuBLAS; a column sum);
  *     on the emulator, that each took the path it should (a count of
  *     cuBLASLt products the emulator keeps).
  *
@@ -604,7 +605,8 @@ static void *create(const plugin *pl, const char *prec, const char *attention)
 static unsigned long (*lt_products)(void);
 
 /* test_matmul, checking on the emulator that it made `want` cuBLASLt
- * products (the forward's, when its bias is fused) */
+ * products (the forward's and the weight gradient's, when the bias is
+ * fused) */
 static void matmul_via(int N, int C, int OC, int with_bias, unsigned long want)
 {
     unsigned long before = lt_products ? lt_products() : 0;
@@ -648,10 +650,10 @@ int main(void)
 
     void *emu = dlopen("libtftx_cuda_emu.so", RTLD_NOW | RTLD_NOLOAD); /* loaded with the emulated plugin */
     if (emu) *(void **)&lt_products = dlsym(emu, "emu_lt_products");
-    matmul_via(37, 65, 33, 1, 1);
-    matmul_via(1, 1, 1, 1, 1);
+    matmul_via(37, 65, 33, 1, 2);
+    matmul_via(1, 1, 1, 1, 2);
     matmul_via(9, 13, 11, 0, 0);
-    matmul_via(256, 128, 384, 1, 1);
+    matmul_via(256, 128, 384, 1, 2);
     {
         printf("-- fuse_bias false\n");
         no_fuse_bias = 1;
@@ -715,9 +717,9 @@ int main(void)
             test_attention(4, 37, 4, 8, 1, 1, 0.2f);
         }
         tol_scale = REDUCED[k].scale;
-        matmul_via(64, 64, 64, 1, 1);
-        matmul_via(256, 128, 384, 1, 1);
-        matmul_via(33, 17, 9, 1, 1); /* bf16: the weight and bias copies at odd sizes */
+        matmul_via(64, 64, 64, 1, 2);
+        matmul_via(256, 128, 384, 1, 2);
+        matmul_via(33, 17, 9, 1, 2); /* bf16: the weight and bias copies at odd sizes */
         tol_scale = 2 * REDUCED[k].scale;
         test_attention(2, 130, 2, 64, 1, 1, 0.1f);
         /* the fused kernels (cuda_flash.cuh): head sizes 32 and 64 */

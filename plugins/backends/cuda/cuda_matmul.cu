@@ -24,11 +24,15 @@
  *
  * The forward's bias: with fuse_bias (the default), cuBLASLt adds it in
  * the product's epilogue (out = W x + b in one pass over out, the bias in
- * fp32 before the output is rounded); plans (descriptors and the
- * algorithm cuBLASLt's heuristic picked) are kept per shape and operand
- * alignment. Where cuBLASLt has no algorithm, or fuse_bias is off, a
- * kernel first writes the bias into out and cuBLAS's product adds to it
- * (beta = 1): two more passes over out.
+ * fp32 before the output is rounded). The backward's bias gradient: the
+ * weight gradient's product sums dout's columns as it reads them
+ * (cuBLASLt's BGRADB epilogue), into working memory, since the epilogue
+ * stores where the backend adds; one small kernel adds that to dbias.
+ * Plans (descriptors and the algorithm cuBLASLt's heuristic picked) are
+ * kept per product, shape and operand alignment. Where cuBLASLt has no
+ * algorithm, or fuse_bias is off: a kernel first writes the bias into out
+ * and cuBLAS's product adds to it (beta = 1), two more passes over out;
+ * the bias gradient is a column sum of its own (two kernels reading dout).
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -90,11 +94,15 @@ static void gemm(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, i
 
 /* ------------------------------------------------------------ cuBLASLt */
 
-/* One product with the bias epilogue: out^T (m = OC, n = N) = W (m, k = C)
- * x^T + bias, for one shape and the alignments of its pointers (cuBLASLt
- * picks kernels that assume them). ok = 0: cuBLASLt had no algorithm. */
+/* One product with an epilogue, for one shape and the alignments of its
+ * pointers (cuBLASLt picks kernels that assume them):
+ *   LT_BIAS   forward:  out^T (m = OC, n = N) = W (m, k = C) x^T + bias
+ *   LT_BGRADB backward: dW^T (m = C, n = OC) += x^T (m, k = N) dout,
+ *                       bgrad[j] = sum over k of dout[., j]
+ * ok = 0: cuBLASLt had no algorithm. */
+enum { LT_BIAS, LT_BGRADB };
 typedef struct lt_plan {
-    int m, n, k, ok;
+    int kind, m, n, k, ok;
     unsigned align; /* log2 of the alignment of A, B, D and bias, 4 bits each */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, d;
@@ -156,18 +164,24 @@ static unsigned align_log2(const void *p)
 static void plan_make(cuda_backend *be, lt_plan *p, const void *bias)
 {
     const cudaDataType t = be->act16 ? CUDA_R_16BF : CUDA_R_32F;
+    const cudaDataType dt = p->kind == LT_BGRADB ? CUDA_R_32F : t; /* weight gradients are fp32 */
     const cublasComputeType_t ct = be->act16 ? CUBLAS_COMPUTE_32F : cuda_compute_type(be);
-    const int32_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N, epi = CUBLASLT_EPILOGUE_BIAS;
+    const int fwd = p->kind == LT_BIAS;
+    const int32_t ta = fwd ? CUBLAS_OP_T : CUBLAS_OP_N, tb = fwd ? CUBLAS_OP_N : CUBLAS_OP_T;
+    const int32_t epi = fwd ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADB;
+    /* A and B as they lie (column-major views of the row-major tensors) */
+    const uint64_t a_rows = fwd ? p->k : p->m, a_cols = fwd ? p->m : p->k;
+    const uint64_t b_rows = fwd ? p->k : p->n, b_cols = fwd ? p->n : p->k;
     const uint64_t ws = CUDA_BLAS_WORKSPACE;
     cublasLtMatmulPreference_t pref = NULL;
     int ok = cublasLtMatmulDescCreate(&p->op, ct, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof opT) == 0 &&
-             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof opN) == 0 &&
+             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == 0 &&
+             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
              cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
              cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == 0 &&
-             cublasLtMatrixLayoutCreate(&p->a, t, (uint64_t)p->k, (uint64_t)p->m, p->k) == 0 &&
-             cublasLtMatrixLayoutCreate(&p->b, t, (uint64_t)p->k, (uint64_t)p->n, p->k) == 0 &&
-             cublasLtMatrixLayoutCreate(&p->d, t, (uint64_t)p->m, (uint64_t)p->n, p->m) == 0 &&
+             cublasLtMatrixLayoutCreate(&p->a, t, a_rows, a_cols, (int64_t)a_rows) == 0 &&
+             cublasLtMatrixLayoutCreate(&p->b, t, b_rows, b_cols, (int64_t)b_rows) == 0 &&
+             cublasLtMatrixLayoutCreate(&p->d, dt, (uint64_t)p->m, (uint64_t)p->n, p->m) == 0 &&
              cublasLtMatmulPreferenceCreate(&pref) == 0 &&
              cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == 0;
     static const cublasLtMatmulPreferenceAttributes_t ALIGN[] = {
@@ -186,23 +200,23 @@ static void plan_make(cuda_backend *be, lt_plan *p, const void *bias)
     if (ok) p->algo = res.algo;
     p->ok = ok;
     if (!ok)
-        be->host->log(TFTX_LOG_DEBUG, "cuda backend: no cuBLASLt bias epilogue for %d x %d x %d: a bias kernel", p->m,
-                      p->n, p->k);
+        be->host->log(TFTX_LOG_DEBUG, "cuda backend: no cuBLASLt %s epilogue for %d x %d x %d: a kernel of its own",
+                      fwd ? "bias" : "bias gradient", p->m, p->n, p->k);
 }
 
-/* out^T (OC, N) = W x^T + bias through cuBLASLt; 0 when it has no plan
- * for this shape (the caller adds the bias itself). A, B, D and bias of
- * the instance's activation type (bf16 copies of W and bias at bf16). */
-static int lt_bias_forward(cuda_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
-                           int OC)
+/* D (m, n) (+)= op(A) op(B) with the epilogue of `kind` through cuBLASLt
+ * (see lt_plan); 0 when it has no algorithm for this (the caller does it
+ * another way). beta: 0 or 1. */
+static int lt_product(cuda_backend *be, int kind, int m, int n, int k, const void *A, const void *B, void *D,
+                      const void *bias, float beta)
 {
     struct cuda_lt *lt = be->lt;
     if (!lt) return 0;
-    const unsigned align = align_log2(w) | align_log2(inp) << 4 | align_log2(out) << 8 | align_log2(bias) << 12;
+    const unsigned align = align_log2(A) | align_log2(B) << 4 | align_log2(D) << 8 | align_log2(bias) << 12;
     lt_plan *p = NULL;
     for (int i = 0; i < lt->n && !p; i++) {
         lt_plan *q = &lt->plan[i];
-        if (q->m == OC && q->n == N && q->k == C && q->align == align) p = q;
+        if (q->kind == kind && q->m == m && q->n == n && q->k == k && q->align == align) p = q;
     }
     if (!p) {
         if (lt->n < LT_PLANS) {
@@ -212,14 +226,40 @@ static int lt_bias_forward(cuda_backend *be, void *out, const void *inp, const v
             lt->next = (lt->next + 1) % LT_PLANS;
             plan_release(p);
         }
-        p->m = OC, p->n = N, p->k = C, p->align = align;
+        p->kind = kind, p->m = m, p->n = n, p->k = k, p->align = align;
         plan_make(be, p, bias);
     }
     if (!p->ok) return 0;
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f;
     CUBLAS_OK(be, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-    CUBLAS_OK(be, cublasLtMatmul(lt->handle, p->op, &one, w, p->a, inp, p->b, &zero, out, p->d, out, p->d, &p->algo,
+    CUBLAS_OK(be, cublasLtMatmul(lt->handle, p->op, &one, A, p->a, B, p->b, &beta, D, p->d, D, p->d, &p->algo,
                                  be->blas_work, CUDA_BLAS_WORKSPACE, be->stream));
+    return 1;
+}
+
+/* out^T (OC, N) = W x^T + bias: A, B, D and bias of the instance's
+ * activation type (bf16 copies of W and bias at bf16) */
+static int lt_bias_forward(cuda_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
+                           int OC)
+{
+    return lt_product(be, LT_BIAS, OC, N, C, w, inp, out, bias, 0.0f);
+}
+
+__global__ void add_kernel(float *y, const float *x, int n)
+{
+    CUDA_FOR(i, (size_t)n) y[i] += x[i];
+}
+
+/* dweight += dout^T inp and dbias += sum_n dout in one product (the
+ * column sums into working memory, then added); 0 when cuBLASLt has no
+ * algorithm for it */
+static int lt_weight_and_bias_backward(cuda_backend *be, float *dweight, float *dbias, const void *dout, const void *inp,
+                                       int N, int C, int OC)
+{
+    float *sums = (float *)cuda_work(be, (size_t)OC * sizeof(float));
+    if (!sums || !lt_product(be, LT_BGRADB, C, OC, N, inp, dout, dweight, sums, 1.0f)) return 0;
+    TFTX_CUDA_LAUNCH(cuda_blocks((size_t)OC), CUDA_THREADS, be->stream, add_kernel)(dbias, sums, OC);
+    CUDA_LAUNCHED(be);
     return 1;
 }
 
@@ -276,6 +316,8 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
         return;
     }
     const float one = 1.0f, beta_in = dinp_add ? 1.0f : 0.0f; /* beta 0: cuBLAS reads nothing of dinp */
+    if (dbias && dweight && C > 0 && be->fuse_bias && lt_weight_and_bias_backward(be, dweight, dbias, dout, inp, N, C, OC))
+        dbias = dweight = NULL; /* done: the input gradient is left */
     if (dbias) ACT_CALL(be, colsum(be, dbias, NULL, col_of<A>{(const A *)dout, OC}, N, OC));
     if (C == 0) return;
     if (be->act16) {

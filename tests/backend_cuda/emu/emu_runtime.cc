@@ -710,7 +710,9 @@ bool lt_shape(const cublasLtMatmulDescOpaque *desc, const cublasLtMatrixLayoutOp
               const cublasLtMatrixLayoutOpaque *b, const cublasLtMatrixLayoutOpaque *c,
               const cublasLtMatrixLayoutOpaque *d, int *m, int *n, int *k)
 {
-    if (desc->epilogue != CUBLASLT_EPILOGUE_DEFAULT && desc->epilogue != CUBLASLT_EPILOGUE_BIAS) return false;
+    if (desc->epilogue != CUBLASLT_EPILOGUE_DEFAULT && desc->epilogue != CUBLASLT_EPILOGUE_BIAS &&
+        desc->epilogue != CUBLASLT_EPILOGUE_BGRADB)
+        return false;
     *m = (int)d->rows, *n = (int)d->cols;
     *k = (int)(desc->ta == CUBLAS_OP_N ? a->cols : a->rows);
     const int a_m = (int)(desc->ta == CUBLAS_OP_N ? a->rows : a->cols);
@@ -753,11 +755,12 @@ EMU_API cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDes
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (!lt_shape(desc, a, b, c, d, &m, &n, &k) || C != D) return CUBLAS_STATUS_NOT_SUPPORTED;
     const size_t es = size_of(a->type);
-    const bool with_bias = desc->epilogue == CUBLASLT_EPILOGUE_BIAS;
+    const bool with_bias = desc->epilogue == CUBLASLT_EPILOGUE_BIAS, bgrad = desc->epilogue == CUBLASLT_EPILOGUE_BGRADB;
     if (!on_device(A, extent(desc->ta == CUBLAS_OP_N ? m : k, desc->ta == CUBLAS_OP_N ? k : m, (int)a->ld, es)) ||
         !on_device(B, extent(desc->tb == CUBLAS_OP_N ? k : n, desc->tb == CUBLAS_OP_N ? n : k, (int)b->ld, es)) ||
         !on_device(D, extent(m, n, (int)d->ld, size_of(d->type))) ||
         (with_bias && !on_device(desc->bias, (size_t)m * size_of(d->type))) ||
+        (bgrad && (d->type != CUDA_R_32F || !on_device(desc->bias, (size_t)n * sizeof(float)))) ||
         (workspace_bytes && !on_device(workspace, workspace_bytes)))
         return CUBLAS_STATUS_INVALID_VALUE;
     const bool tf32 = desc->compute == CUBLAS_COMPUTE_32F_FAST_TF32 && a->type == CUDA_R_32F;
@@ -767,8 +770,18 @@ EMU_API cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDes
     const cublasOperation_t ta = desc->ta, tb = desc->tb;
     const cudaDataType dt = d->type;
     const int lda = (int)a->ld, ldb = (int)b->ld, ldd = (int)d->ld;
+    float *grad = bgrad ? (float *)desc->bias : NULL;
     lt_products++;
-    return submit(stream, [=]() { gemm(ta, tb, m, n, k, al, oa, lda, ob, ldb, be, D, dt, ldd, bias); })
+    return submit(stream,
+                  [=]() {
+                      gemm(ta, tb, m, n, k, al, oa, lda, ob, ldb, be, D, dt, ldd, bias);
+                      for (int j = 0; grad && j < n; j++) { /* op(B) (k, n): column j over k */
+                          float s = 0.0f;
+                          for (int p = 0; p < k; p++)
+                              s += ob.at(tb == CUBLAS_OP_N ? (size_t)p + (size_t)j * ldb : (size_t)j + (size_t)p * ldb);
+                          grad[j] = s;
+                      }
+                  })
                ? CUBLAS_STATUS_EXECUTION_FAILED
                : CUBLAS_STATUS_SUCCESS;
 }

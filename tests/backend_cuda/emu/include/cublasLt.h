@@ -4,9 +4,11 @@
  * One kind of product: D = alpha op(A) op(B) + beta C (+ bias[row] with
  * CUBLASLT_EPILOGUE_BIAS), computed as cublasGemmEx computes it
  * (cublas_v2.h: k terms in order in fp32, tf32 or bfloat16 inputs), the
- * bias added in fp32 before D is stored; C must be D. The heuristic
- * returns one algorithm for every valid description, none for an
- * epilogue other than DEFAULT and BIAS. Descriptors are host memory, read
+ * bias (of D's type) added in fp32 before D is stored; with
+ * CUBLASLT_EPILOGUE_BGRADB also bias[j] = the sum over k of op(B)'s column
+ * j (in order, fp32, of D's type), stored. C must be D. The heuristic
+ * returns one algorithm for every valid description, none for the other
+ * epilogues. Descriptors are host memory, read
  * when cublasLtMatmul is called (the bias pointer too, as cuBLASLt bakes
  * it into the launch).
  */
@@ -45,7 +47,11 @@ typedef enum {
     CUBLASLT_MATMUL_DESC_BIAS_POINTER = 8
 } cublasLtMatmulDescAttributes_t;
 
-typedef enum { CUBLASLT_EPILOGUE_DEFAULT = 1, CUBLASLT_EPILOGUE_BIAS = 4 } cublasLtEpilogue_t;
+typedef enum {
+    CUBLASLT_EPILOGUE_DEFAULT = 1,
+    CUBLASLT_EPILOGUE_BIAS = 4,
+    CUBLASLT_EPILOGUE_BGRADB = 512
+} cublasLtEpilogue_t;
 
 typedef enum {
     CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1,
