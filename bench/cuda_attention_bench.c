@@ -128,7 +128,7 @@ int main(int argc, char **argv)
                     b->attention_forward(be, out, att, qkv, NULL, causal, B, T, C, NH, drop);
                     b->sync(be);
                     double t1 = bench_now();
-                    b->attention_backward(be, dqkv, scr, dout, qkv, att, NULL, causal, B, T, C, NH, drop);
+                    b->attention_backward(be, dqkv, scr, dout, qkv, att, NULL, causal, B, T, C, NH, drop, 0);
                     b->sync(be);
                     double t2 = bench_now();
                     if (r >= 0 && t1 - t0 < best_f) best_f = t1 - t0;

@@ -181,7 +181,7 @@ static void att_bwd(void *c)
 {
     att *a = c;
     ops->attention_backward(be, a->dqkv, a->scratch, a->dout, a->qkv, a->att, a->mask, a->causal, a->B, a->T, a->C,
-                            a->NH, a->drop);
+                            a->NH, a->drop, 1);
 }
 
 static void bench_attention(int B, int T, int C, int NH, int causal, float p)

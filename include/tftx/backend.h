@@ -14,9 +14,9 @@
  *   - Backward functions ACCUMULATE (+=) into every gradient they produce
  *     (dinp, dweight, dbias); the caller zeroes gradients once per step.
  *     Exceptions: matmul_backward's, activation_backward's and
- *     dropout_backward's dinp is written instead when their dinp_add is
- *     0 (its old contents never read; the bits are those of adding to
- *     zeros), so that the first writer of an activation gradient needs no
+ *     dropout_backward's dinp, and attention_backward's dqkv, are written
+ *     instead when their dinp_add (dqkv_add) is 0 (the old contents never
+ *     read), so that the first writer of an activation gradient needs no
  *     zeroing pass before it.
  *     A gradient pointer may be NULL when that gradient is not needed.
  *   - Kernels never fail on valid sizes; sizes are the caller's contract.
@@ -160,10 +160,11 @@ typedef struct tftx_backend_ops {
      * draws the same mask; backward draws it again. */
     void (*attention_forward)(void *self, float *out, float *att, const float *qkv, const uint8_t *mask,
                               int causal, int B, int T, int C, int NH, tftx_dropout drop);
-    /* dqkv += d(qkv) (act, as dout); scratch (B,NH,T,T) is working memory. */
+    /* dqkv (+)= d(qkv) (act, as dout; dqkv_add: see the top); scratch
+     * (B,NH,T,T) is working memory. */
     void (*attention_backward)(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
                                const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
-                               tftx_dropout drop);
+                               tftx_dropout drop, int dqkv_add);
 
     /* ----------------------- activations (every tensor argument is act) */
     void (*activation_forward)(void *self, float *out, const float *inp, size_t N, tftx_activation act);

@@ -205,7 +205,7 @@ static double att_forward(void *be, kcase *k)
 static void att_backward(void *be, kcase *k)
 {
     ops->attention_backward(be, k->g[0], k->scratch, k->R, k->x[0], k->out[1], k->mask, k->causal, k->B, k->T, k->C,
-                            k->NH, k->drop);
+                            k->NH, k->drop, !(k->written & 1u));
 }
 
 kcase *kc_attention(int B, int T, int NH, int HS, int causal, int padded, float p)

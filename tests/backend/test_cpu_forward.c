@@ -529,7 +529,7 @@ static void test_null_gradients(void **state)
     /* attention with no dqkv: nothing to do, nothing touched */
     kcase *a = kc_attention(2, 5, 2, 3, 1, 1, 0.2f);
     a->forward(be[0], a);
-    ops->attention_backward(be[0], NULL, a->scratch, a->R, a->x[0], a->out[1], a->mask, 1, 2, 5, 6, 2, a->drop);
+    ops->attention_backward(be[0], NULL, a->scratch, a->R, a->x[0], a->out[1], a->mask, 1, 2, 5, 6, 2, a->drop, 1);
     kc_free(a);
 }
 

@@ -77,6 +77,8 @@ static int all_cases(kcase **cs)
                     cs[n++] = kc_attention(4, 5, nh, HS_OF[nh - 1], causal, padded, d ? 0.25f : 0.0f);
     /* longer than one block of rows of the causal products (64) */
     cs[n++] = kc_attention(1, 150, 2, 4, 1, 1, 0.2f);
+    cs[n++] = kc_written(kc_attention(1, 150, 2, 4, 1, 1, 0.2f));
+    cs[n++] = kc_written(kc_attention(2, 5, 2, 3, 0, 1, 0.0f));
     cs[n++] = kc_attention(2, 70, 1, 3, 1, 0, 0.0f);
     for (int r = 0; r < 3; r++)
         cs[n++] = kc_attention(1 + kc_int(4), 1 + kc_int(9), 1 + kc_int(3), 1 + kc_int(5), kc_int(2), kc_int(2),

@@ -148,17 +148,23 @@ static void test_attention(int B, int T, int NH, int HS, int causal, int padded,
     snprintf(nm, sizeof nm, "%s out", tag);
     compare(nm, out.c, out.d, nout, 0);
     float *hdq = get(&gpu, dqkv.d, nqkv); /* the starting gradient, for the repeat */
-    cpu.ops->attention_backward(cpu.self, dqkv.c, scr.c, dout.c, qkv.c, att.c, mc, causal, B, T, C, NH, drop_c);
-    gpu.ops->attention_backward(gpu.self, dqkv.d, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop_d);
+    cpu.ops->attention_backward(cpu.self, dqkv.c, scr.c, dout.c, qkv.c, att.c, mc, causal, B, T, C, NH, drop_c, 1);
+    gpu.ops->attention_backward(gpu.self, dqkv.d, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop_d, 1);
     snprintf(nm, sizeof nm, "%s dqkv", tag);
     compare(nm, dqkv.c, dqkv.d, nqkv, 0);
     /* determinism */
     float *again = put_like(&dqkv, hdq);
-    gpu.ops->attention_backward(gpu.self, again, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop_d);
+    gpu.ops->attention_backward(gpu.self, again, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop_d, 1);
     snprintf(nm, sizeof nm, "%s dqkv", tag);
     check_repeat(nm, dqkv.d, again, nqkv);
     set_act(again, 0), gpu.ops->free(gpu.self, again);
     free(hdq);
+    /* written (dqkv_add = 0) over NaN: every element of it, nothing read */
+    pair_nan(&dqkv);
+    cpu.ops->attention_backward(cpu.self, dqkv.c, scr.c, dout.c, qkv.c, att.c, mc, causal, B, T, C, NH, drop_c, 0);
+    gpu.ops->attention_backward(gpu.self, dqkv.d, scr.d, dout.d, qkv.d, att.d, md, causal, B, T, C, NH, drop_d, 0);
+    snprintf(nm, sizeof nm, "%s dqkv written", tag);
+    compare(nm, dqkv.c, dqkv.d, nqkv, 0);
     if (hm) {
         cpu.ops->free(cpu.self, mc);
         gpu.ops->free(gpu.self, md);

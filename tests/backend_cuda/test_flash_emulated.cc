@@ -145,11 +145,11 @@ template <int HS, class P> void run_case(const attn_case &k, int mode)
                [&] { flash_delta_kernel(delta.data(), dout.data(), ocopy, rows, T, C, NH, HS); });
     emu_launch(grid, FL_THREADS, [&] {
         flash_backward_kv_kernel<HS, P>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
-                                        drop, keep_scale, scale);
+                                        drop, keep_scale, scale, 1);
     });
     emu_launch(grid, FL_THREADS, [&] {
         flash_backward_q_kernel<HS, P>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
-                                       drop, keep_scale, scale);
+                                       drop, keep_scale, scale, 1);
     });
 
     char name[160];

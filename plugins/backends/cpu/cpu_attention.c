@@ -161,7 +161,7 @@ void cpu_attention_forward(void *self, float *out, float *att, const float *qkv,
 
 void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
                             const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
-                            tftx_dropout drop)
+                            tftx_dropout drop, int dqkv_add)
 {
     (void)mask; /* hidden entries have P = 0: see the top */
     if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
@@ -187,6 +187,10 @@ void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float
             const float *P = att + (size_t)bh * T * T;                   /* (T,T) */
             float *sc = scratch + (size_t)bh * T * T;                    /* (T,T) */
             const uint64_t idx0 = (uint64_t)bh * T * T;
+            if (!dqkv_add) /* written: the head's columns start at 0 (the causal blocks add to them) */
+                for (int t = 0; t < T; t++)
+                    for (int part = 0; part < 3; part++)
+                        memset(dq + (size_t)t * C3 + (size_t)part * C, 0, (size_t)HS * sizeof *dq);
 
             /* Blocks of query rows t0..t1-1, each over the keys it can see,
              * s < klim (all T, or t1 when causal). Within a block, with

@@ -170,7 +170,7 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
                             int B, int T, int C, int NH, tftx_dropout drop);
 void cuda_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
                              const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
-                             tftx_dropout drop);
+                             tftx_dropout drop, int dqkv_add);
 void cuda_activation_forward(void *self, float *out, const float *inp, size_t N, tftx_activation act);
 void cuda_activation_backward(void *self, float *dinp, const float *dout, const float *inp, size_t N,
                               tftx_activation act, int dinp_add);

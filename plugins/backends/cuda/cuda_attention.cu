@@ -177,7 +177,7 @@ static void fused_forward(cuda_backend *be, float *out, float *att, const float 
 template <int HS, class P, class A>
 static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const float *dout, const float *qkv,
                            const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
-                           tftx_dropout drop)
+                           tftx_dropout drop, int add)
 {
     const size_t rows = (size_t)B * NH * T;
     const float *lse = att, *ocopy = att + rows, keep = cuda_dropout_scale(drop.p), scale = 1.0f / sqrtf((float)HS);
@@ -187,10 +187,10 @@ static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const 
     CUDA_LAUNCHED(be);
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
     TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_kv_kernel<HS, P, A>)
-    ((A *)dqkv, (const A *)dout, (const A *)qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale);
+    ((A *)dqkv, (const A *)dout, (const A *)qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale, add);
     CUDA_LAUNCHED(be);
     TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_q_kernel<HS, P, A>)
-    ((A *)dqkv, (const A *)dout, (const A *)qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale);
+    ((A *)dqkv, (const A *)dout, (const A *)qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale, add);
     CUDA_LAUNCHED(be);
 }
 
@@ -200,7 +200,7 @@ struct fused_kernels {
     void (*forward)(cuda_backend *, float *, float *, const float *, const uint8_t *, int, int, int, int, int,
                     tftx_dropout);
     void (*backward)(cuda_backend *, float *, float *, const float *, const float *, const float *, const uint8_t *,
-                     int, int, int, int, int, tftx_dropout);
+                     int, int, int, int, int, tftx_dropout, int);
 };
 
 template <int HS, class P, class A> static fused_kernels kernels_of()
@@ -275,12 +275,13 @@ static void attention_forward32(cuda_backend *be, float *out, float *att, const 
 
 static void attention_backward32(cuda_backend *be, float *dqkv, float *scratch, const float *dout, const float *qkv,
                                  const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
-                                 tftx_dropout drop)
+                                 tftx_dropout drop, int add)
 {
     (void)mask, (void)causal; /* hidden entries have P = 0: see the top */
     const int HS = C / NH, C3 = 3 * C;
     const long long TT = (long long)T * T;
     const float qk_scale = 1.0f / sqrtf((float)HS), one = 1.0f, zero = 0.0f;
+    const float beta = add ? 1.0f : 0.0f; /* d(qkv): added to, or written (beta 0 reads nothing) */
     const size_t rows = (size_t)B * NH * T, n = rows * T;
     const int dropping = drop.p > 0.0f;
     const float keep_scale = cuda_dropout_scale(drop.p);
@@ -302,16 +303,16 @@ static void attention_backward32(cuda_backend *be, float *dqkv, float *scratch, 
         (scratch, att, n, drop, keep_scale);
         CUDA_LAUNCHED(be);
     }
-    batched(be, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &one, ptrs, 6, C, 7, T, &one, 5, C3, count);
+    batched(be, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &one, ptrs, 6, C, 7, T, &beta, 5, C3, count);
     /* dPd^T = V . dO^T into scratch (after the dV products read Pd there) */
     batched(be, CUBLAS_OP_T, CUBLAS_OP_N, T, T, HS, &one, ptrs, 2, C3, 6, C, &zero, 8, T, count);
     TFTX_CUDA_LAUNCH(cuda_row_blocks(rows), CUDA_ROWS_PER_BLOCK * 32, be->stream, attention_softmax_backward_kernel)
     (scratch, att, T, rows, drop, keep_scale, dropping);
     CUDA_LAUNCHED(be);
     /* dQ^T += K^T . dS^T / sqrt(HS) */
-    batched(be, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &qk_scale, ptrs, 1, C3, 8, T, &one, 3, C3, count);
+    batched(be, CUBLAS_OP_N, CUBLAS_OP_N, HS, T, T, &qk_scale, ptrs, 1, C3, 8, T, &beta, 3, C3, count);
     /* dK^T += Q^T . dS / sqrt(HS) */
-    batched(be, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &qk_scale, ptrs, 0, C3, 8, T, &one, 4, C3, count);
+    batched(be, CUBLAS_OP_N, CUBLAS_OP_T, HS, T, T, &qk_scale, ptrs, 0, C3, 8, T, &beta, 4, C3, count);
 }
 
 /* bfloat16 activations through cuBLAS: attention computes on float copies
@@ -371,16 +372,16 @@ void cuda_attention_forward(void *self, float *out, float *att, const float *qkv
 
 void cuda_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,
                              const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
-                             tftx_dropout drop)
+                             tftx_dropout drop, int dqkv_add)
 {
     cuda_backend *be = cuda_of(self);
     if (!dqkv || B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     if (fused(be, B, T, C, NH)) {
-        pick(be, C / NH).backward(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
+        pick(be, C / NH).backward(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop, dqkv_add);
         return;
     }
     if (!be->act16) {
-        attention_backward32(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop);
+        attention_backward32(be, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop, dqkv_add);
         return;
     }
     const size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
@@ -389,9 +390,8 @@ void cuda_attention_backward(void *self, float *dqkv, float *scratch, const floa
     float *q32 = w, *d32 = w + nq, *dq32 = w + nq + no;
     widen(be, q32, qkv, nq);
     widen(be, d32, dout, no);
-    CUDA_OK(be, cudaMemsetAsync(dq32, 0, nq * sizeof(float), be->stream));
-    attention_backward32(be, dq32, scratch, d32, q32, att, mask, causal, B, T, C, NH, drop);
-    narrow(be, dqkv, dq32, nq, 1);
+    attention_backward32(be, dq32, scratch, d32, q32, att, mask, causal, B, T, C, NH, drop, 0); /* written */
+    narrow(be, dqkv, dq32, nq, dqkv_add);
 }
 
 } /* extern "C" */

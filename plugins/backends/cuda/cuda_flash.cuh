@@ -15,7 +15,8 @@
  * the log-sum-exp L = m + log(l) of every row (B*NH*T floats, +inf for a
  * row with no visible key) and a copy of O ((B,T,C) after them).
  *
- * Backward (no atomics: same bits every run): delta = rowsum(dO * O); then
+ * Backward (no atomics: same bits every run; d(qkv) added to, or written
+ * when `add` is 0): delta = rowsum(dO * O); then
  * one kernel per block of FL_ROWS keys for dK and dV, walking the queries,
  * and one per block of FL_ROWS queries for dQ, walking the keys. Both
  * recompute P = exp(S - L) and dPd = dO V^T:
@@ -298,9 +299,11 @@ FL_DEV void fl_acc_times_tile(float acc[HS / 8][4], const float (*x)[4], const t
 }
 
 /* dst[r][d] += scale * acc (16 x HS, C layout) for the rows r = r0 + g
- * (+8) below T; row r starts at base + r*stride. */
+ * (+8) below T, or = 0 + scale * acc when !add (dst not read); row r
+ * starts at base + r*stride. */
 template <int HS, class A>
-FL_DEV void fl_add_rows(A *base, size_t stride, int r0, int T, const float acc[HS / 8][4], float scale, int g, int t4)
+FL_DEV void fl_add_rows(A *base, size_t stride, int r0, int T, const float acc[HS / 8][4], float scale, int g, int t4,
+                        int add)
 {
     FL_UNROLL
     for (int hr = 0; hr < 2; hr++) {
@@ -310,8 +313,8 @@ FL_DEV void fl_add_rows(A *base, size_t stride, int r0, int T, const float acc[H
         FL_UNROLL
         for (int n = 0; n < HS / 8; n++) {
             const size_t c = (size_t)(n * 8 + 2 * t4);
-            fl_st(dst, c, fl_ld(dst, c) + acc[n][2 * hr] * scale);
-            fl_st(dst, c + 1, fl_ld(dst, c + 1) + acc[n][2 * hr + 1] * scale);
+            fl_st(dst, c, (add ? fl_ld(dst, c) : 0.0f) + acc[n][2 * hr] * scale);
+            fl_st(dst, c + 1, (add ? fl_ld(dst, c + 1) : 0.0f) + acc[n][2 * hr + 1] * scale);
         }
     }
 }
@@ -456,7 +459,7 @@ __global__ void flash_delta_kernel(float *delta, const A *dout, const float *o, 
 template <int HS, class P, class A = float>
 __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
                                          const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
-                                         float keep_scale, float scale)
+                                         float keep_scale, float scale, int add)
 {
     __shared__ typename P::elem qs[FL_TILE][HS + P::PAD], dos[FL_TILE][HS + P::PAD];
     __shared__ float ls[FL_TILE], dl[FL_TILE];
@@ -524,15 +527,15 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
             fl_acc_times_tile<P, HS>(dk, &p[kc * (P::K / 8)], qs, kc * P::K, lane);
     }
     A *rows = dqkv + (size_t)b * T * C3 + (size_t)h * HS;
-    fl_add_rows<HS>(rows + C, C3, kw, T, dk, scale, g, t4);
-    fl_add_rows<HS>(rows + 2 * (size_t)C, C3, kw, T, dv, 1.0f, g, t4);
+    fl_add_rows<HS>(rows + C, C3, kw, T, dk, scale, g, t4, add);
+    fl_add_rows<HS>(rows + 2 * (size_t)C, C3, kw, T, dv, 1.0f, g, t4, add);
 }
 
 /* dQ of FL_ROWS queries a block: grid (ceil(T / FL_ROWS), B*NH) */
 template <int HS, class P, class A = float>
 __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
                                         const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
-                                        float keep_scale, float scale)
+                                        float keep_scale, float scale, int add)
 {
     __shared__ typename P::elem ks[FL_TILE][HS + P::PAD], vs[FL_TILE][HS + P::PAD];
     const fl_block<A> w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
@@ -579,7 +582,7 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
         for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(dq, &s[kc * (P::K / 8)], ks, kc * P::K, lane);
     }
-    fl_add_rows<HS>(dqkv + (size_t)b * T * C3 + (size_t)h * HS, C3, qw, T, dq, scale, g, t4);
+    fl_add_rows<HS>(dqkv + (size_t)b * T * C3 + (size_t)h * HS, C3, qw, T, dq, scale, g, t4, add);
 }
 
 #endif /* TFTX_CUDA_FLASH_CUH */

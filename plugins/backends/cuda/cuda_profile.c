@@ -116,9 +116,9 @@ static void att_f(void *self, float *out, float *att, const float *qkv, const ui
     TIMED(P_ATT_F, orig.attention_forward(self, out, att, qkv, mask, causal, B, T, C, NH, drop));
 }
 static void att_b(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv, const float *att,
-                  const uint8_t *mask, int causal, int B, int T, int C, int NH, tftx_dropout drop)
+                  const uint8_t *mask, int causal, int B, int T, int C, int NH, tftx_dropout drop, int add)
 {
-    TIMED(P_ATT_B, orig.attention_backward(self, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop));
+    TIMED(P_ATT_B, orig.attention_backward(self, dqkv, scratch, dout, qkv, att, mask, causal, B, T, C, NH, drop, add));
 }
 static void act_f(void *self, float *out, const float *inp, size_t N, tftx_activation act)
 {

@@ -19,9 +19,9 @@
  *
  * Backward follows the same graph in reverse. Kernels accumulate into their
  * input gradients, so each buffer is zeroed before its first writer
- * (products, activations and dropout write theirs instead, dinp_add = 0,
- * where they are the first writer), and a residual's two branches share
- * one buffer: the gradient reaching r1 is
+ * (products, activations, dropout and attention write theirs instead,
+ * dinp_add = 0, where they are the first writer), and a residual's two
+ * branches share one buffer: the gradient reaching r1 is
  * written into g_x first (through the skip connection) and the branch
  * through the layer then adds to it. Dropout with p = 0 is skipped both
  * ways (its gradient is its input gradient).
@@ -235,8 +235,7 @@ void tf_block_backward(tf_model *m, int l, const float *x)
         K->zero(S, A->g_atty, NC * m->act);
         K->pool_first_backward(S, A->g_atty, d_atty, B, T, C);
     }
-    K->zero(S, A->g_qkv, 3 * NC * m->act);
-    K->attention_backward(S, A->g_qkv, A->g_att, A->g_atty, a->qkv, a->att, mask, causal, B, T, C, c->heads, d_att);
+    K->attention_backward(S, A->g_qkv, A->g_att, A->g_atty, a->qkv, a->att, mask, causal, B, T, C, c->heads, d_att, 0);
     if (post) {
         K->matmul_backward(S, A->g_x, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, x,
                            tf_l(m, P, l, L_QKV_W), N, C, 3 * C, 1);
