@@ -276,6 +276,7 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
         free(pl.slot), free(pl.bytes);
         return m->host->error(err, TFTX_ERR_NOMEM, "out of memory");
     }
+    /* first and in this order: the batch's span, one copy (take_batch) */
     want(p, &a->pass, 1, sizeof(tf_pass_scalars));
     want(p, &a->tokens, N, sizeof(int32_t));
     want(p, &a->segments, N, sizeof(int32_t));
@@ -352,6 +353,10 @@ tftx_status tf_acts_alloc(tf_model *m, tftx_error *err)
             }
             m->host->log(TFTX_LOG_DEBUG, "activations: %.1f MiB for batch %zu x %zu", (double)p->total / (1 << 20), B,
                          T);
+            /* the batch's inputs, planned first and in order: one host image */
+            m->batch_image_bytes = (size_t)((char *)(a->labels + N) - (char *)a->pass);
+            m->batch_image = m->host->alloc(m->batch_image_bytes, 64);
+            if (!m->batch_image) st = m->host->error(err, TFTX_ERR_NOMEM, "out of host memory for the batch image");
         }
     }
     free(pl.slot), free(pl.bytes);

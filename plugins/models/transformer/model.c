@@ -68,18 +68,29 @@ static tftx_status take_batch(tf_model *m, const tftx_batch *b, int need_labels,
     m->loss_count = (double)count;
     m->B = b->B, m->T = b->T;
     m->has_mask = b->mask != NULL;
+    /* one copy: the pass scalars and the batch in a host image of their
+       span of the arena (the kernels take each at its own offset) */
+    unsigned char *img = m->batch_image;
+    const tf_acts *a = &m->a;
+#define AT(ptr) (img + ((const unsigned char *)(ptr) - (const unsigned char *)a->pass))
     tf_pass_scalars ps = {.step = b->step, .dloss = count > 0 ? (float)(1.0 / (double)count) : 0.0f};
-    K->copy_in(S, m->a.pass, &ps, sizeof ps);
-
-    K->copy_in(S, m->a.tokens, b->tokens, N * sizeof(int32_t));
+    memcpy(AT(a->pass), &ps, sizeof ps);
+    memcpy(AT(a->tokens), b->tokens, N * sizeof(int32_t));
     if (enc) {
         if (b->segments)
-            K->copy_in(S, m->a.segments, b->segments, N * sizeof(int32_t));
+            memcpy(AT(a->segments), b->segments, N * sizeof(int32_t));
         else
-            K->zero(S, m->a.segments, N * sizeof(int32_t)); /* BERT: type 0 everywhere */
+            memset(AT(a->segments), 0, N * sizeof(int32_t)); /* BERT: type 0 everywhere */
     }
-    if (b->mask) K->copy_in(S, m->a.mask, b->mask, N);
-    if (b->labels) K->copy_in(S, m->a.labels, b->labels, n_labels * sizeof(int32_t));
+    if (b->mask) memcpy(AT(a->mask), b->mask, N);
+    if (b->labels) memcpy(AT(a->labels), b->labels, n_labels * sizeof(int32_t));
+    /* up to the last byte used: the labels, or the mask, or the tokens */
+    const unsigned char *end = b->labels ? AT(a->labels + n_labels)
+                               : b->mask ? AT(a->mask + N)
+                               : enc     ? AT(a->segments + N)
+                                         : AT(a->tokens + N);
+#undef AT
+    K->copy_in(S, a->pass, img, (size_t)(end - img));
     return TFTX_OK;
 }
 

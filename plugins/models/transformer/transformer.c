@@ -94,6 +94,8 @@ static void release_arenas(tf_model *m)
     if (m->params) b->free(m->be.self, m->params);
     if (m->grads) b->free(m->be.self, m->grads);
     if (m->act_arena) b->free(m->be.self, m->act_arena);
+    if (m->batch_image) m->host->free(m->batch_image);
+    m->batch_image = NULL, m->batch_image_bytes = 0;
     free(m->a.layer);
     memset(&m->a, 0, sizeof m->a);
     m->params = m->grads = NULL;

@@ -125,6 +125,8 @@ typedef struct tf_pass_scalars {
     float dloss;   /* 1/count: each counted row's weight in the mean loss */
 } tf_pass_scalars;
 
+/* The batch's inputs (pass .. labels, in this order in the activation
+ * arena) go to the backend as one copy of a host image of that span. */
 typedef struct tf_acts {
     tf_pass_scalars *pass;      /* one, in backend memory */
     int32_t *tokens;            /* (B,T) */
@@ -197,6 +199,8 @@ typedef struct tf_model {
     size_t act;            /* bytes of an activation element (the backend's act_size) */
     void *act_arena;
     tf_acts a;
+    unsigned char *batch_image; /* host: the arena's span from a.pass to the end of a.labels */
+    size_t batch_image_bytes;
 
     /* the last forward, for backward */
     int B, T, train, have_forward;
