@@ -231,7 +231,7 @@ static void ln_fwd(void *c)
 static void ln_bwd(void *c)
 {
     ew *e = c;
-    ops->layernorm_backward(be, e->dinp, e->dw, e->db, e->dout, e->inp, e->w, e->mean, e->rstd, e->N, e->C);
+    ops->layernorm_backward(be, e->dinp, e->dw, e->db, e->dout, e->inp, e->w, e->mean, e->rstd, e->N, e->C, 1);
 }
 
 static void gelu_fwd(void *c)

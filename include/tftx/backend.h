@@ -13,11 +13,11 @@
  *     checkpoint's tensors are used as they are.
  *   - Backward functions ACCUMULATE (+=) into every gradient they produce
  *     (dinp, dweight, dbias); the caller zeroes gradients once per step.
- *     Exceptions: matmul_backward's, activation_backward's and
- *     dropout_backward's dinp, and attention_backward's dqkv, are written
- *     instead when their dinp_add (dqkv_add) is 0 (the old contents never
- *     read), so that the first writer of an activation gradient needs no
- *     zeroing pass before it.
+ *     Exceptions: the dinp of matmul_backward, layernorm_backward,
+ *     activation_backward and dropout_backward, and attention_backward's
+ *     dqkv, are written instead when their dinp_add (dqkv_add) is 0 (the
+ *     old contents never read), so that the first writer of an activation
+ *     gradient needs no zeroing pass before it.
  *     A gradient pointer may be NULL when that gradient is not needed.
  *   - Kernels never fail on valid sizes; sizes are the caller's contract.
  *   - Same inputs, seed and thread count give bit-identical results.
@@ -130,7 +130,7 @@ typedef struct tftx_backend_ops {
                               const float *weight, const float *bias, int N, int C, float eps);
     void (*layernorm_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
                                const float *inp, const float *weight, const float *mean, const float *rstd,
-                               int N, int C);
+                               int N, int C, int dinp_add);
 
     /* ----------------------------------------------------------- matmul */
     /* Linear layer: out = inp @ weight^T + bias.

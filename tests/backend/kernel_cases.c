@@ -177,7 +177,8 @@ static double ln_forward(void *be, kcase *k)
 
 static void ln_backward(void *be, kcase *k)
 {
-    ops->layernorm_backward(be, k->g[0], k->g[1], k->g[2], k->R, k->x[0], k->x[1], k->out[1], k->out[2], k->N, k->C);
+    ops->layernorm_backward(be, k->g[0], k->g[1], k->g[2], k->R, k->x[0], k->x[1], k->out[1], k->out[2], k->N, k->C,
+                            !(k->written & 1u));
 }
 
 kcase *kc_layernorm(int N, int C)

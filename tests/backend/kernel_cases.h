@@ -65,7 +65,7 @@ float *kc_floats(kcase *k, size_t n, float lo, float hi);
 
 kcase *kc_matmul(int N, int C, int OC, int with_bias);
 /* k, its backward writing input 0's gradient (dinp_add = 0: matmul,
- * activation, dropout; attention's dqkv_add = 0) */
+ * layer norm, activation, dropout; attention's dqkv_add = 0) */
 kcase *kc_written(kcase *k);
 kcase *kc_layernorm(int N, int C);
 kcase *kc_attention(int B, int T, int NH, int HS, int causal, int padded, float p);

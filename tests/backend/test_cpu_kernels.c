@@ -68,6 +68,7 @@ static int all_cases(kcase **cs)
     cs[n++] = kc_layernorm(4, 7);
     cs[n++] = kc_layernorm(3, 32);
     cs[n++] = kc_layernorm(1 + kc_int(6), 2 + kc_int(40));
+    cs[n++] = kc_written(kc_layernorm(3, 32));
     /* attention: C = NH*HS with HS 2..7; every NH in 1..3, causal, mask, dropout */
     static const int HS_OF[] = {7, 3, 2};
     for (int nh = 1; nh <= 3; nh++)

@@ -102,11 +102,15 @@ static void test_layernorm(int N, int C)
     compare(nm, out.c, out.d, out.n, 0);
     compare("layernorm mean", mean.c, mean.d, mean.n, 0);
     compare("layernorm rstd", rstd.c, rstd.d, rstd.n, 0);
-    cpu.ops->layernorm_backward(cpu.self, dinp.c, dw.c, db.c, dout.c, inp.c, w.c, mean.c, rstd.c, N, C);
-    gpu.ops->layernorm_backward(gpu.self, dinp.d, dw.d, db.d, dout.d, inp.d, w.d, mean.d, rstd.d, N, C);
+    cpu.ops->layernorm_backward(cpu.self, dinp.c, dw.c, db.c, dout.c, inp.c, w.c, mean.c, rstd.c, N, C, 1);
+    gpu.ops->layernorm_backward(gpu.self, dinp.d, dw.d, db.d, dout.d, inp.d, w.d, mean.d, rstd.d, N, C, 1);
     compare("layernorm dinp", dinp.c, dinp.d, dinp.n, 0);
     compare("layernorm dweight", dw.c, dw.d, dw.n, 0);
     compare("layernorm dbias", db.c, db.d, db.n, 0);
+    pair_nan(&dinp);
+    cpu.ops->layernorm_backward(cpu.self, dinp.c, NULL, NULL, dout.c, inp.c, w.c, mean.c, rstd.c, N, C, 0);
+    gpu.ops->layernorm_backward(gpu.self, dinp.d, NULL, NULL, dout.d, inp.d, w.d, mean.d, rstd.d, N, C, 0);
+    compare("layernorm dinp written", dinp.c, dinp.d, dinp.n, 0);
     pair *all[] = {&inp, &w, &b, &out, &mean, &rstd, &dout, &dinp, &dw, &db};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
 }

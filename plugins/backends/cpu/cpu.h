@@ -106,7 +106,7 @@ void cpu_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, c
 void cpu_layernorm_forward(void *self, float *out, float *mean, float *rstd, const float *inp, const float *weight,
                            const float *bias, int N, int C, float eps);
 void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, const float *mean, const float *rstd, int N, int C);
+                            const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add);
 void cpu_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N, int C,
                         int OC);
 void cpu_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,

@@ -108,9 +108,10 @@ void cpu_layernorm_forward(void *self, float *out, float *mean, float *rstd, con
 
 /* With xhat = (x - mean)*rstd and g = dout*weight, per row:
  *   dinp    += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat))
+ *              (or 0 + that, dinp not read, when !add)
  *   dweight += sum_n dout * xhat,   dbias += sum_n dout */
 CPU_VECTOR_CLONES static void layernorm_row_backward(float *dx, const float *dy, const float *x, const float *weight,
-                                                     float m, float s, int C)
+                                                     float m, float s, int C, int add)
 {
     float g_mean = 0.0f, gx_mean = 0.0f;
 #pragma omp simd reduction(+ : g_mean, gx_mean)
@@ -124,19 +125,19 @@ CPU_VECTOR_CLONES static void layernorm_row_backward(float *dx, const float *dy,
     for (int c = 0; c < C; c++) {
         float g = dy[c] * (weight ? weight[c] : 1.0f);
         float xhat = (x[c] - m) * s;
-        dx[c] += s * (g - g_mean - xhat * gx_mean);
+        dx[c] = (add ? dx[c] : 0.0f) + s * (g - g_mean - xhat * gx_mean);
     }
 }
 
 void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, const float *mean, const float *rstd, int N, int C)
+                            const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add)
 {
     const int nt = cpu_nt(self);
     if (dinp) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int n = 0; n < N; n++)
             layernorm_row_backward(dinp + (size_t)n * C, dout + (size_t)n * C, inp + (size_t)n * C, weight, mean[n],
-                                   rstd[n], C);
+                                   rstd[n], C, dinp_add);
     }
     if (!dweight && !dbias) return;
 #pragma omp parallel for num_threads(nt) schedule(static)

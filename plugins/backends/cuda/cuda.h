@@ -160,7 +160,7 @@ void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, co
                             const float *bias, int N, int C, float eps);
 void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
                              const float *inp, const float *weight, const float *mean, const float *rstd, int N,
-                             int C);
+                             int C, int dinp_add);
 void cuda_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N,
                          int C, int OC);
 void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,

@@ -103,10 +103,11 @@ __global__ void layernorm_forward_kernel(A *out, float *mean, float *rstd, const
 }
 
 /* One warp per row, xhat = (x-mean)*rstd, g = dout*weight:
- * dinp += rstd * (g - mean_c(g) - xhat * mean_c(g*xhat)) */
+ * dinp += rstd * (g - mean_c(g) - xhat * mean_c(g*xhat)) (0 + that, dinp
+ * not read, when !add) */
 template <class A>
 __global__ void layernorm_backward_kernel(A *dinp, const A *dout, const A *inp, const float *weight, const float *mean,
-                                          const float *rstd, int N, int C)
+                                          const float *rstd, int N, int C, int add)
 {
     int row = blockIdx.x * CUDA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
@@ -122,7 +123,7 @@ __global__ void layernorm_backward_kernel(A *dinp, const A *dout, const A *inp, 
     A *dx = dinp + (size_t)row * C;
     for (int c = lane; c < C; c += 32) {
         float g = ld(dy, c) * (weight ? weight[c] : 1.0f);
-        st(dx, c, ld(dx, c) + s * (g - g_mean - (ld(x, c) - m) * s * gx_mean));
+        st(dx, c, (add ? ld(dx, c) : 0.0f) + s * (g - g_mean - (ld(x, c) - m) * s * gx_mean));
     }
 }
 
@@ -357,14 +358,14 @@ void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, co
 }
 
 void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                             const float *weight, const float *mean, const float *rstd, int N, int C)
+                             const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add)
 {
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || C <= 0) return;
     if (dinp) {
         ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream,
                                       layernorm_backward_kernel<A>)((A *)dinp, (const A *)dout, (const A *)inp, weight,
-                                                                    mean, rstd, N, C));
+                                                                    mean, rstd, N, C, dinp_add));
         CUDA_LAUNCHED(be);
     }
     if (dweight || dbias) {

@@ -97,9 +97,9 @@ static void ln_f(void *self, float *out, float *mean, float *rstd, const float *
     TIMED(P_LN_F, orig.layernorm_forward(self, out, mean, rstd, inp, w, b, N, C, eps));
 }
 static void ln_b(void *self, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                 const float *mean, const float *rstd, int N, int C)
+                 const float *mean, const float *rstd, int N, int C, int add)
 {
-    TIMED(P_LN_B, orig.layernorm_backward(self, dinp, dw, db, dout, inp, w, mean, rstd, N, C));
+    TIMED(P_LN_B, orig.layernorm_backward(self, dinp, dw, db, dout, inp, w, mean, rstd, N, C, add));
 }
 static void mm_f(void *self, float *out, const float *inp, const float *w, const float *b, int N, int C, int OC)
 {

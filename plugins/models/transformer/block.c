@@ -19,9 +19,9 @@
  *
  * Backward follows the same graph in reverse. Kernels accumulate into their
  * input gradients, so each buffer is zeroed before its first writer
- * (products, activations, dropout and attention write theirs instead,
- * dinp_add = 0, where they are the first writer), and a residual's two
- * branches share one buffer: the gradient reaching r1 is
+ * (products, layer norms, activations, dropout and attention write theirs
+ * instead, dinp_add = 0, where they are the first writer), and a
+ * residual's two branches share one buffer: the gradient reaching r1 is
  * written into g_x first (through the skip connection) and the branch
  * through the layer then adds to it. Dropout with p = 0 is skipped both
  * ways (its gradient is its input gradient).
@@ -192,9 +192,8 @@ void tf_block_backward(tf_model *m, int l, const float *x)
        pre: g_x = d(r2), which is also d(r1) through the skip. */
     const float *d_r2 = A->g_x;
     if (post) {
-        K->zero(S, A->g_h, MC * m->act);
         K->layernorm_backward(S, A->g_h, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_x, a->r2,
-                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C);
+                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C, 0);
         d_r2 = A->g_h; /* d(r2) = d(ln1) through the skip: g_h keeps it */
     }
     const float *d_o = dropout_rows_back(m, d_r2, M, C, stride, d_mlp);
@@ -205,15 +204,14 @@ void tf_block_backward(tf_model *m, int l, const float *x)
         /* g_h = d(ln1): the skip part is already there */
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln1,
                            tf_l(m, P, l, L_FC_W), M, C, F, 1);
-        K->zero(S, A->g_x, MC * m->act);
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, a->r1,
-                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, M, C);
+                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, M, C, 0);
     } else {
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln2,
                            tf_l(m, P, l, L_FC_W), M, C, F, 0);
         /* g_x = d(r1) = d(r2) (skip) + LN2's input gradient */
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_h, a->r1,
-                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C);
+                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C, 1);
     }
 
     /* ---- attention half: g_x = d(r1), which is also d(x) through the
@@ -243,6 +241,6 @@ void tf_block_backward(tf_model *m, int l, const float *x)
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, a->ln1,
                            tf_l(m, P, l, L_QKV_W), N, C, 3 * C, 0);
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, x,
-                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, N, C);
+                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, N, C, 1);
     }
 }

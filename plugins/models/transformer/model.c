@@ -272,9 +272,8 @@ static void run_backward(tf_model *m)
         K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, Vr, 0);
     }
     if (pre) {
-        K->zero(S, a->g_x, (size_t)rows * C * m->act);
         K->layernorm_backward(S, a->g_x, tf_g(m, G, G_LNF_W), tf_g(m, G, G_LNF_B), d_xf, x_last, tf_g(m, P, G_LNF_W),
-                              a->lnf_mean, a->lnf_rstd, rows, C);
+                              a->lnf_mean, a->lnf_rstd, rows, C, 0);
     }
 
     /* ---- blocks: g_x carries d(block output) down to d(x0) */
@@ -285,9 +284,8 @@ static void run_backward(tf_model *m)
     tftx_dropout d_emb = tf_dropout(m, c->layers, SITE_EMB, c->dropout);
     const float *d_x0 = dropout_back(m, a->g_drop, a->g_x, NC, d_emb);
     if (enc) {
-        K->zero(S, a->g_h, NC * m->act);
         K->layernorm_backward(S, a->g_h, tf_g(m, G, G_EMBLN_W), tf_g(m, G, G_EMBLN_B), d_x0, a->emb,
-                              tf_g(m, P, G_EMBLN_W), a->emb_mean, a->emb_rstd, N, C);
+                              tf_g(m, P, G_EMBLN_W), a->emb_mean, a->emb_rstd, N, C, 0);
         K->embedding_backward(S, tf_g(m, G, G_WTE), tf_g(m, G, G_WPE), tf_g(m, G, G_WSE), a->g_h, a->tokens,
                               a->segments, B, T, C);
     } else {
