@@ -318,7 +318,7 @@ static void chain_fwd(void *c)
     ops->matmul_forward(be, m->h, m->x, m->w1, m->b1, m->N, m->C, m->F);
     ops->activation_forward(be, m->g, m->h, (size_t)m->N * m->F, TFTX_ACT_GELU);
     ops->matmul_forward(be, m->y, m->g, m->w2, m->b2, m->N, m->F, m->C);
-    ops->residual_forward(be, m->r, m->x, m->y, (size_t)m->N * m->C);
+    ops->residual_forward(be, m->r, m->x, m->y, (size_t)m->N * m->C, (tftx_dropout){0}, 0);
 }
 
 static void bench_chain(int N, int C, int F)

@@ -176,8 +176,12 @@ typedef struct tftx_backend_ops {
     void (*tanh_backward)(void *self, float *dinp, const float *dout, const float *out, size_t N);
 
     /* ------------------------------------------------- residual (act) */
-    /* out = a + b */
-    void (*residual_forward)(void *self, float *out, const float *a, const float *b, size_t N);
+    /* out = a + dropout(b): b's element i kept as dropout_forward keeps
+     * it at `offset` (the same mask, drawn in the same pass; p == 0 is a
+     * plain sum), so a branch's dropout costs no pass of its own; its
+     * backward is dropout_backward's on the same offset. */
+    void (*residual_forward)(void *self, float *out, const float *a, const float *b, size_t N, tftx_dropout drop,
+                             uint64_t offset);
     /* da += dout; db += dout */
     void (*residual_backward)(void *self, float *da, float *db, const float *dout, size_t N);
 

@@ -277,18 +277,27 @@ kcase *kc_tanh(size_t N)
 
 static double res_forward(void *be, kcase *k)
 {
-    ops->residual_forward(be, k->out[0], k->x[0], k->x[1], k->nx[0]);
+    ops->residual_forward(be, k->out[0], k->x[0], k->x[1], k->nx[0], k->drop, k->offset);
     return kc_dot(k->out[0], k->R, k->nout[0]);
 }
 
+/* out = a + dropout(b): da = dout (residual_backward), db = dropout's
+ * backward of dout with the same mask */
 static void res_backward(void *be, kcase *k)
 {
-    ops->residual_backward(be, k->g[0], k->g[1], k->R, k->nx[0]);
+    if (!(k->drop.p > 0.0f)) {
+        ops->residual_backward(be, k->g[0], k->g[1], k->R, k->nx[0]);
+        return;
+    }
+    ops->residual_backward(be, k->g[0], NULL, k->R, k->nx[0]);
+    ops->dropout_backward(be, k->g[1], k->R, k->nx[1], k->drop, k->offset, 1);
 }
 
-kcase *kc_residual(size_t N)
+kcase *kc_residual(size_t N, float p, uint64_t offset)
 {
-    kcase *k = kc_new("residual N=%zu", N);
+    kcase *k = kc_new("residual N=%zu p=%g offset=%llu", N, (double)p, (unsigned long long)offset);
+    k->drop = (tftx_dropout){.p = p, .seed = 77, .stream = 3};
+    k->offset = offset;
     k->forward = res_forward, k->backward = res_backward;
     kc_input(k, "a", N, -1, 1);
     kc_input(k, "b", N, -1, 1);

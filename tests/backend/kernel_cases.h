@@ -71,7 +71,8 @@ kcase *kc_layernorm(int N, int C);
 kcase *kc_attention(int B, int T, int NH, int HS, int causal, int padded, float p);
 kcase *kc_activation(size_t N, tftx_activation act);
 kcase *kc_tanh(size_t N);
-kcase *kc_residual(size_t N);
+/* out = a + dropout(b) (p = 0: a + b), b's mask at offset */
+kcase *kc_residual(size_t N, float p, uint64_t offset);
 kcase *kc_dropout(size_t N, float p, uint64_t offset);
 kcase *kc_pool_first(int B, int T, int C);
 kcase *kc_pool_mean(int B, int T, int C, int padded);

@@ -355,8 +355,18 @@ static void test_forward_pointwise(void **state)
         for (size_t i = 0; i < N; i++) assert_true(y[i] == (x[i] > 0 ? x[i] : 0.0f));
         ops->tanh_forward(be[t], y, x, N);
         for (size_t i = 0; i < N; i++) expect_close(&w, "tanh", i, y[i], tanh(x[i]), 2e-7 * (1 + fabs(tanh(x[i]))));
-        ops->residual_forward(be[t], y, x, one, N);
+        ops->residual_forward(be[t], y, x, one, N, (tftx_dropout){0}, 0);
         for (size_t i = 0; i < N; i++) assert_true(y[i] == x[i] + 1.0f);
+        /* with dropout: x + (what dropout_forward makes of the branch), bit for bit */
+        const tftx_dropout d = {.p = 0.25f, .seed = 5, .stream = 9};
+        ops->residual_forward(be[t], y, x, one, N, d, 17);
+        ops->dropout_forward(be[t], dx, one, N, d, 17);
+        size_t kept = 0;
+        for (size_t i = 0; i < N; i++) {
+            assert_true(y[i] == x[i] + dx[i]);
+            kept += dx[i] != 0.0f;
+        }
+        assert_true(kept > 0 && kept < N);
     }
     report(&w);
     free(x), free(y), free(dx), free(one);
@@ -499,7 +509,7 @@ static void test_dropout_mask(void **state)
 static void test_null_gradients(void **state)
 {
     (void)state;
-    kcase *cs[] = {kc_matmul(9, 13, 11, 1), kc_layernorm(5, 70), kc_residual(100), kc_embedding(2, 5, 7, 4, 1, 1, 1)};
+    kcase *cs[] = {kc_matmul(9, 13, 11, 1), kc_layernorm(5, 70), kc_residual(100, 0.0f, 0), kc_embedding(2, 5, 7, 4, 1, 1, 1)};
     for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
         kcase *k = cs[c];
         k->forward(be[1], k);

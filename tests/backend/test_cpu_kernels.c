@@ -92,7 +92,9 @@ static int all_cases(kcase **cs)
     cs[n++] = kc_written(kc_activation(37, TFTX_ACT_GELU_TANH));
     cs[n++] = kc_written(kc_activation(37, TFTX_ACT_RELU));
     cs[n++] = kc_tanh(29);
-    cs[n++] = kc_residual(31);
+    cs[n++] = kc_residual(31, 0.0f, 0);
+    cs[n++] = kc_residual(41, 0.3f, 5);
+    cs[n++] = kc_residual(3000, 0.2f, 11);
     cs[n++] = kc_dropout(41, 0.3f, 5);
     cs[n++] = kc_dropout(3000, 0.1f, 0); /* more than one block of the kernel */
     cs[n++] = kc_written(kc_dropout(3000, 0.1f, 7));
@@ -299,7 +301,7 @@ static int big_cases(kcase **cs)
     cs[n++] = kc_activation(10007, TFTX_ACT_GELU_TANH);
     cs[n++] = kc_activation(10007, TFTX_ACT_RELU);
     cs[n++] = kc_tanh(10007);
-    cs[n++] = kc_residual(10007);
+    cs[n++] = kc_residual(10007, 0.37f, 3);
     cs[n++] = kc_dropout(10007, 0.37f, 3);
     cs[n++] = kc_pool_first(9, 7, 129);
     cs[n++] = kc_pool_mean(9, 7, 129, 1);

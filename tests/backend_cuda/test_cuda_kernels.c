@@ -241,9 +241,15 @@ static void test_pointwise(size_t N)
     cpu.ops->tanh_backward(cpu.self, dinp.c, dout.c, out.c, N);
     gpu.ops->tanh_backward(gpu.self, dinp.d, dout.d, out.d, N);
     compare("tanh dinp", dinp.c, dinp.d, N, 0);
-    cpu.ops->residual_forward(cpu.self, out.c, inp.c, dout.c, N);
-    gpu.ops->residual_forward(gpu.self, out.d, inp.d, dout.d, N);
+    cpu.ops->residual_forward(cpu.self, out.c, inp.c, dout.c, N, (tftx_dropout){0}, 0);
+    gpu.ops->residual_forward(gpu.self, out.d, inp.d, dout.d, N, (tftx_dropout){0}, 0);
     compare("residual out", out.c, out.d, N, 1);
+    { /* a + dropout(b): the same mask; a + b*f may be one fused multiply-add on one side */
+        const tftx_dropout d = {.p = 0.2f, .seed = 8, .stream = 4};
+        cpu.ops->residual_forward(cpu.self, out.c, inp.c, dout.c, N, d, 99);
+        gpu.ops->residual_forward(gpu.self, out.d, inp.d, dout.d, N, d, 99);
+        compare("residual dropout out", out.c, out.d, N, 0);
+    }
     pair_reset(&dinp, -1, 1);
     cpu.ops->residual_backward(cpu.self, dinp.c, out.c, dout.c, N);
     gpu.ops->residual_backward(gpu.self, dinp.d, out.d, dout.d, N);

@@ -121,7 +121,8 @@ void cpu_activation_backward(void *self, float *dinp, const float *dout, const f
                              tftx_activation act, int dinp_add);
 void cpu_tanh_forward(void *self, float *out, const float *inp, size_t N);
 void cpu_tanh_backward(void *self, float *dinp, const float *dout, const float *out, size_t N);
-void cpu_residual_forward(void *self, float *out, const float *a, const float *b, size_t N);
+void cpu_residual_forward(void *self, float *out, const float *a, const float *b, size_t N, tftx_dropout drop,
+                            uint64_t offset);
 void cpu_residual_backward(void *self, float *da, float *db, const float *dout, size_t N);
 void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tftx_dropout drop, uint64_t offset);
 void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset, int dinp_add);

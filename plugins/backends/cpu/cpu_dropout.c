@@ -104,6 +104,29 @@ void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tft
     }
 }
 
+/* out[i] = a[i] + b[i] * f(offset + i): a residual branch's dropout in the
+ * sum (b's factors as cpu_dropout_forward's); p == 0: a + b */
+void cpu_residual_forward(void *self, float *out, const float *a, const float *b, size_t N, tftx_dropout drop,
+                          uint64_t offset)
+{
+    const int nt = cpu_nt(self);
+    if (!(drop.p > 0.0f)) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
+        return;
+    }
+    const float scale = cpu_dropout_scale(drop.p);
+    const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
+    const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t k = 0; k < nblocks; k++) {
+        const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
+        float f[DROP_BLOCK];
+        cpu_dropout_factors(f, drop.seed, stream, offset + lo, w, drop.p, scale);
+        for (size_t j = 0; j < w; j++) out[lo + j] = a[lo + j] + b[lo + j] * f[j];
+    }
+}
+
 /* dinp[i] (+)= dout[i] * f(offset + i), the same factors as the forward */
 void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset,
                           int dinp_add)

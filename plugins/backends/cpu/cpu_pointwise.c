@@ -96,12 +96,6 @@ void cpu_tanh_backward(void *self, float *dinp, const float *dout, const float *
     for (size_t i = 0; i < N; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
 }
 
-/* out = a + b */
-void cpu_residual_forward(void *self, float *out, const float *a, const float *b, size_t N)
-{
-#pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
-    for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
-}
 
 /* da += dout; db += dout */
 void cpu_residual_backward(void *self, float *da, float *db, const float *dout, size_t N)

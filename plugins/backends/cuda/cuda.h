@@ -176,7 +176,8 @@ void cuda_activation_backward(void *self, float *dinp, const float *dout, const 
                               tftx_activation act, int dinp_add);
 void cuda_tanh_forward(void *self, float *out, const float *inp, size_t N);
 void cuda_tanh_backward(void *self, float *dinp, const float *dout, const float *out, size_t N);
-void cuda_residual_forward(void *self, float *out, const float *a, const float *b, size_t N);
+void cuda_residual_forward(void *self, float *out, const float *a, const float *b, size_t N, tftx_dropout drop,
+                             uint64_t offset);
 void cuda_residual_backward(void *self, float *da, float *db, const float *dout, size_t N);
 void cuda_dropout_forward(void *self, float *out, const float *inp, size_t N, tftx_dropout drop, uint64_t offset);
 void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset, int dinp_add);

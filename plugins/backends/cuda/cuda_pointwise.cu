@@ -79,9 +79,17 @@ template <class A> __global__ void tanh_backward_kernel(A *dinp, const A *dout, 
     }
 }
 
-template <class A> __global__ void residual_forward_kernel(A *out, const A *a, const A *b, size_t n)
+/* out = a + b * f(offset + i), f the dropout factor (1 when !dropping) */
+template <class A>
+__global__ void residual_forward_kernel(A *out, const A *a, const A *b, size_t n, tftx_dropout drop, uint64_t offset,
+                                        float scale, int dropping)
 {
-    CUDA_FOR(i, n) st(out, i, ld(a, i) + ld(b, i));
+    const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
+    CUDA_FOR(i, n)
+    {
+        const float y = ld(b, i);
+        st(out, i, ld(a, i) + (dropping ? y * dropout_factor(drop.seed, stream, offset + i, drop.p, scale) : y));
+    }
 }
 
 template <class A> __global__ void residual_backward_kernel(A *da, A *db, const A *dout, size_t n)
@@ -195,12 +203,14 @@ void cuda_tanh_backward(void *self, float *dinp, const float *dout, const float 
     CUDA_LAUNCHED(be);
 }
 
-void cuda_residual_forward(void *self, float *out, const float *a, const float *b, size_t N)
+void cuda_residual_forward(void *self, float *out, const float *a, const float *b, size_t N, tftx_dropout drop,
+                           uint64_t offset)
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
     ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, residual_forward_kernel<A>)(
-                     (A *)out, (const A *)a, (const A *)b, N));
+                     (A *)out, (const A *)a, (const A *)b, N, drop, offset, cuda_dropout_scale(drop.p),
+                     drop.p > 0.0f));
     CUDA_LAUNCHED(be);
 }
 

@@ -129,9 +129,9 @@ static void act_b(void *self, float *dinp, const float *dout, const float *inp, 
 {
     TIMED(P_ACT_B, orig.activation_backward(self, dinp, dout, inp, N, act, add));
 }
-static void res_f(void *self, float *out, const float *a, const float *b, size_t N)
+static void res_f(void *self, float *out, const float *a, const float *b, size_t N, tftx_dropout drop, uint64_t off)
 {
-    TIMED(P_RES_F, orig.residual_forward(self, out, a, b, N));
+    TIMED(P_RES_F, orig.residual_forward(self, out, a, b, N, drop, off));
 }
 static void res_b(void *self, float *da, float *db, const float *dout, size_t N)
 {

@@ -79,23 +79,23 @@ int tf_block_cls_tail(const tf_model *m, int l)
     return m->cfg.arch == TF_ENCODER && l == m->cfg.layers - 1;
 }
 
-/* Dropout of M rows of C that are rows b*stride of an (N,C) tensor (the
- * tail) or all N rows (stride 1): each row's mask is drawn at its place in
- * the full tensor. In place. */
-static void dropout_rows(tf_model *m, float *x, int M, int C, int stride, tftx_dropout d)
+/* out = x + dropout(y) over M rows of C: all N rows of an (N,C) tensor
+ * (stride 1), the dropout drawn in the sum (residual_forward), or the
+ * tail's rows b*stride, each row's mask drawn at its place in the full
+ * tensor, one call a row, in place in y first. */
+static void add_dropped(tf_model *m, float *out, const float *x, float *y, int M, int C, int stride, tftx_dropout d)
 {
-    if (d.p <= 0) return;
-    if (stride == 1) {
-        K->dropout_forward(S, x, x, (size_t)M * C, d, 0);
-        return;
+    if (stride > 1 && d.p > 0) {
+        for (int b = 0; b < M; b++) {
+            float *row = TFTX_ACT_AT(y, (size_t)b * C, m->act);
+            K->dropout_forward(S, row, row, (size_t)C, d, (uint64_t)b * stride * C);
+        }
+        d.p = 0.0f;
     }
-    for (int b = 0; b < M; b++) {
-        float *row = TFTX_ACT_AT(x, (size_t)b * C, m->act);
-        K->dropout_forward(S, row, row, (size_t)C, d, (uint64_t)b * stride * C);
-    }
+    K->residual_forward(S, out, x, y, (size_t)M * C, d, 0);
 }
 
-/* d(inp) of dropout_rows: dout itself when p = 0, else g_drop (written:
+/* d(y) of add_dropped's dropout: dout itself when p = 0, else g_drop (written:
  * every row has one call). */
 static const float *dropout_rows_back(tf_model *m, const float *dout, int M, int C, int stride, tftx_dropout d)
 {
@@ -146,8 +146,7 @@ void tf_block_forward(tf_model *m, int l, const float *x)
         xr = m->a.cls_x, atty = m->a.cls_atty;
     }
     K->matmul_forward(S, tmp, atty, tf_l(m, P, l, L_PROJ_W), tf_l(m, P, l, L_PROJ_B), M, C, C);
-    dropout_rows(m, tmp, M, C, stride, d_proj);
-    K->residual_forward(S, a->r1, xr, tmp, (size_t)M * C);
+    add_dropped(m, a->r1, xr, tmp, M, C, stride, d_proj);
 
     /* MLP half */
     const float *mlp_in;
@@ -163,8 +162,7 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     K->matmul_forward(S, a->f, mlp_in, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), M, C, F);
     K->activation_forward(S, a->g, a->f, (size_t)M * F, c->act);
     K->matmul_forward(S, tmp, a->g, tf_l(m, P, l, L_FC2_W), tf_l(m, P, l, L_FC2_B), M, F, C);
-    dropout_rows(m, tmp, M, C, stride, d_mlp);
-    K->residual_forward(S, a->r2, post ? a->ln1 : a->r1, tmp, (size_t)M * C);
+    add_dropped(m, a->r2, post ? a->ln1 : a->r1, tmp, M, C, stride, d_mlp);
     if (post)
         K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), M, C,
                              eps);
