@@ -291,6 +291,9 @@ static void *cuda_graph_end(void *self, tftx_error *err)
     cudaError_t rc = cudaStreamEndCapture(be->stream, &graph);
     be->recording = 0;
     cudaGraphExec_t exec = NULL;
+    size_t nodes = 0;
+    if (rc == cudaSuccess && !be->record_error[0] && cudaGraphGetNodes(graph, NULL, &nodes) == cudaSuccess)
+        be->host->log(TFTX_LOG_DEBUG, "cuda backend: a graph of %zu nodes (kernels, copies, memsets)", nodes);
     if (rc == cudaSuccess && !be->record_error[0]) rc = cudaGraphInstantiate(&exec, graph, 0);
     if (graph) cudaGraphDestroy(graph);
     cuda_graph *g = NULL;

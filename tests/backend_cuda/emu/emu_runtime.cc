@@ -380,6 +380,13 @@ EMU_API cudaError_t cudaGraphDestroy(cudaGraph_t graph)
     return cudaSuccess;
 }
 
+EMU_API cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *numNodes)
+{
+    if (!graph || nodes || !numNodes) return fail(cudaErrorInvalidValue);
+    *numNodes = graph->nodes.size();
+    return cudaSuccess;
+}
+
 /* ------------------------------------------------------------- events */
 
 EMU_API cudaError_t cudaEventCreate(cudaEvent_t *event)
