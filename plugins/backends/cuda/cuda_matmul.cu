@@ -231,9 +231,16 @@ static int lt_product(cuda_backend *be, int kind, int m, int n, int k, const voi
     }
     if (!p->ok) return 0;
     const float one = 1.0f;
-    CUBLAS_OK(be, cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-    CUBLAS_OK(be, cublasLtMatmul(lt->handle, p->op, &one, A, p->a, B, p->b, &beta, D, p->d, D, p->d, &p->algo,
-                                 be->blas_work, CUDA_BLAS_WORKSPACE, be->stream));
+    cublasStatus_t st = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmul(lt->handle, p->op, &one, A, p->a, B, p->b, &beta, D, p->d, D, p->d, &p->algo, be->blas_work,
+                            CUDA_BLAS_WORKSPACE, be->stream);
+    if (st != CUBLAS_STATUS_SUCCESS) { /* refused after all: this plan takes the other way from now on */
+        be->host->log(TFTX_LOG_DEBUG, "cuda backend: cuBLASLt refused a %d x %d x %d product (%s): a kernel of its own",
+                      m, n, k, cublasGetStatusString(st));
+        p->ok = 0;
+        return 0;
+    }
     return 1;
 }
 
