@@ -84,24 +84,44 @@ void cpu_dropout_factors(float *f, uint64_t seed, uint64_t stream, uint64_t i0, 
  * stack); a multiple of 4, so blocks share no Philox call. */
 #define DROP_BLOCK 1024
 
-/* out[i] = inp[i] * f(offset + i), f = 1/(1-p) when uniform >= p, else 0.
- * In place (out == inp) is allowed. */
+/* out[i] = base + x[i] * f(offset + i), f = 1/(1-p) when uniform >= p,
+ * else 0 (f = 1 when p == 0), where base is a[i] (a may be out), or 0.0f
+ * added (zero_plus), or nothing. Blocks of DROP_BLOCK elements, each
+ * block's factors drawn at once. */
+static void drop_apply(int nt, float *out, const float *a, const float *x, size_t N, tftx_dropout drop,
+                       uint64_t offset, int zero_plus)
+{
+    const int dropping = drop.p > 0.0f;
+    const float scale = dropping ? cpu_dropout_scale(drop.p) : 1.0f;
+    const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
+    const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t k = 0; k < nblocks; k++) {
+        const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
+        float f[DROP_BLOCK];
+        if (dropping)
+            cpu_dropout_factors(f, drop.seed, stream, offset + lo, w, drop.p, scale);
+        else
+            for (size_t j = 0; j < w; j++) f[j] = 1.0f;
+        float *o = out + lo;
+        const float *xs = x + lo;
+        if (a)
+            for (size_t j = 0; j < w; j++) o[j] = a[lo + j] + xs[j] * f[j];
+        else if (zero_plus)
+            for (size_t j = 0; j < w; j++) o[j] = 0.0f + xs[j] * f[j];
+        else
+            for (size_t j = 0; j < w; j++) o[j] = xs[j] * f[j];
+    }
+}
+
+/* out[i] = inp[i] * f(offset + i). In place (out == inp) is allowed. */
 void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tftx_dropout drop, uint64_t offset)
 {
     if (!(drop.p > 0.0f)) {
         if (out != inp && N) memmove(out, inp, N * sizeof *out);
         return;
     }
-    const float scale = cpu_dropout_scale(drop.p);
-    const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
-    const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
-#pragma omp parallel for num_threads(cpu_nt(self)) schedule(static)
-    for (size_t k = 0; k < nblocks; k++) {
-        const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
-        float f[DROP_BLOCK];
-        cpu_dropout_factors(f, drop.seed, stream, offset + lo, w, drop.p, scale);
-        for (size_t j = 0; j < w; j++) out[lo + j] = inp[lo + j] * f[j];
-    }
+    drop_apply(cpu_nt(self), out, NULL, inp, N, drop, offset, 0);
 }
 
 /* out[i] = a[i] + b[i] * f(offset + i): a residual branch's dropout in the
@@ -109,42 +129,13 @@ void cpu_dropout_forward(void *self, float *out, const float *inp, size_t N, tft
 void cpu_residual_forward(void *self, float *out, const float *a, const float *b, size_t N, tftx_dropout drop,
                           uint64_t offset)
 {
-    const int nt = cpu_nt(self);
-    if (!(drop.p > 0.0f)) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
-        return;
-    }
-    const float scale = cpu_dropout_scale(drop.p);
-    const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
-    const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (size_t k = 0; k < nblocks; k++) {
-        const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
-        float f[DROP_BLOCK];
-        cpu_dropout_factors(f, drop.seed, stream, offset + lo, w, drop.p, scale);
-        for (size_t j = 0; j < w; j++) out[lo + j] = a[lo + j] + b[lo + j] * f[j];
-    }
+    drop_apply(cpu_nt(self), out, a, b, N, drop, offset, 0);
 }
 
-/* dinp[i] (+)= dout[i] * f(offset + i), the same factors as the forward */
+/* dinp[i] (+)= dout[i] * f(offset + i), the same factors as the forward
+ * (written: 0 + the term) */
 void cpu_dropout_backward(void *self, float *dinp, const float *dout, size_t N, tftx_dropout drop, uint64_t offset,
                           int dinp_add)
 {
-    const int nt = cpu_nt(self);
-    if (!(drop.p > 0.0f)) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < N; i++) dinp[i] = (dinp_add ? dinp[i] : 0.0f) + dout[i];
-        return;
-    }
-    const float scale = cpu_dropout_scale(drop.p);
-    const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
-    const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (size_t k = 0; k < nblocks; k++) {
-        const size_t lo = k * DROP_BLOCK, w = N - lo < DROP_BLOCK ? N - lo : DROP_BLOCK;
-        float f[DROP_BLOCK];
-        cpu_dropout_factors(f, drop.seed, stream, offset + lo, w, drop.p, scale);
-        for (size_t j = 0; j < w; j++) dinp[lo + j] = (dinp_add ? dinp[lo + j] : 0.0f) + dout[lo + j] * f[j];
-    }
+    drop_apply(cpu_nt(self), dinp, dinp_add ? dinp : NULL, dout, N, drop, offset, 1);
 }
