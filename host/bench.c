@@ -146,7 +146,7 @@ int cmd_bench(int argc, char **argv)
             snprintf(where, sizeof where, "%d thread%s", nt, nt == 1 ? "" : "s");
         printf("%s: %s %s on %s (%s), %zu parameters, batch %d x %d tokens\n", file, s.model_pl->desc->name,
                lm ? "LM" : "classifier", s.backend.name, where, s.n_weights, B, T);
-        printf("  %ld steps after %ld warm-up: median %.1f ms/step (mean %.1f, min %.1f, max %.1f)\n", steps, warmup,
+        printf("  %ld steps after %ld warm-up: median %.2f ms/step (mean %.2f, min %.2f, max %.2f)\n", steps, warmup,
                median, mean, ms[0], ms[steps - 1]);
         printf("  %.0f tokens/s, %.1f GFLOP/s (%.2f GFLOP/step); loss %.4f -> %.4f\n", tokens_per_step / (median / 1e3),
                gflop / (median / 1e3), gflop, loss_first, loss_last);

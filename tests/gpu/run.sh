@@ -195,6 +195,22 @@ for t in $(sed -n 's/^.*Test *#[0-9]*: \([^ ]*\) \.*\*\*\*Failed.*$/\1/p' "$out/
   ctest --test-dir "$build" -R "^$t\$" --output-on-failure 2>&1 | grep -vE "^(UpdateCTest|Test project|Constructing|Checking|Start|Total Test)" | tail -25
 done
 
+step "the issue's speed goals (best median of the benches above)"
+for goal in bert-small:2.5 gpt-small:4.4 gpt2-124m:56; do
+  cfg=${goal%:*} limit=${goal#*:}
+  best=$(for f in "$out"/bench-"$cfg"-*.log; do
+      [ -f "$f" ] || continue
+      v=$(sed -n 's/.*median \([0-9.]*\) ms\/step.*/\1/p' "$f" | head -1)
+      [ -n "$v" ] && echo "$v ${f##*/bench-$cfg-}"
+    done | sort -n | head -1)
+  if [ -z "$best" ]; then
+    echo "$cfg: no bench result"
+  else
+    awk -v c="$cfg" -v lim="$limit" -v b="$best" 'BEGIN { split(b, x, " "); sub(/\.log$/, "", x[2]);
+      printf "%s: %.2f ms/step (%s) against %s: %s\n", c, x[1], x[2], lim, x[1] < lim ? "met" : "not met" }'
+  fi
+done
+
 step "summary"
 [ -n "${TFTX_GPU_LOGS_TAR:-}" ] && tar -czf "$TFTX_GPU_LOGS_TAR" -C "$out" . && echo "logs packed in $TFTX_GPU_LOGS_TAR"
 if [ ${#failed[@]} -eq 0 ]; then
