@@ -33,7 +33,8 @@
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
 # tftx_cuda_attention_bench (GPT-2 124M's and bert-small's attention);
-# tftx_cuda_optim_bench; TFTX_CUDA_PROFILE tables; the whole ctest suite.
+# tftx_cuda_optim_bench; TFTX_CUDA_PROFILE tables; the whole ctest suite;
+# the issue's three speed goals against the best bench medians.
 # Exit 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
