@@ -204,14 +204,13 @@ static void plan_make(cuda_backend *be, lt_plan *p, const void *bias)
                       fwd ? "bias" : "bias gradient", p->m, p->n, p->k);
 }
 
-/* D (m, n) (+)= op(A) op(B) with the epilogue of `kind` through cuBLASLt
- * (see lt_plan); 0 when it has no algorithm for this (the caller does it
- * another way). beta: 0 or 1. */
-static int lt_product(cuda_backend *be, int kind, int m, int n, int k, const void *A, const void *B, void *D,
-                      const void *bias, float beta)
+/* The plan for this product (made on first sight), or NULL when cuBLASLt
+ * has no algorithm for it. */
+static lt_plan *lt_plan_of(cuda_backend *be, int kind, int m, int n, int k, const void *A, const void *B,
+                           const void *D, const void *bias)
 {
     struct cuda_lt *lt = be->lt;
-    if (!lt) return 0;
+    if (!lt) return NULL;
     const unsigned align = align_log2(A) | align_log2(B) << 4 | align_log2(D) << 8 | align_log2(bias) << 12;
     lt_plan *p = NULL;
     for (int i = 0; i < lt->n && !p; i++) {
@@ -229,27 +228,46 @@ static int lt_product(cuda_backend *be, int kind, int m, int n, int k, const voi
         p->kind = kind, p->m = m, p->n = n, p->k = k, p->align = align;
         plan_make(be, p, bias);
     }
-    if (!p->ok) return 0;
+    return p->ok ? p : NULL;
+}
+
+/* D (m, n) (+)= op(A) op(B) with plan p's epilogue (see lt_plan); 0 when
+ * cuBLASLt refuses it after all (the plan is off from then on, and the
+ * caller does it another way). beta: 0 or 1. */
+static int lt_run(cuda_backend *be, lt_plan *p, const void *A, const void *B, void *D, const void *bias, float beta)
+{
     const float one = 1.0f;
     cublasStatus_t st = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmul(lt->handle, p->op, &one, A, p->a, B, p->b, &beta, D, p->d, D, p->d, &p->algo, be->blas_work,
-                            CUDA_BLAS_WORKSPACE, be->stream);
-    if (st != CUBLAS_STATUS_SUCCESS) { /* refused after all: this plan takes the other way from now on */
+        st = cublasLtMatmul(be->lt->handle, p->op, &one, A, p->a, B, p->b, &beta, D, p->d, D, p->d, &p->algo,
+                            be->blas_work, CUDA_BLAS_WORKSPACE, be->stream);
+    if (st != CUBLAS_STATUS_SUCCESS) {
         be->host->log(TFTX_LOG_DEBUG, "cuda backend: cuBLASLt refused a %d x %d x %d product (%s): a kernel of its own",
-                      m, n, k, cublasGetStatusString(st));
+                      p->m, p->n, p->k, cublasGetStatusString(st));
         p->ok = 0;
         return 0;
     }
     return 1;
 }
 
-/* out^T (OC, N) = W x^T + bias: A, B, D and bias of the instance's
- * activation type (bf16 copies of W and bias at bf16) */
-static int lt_bias_forward(cuda_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
-                           int OC)
+/* out^T (OC, N) = W x^T + bias through cuBLASLt; 0 when it has no plan
+ * for it (the caller adds the bias itself). At bf16 the weight and the
+ * bias go through bfloat16 copies, made only when there is a plan. */
+static int lt_bias_forward(cuda_backend *be, float *out, const float *inp, const float *weight, const float *bias,
+                           int N, int C, int OC)
 {
-    return lt_product(be, LT_BIAS, OC, N, C, w, inp, out, bias, 0.0f);
+    if (!be->act16) {
+        lt_plan *p = lt_plan_of(be, LT_BIAS, OC, N, C, weight, inp, out, bias);
+        return p && lt_run(be, p, weight, inp, out, bias, 0.0f);
+    }
+    const size_t nw = (size_t)OC * C, b_at = (nw + 7) / 8 * 8; /* the bias 16-byte aligned */
+    __nv_bfloat16 *h = bf16_area(be, b_at + (size_t)OC);
+    lt_plan *p = h ? lt_plan_of(be, LT_BIAS, OC, N, C, h, inp, out, h + b_at) : NULL;
+    if (!p) return 0;
+    TFTX_CUDA_LAUNCH(cuda_blocks(nw + OC), CUDA_THREADS, be->stream, to_bf16_pair_kernel)(h, weight, nw, b_at, bias,
+                                                                                         (size_t)OC);
+    CUDA_LAUNCHED(be);
+    return lt_run(be, p, h, inp, out, h + b_at, 0.0f);
 }
 
 __global__ void add_kernel(float *y, const float *x, int n)
@@ -264,7 +282,8 @@ static int lt_weight_and_bias_backward(cuda_backend *be, float *dweight, float *
                                        int N, int C, int OC)
 {
     float *sums = (float *)cuda_work(be, (size_t)OC * sizeof(float));
-    if (!sums || !lt_product(be, LT_BGRADB, C, OC, N, inp, dout, dweight, sums, 1.0f)) return 0;
+    lt_plan *p = sums ? lt_plan_of(be, LT_BGRADB, C, OC, N, inp, dout, dweight, sums) : NULL;
+    if (!p || !lt_run(be, p, inp, dout, dweight, sums, 1.0f)) return 0;
     TFTX_CUDA_LAUNCH(cuda_blocks((size_t)OC), CUDA_THREADS, be->stream, add_kernel)(dbias, sums, OC);
     CUDA_LAUNCHED(be);
     return 1;
@@ -279,19 +298,7 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
     if (N <= 0 || OC <= 0) return;
     size_t n = (size_t)N * OC;
     float beta = 0.0f, one = 1.0f;
-    if (bias && C > 0 && be->fuse_bias) {
-        if (!be->act16) {
-            if (lt_bias_forward(be, out, inp, weight, bias, N, C, OC)) return;
-        } else {
-            const size_t nw = (size_t)OC * C, b_at = (nw + 7) / 8 * 8; /* the bias 16-byte aligned */
-            __nv_bfloat16 *h = bf16_area(be, b_at + (size_t)OC);
-            if (!h) return;
-            TFTX_CUDA_LAUNCH(cuda_blocks(nw + OC), CUDA_THREADS, be->stream, to_bf16_pair_kernel)(h, weight, nw, b_at,
-                                                                                                 bias, (size_t)OC);
-            CUDA_LAUNCHED(be);
-            if (lt_bias_forward(be, out, inp, h, h + b_at, N, C, OC)) return;
-        }
-    }
+    if (bias && C > 0 && be->fuse_bias && lt_bias_forward(be, out, inp, weight, bias, N, C, OC)) return;
     if (bias) { /* out starts as the bias (beta = 1 adds the product) */
         ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, bias_broadcast_kernel<A>)(
                          (A *)out, bias, OC, n));
