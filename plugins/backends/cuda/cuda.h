@@ -16,9 +16,11 @@
  *                     squares, finiteness
  *   cuda_profile.c    TFTX_CUDA_PROFILE=1: GPU time per table entry
  *
- * Determinism: no kernel uses atomics, and every sum has a fixed order
- * (a warp's shuffle tree, or one thread adding rows in order), so the same
- * inputs give the same bits run to run on the same GPU. cuBLAS is
+ * Determinism: every sum has a fixed order (a warp's shuffle tree, or one
+ * thread adding rows in order), so the same inputs give the same bits run
+ * to run on the same GPU. The one atomic counts a kernel's finished
+ * blocks (colsum_finish, cuda_device.cuh), so that the last one adds the
+ * others' partial sums, in order. cuBLAS is
  * deterministic on one stream with its default settings.
  *
  * Errors: kernels cannot return one (backend.h). A failed CUDA or cuBLAS
@@ -65,6 +67,7 @@ typedef struct cuda_backend {
        read the old one and must be recorded again */
     unsigned moves;
     void *blas_work; /* cuBLAS's workspace, set once (no allocation while recording) */
+    unsigned *ticket; /* device counter of colsum_finish (cuda_device.cuh), 0 between kernels */
     int warned_staged; /* the staged optimizer fallback was reported */
     /* working memory that grows on demand (attention's dropped
        probabilities, partial sums): device, `work_bytes` long */

@@ -466,12 +466,19 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
         bs = CUBLAS_STATUS_ALLOC_FAILED;
     }
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetWorkspace(be->blas, be->blas_work, CUDA_BLAS_WORKSPACE);
+    if (bs == CUBLAS_STATUS_SUCCESS &&
+        (cudaMalloc((void **)&be->ticket, sizeof *be->ticket) != cudaSuccess ||
+         cudaMemset(be->ticket, 0, sizeof *be->ticket) != cudaSuccess)) {
+        cudaGetLastError();
+        bs = CUBLAS_STATUS_ALLOC_FAILED;
+    }
     /* the precision is each product's compute type (cuda_compute_type);
        the handle's own mode stays the default, which takes no shortcut */
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetMathMode(be->blas, CUBLAS_DEFAULT_MATH);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         if (be->blas) cublasDestroy(be->blas);
         if (be->blas_work) cudaFree(be->blas_work);
+        if (be->ticket) cudaFree(be->ticket);
         cudaStreamDestroy(be->stream);
         free(be);
         return host->error(err, TFTX_ERR_UNSUPPORTED, "cuda backend: cuBLAS set-up said %s", cublasGetStatusString(bs));
@@ -505,6 +512,7 @@ static void cuda_destroy(void *instance)
     cuda_lt_destroy(be);
     cublasDestroy(be->blas);
     if (be->blas_work) cudaFree(be->blas_work);
+    if (be->ticket) cudaFree(be->ticket);
     cudaStreamDestroy(be->stream);
     free(be->stage);
     free(be->opt_key);

@@ -116,17 +116,25 @@ __device__ __forceinline__ float dropout_factor(uint64_t seed, uint64_t stream, 
     return tftx_uniform_at(seed, stream, i) >= p ? scale : 0.0f;
 }
 
-/* ------------------------------------------------ column sums, two stages
+/* A loop over a template's constant to unroll (register arrays stay in
+ * registers); the emulator's C++ compiler unrolls what it likes. */
+#ifdef TFTX_EMULATED_CUDA
+#define CUDA_UNROLL
+#else
+#define CUDA_UNROLL _Pragma("unroll")
+#endif
+
+/* ------------------------------------------------ column sums, one kernel
  *
  * out[c] += sum_{r<N} f(r, c) for c < C, with f giving two values at once
  * (float2: a layer norm's weight and bias gradients; bias gradients use x
- * only). Stage one: blocks of 32 columns x 8 row-lanes, chunk p of the rows
- * per grid row; lane ty adds rows r0+ty, r0+ty+8, ... in order, then the 8
- * lanes are added in order into partial[p][c]. Stage two: thread c adds
- * partial[0..P-1][c] in order. The grid depends on N and C only, so the
- * result is the same every run. */
+ * only). Blocks of 32 columns x 8 row-lanes, chunk p of the rows per grid
+ * row; lane ty adds rows r0+ty, r0+ty+8, ... in order, then the 8 lanes
+ * are added in order into partial[p][c]. Then colsum_finish: the last
+ * block of the grid to finish adds partial[0..P-1][c] in order for every
+ * column. The grid depends on N and C only, so the result is the same
+ * every run. */
 #define COLSUM_LANES 8
-
 static inline int colsum_chunks(int N, int C)
 {
     int col_blocks = (C + 31) / 32;
@@ -136,7 +144,38 @@ static inline int colsum_chunks(int N, int C)
     return p < 1 ? 1 : p;
 }
 
-template <class F> static __global__ void colsum_partial_kernel(float2 *partial, F f, int N, int C, int rows_per_chunk)
+/* The end of a kernel whose blocks each wrote their part of partial (P
+ * rows of C column sums, every row written by the time every block is
+ * here): the last block to arrive adds the P rows in order into out_x and
+ * out_y (either NULL). *ticket (be->ticket) counts the blocks that have
+ * arrived and is 0 again when the kernel ends: kernels on the one stream
+ * never overlap, so they all share it. Every thread of every block must
+ * call it. */
+__device__ __forceinline__ void colsum_finish(float *out_x, float *out_y, const float2 *partial, int P, int C,
+                                              unsigned *ticket)
+{
+    __shared__ int last;
+    __threadfence(); /* this thread's partials, before the block counts itself */
+    __syncthreads();
+    const int tid = threadIdx.y * blockDim.x + threadIdx.x, threads = blockDim.x * blockDim.y;
+    if (tid == 0) last = atomicAdd(ticket, 1u) == gridDim.x * gridDim.y - 1;
+    __syncthreads();
+    if (!last) return;
+    for (int c = tid; c < C; c += threads) {
+        float2 t = __ldcg(partial + c); /* past L1: other blocks wrote them */
+        for (int p = 1; p < P; p++) {
+            float2 v = __ldcg(partial + (size_t)p * C + c);
+            t.x += v.x, t.y += v.y;
+        }
+        if (out_x) out_x[c] += t.x;
+        if (out_y) out_y[c] += t.y;
+    }
+    if (tid == 0) *ticket = 0;
+}
+
+template <class F>
+static __global__ void colsum_kernel(float *out_x, float *out_y, float2 *partial, unsigned *ticket, F f, int N, int C,
+                                     int rows_per_chunk)
 {
     __shared__ float2 sh[COLSUM_LANES][33];
     const int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx, p = blockIdx.y;
@@ -154,16 +193,7 @@ template <class F> static __global__ void colsum_partial_kernel(float2 *partial,
         for (int k = 1; k < COLSUM_LANES; k++) t.x += sh[k][tx].x, t.y += sh[k][tx].y;
         partial[(size_t)p * C + c] = t;
     }
-}
-
-static __global__ void colsum_final_kernel(float *out_x, float *out_y, const float2 *partial, int P, int C)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    float2 t = partial[c];
-    for (int p = 1; p < P; p++) t.x += partial[(size_t)p * C + c].x, t.y += partial[(size_t)p * C + c].y;
-    if (out_x) out_x[c] += t.x;
-    if (out_y) out_y[c] += t.y;
+    colsum_finish(out_x, out_y, partial, gridDim.y, C, ticket);
 }
 
 /* f for a plain column sum of a (N, C) matrix: a bias's gradient, the
@@ -184,10 +214,8 @@ template <class F> static void colsum(cuda_backend *be, float *out_x, float *out
     const int P = colsum_chunks(N, C), R = (N + P - 1) / P;
     float2 *partial = (float2 *)cuda_work(be, (size_t)P * C * sizeof(float2));
     if (!partial) return;
-    TFTX_CUDA_LAUNCH(dim3((C + 31) / 32, P), dim3(32, COLSUM_LANES), be->stream, colsum_partial_kernel)
-    (partial, f, N, C, R);
-    CUDA_LAUNCHED(be);
-    TFTX_CUDA_LAUNCH((C + 255) / 256, 256, be->stream, colsum_final_kernel)(out_x, out_y, partial, P, C);
+    TFTX_CUDA_LAUNCH(dim3((C + 31) / 32, P), dim3(32, COLSUM_LANES), be->stream, colsum_kernel)
+    (out_x, out_y, partial, be->ticket, f, N, C, R);
     CUDA_LAUNCHED(be);
 }
 

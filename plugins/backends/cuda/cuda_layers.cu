@@ -2,10 +2,12 @@
  * cuda_layers.cu -- embedding, layer norm, pooling and softmax
  * cross-entropy (the formulas are those of the cpu backend, cpu_layers.c).
  *
- * Gradients that sum over rows take a fixed order, no atomics: layer norm
- * weight and bias through colsum (cuda_device.cuh), embedding tables with
- * one owner thread per (table row bucket, column) adding rows in order
- * (colsum too for the segment table when no segments are given).
+ * Gradients that sum over rows take a fixed order: layer norm weight and
+ * bias summed by the backward kernel's warps, then its blocks' sums by
+ * the last block (colsum_finish, cuda_device.cuh; rows wider than 1024:
+ * colsum), embedding tables with one owner thread per (table row bucket,
+ * column) adding rows in order (colsum for the segment table when no
+ * segments are given).
  * Row statistics (layer norm, softmax) take one warp per row. Activations
  * are float or bfloat16 (cuda_device.cuh), statistics and tables float.
  */
@@ -140,6 +142,108 @@ template <class A> struct layernorm_param_grads {
         return make_float2(dy * ((ld(inp, i) - mean[n]) * rstd[n]), dy);
     }
 };
+
+/* Layer norm backward and its parameter gradients in one kernel, for
+ * C <= 32*CPL: a warp per row keeps the row's xhat and dout in registers
+ * (lane l holds columns l, l+32, ...), writes dinp as the kernel above
+ * does, and adds dout*xhat and dout into per-lane sums of its columns.
+ * Block p takes the rows of chunk p, its warp w rows r0+w, r0+w+LN_WARPS,
+ * ... in order; the warps' sums are added in warp order into partial[p],
+ * and colsum_finish adds the chunks in order into dweight and dbias. One
+ * pass over dout and inp instead of two (the column sum read them again),
+ * one launch instead of three. */
+#define LN_WARPS 8
+#define LN_MAX_CPL 32    /* columns per lane: C up to 1024 */
+#define LN_MAX_CHUNKS 96 /* not tuned on a GPU yet */
+template <class A, int CPL>
+__global__ void layernorm_backward_fused_kernel(A *dinp, float *dweight, float *dbias, float2 *partial,
+                                                unsigned *ticket, const A *dout, const A *inp, const float *weight,
+                                                const float *mean, const float *rstd, int N, int C, int rows_per_chunk,
+                                                int add)
+{
+    __shared__ float2 sh[32 * CPL];
+    const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+    const int r0 = blockIdx.x * rows_per_chunk, r1 = min(N, r0 + rows_per_chunk);
+    float sum_dx[CPL], sum_d[CPL];
+    CUDA_UNROLL
+    for (int j = 0; j < CPL; j++) sum_dx[j] = 0.0f, sum_d[j] = 0.0f;
+    for (int row = r0 + w; row < r1; row += LN_WARPS) {
+        const A *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+        const float m = mean[row], s = rstd[row];
+        float xhat[CPL], d[CPL], gs = 0.0f, gxs = 0.0f;
+        CUDA_UNROLL
+        for (int j = 0; j < CPL; j++) {
+            const int c = lane + 32 * j;
+            d[j] = c < C ? ld(dy, c) : 0.0f;
+            xhat[j] = c < C ? (ld(x, c) - m) * s : 0.0f;
+            const float g = d[j] * (weight && c < C ? weight[c] : 1.0f);
+            gs += g;
+            gxs += g * xhat[j];
+        }
+        const float g_mean = warp_sum(gs) / (float)C, gx_mean = warp_sum(gxs) / (float)C;
+        A *dx = dinp ? dinp + (size_t)row * C : NULL;
+        CUDA_UNROLL
+        for (int j = 0; j < CPL; j++) {
+            const int c = lane + 32 * j;
+            if (c >= C) continue;
+            if (dx) {
+                const float g = d[j] * (weight ? weight[c] : 1.0f);
+                st(dx, c, (add ? ld(dx, c) : 0.0f) + s * (g - g_mean - xhat[j] * gx_mean));
+            }
+            sum_dx[j] += d[j] * xhat[j];
+            sum_d[j] += d[j];
+        }
+    }
+    if (!dweight && !dbias) return; /* the same for every thread */
+    for (int k = 0; k < LN_WARPS; k++) {
+        if (w == k) {
+            CUDA_UNROLL
+            for (int j = 0; j < CPL; j++) {
+                const int c = lane + 32 * j;
+                if (c >= C) continue;
+                float2 t = k ? sh[c] : make_float2(0.0f, 0.0f);
+                sh[c] = make_float2(t.x + sum_dx[j], t.y + sum_d[j]);
+            }
+        }
+        __syncthreads();
+    }
+    for (int c = threadIdx.x; c < C; c += blockDim.x) partial[(size_t)blockIdx.x * C + c] = sh[c];
+    colsum_finish(dweight, dbias, partial, gridDim.x, C, ticket);
+}
+
+template <class A, int CPL>
+static void layernorm_backward_fused(cuda_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
+                                     const float *inp, const float *weight, const float *mean, const float *rstd,
+                                     int N, int C, int add)
+{
+    int P = (N + LN_WARPS - 1) / LN_WARPS;
+    if (P > LN_MAX_CHUNKS) P = LN_MAX_CHUNKS;
+    const int R = (N + P - 1) / P;
+    P = (N + R - 1) / R;
+    float2 *partial = NULL;
+    if ((dweight || dbias) && !(partial = (float2 *)cuda_work(be, (size_t)P * C * sizeof(float2)))) return;
+    TFTX_CUDA_LAUNCH(P, LN_WARPS * 32, be->stream, layernorm_backward_fused_kernel<A, CPL>)
+    ((A *)dinp, dweight, dbias, partial, be->ticket, (const A *)dout, (const A *)inp, weight, mean, rstd, N, C, R,
+     add);
+    CUDA_LAUNCHED(be);
+}
+
+/* The fused kernel with the fewest columns per lane that holds C; 0 when C
+ * is too wide for it. */
+template <class A>
+static int layernorm_backward_try_fused(cuda_backend *be, float *dinp, float *dweight, float *dbias,
+                                        const float *dout, const float *inp, const float *weight, const float *mean,
+                                        const float *rstd, int N, int C, int add)
+{
+#define LN_FUSED(cpl)                                                                                                      if (C <= 32 * (cpl)) {                                                                                                     layernorm_backward_fused<A, cpl>(be, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, add);                  return 1;                                                                                                          }
+    LN_FUSED(4)
+    LN_FUSED(8)
+    LN_FUSED(16)
+    LN_FUSED(24)
+    LN_FUSED(LN_MAX_CPL)
+#undef LN_FUSED
+    return 0;
+}
 
 /* ------------------------------------------------------------ pooling */
 
@@ -362,7 +466,11 @@ void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbi
 {
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || C <= 0) return;
-    if (dinp) {
+    int fused = 0;
+    ACT_CALL(be, fused = layernorm_backward_try_fused<A>(be, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N,
+                                                         C, dinp_add));
+    if (fused) return;
+    if (dinp) { /* wider rows: the row kernel, then a column sum */
         ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream,
                                       layernorm_backward_kernel<A>)((A *)dinp, (const A *)dout, (const A *)inp, weight,
                                                                     mean, rstd, N, C, dinp_add));

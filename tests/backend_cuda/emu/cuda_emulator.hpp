@@ -6,7 +6,8 @@
  * TFTX_CUDA_LAUNCH (tftx/cuda_launch.cuh), which calls tftx_emu_kernel.
  *
  * What a kernel may use: threadIdx, blockIdx, blockDim, gridDim (x and y),
- * static __shared__ arrays, __syncthreads(), __shfl_sync and
+ * static __shared__ arrays, __syncthreads(), __threadfence(), atomicAdd on
+ * unsigned, __ldcg, __shfl_sync and
  * __shfl_xor_sync (on 4- or 8-byte values), min and max, __float_as_uint,
  * emu_mma_tf32 and emu_mma_bf16 (the m16n8k8 tf32 and m16n8k16 bf16
  * tensor-core products, fragments laid out as the PTX ISA specifies; the
@@ -88,6 +89,20 @@ static inline int min(int a, int b)
 static inline int max(int a, int b)
 {
     return a > b ? a : b;
+}
+/* Blocks run one after another and a block's threads one at a time,
+ * switching only at barriers: an atomic is a plain update, a fence and a
+ * load past L1 nothing special. */
+static inline unsigned atomicAdd(unsigned *p, unsigned v)
+{
+    unsigned old = *p;
+    *p = old + v;
+    return old;
+}
+static inline void __threadfence(void) {}
+template <class T> static inline T __ldcg(const T *p)
+{
+    return *p;
 }
 static inline unsigned __float_as_uint(float x)
 {
