@@ -135,7 +135,7 @@ static void mm_fwd(void *c)
 static void mm_bwd(void *c)
 {
     mm *m = c;
-    ops->matmul_backward(be, m->dinp, m->dw, m->db, m->out, m->inp, m->w, m->N, m->C, m->OC, 1);
+    ops->matmul_backward(be, m->dinp, m->dw, m->db, m->out, m->inp, m->w, m->N, m->C, m->OC, 1, 1);
 }
 
 static void bench_matmul(const char *name, int N, int C, int OC, int bias)
@@ -231,7 +231,7 @@ static void ln_fwd(void *c)
 static void ln_bwd(void *c)
 {
     ew *e = c;
-    ops->layernorm_backward(be, e->dinp, e->dw, e->db, e->dout, e->inp, e->w, e->mean, e->rstd, e->N, e->C, 1);
+    ops->layernorm_backward(be, e->dinp, e->dw, e->db, e->dout, e->inp, e->w, e->mean, e->rstd, e->N, e->C, 1, 1);
 }
 
 static void gelu_fwd(void *c)

@@ -111,13 +111,12 @@ int cmd_bench(int argc, char **argv)
                        : (int32_t)(tftx_host_services.rng_u64(&rng) % (uint64_t)k);
     tftx_batch batch = {.B = B, .T = T, .tokens = tokens, .mask = mask, .labels = labels};
     double *ms = xmalloc((size_t)steps * sizeof *ms), loss_first = 0, loss_last = 0;
-    float *grads = s.model->grads(s.model_self);
     for (long i = 0; i < warmup + steps && rc == 0; i++) {
         double t0 = now_seconds();
         float loss;
-        s.backend.ops->zero(s.backend.self, grads, s.n_params * sizeof(float));
+        session_start_step(&s);
         batch.step = (uint64_t)i;
-        if (session_train_pass(&s, &batch, &loss, &err) != TFTX_OK || session_optimizer_step(&s, s.lr, &err) != TFTX_OK) {
+        if (session_train_pass(&s, &batch, 1, &loss, &err) != TFTX_OK || session_optimizer_step(&s, s.lr, &err) != TFTX_OK) {
             fprintf(stderr, "tftx: step %ld: %s\n", i + 1, err.message);
             rc = 1;
             break;

@@ -151,6 +151,7 @@ tftx_status session_open(run_session *s, const tnode *config, registry *reg, con
     services_set_plugin("host");
     if (st != TFTX_OK) goto fail;
     s->n_params = s->model->n_params(s->model_self);
+    s->writes_grads = s->model->writes_grads && s->model->writes_grads(s->model_self);
     build_ranges(s, tnode_get(optimizer, "no_decay"));
     if (alloc_slots(s, err) != TFTX_OK) goto fail;
     return TFTX_OK;
@@ -174,10 +175,18 @@ void session_close(run_session *s)
     memset(s, 0, sizeof *s);
 }
 
-tftx_status session_train_pass(run_session *s, const tftx_batch *batch, float *loss, tftx_error *err)
+void session_start_step(run_session *s)
 {
-    if (s->model->train_pass) return s->model->train_pass(s->model_self, batch, loss, err);
-    tftx_status st = s->model->forward(s->model_self, batch, 1, loss, err);
+    if (!s->writes_grads)
+        s->backend.ops->zero(s->backend.self, s->model->grads(s->model_self), s->n_params * sizeof(float));
+}
+
+tftx_status session_train_pass(run_session *s, const tftx_batch *batch, int first, float *loss, tftx_error *err)
+{
+    tftx_batch b = *batch;
+    b.write_grads = first && s->writes_grads;
+    if (s->model->train_pass) return s->model->train_pass(s->model_self, &b, loss, err);
+    tftx_status st = s->model->forward(s->model_self, &b, 1, loss, err);
     if (st != TFTX_OK || !isfinite(*loss)) return st; /* the run stops: no need for its gradients */
     return s->model->backward(s->model_self, err);
 }

@@ -35,6 +35,7 @@ typedef struct run_session {
     const tftx_optimizer_ops *opt;
     size_t n_params;  /* floats in the parameter arena */
     size_t n_weights; /* the tensors' elements: the parameter count (the arena may also hold padding) */
+    int writes_grads; /* the model writes a step's gradients (tftx_batch.write_grads): no zeroing */
     int n_slots;
     float *slots[TFTX_OPT_MAX_SLOTS]; /* backend memory, n_params each */
     int64_t step;                     /* optimizer steps taken */
@@ -49,15 +50,20 @@ typedef struct run_session {
 tftx_status session_open(run_session *s, const tnode *config, registry *reg, const session_hints *h, tftx_error *err);
 void session_close(run_session *s);
 
-/* Forward and backward of one training batch, adding its gradients: the
- * model's train_pass when it has one (a step graph where the backend
+/* Forward and backward of one training batch, adding its gradients (or
+ * writing them: `first`, below): the model's train_pass when it has one (a step graph where the backend
  * records them), else forward then backward. *loss: the batch's mean
- * loss; when it is not finite the gradients are not to be used. */
-tftx_status session_train_pass(run_session *s, const tftx_batch *batch, float *loss, tftx_error *err);
+ * loss; when it is not finite the gradients are not to be used. first:
+ * the step's first pass (which writes the gradients when the model can,
+ * tftx_batch.write_grads). */
+tftx_status session_train_pass(run_session *s, const tftx_batch *batch, int first, float *loss, tftx_error *err);
 
 /* One optimizer step over all parameters with learning rate `lr` (the
  * schedule's), decay applied per segment. */
 tftx_status session_optimizer_step(run_session *s, double lr, tftx_error *err);
+/* Before a step's passes: zero the gradients, unless the model writes
+ * them (session_train_pass's `first`). */
+void session_start_step(run_session *s);
 
 /* Does tensor `name` match one of the no_decay patterns (substrings)? */
 int session_no_decay(const char *name, const tnode *patterns);

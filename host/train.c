@@ -342,7 +342,7 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
 
     while (!out->error[0] && step < total && tr->n > 0) {
         double ts = now_seconds();
-        s.backend.ops->zero(s.backend.self, grads, s.n_params * sizeof(float));
+        session_start_step(&s);
         double step_loss = 0;
         for (int a = 0; a < accumulate && st == TFTX_OK; a++) {
             if (pos >= tr->n) {
@@ -357,7 +357,7 @@ void train_execute(const tnode *cfg, registry *reg, const train_inputs *in, msgp
             batch.step = (uint64_t)step;
             pos += (size_t)nb;
             float loss = 0;
-            st = session_train_pass(&s, &batch, &loss, &err);
+            st = session_train_pass(&s, &batch, a == 0, &loss, &err);
             if (st == TFTX_OK && !isfinite(loss)) {
                 snprintf(out->status, sizeof out->status, "diverged");
                 snprintf(out->error, sizeof out->error, "the training loss became %s at step %lld", isnan(loss) ? "NaN" : "infinite",

@@ -17,7 +17,10 @@
  *     activation_backward and dropout_backward, and attention_backward's
  *     dqkv, are written instead when their dinp_add (dqkv_add) is 0 (the
  *     old contents never read), so that the first writer of an activation
- *     gradient needs no zeroing pass before it.
+ *     gradient needs no zeroing pass before it; likewise the dweight and
+ *     dbias of matmul_backward and layernorm_backward when their
+ *     dparam_add is 0 (a step's first pass, tftx/model.h). Written means
+ *     0.0f + the sum: the same bits as adding to zeros.
  *     A gradient pointer may be NULL when that gradient is not needed.
  *   - Kernels never fail on valid sizes; sizes are the caller's contract.
  *   - Same inputs, seed and thread count give bit-identical results.
@@ -130,7 +133,7 @@ typedef struct tftx_backend_ops {
                               const float *weight, const float *bias, int N, int C, float eps);
     void (*layernorm_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
                                const float *inp, const float *weight, const float *mean, const float *rstd,
-                               int N, int C, int dinp_add);
+                               int N, int C, int dinp_add, int dparam_add);
 
     /* ----------------------------------------------------------- matmul */
     /* Linear layer: out = inp @ weight^T + bias.
@@ -139,10 +142,11 @@ typedef struct tftx_backend_ops {
     void (*matmul_forward)(void *self, float *out, const float *inp, const float *weight, const float *bias,
                            int N, int C, int OC);
     /* dinp += dout @ weight (dinp_add = 1), or dinp = dout @ weight with
-     * its old contents never read (dinp_add = 0); dweight += dout^T @ inp;
-     * dbias += sum_n dout */
+     * its old contents never read (dinp_add = 0); dweight (+)= dout^T @
+     * inp, dbias (+)= sum_n dout (dparam_add: the top) */
     void (*matmul_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, int N, int C, int OC, int dinp_add);
+                            const float *inp, const float *weight, int N, int C, int OC, int dinp_add,
+                            int dparam_add);
 
     /* -------------------------------------------------------- attention */
     /* Multi-head scaled dot-product attention over packed q,k,v.

@@ -13,6 +13,8 @@
  *   create(params) -> bind(backend, max_batch, max_len) -> [load(dir)] ->
  *   { zero grads; forward(batch, train=1); backward() [or train_pass(batch)];
  *     optimizer step }* ->
+ *   (a model whose writes_grads says 1 is not zeroed for: the step's first
+ *   pass comes with batch->write_grads = 1 and writes them) ->
  *   evaluate(batch) ... -> save(dir) -> destroy
  */
 #ifndef TFTX_MODEL_H
@@ -46,6 +48,12 @@ typedef struct tftx_batch {
     const uint8_t *mask;     /* (B,T) 1 = token, 0 = padding, or NULL */
     const int32_t *labels;   /* CLASSIFY: (B); LM: (B,T) next-token targets, -100 = ignore */
     uint64_t step;           /* training step, for dropout streams */
+    /* Training: 1 when this pass writes every gradient of the arena's
+       tensors instead of adding to it (the first pass of a step of a model
+       whose writes_grads said 1: grads still hold the last step's
+       gradients); 0: add, to grads the host zeroed or to the earlier
+       passes' sums. Written gradients are the same bits as added ones. */
+    int write_grads;
 } tftx_batch;
 
 typedef struct tftx_model_ops {
@@ -85,6 +93,12 @@ typedef struct tftx_model_ops {
        tensor. save: writes a directory Transformers can load. */
     tftx_status (*load)(void *self, const char *dir, tftx_error *err);
     tftx_status (*save)(const void *self, const char *dir, tftx_error *err);
+
+    /* Optional: 1 when the model honours batch->write_grads, so the host
+       need not zero the gradients before each step (one pass less over the
+       arena; the backward's products write instead of adding). NULL or 0:
+       the host zeroes them, and write_grads is always 0. */
+    int (*writes_grads)(const void *self);
 } tftx_model_ops;
 
 #endif /* TFTX_MODEL_H */

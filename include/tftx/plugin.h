@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define TFTX_PLUGIN_MAGIC 0x58544654u /* "TFTX" read as little-endian bytes */
-#define TFTX_ABI_MAJOR 4
+#define TFTX_ABI_MAJOR 5
 #define TFTX_ABI_MINOR 0
 #define TFTX_ENTRY_SYMBOL "tftx_plugin_entry"
 

@@ -140,7 +140,8 @@ static double mm_forward(void *be, kcase *k)
 
 static void mm_backward(void *be, kcase *k)
 {
-    ops->matmul_backward(be, k->g[0], k->g[1], k->g[2], k->R, k->x[0], k->x[1], k->N, k->C, k->OC, !(k->written & 1u));
+    ops->matmul_backward(be, k->g[0], k->g[1], k->g[2], k->R, k->x[0], k->x[1], k->N, k->C, k->OC, !(k->written & 1u),
+                         !(k->written & 6u));
 }
 
 kcase *kc_matmul(int N, int C, int OC, int with_bias)
@@ -167,6 +168,14 @@ kcase *kc_written(kcase *k)
     return k;
 }
 
+kcase *kc_params_written(kcase *k)
+{
+    size_t len = strlen(k->name);
+    snprintf(k->name + len, sizeof k->name - len, ", parameter gradients written");
+    k->written |= 6u; /* inputs 1 and 2: weight and bias */
+    return k;
+}
+
 /* --------------------------------------------------------- layer norm */
 
 static double ln_forward(void *be, kcase *k)
@@ -178,7 +187,7 @@ static double ln_forward(void *be, kcase *k)
 static void ln_backward(void *be, kcase *k)
 {
     ops->layernorm_backward(be, k->g[0], k->g[1], k->g[2], k->R, k->x[0], k->x[1], k->out[1], k->out[2], k->N, k->C,
-                            !(k->written & 1u));
+                            !(k->written & 1u), !(k->written & 6u));
 }
 
 kcase *kc_layernorm(int N, int C)

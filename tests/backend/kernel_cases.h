@@ -67,6 +67,9 @@ kcase *kc_matmul(int N, int C, int OC, int with_bias);
 /* k, its backward writing input 0's gradient (dinp_add = 0: matmul,
  * layer norm, activation, dropout; attention's dqkv_add = 0) */
 kcase *kc_written(kcase *k);
+/* matmul, layer norm: the weight's and bias's gradients written
+   (dparam_add = 0) */
+kcase *kc_params_written(kcase *k);
 kcase *kc_layernorm(int N, int C);
 kcase *kc_attention(int B, int T, int NH, int HS, int causal, int padded, float p);
 kcase *kc_activation(size_t N, tftx_activation act);

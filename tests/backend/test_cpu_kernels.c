@@ -63,12 +63,15 @@ static int all_cases(kcase **cs)
     cs[n++] = kc_matmul(1, 1, 1, 1);
     cs[n++] = kc_matmul(9, 13, 11, 0);
     cs[n++] = kc_written(kc_matmul(7, 5, 3, 1));
+    cs[n++] = kc_params_written(kc_matmul(6, 4, 5, 1));
+    cs[n++] = kc_params_written(kc_written(kc_matmul(3, 9, 2, 1)));
     cs[n++] = kc_matmul(1 + kc_int(12), 1 + kc_int(20), 1 + kc_int(12), 1);
     /* layer norm */
     cs[n++] = kc_layernorm(4, 7);
     cs[n++] = kc_layernorm(3, 32);
     cs[n++] = kc_layernorm(1 + kc_int(6), 2 + kc_int(40));
     cs[n++] = kc_written(kc_layernorm(3, 32));
+    cs[n++] = kc_params_written(kc_layernorm(5, 17));
     /* attention: C = NH*HS with HS 2..7; every NH in 1..3, causal, mask, dropout */
     static const int HS_OF[] = {7, 3, 2};
     for (int nh = 1; nh <= 3; nh++)

@@ -72,19 +72,28 @@ static void test_matmul(int N, int C, int OC, int with_bias)
     gpu.ops->matmul_forward(gpu.self, out.d, inp.d, w.d, with_bias ? b.d : NULL, N, C, OC);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d bias=%d out", N, C, OC, with_bias);
     compare(nm, out.c, out.d, out.n, 0);
-    cpu.ops->matmul_backward(cpu.self, dinp.c, dw.c, with_bias ? db.c : NULL, dout.c, inp.c, w.c, N, C, OC, 1);
-    gpu.ops->matmul_backward(gpu.self, dinp.d, dw.d, with_bias ? db.d : NULL, dout.d, inp.d, w.d, N, C, OC, 1);
+    cpu.ops->matmul_backward(cpu.self, dinp.c, dw.c, with_bias ? db.c : NULL, dout.c, inp.c, w.c, N, C, OC, 1, 1);
+    gpu.ops->matmul_backward(gpu.self, dinp.d, dw.d, with_bias ? db.d : NULL, dout.d, inp.d, w.d, N, C, OC, 1, 1);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dinp", N, C, OC);
     compare(nm, dinp.c, dinp.d, dinp.n, 0);
     pair_nan(&dinp);
-    cpu.ops->matmul_backward(cpu.self, dinp.c, NULL, NULL, dout.c, inp.c, w.c, N, C, OC, 0);
-    gpu.ops->matmul_backward(gpu.self, dinp.d, NULL, NULL, dout.d, inp.d, w.d, N, C, OC, 0);
+    cpu.ops->matmul_backward(cpu.self, dinp.c, NULL, NULL, dout.c, inp.c, w.c, N, C, OC, 0, 1);
+    gpu.ops->matmul_backward(gpu.self, dinp.d, NULL, NULL, dout.d, inp.d, w.d, N, C, OC, 0, 1);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dinp written", N, C, OC);
     compare(nm, dinp.c, dinp.d, dinp.n, 0);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dweight", N, C, OC);
     compare(nm, dw.c, dw.d, dw.n, 0);
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dbias", N, C, OC);
     compare(nm, db.c, db.d, db.n, 0);
+    pair_nan(&dw), pair_nan(&db); /* written: nothing of them read */
+    cpu.ops->matmul_backward(cpu.self, NULL, dw.c, with_bias ? db.c : NULL, dout.c, inp.c, w.c, N, C, OC, 1, 0);
+    gpu.ops->matmul_backward(gpu.self, NULL, dw.d, with_bias ? db.d : NULL, dout.d, inp.d, w.d, N, C, OC, 1, 0);
+    snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dweight written", N, C, OC);
+    compare(nm, dw.c, dw.d, dw.n, 0);
+    if (with_bias) {
+        snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d dbias written", N, C, OC);
+        compare(nm, db.c, db.d, db.n, 0);
+    }
     pair *all[] = {&inp, &w, &b, &out, &dout, &dinp, &dw, &db};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
 }
@@ -102,15 +111,20 @@ static void test_layernorm(int N, int C)
     compare(nm, out.c, out.d, out.n, 0);
     compare("layernorm mean", mean.c, mean.d, mean.n, 0);
     compare("layernorm rstd", rstd.c, rstd.d, rstd.n, 0);
-    cpu.ops->layernorm_backward(cpu.self, dinp.c, dw.c, db.c, dout.c, inp.c, w.c, mean.c, rstd.c, N, C, 1);
-    gpu.ops->layernorm_backward(gpu.self, dinp.d, dw.d, db.d, dout.d, inp.d, w.d, mean.d, rstd.d, N, C, 1);
+    cpu.ops->layernorm_backward(cpu.self, dinp.c, dw.c, db.c, dout.c, inp.c, w.c, mean.c, rstd.c, N, C, 1, 1);
+    gpu.ops->layernorm_backward(gpu.self, dinp.d, dw.d, db.d, dout.d, inp.d, w.d, mean.d, rstd.d, N, C, 1, 1);
     compare("layernorm dinp", dinp.c, dinp.d, dinp.n, 0);
     compare("layernorm dweight", dw.c, dw.d, dw.n, 0);
     compare("layernorm dbias", db.c, db.d, db.n, 0);
     pair_nan(&dinp);
-    cpu.ops->layernorm_backward(cpu.self, dinp.c, NULL, NULL, dout.c, inp.c, w.c, mean.c, rstd.c, N, C, 0);
-    gpu.ops->layernorm_backward(gpu.self, dinp.d, NULL, NULL, dout.d, inp.d, w.d, mean.d, rstd.d, N, C, 0);
+    cpu.ops->layernorm_backward(cpu.self, dinp.c, NULL, NULL, dout.c, inp.c, w.c, mean.c, rstd.c, N, C, 0, 1);
+    gpu.ops->layernorm_backward(gpu.self, dinp.d, NULL, NULL, dout.d, inp.d, w.d, mean.d, rstd.d, N, C, 0, 1);
     compare("layernorm dinp written", dinp.c, dinp.d, dinp.n, 0);
+    pair_nan(&dw), pair_nan(&db); /* written: nothing of them read */
+    cpu.ops->layernorm_backward(cpu.self, NULL, dw.c, db.c, dout.c, inp.c, w.c, mean.c, rstd.c, N, C, 1, 0);
+    gpu.ops->layernorm_backward(gpu.self, NULL, dw.d, db.d, dout.d, inp.d, w.d, mean.d, rstd.d, N, C, 1, 0);
+    compare("layernorm dweight written", dw.c, dw.d, dw.n, 0);
+    compare("layernorm dbias written", db.c, db.d, db.n, 0);
     pair *all[] = {&inp, &w, &b, &out, &mean, &rstd, &dout, &dinp, &dw, &db};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
 }
@@ -621,8 +635,8 @@ static void *create(const plugin *pl, const char *prec, const char *attention)
 static unsigned long (*lt_products)(void);
 
 /* test_matmul, checking on the emulator that it made `want` cuBLASLt
- * products (the forward's and the weight gradient's, when the bias is
- * fused) */
+ * products (the forward's and the two weight gradients', added and
+ * written, when the bias is fused) */
 static void matmul_via(int N, int C, int OC, int with_bias, unsigned long want)
 {
     unsigned long before = lt_products ? lt_products() : 0;
@@ -666,10 +680,10 @@ int main(void)
 
     void *emu = dlopen("libtftx_cuda_emu.so", RTLD_NOW | RTLD_NOLOAD); /* loaded with the emulated plugin */
     if (emu) *(void **)&lt_products = dlsym(emu, "emu_lt_products");
-    matmul_via(37, 65, 33, 1, 2);
-    matmul_via(1, 1, 1, 1, 2);
+    matmul_via(37, 65, 33, 1, 3);
+    matmul_via(1, 1, 1, 1, 3);
     matmul_via(9, 13, 11, 0, 0);
-    matmul_via(256, 128, 384, 1, 2);
+    matmul_via(256, 128, 384, 1, 3);
     {
         printf("-- fuse_bias false\n");
         no_fuse_bias = 1;
@@ -736,9 +750,9 @@ int main(void)
             test_attention(4, 37, 4, 8, 1, 1, 0.2f);
         }
         tol_scale = REDUCED[k].scale;
-        matmul_via(64, 64, 64, 1, 2);
-        matmul_via(256, 128, 384, 1, 2);
-        matmul_via(33, 17, 9, 1, 2); /* bf16: the weight and bias copies at odd sizes */
+        matmul_via(64, 64, 64, 1, 3);
+        matmul_via(256, 128, 384, 1, 3);
+        matmul_via(33, 17, 9, 1, 3); /* bf16: the weight and bias copies at odd sizes */
         tol_scale = 2 * REDUCED[k].scale;
         test_attention(2, 130, 2, 64, 1, 1, 0.1f);
         /* the fused kernels (cuda_flash.cuh): head sizes 32 and 64 */

@@ -104,6 +104,23 @@ static void test_bow_gradients(void **state)
     assert_int_equal(m.ops->backward(m.self, &err), TFTX_OK);
     float *g = mt_grads(&m), *w = mt_params(&m);
 
+    /* written (the host's first pass of a step): over NaN, the same bits */
+    assert_non_null(m.ops->writes_grads);
+    assert_int_equal(m.ops->writes_grads(m.self), 1);
+    const size_t n = m.ops->n_params(m.self);
+    float *nan_g = malloc(n * sizeof *nan_g);
+    for (size_t i = 0; i < n; i++) nan_g[i] = NAN;
+    mt_backend()->ops->copy_in(mt_backend()->self, m.ops->grads(m.self), nan_g, n * sizeof *nan_g);
+    tftx_batch first = batch;
+    first.write_grads = 1;
+    float loss_w;
+    assert_int_equal(m.ops->forward(m.self, &first, 1, &loss_w, &err), TFTX_OK);
+    assert_int_equal(m.ops->backward(m.self, &err), TFTX_OK);
+    float *gw = mt_grads(&m);
+    assert_true(loss_w == loss);
+    assert_memory_equal(gw, g, n * sizeof *g);
+    free(gw), free(nan_g);
+
     /* token 39 only pads: its embedding row gets nothing */
     const tftx_tensor_info *emb = mt_tensor(&m, "embeddings.weight");
     assert_non_null(emb);

@@ -344,6 +344,69 @@ static void check_train_passes(const char *dir, const char *arch, const char *fi
     mt_free(&m);
 }
 
+/* The gradient arena with NaN in every tensor, 0 in the padding. */
+static void nan_grads(mt_model *m)
+{
+    size_t n = m->ops->n_params(m->self), nt = m->ops->n_tensors(m->self);
+    float *h = calloc(n, sizeof *h);
+    for (size_t i = 0; i < nt; i++) {
+        const tftx_tensor_info *t = m->ops->tensor(m->self, i);
+        for (size_t j = 0; j < t->numel; j++) h[t->offset + j] = NAN;
+    }
+    mt_backend()->ops->copy_in(mt_backend()->self, m->ops->grads(m->self), h, n * sizeof *h);
+    free(h);
+}
+
+/* Written gradients (tftx_batch.write_grads, the host's first pass of a
+ * step): a pass over gradients holding NaN gives the bits of one added to
+ * zeroed gradients, by forward + backward and by train_pass (run as it
+ * is, recorded, launched), dropout on; the padding stays 0. */
+static void check_written_grads(const char *dir, const char *arch, const char *file, int enc)
+{
+    static const char *const extra[] = {"dropout=0.2", "attn_dropout=0.2", NULL};
+    mt_model m;
+    make_tiny(&m, dir, arch, extra);
+    assert_non_null(m.ops->writes_grads);
+    assert_int_equal(m.ops->writes_grads(m.self), 1);
+    ref_batch r;
+    ref_open(&r, file, enc);
+    const size_t n = m.ops->n_params(m.self);
+    tftx_batch b = r.batch;
+    b.step = 5;
+    const float le = loss_and_grads(&m, &b);
+    float *ge = mt_grads(&m);
+    b.write_grads = 1;
+    for (int k = 0; k < 4; k++) {
+        tftx_error err = {0};
+        float l = NAN;
+        nan_grads(&m);
+        if (k == 0) {
+            assert_int_equal(m.ops->forward(m.self, &b, 1, &l, &err), TFTX_OK);
+            assert_int_equal(m.ops->backward(m.self, &err), TFTX_OK);
+        } else {
+            assert_int_equal(m.ops->train_pass(m.self, &b, &l, &err), TFTX_OK);
+        }
+        float *g = mt_grads(&m);
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) bad += memcmp(&g[i], &ge[i], sizeof *g) != 0;
+        if (bad) printf("%s written pass %d: %zu of %zu gradients differ from added ones\n", arch, k, bad, n);
+        assert_true(l == le);
+        assert_int_equal(bad, 0);
+        free(g);
+    }
+    printf("%s: written gradients equal added ones bit for bit (forward + backward, 3 train passes)\n", arch);
+    free(ge);
+    ref_close(&r);
+    mt_free(&m);
+}
+
+static void test_written_gradients_equal_added(void **state)
+{
+    (void)state;
+    check_written_grads("encoder_tiny", "encoder", "model_encoder_tiny.safetensors", 1);
+    check_written_grads("decoder_tiny", "decoder", "model_decoder_tiny.safetensors", 0);
+}
+
 static void test_train_pass_equals_forward_backward(void **state)
 {
     (void)state;
@@ -663,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_dropout_gradients),
         cmocka_unit_test(test_cls_tail_equals_full_block),
         cmocka_unit_test(test_train_pass_equals_forward_backward),
+        cmocka_unit_test(test_written_gradients_equal_added),
         cmocka_unit_test(test_evaluate_through_graphs),
         cmocka_unit_test(test_attention_sizes_come_from_the_backend),
     };

@@ -106,11 +106,12 @@ void cpu_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, c
 void cpu_layernorm_forward(void *self, float *out, float *mean, float *rstd, const float *inp, const float *weight,
                            const float *bias, int N, int C, float eps);
 void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add);
+                            const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add,
+                            int dparam_add);
 void cpu_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N, int C,
                         int OC);
 void cpu_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                         const float *weight, int N, int C, int OC, int dinp_add);
+                         const float *weight, int N, int C, int OC, int dinp_add, int dparam_add);
 void cpu_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal, int B,
                            int T, int C, int NH, tftx_dropout drop);
 void cpu_attention_backward(void *self, float *dqkv, float *scratch, const float *dout, const float *qkv,

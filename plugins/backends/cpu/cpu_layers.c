@@ -130,7 +130,8 @@ CPU_VECTOR_CLONES static void layernorm_row_backward(float *dx, const float *dy,
 }
 
 void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add)
+                            const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add,
+                            int dparam_add)
 {
     const int nt = cpu_nt(self);
     if (dinp) {
@@ -153,8 +154,8 @@ void cpu_layernorm_backward(void *self, float *dinp, float *dweight, float *dbia
             }
         }
         for (int j = 0; j < w; j++) {
-            if (dweight) dweight[c0 + j] += dw[j];
-            if (dbias) dbias[c0 + j] += db[j];
+            if (dweight) dweight[c0 + j] = (dparam_add ? dweight[c0 + j] : 0.0f) + dw[j];
+            if (dbias) dbias[c0 + j] = (dparam_add ? dbias[c0 + j] : 0.0f) + db[j];
         }
     }
 }

@@ -58,9 +58,9 @@ void cpu_matmul_forward(void *self, float *out, const float *inp, const float *w
     cpu_blas_end(saved);
 }
 
-/* dbias[o] += sum_n dout[n,o]: split over blocks of columns, so each
+/* dbias[o] (+)= sum_n dout[n,o]: split over blocks of columns, so each
  * thread owns whole elements and adds the rows in order 0..N-1. */
-static void matmul_bias_backward(int nt, float *dbias, const float *dout, int N, int OC)
+static void matmul_bias_backward(int nt, float *dbias, const float *dout, int N, int OC, int add)
 {
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int o0 = 0; o0 < OC; o0 += CPU_COL_BLOCK) {
@@ -70,28 +70,31 @@ static void matmul_bias_backward(int nt, float *dbias, const float *dout, int N,
             const float *row = dout + (size_t)n * OC + o0;
             for (int j = 0; j < width; j++) acc[j] += row[j];
         }
-        for (int j = 0; j < width; j++) dbias[o0 + j] += acc[j];
+        for (int j = 0; j < width; j++) dbias[o0 + j] = (add ? dbias[o0 + j] : 0.0f) + acc[j];
     }
 }
 
 void cpu_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                         const float *weight, int N, int C, int OC, int dinp_add)
+                         const float *weight, int N, int C, int OC, int dinp_add, int dparam_add)
 {
-    if (N <= 0 || C < 0) return;
-    if (OC <= 0) { /* an empty product: dinp = 0 when it is written */
-        if (dinp && !dinp_add) memset(dinp, 0, (size_t)N * (size_t)C * sizeof *dinp);
+    if (C < 0 || OC < 0) return;
+    if (N <= 0 || OC == 0) { /* an empty product: what is written is 0 */
+        if (dinp && !dinp_add && N > 0) memset(dinp, 0, (size_t)N * (size_t)C * sizeof *dinp);
+        if (dweight && !dparam_add) memset(dweight, 0, (size_t)OC * (size_t)C * sizeof *dweight);
+        if (dbias && !dparam_add) memset(dbias, 0, (size_t)OC * sizeof *dbias);
         return;
     }
     int nt = cpu_nt(self);
-    if (dbias) matmul_bias_backward(nt, dbias, dout, N, OC);
+    if (dbias) matmul_bias_backward(nt, dbias, dout, N, OC, dparam_add);
     if (C == 0) return;
     int saved = cpu_blas_begin(nt);
     /* dinp (N,C) (+)= dout (N,OC) @ weight (OC,C); beta 0 reads nothing */
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
                     dinp_add ? 1.0f : 0.0f, dinp, C);
-    /* dweight (OC,C) += dout^T (OC,N) @ inp (N,C) */
+    /* dweight (OC,C) (+)= dout^T (OC,N) @ inp (N,C) */
     if (dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
+                    dparam_add ? 1.0f : 0.0f, dweight, C);
     cpu_blas_end(saved);
 }

@@ -147,12 +147,12 @@ static inline int colsum_chunks(int N, int C)
 /* The end of a kernel whose blocks each wrote their part of partial (P
  * rows of C column sums, every row written by the time every block is
  * here): the last block to arrive adds the P rows in order into out_x and
- * out_y (either NULL). *ticket (be->ticket) counts the blocks that have
- * arrived and is 0 again when the kernel ends: kernels on the one stream
- * never overlap, so they all share it. Every thread of every block must
- * call it. */
+ * out_y (either NULL; written, 0.0f + the sum, when !add). *ticket
+ * (be->ticket) counts the blocks that have arrived and is 0 again when
+ * the kernel ends: kernels on the one stream never overlap, so they all
+ * share it. Every thread of every block must call it. */
 __device__ __forceinline__ void colsum_finish(float *out_x, float *out_y, const float2 *partial, int P, int C,
-                                              unsigned *ticket)
+                                              unsigned *ticket, int add)
 {
     __shared__ int last;
     __threadfence(); /* this thread's partials, before the block counts itself */
@@ -167,15 +167,15 @@ __device__ __forceinline__ void colsum_finish(float *out_x, float *out_y, const 
             float2 v = __ldcg(partial + (size_t)p * C + c);
             t.x += v.x, t.y += v.y;
         }
-        if (out_x) out_x[c] += t.x;
-        if (out_y) out_y[c] += t.y;
+        if (out_x) out_x[c] = (add ? out_x[c] : 0.0f) + t.x;
+        if (out_y) out_y[c] = (add ? out_y[c] : 0.0f) + t.y;
     }
     if (tid == 0) *ticket = 0;
 }
 
 template <class F>
 static __global__ void colsum_kernel(float *out_x, float *out_y, float2 *partial, unsigned *ticket, F f, int N, int C,
-                                     int rows_per_chunk)
+                                     int rows_per_chunk, int add)
 {
     __shared__ float2 sh[COLSUM_LANES][33];
     const int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx, p = blockIdx.y;
@@ -193,7 +193,7 @@ static __global__ void colsum_kernel(float *out_x, float *out_y, float2 *partial
         for (int k = 1; k < COLSUM_LANES; k++) t.x += sh[k][tx].x, t.y += sh[k][tx].y;
         partial[(size_t)p * C + c] = t;
     }
-    colsum_finish(out_x, out_y, partial, gridDim.y, C, ticket);
+    colsum_finish(out_x, out_y, partial, gridDim.y, C, ticket, add);
 }
 
 /* f for a plain column sum of a (N, C) matrix: a bias's gradient, the
@@ -207,15 +207,17 @@ template <class A> struct col_of {
     }
 };
 
-/* out_x[c] += sum_r f(r,c).x, out_y[c] += sum_r f(r,c).y (either NULL) */
-template <class F> static void colsum(cuda_backend *be, float *out_x, float *out_y, F f, int N, int C)
+/* out_x[c] (+)= sum_r f(r,c).x, out_y[c] (+)= sum_r f(r,c).y (either
+ * NULL; written when !add) */
+template <class F> static void colsum(cuda_backend *be, float *out_x, float *out_y, F f, int N, int C, int add = 1)
 {
-    if (N <= 0 || C <= 0 || (!out_x && !out_y)) return;
+    if (C <= 0 || (!out_x && !out_y) || (N <= 0 && add)) return;
+    if (N < 0) N = 0; /* no rows, written: zeros */
     const int P = colsum_chunks(N, C), R = (N + P - 1) / P;
     float2 *partial = (float2 *)cuda_work(be, (size_t)P * C * sizeof(float2));
     if (!partial) return;
     TFTX_CUDA_LAUNCH(dim3((C + 31) / 32, P), dim3(32, COLSUM_LANES), be->stream, colsum_kernel)
-    (out_x, out_y, partial, be->ticket, f, N, C, R);
+    (out_x, out_y, partial, be->ticket, f, N, C, R, add);
     CUDA_LAUNCHED(be);
 }
 

@@ -155,21 +155,26 @@ template <class A> struct layernorm_param_grads {
 #define LN_WARPS 8
 #define LN_MAX_CPL 32    /* columns per lane: C up to 1024 */
 #define LN_MAX_CHUNKS 96 /* not tuned on a GPU yet */
+/* What a layer norm's backward reads and writes (A * as float *: the
+ * kernel casts) */
+struct ln_back {
+    float *dinp, *dweight, *dbias;
+    const float *dout, *inp, *weight, *mean, *rstd;
+    int N, C, dinp_add, dparam_add;
+};
 template <class A, int CPL>
-__global__ void layernorm_backward_fused_kernel(A *dinp, float *dweight, float *dbias, float2 *partial,
-                                                unsigned *ticket, const A *dout, const A *inp, const float *weight,
-                                                const float *mean, const float *rstd, int N, int C, int rows_per_chunk,
-                                                int add)
+__global__ void layernorm_backward_fused_kernel(ln_back k, float2 *partial, unsigned *ticket, int rows_per_chunk)
 {
     __shared__ float2 sh[32 * CPL];
-    const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
-    const int r0 = blockIdx.x * rows_per_chunk, r1 = min(N, r0 + rows_per_chunk);
+    const int lane = threadIdx.x % 32, w = threadIdx.x / 32, C = k.C;
+    const int r0 = blockIdx.x * rows_per_chunk, r1 = min(k.N, r0 + rows_per_chunk);
+    const float *weight = k.weight;
     float sum_dx[CPL], sum_d[CPL];
     CUDA_UNROLL
     for (int j = 0; j < CPL; j++) sum_dx[j] = 0.0f, sum_d[j] = 0.0f;
     for (int row = r0 + w; row < r1; row += LN_WARPS) {
-        const A *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
-        const float m = mean[row], s = rstd[row];
+        const A *x = (const A *)k.inp + (size_t)row * C, *dy = (const A *)k.dout + (size_t)row * C;
+        const float m = k.mean[row], s = k.rstd[row];
         float xhat[CPL], d[CPL], gs = 0.0f, gxs = 0.0f;
         CUDA_UNROLL
         for (int j = 0; j < CPL; j++) {
@@ -181,68 +186,65 @@ __global__ void layernorm_backward_fused_kernel(A *dinp, float *dweight, float *
             gxs += g * xhat[j];
         }
         const float g_mean = warp_sum(gs) / (float)C, gx_mean = warp_sum(gxs) / (float)C;
-        A *dx = dinp ? dinp + (size_t)row * C : NULL;
+        A *dx = k.dinp ? (A *)k.dinp + (size_t)row * C : NULL;
         CUDA_UNROLL
         for (int j = 0; j < CPL; j++) {
             const int c = lane + 32 * j;
             if (c >= C) continue;
             if (dx) {
                 const float g = d[j] * (weight ? weight[c] : 1.0f);
-                st(dx, c, (add ? ld(dx, c) : 0.0f) + s * (g - g_mean - xhat[j] * gx_mean));
+                st(dx, c, (k.dinp_add ? ld(dx, c) : 0.0f) + s * (g - g_mean - xhat[j] * gx_mean));
             }
             sum_dx[j] += d[j] * xhat[j];
             sum_d[j] += d[j];
         }
     }
-    if (!dweight && !dbias) return; /* the same for every thread */
-    for (int k = 0; k < LN_WARPS; k++) {
-        if (w == k) {
+    if (!k.dweight && !k.dbias) return; /* the same for every thread */
+    for (int v = 0; v < LN_WARPS; v++) {
+        if (w == v) {
             CUDA_UNROLL
             for (int j = 0; j < CPL; j++) {
                 const int c = lane + 32 * j;
                 if (c >= C) continue;
-                float2 t = k ? sh[c] : make_float2(0.0f, 0.0f);
+                float2 t = v ? sh[c] : make_float2(0.0f, 0.0f);
                 sh[c] = make_float2(t.x + sum_dx[j], t.y + sum_d[j]);
             }
         }
         __syncthreads();
     }
     for (int c = threadIdx.x; c < C; c += blockDim.x) partial[(size_t)blockIdx.x * C + c] = sh[c];
-    colsum_finish(dweight, dbias, partial, gridDim.x, C, ticket);
+    colsum_finish(k.dweight, k.dbias, partial, gridDim.x, C, ticket, k.dparam_add);
 }
 
-template <class A, int CPL>
-static void layernorm_backward_fused(cuda_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
-                                     const float *inp, const float *weight, const float *mean, const float *rstd,
-                                     int N, int C, int add)
+template <class A, int CPL> static void layernorm_backward_fused(cuda_backend *be, const ln_back &k)
 {
-    int P = (N + LN_WARPS - 1) / LN_WARPS;
+    int P = (k.N + LN_WARPS - 1) / LN_WARPS;
     if (P > LN_MAX_CHUNKS) P = LN_MAX_CHUNKS;
-    const int R = (N + P - 1) / P;
-    P = (N + R - 1) / R;
+    const int R = (k.N + P - 1) / P;
+    P = (k.N + R - 1) / R;
     float2 *partial = NULL;
-    if ((dweight || dbias) && !(partial = (float2 *)cuda_work(be, (size_t)P * C * sizeof(float2)))) return;
-    TFTX_CUDA_LAUNCH(P, LN_WARPS * 32, be->stream, layernorm_backward_fused_kernel<A, CPL>)
-    ((A *)dinp, dweight, dbias, partial, be->ticket, (const A *)dout, (const A *)inp, weight, mean, rstd, N, C, R,
-     add);
+    if ((k.dweight || k.dbias) && !(partial = (float2 *)cuda_work(be, (size_t)P * k.C * sizeof(float2)))) return;
+    TFTX_CUDA_LAUNCH(P, LN_WARPS * 32, be->stream, layernorm_backward_fused_kernel<A, CPL>)(k, partial, be->ticket, R);
     CUDA_LAUNCHED(be);
 }
 
 /* The fused kernel with the fewest columns per lane that holds C; 0 when C
  * is too wide for it. */
-template <class A>
-static int layernorm_backward_try_fused(cuda_backend *be, float *dinp, float *dweight, float *dbias,
-                                        const float *dout, const float *inp, const float *weight, const float *mean,
-                                        const float *rstd, int N, int C, int add)
+template <class A> static int layernorm_backward_try_fused(cuda_backend *be, const ln_back &k)
 {
-#define LN_FUSED(cpl)                                                                                                      if (C <= 32 * (cpl)) {                                                                                                     layernorm_backward_fused<A, cpl>(be, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, add);                  return 1;                                                                                                          }
-    LN_FUSED(4)
-    LN_FUSED(8)
-    LN_FUSED(16)
-    LN_FUSED(24)
-    LN_FUSED(LN_MAX_CPL)
-#undef LN_FUSED
-    return 0;
+    if (k.C <= 32 * 4)
+        layernorm_backward_fused<A, 4>(be, k);
+    else if (k.C <= 32 * 8)
+        layernorm_backward_fused<A, 8>(be, k);
+    else if (k.C <= 32 * 16)
+        layernorm_backward_fused<A, 16>(be, k);
+    else if (k.C <= 32 * 24)
+        layernorm_backward_fused<A, 24>(be, k);
+    else if (k.C <= 32 * LN_MAX_CPL)
+        layernorm_backward_fused<A, LN_MAX_CPL>(be, k);
+    else
+        return 0;
+    return 1;
 }
 
 /* ------------------------------------------------------------ pooling */
@@ -462,13 +464,19 @@ void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, co
 }
 
 void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                             const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add)
+                             const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add,
+                             int dparam_add)
 {
     cuda_backend *be = cuda_of(self);
-    if (N <= 0 || C <= 0) return;
+    if (C <= 0) return;
+    if (N <= 0) { /* no rows: written parameter gradients are 0 */
+        if (dweight && !dparam_add) CUDA_OK(be, cudaMemsetAsync(dweight, 0, C * sizeof(float), be->stream));
+        if (dbias && !dparam_add) CUDA_OK(be, cudaMemsetAsync(dbias, 0, C * sizeof(float), be->stream));
+        return;
+    }
+    const ln_back k = {dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, dinp_add, dparam_add};
     int fused = 0;
-    ACT_CALL(be, fused = layernorm_backward_try_fused<A>(be, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N,
-                                                         C, dinp_add));
+    ACT_CALL(be, fused = layernorm_backward_try_fused<A>(be, k));
     if (fused) return;
     if (dinp) { /* wider rows: the row kernel, then a column sum */
         ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream,
@@ -478,7 +486,8 @@ void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbi
     }
     if (dweight || dbias) {
         ACT_CALL(be, colsum(be, dweight, dbias,
-                            layernorm_param_grads<A>{(const A *)dout, (const A *)inp, mean, rstd, C}, N, C));
+                            layernorm_param_grads<A>{(const A *)dout, (const A *)inp, mean, rstd, C}, N, C,
+                            dparam_add));
     }
 }
 

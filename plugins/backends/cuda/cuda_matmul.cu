@@ -275,17 +275,26 @@ __global__ void add_kernel(float *y, const float *x, int n)
     CUDA_FOR(i, (size_t)n) y[i] += x[i];
 }
 
-/* dweight += dout^T inp and dbias += sum_n dout in one product (the
- * column sums into working memory, then added); 0 when cuBLASLt has no
- * algorithm for it */
+/* dweight (+)= dout^T inp and dbias (+)= sum_n dout in one product:
+ * written (add = 0), the epilogue stores the column sums into dbias;
+ * added, or where cuBLASLt has no algorithm for dbias's alignment, into
+ * working memory, then added (or copied). 0 when cuBLASLt has no
+ * algorithm for it. */
 static int lt_weight_and_bias_backward(cuda_backend *be, float *dweight, float *dbias, const void *dout, const void *inp,
-                                       int N, int C, int OC)
+                                       int N, int C, int OC, int add)
 {
+    const float beta = add ? 1.0f : 0.0f;
+    lt_plan *p = add ? NULL : lt_plan_of(be, LT_BGRADB, C, OC, N, inp, dout, dweight, dbias);
+    if (p) return lt_run(be, p, inp, dout, dweight, dbias, beta);
     float *sums = (float *)cuda_work(be, (size_t)OC * sizeof(float));
-    lt_plan *p = sums ? lt_plan_of(be, LT_BGRADB, C, OC, N, inp, dout, dweight, sums) : NULL;
-    if (!p || !lt_run(be, p, inp, dout, dweight, sums, 1.0f)) return 0;
-    TFTX_CUDA_LAUNCH(cuda_blocks((size_t)OC), CUDA_THREADS, be->stream, add_kernel)(dbias, sums, OC);
-    CUDA_LAUNCHED(be);
+    p = sums ? lt_plan_of(be, LT_BGRADB, C, OC, N, inp, dout, dweight, sums) : NULL;
+    if (!p || !lt_run(be, p, inp, dout, dweight, sums, beta)) return 0;
+    if (add) {
+        TFTX_CUDA_LAUNCH(cuda_blocks((size_t)OC), CUDA_THREADS, be->stream, add_kernel)(dbias, sums, OC);
+        CUDA_LAUNCHED(be);
+    } else {
+        CUDA_OK(be, cudaMemcpyAsync(dbias, sums, (size_t)OC * sizeof(float), cudaMemcpyDeviceToDevice, be->stream));
+    }
     return 1;
 }
 
@@ -320,19 +329,24 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
 }
 
 void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                          const float *weight, int N, int C, int OC, int dinp_add)
+                          const float *weight, int N, int C, int OC, int dinp_add, int dparam_add)
 {
     cuda_backend *be = cuda_of(self);
-    if (N <= 0 || C < 0) return;
-    if (OC <= 0) { /* an empty product: dinp = 0 when it is written */
-        if (dinp && !dinp_add && C > 0)
+    if (C < 0 || OC < 0) return;
+    if (N <= 0 || OC == 0) { /* an empty product: what is written is 0 */
+        if (dinp && !dinp_add && N > 0 && C > 0)
             CUDA_OK(be, cudaMemsetAsync(dinp, 0, (size_t)N * C * cuda_act_size(be), be->stream));
+        if (dweight && !dparam_add && C > 0)
+            CUDA_OK(be, cudaMemsetAsync(dweight, 0, (size_t)OC * C * sizeof(float), be->stream));
+        if (dbias && !dparam_add && OC > 0) CUDA_OK(be, cudaMemsetAsync(dbias, 0, OC * sizeof(float), be->stream));
         return;
     }
-    const float one = 1.0f, beta_in = dinp_add ? 1.0f : 0.0f; /* beta 0: cuBLAS reads nothing of dinp */
-    if (dbias && dweight && C > 0 && be->fuse_bias && lt_weight_and_bias_backward(be, dweight, dbias, dout, inp, N, C, OC))
+    /* beta 0: cuBLAS reads nothing of what it writes */
+    const float one = 1.0f, beta_in = dinp_add ? 1.0f : 0.0f, beta_w = dparam_add ? 1.0f : 0.0f;
+    if (dbias && dweight && C > 0 && be->fuse_bias &&
+        lt_weight_and_bias_backward(be, dweight, dbias, dout, inp, N, C, OC, dparam_add))
         dbias = dweight = NULL; /* done: the input gradient is left */
-    if (dbias) ACT_CALL(be, colsum(be, dbias, NULL, col_of<A>{(const A *)dout, OC}, N, OC));
+    if (dbias) ACT_CALL(be, colsum(be, dbias, NULL, col_of<A>{(const A *)dout, OC}, N, OC, dparam_add));
     if (C == 0) return;
     if (be->act16) {
         const bf16 *d16 = (const bf16 *)dout;
@@ -343,11 +357,12 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
             gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w16, C, d16, OC, &beta_in, dinp, 1, C);
         }
         if (dweight)
-            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, (const bf16 *)inp, C, d16, OC, &one, dweight, 0, C);
+            gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, (const bf16 *)inp, C, d16, OC, &beta_w, dweight, 0,
+                      C);
         return;
     }
     if (dinp) gemm(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &beta_in, dinp, C);
-    if (dweight) gemm(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight, C);
+    if (dweight) gemm(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &beta_w, dweight, C);
 }
 
 } /* extern "C" */

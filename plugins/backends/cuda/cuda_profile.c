@@ -97,18 +97,18 @@ static void ln_f(void *self, float *out, float *mean, float *rstd, const float *
     TIMED(P_LN_F, orig.layernorm_forward(self, out, mean, rstd, inp, w, b, N, C, eps));
 }
 static void ln_b(void *self, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                 const float *mean, const float *rstd, int N, int C, int add)
+                 const float *mean, const float *rstd, int N, int C, int add, int padd)
 {
-    TIMED(P_LN_B, orig.layernorm_backward(self, dinp, dw, db, dout, inp, w, mean, rstd, N, C, add));
+    TIMED(P_LN_B, orig.layernorm_backward(self, dinp, dw, db, dout, inp, w, mean, rstd, N, C, add, padd));
 }
 static void mm_f(void *self, float *out, const float *inp, const float *w, const float *b, int N, int C, int OC)
 {
     TIMED(P_MM_F, orig.matmul_forward(self, out, inp, w, b, N, C, OC));
 }
 static void mm_b(void *self, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                 int N, int C, int OC, int dinp_add)
+                 int N, int C, int OC, int add, int padd)
 {
-    TIMED(P_MM_B, orig.matmul_backward(self, dinp, dw, db, dout, inp, w, N, C, OC, dinp_add));
+    TIMED(P_MM_B, orig.matmul_backward(self, dinp, dw, db, dout, inp, w, N, C, OC, add, padd));
 }
 static void att_f(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal, int B, int T,
                   int C, int NH, tftx_dropout drop)

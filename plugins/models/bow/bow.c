@@ -71,6 +71,7 @@ typedef struct bow {
     float *g_logits;         /* (B,L) */
 
     int B, T, train, has_mask, have_forward;
+    int padd; /* backward adds to the parameter gradients (0: writes them, batch->write_grads) */
     uint64_t step, drop_seed;
     double count;
 } bow;
@@ -283,6 +284,7 @@ static tftx_status bow_forward(void *self, const tftx_batch *batch, int train, f
     tftx_status st = take_batch(m, batch, 1, err);
     if (st != TFTX_OK) return st;
     m->train = train != 0;
+    m->padd = !batch->write_grads;
     run_forward(m, 1);
     float host[1024];
     double sum = 0;
@@ -323,15 +325,16 @@ static tftx_status bow_backward(void *self, tftx_error *err)
 
     K->zero(S, m->g_logits, (size_t)B * L * m->act_bytes);
     K->crossentropy_backward(S, m->g_logits, m->probs, m->labels, m->dloss, B, L, L);
-    K->matmul_backward(S, m->g_ad, P(m, G, T_W2), P(m, G, T_B2), m->g_logits, cls_in, P(m, W, T_W2), B, H, L, 0);
+    K->matmul_backward(S, m->g_ad, P(m, G, T_W2), P(m, G, T_B2), m->g_logits, cls_in, P(m, W, T_W2), B, H, L, 0, m->padd);
     const float *g_a = m->g_ad;
     if (d.p > 0) {
         K->dropout_backward(S, m->g_a, m->g_ad, (size_t)B * H, d, 0, 0);
         g_a = m->g_a;
     }
     K->activation_backward(S, m->g_h, g_a, m->h, (size_t)B * H, m->act, 0);
-    K->matmul_backward(S, m->g_pooled, P(m, G, T_W1), P(m, G, T_B1), m->g_h, m->pooled, P(m, W, T_W1), B, C, H, 0);
+    K->matmul_backward(S, m->g_pooled, P(m, G, T_W1), P(m, G, T_B1), m->g_h, m->pooled, P(m, W, T_W1), B, C, H, 0, m->padd);
     K->zero(S, m->g_emb, (size_t)B * T * C * m->act_bytes);
+    if (!m->padd) K->zero(S, P(m, G, T_EMB), m->tensors[T_EMB].numel * sizeof(float)); /* the tokens' rows add */
     K->pool_mean_backward(S, m->g_emb, m->g_pooled, m->has_mask ? m->mask : NULL, B, T, C);
     K->embedding_backward(S, P(m, G, T_EMB), NULL, NULL, m->g_emb, m->tokens, NULL, B, T, C);
     return TFTX_OK;
@@ -457,6 +460,12 @@ done:
 
 /* ------------------------------------------------------------ create */
 
+static int bow_writes_grads(const void *self)
+{
+    (void)self;
+    return 1;
+}
+
 static const tftx_model_ops OPS = {
     .task = bow_task,
     .n_outputs = bow_n_outputs,
@@ -471,6 +480,7 @@ static const tftx_model_ops OPS = {
     .evaluate = bow_evaluate,
     .load = bow_load,
     .save = bow_save,
+    .writes_grads = bow_writes_grads,
 };
 
 static tftx_status bow_create(const tftx_host *host, const tftx_value *v, void **instance, tftx_error *err);

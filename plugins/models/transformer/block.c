@@ -191,25 +191,25 @@ void tf_block_backward(tf_model *m, int l, const float *x)
     const float *d_r2 = A->g_x;
     if (post) {
         K->layernorm_backward(S, A->g_h, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_x, a->r2,
-                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C, 0);
+                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C, 0, m->padd);
         d_r2 = A->g_h; /* d(r2) = d(ln1) through the skip: g_h keeps it */
     }
     const float *d_o = dropout_rows_back(m, d_r2, M, C, stride, d_mlp);
     K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W), M,
-                       F, C, 0);
+                       F, C, 0, m->padd);
     K->activation_backward(S, A->g_f, A->g_g, a->f, MF, c->act, 0);
     if (post) {
         /* g_h = d(ln1): the skip part is already there */
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln1,
-                           tf_l(m, P, l, L_FC_W), M, C, F, 1);
+                           tf_l(m, P, l, L_FC_W), M, C, F, 1, m->padd);
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, a->r1,
-                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, M, C, 0);
+                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, M, C, 0, m->padd);
     } else {
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln2,
-                           tf_l(m, P, l, L_FC_W), M, C, F, 0);
+                           tf_l(m, P, l, L_FC_W), M, C, F, 0, m->padd);
         /* g_x = d(r1) = d(r2) (skip) + LN2's input gradient */
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN2_W), tf_l(m, G, l, L_LN2_B), A->g_h, a->r1,
-                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C, 1);
+                              tf_l(m, P, l, L_LN2_W), a->mean2, a->rstd2, M, C, 1, m->padd);
     }
 
     /* ---- attention half: g_x = d(r1), which is also d(x) through the
@@ -226,7 +226,7 @@ void tf_block_backward(tf_model *m, int l, const float *x)
     const float *d_a = dropout_rows_back(m, d_r1, M, C, stride, d_proj);
     float *d_atty = tail ? A->g_g : A->g_atty; /* (M,C) */
     K->matmul_backward(S, d_atty, tf_l(m, G, l, L_PROJ_W), tf_l(m, G, l, L_PROJ_B), d_a, atty, tf_l(m, P, l, L_PROJ_W),
-                       M, C, C, 0);
+                       M, C, C, 0, m->padd);
     if (tail) {
         K->zero(S, A->g_atty, NC * m->act);
         K->pool_first_backward(S, A->g_atty, d_atty, B, T, C);
@@ -234,11 +234,11 @@ void tf_block_backward(tf_model *m, int l, const float *x)
     K->attention_backward(S, A->g_qkv, A->g_att, A->g_atty, a->qkv, a->att, mask, causal, B, T, C, c->heads, d_att, 0);
     if (post) {
         K->matmul_backward(S, A->g_x, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, x,
-                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C, 1);
+                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C, 1, m->padd);
     } else {
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_QKV_W), tf_l(m, G, l, L_QKV_B), A->g_qkv, a->ln1,
-                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C, 0);
+                           tf_l(m, P, l, L_QKV_W), N, C, 3 * C, 0, m->padd);
         K->layernorm_backward(S, A->g_x, tf_l(m, G, l, L_LN1_W), tf_l(m, G, l, L_LN1_B), A->g_h, x,
-                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, N, C, 1);
+                              tf_l(m, P, l, L_LN1_W), a->mean1, a->rstd1, N, C, 1, m->padd);
     }
 }

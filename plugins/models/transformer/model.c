@@ -68,6 +68,7 @@ static tftx_status take_batch(tf_model *m, const tftx_batch *b, int need_labels,
     m->loss_count = (double)count;
     m->B = b->B, m->T = b->T;
     m->has_mask = b->mask != NULL;
+    m->padd = !b->write_grads;
     /* one copy: the pass scalars and the batch in a host image of their
        span of the arena (the kernels take each at its own offset) */
     unsigned char *img = m->batch_image;
@@ -226,7 +227,28 @@ static const float *dropout_back(tf_model *m, float *dinp, const float *dout, si
     return dinp;
 }
 
-/* The backward pass's kernels, after run_forward(m, 1). */
+/* Written gradients (!m->padd): the embedding tables' before
+ * embedding_backward adds the tokens' rows to them (the decoder's wte is
+ * written by the head's product first). Neighbouring tables are one
+ * memset. */
+static void zero_tables(tf_model *m)
+{
+    const tf_config *c = &m->cfg;
+    const size_t C = (size_t)c->d_model;
+    const int enc = c->arch == TF_ENCODER;
+    size_t off[3], n[3], k = 0;
+    if (enc) off[k] = m->goff[G_WTE], n[k++] = (size_t)c->vocab_size * C;
+    off[k] = m->goff[G_WPE], n[k++] = (size_t)c->max_len * C;
+    if (enc) off[k] = m->goff[G_WSE], n[k++] = (size_t)c->type_vocab_size * C;
+    for (size_t i = 0; i < k;) {
+        size_t start = off[i], end = off[i] + n[i];
+        for (i++; i < k && off[i] == end; i++) end += n[i];
+        K->zero(S, m->grads + start, (end - start) * sizeof(float));
+    }
+}
+
+/* The backward pass's kernels, after run_forward(m, 1); the parameter
+ * gradients added, or written when !m->padd. */
 static void run_backward(tf_model *m)
 {
     const tf_config *c = &m->cfg;
@@ -253,12 +275,12 @@ static void run_backward(tf_model *m)
             K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, B, L, L);
         }
         K->matmul_backward(S, a->g_pool_d, tf_g(m, G, G_CLS_W), tf_g(m, G, G_CLS_B), g_logits, cls_in,
-                           tf_g(m, P, G_CLS_W), B, C, L, 0);
+                           tf_g(m, P, G_CLS_W), B, C, L, 0, m->padd);
         const float *g_pt = dropout_back(m, a->g_pool_t, a->g_pool_d, (size_t)B * C, d_pool);
         K->zero(S, a->g_pool, (size_t)B * C * m->act);
         K->tanh_backward(S, a->g_pool, g_pt, a->pool_t, (size_t)B * C);
         K->matmul_backward(S, a->g_cls, tf_g(m, G, G_POOL_W), tf_g(m, G, G_POOL_B), a->g_pool, a->cls,
-                           tf_g(m, P, G_POOL_W), B, C, C, 0);
+                           tf_g(m, P, G_POOL_W), B, C, C, 0, m->padd);
         K->zero(S, d_xf, (size_t)rows * C * m->act);
         K->pool_first_backward(S, d_xf, a->g_cls, B, tail ? 1 : T, C);
     } else {
@@ -269,11 +291,11 @@ static void run_backward(tf_model *m)
             K->crossentropy_backward(S, g_logits, a->probs, a->labels, dloss, N, V, Vr);
         }
         /* the padding columns' gradient is 0: the zero rows after wte get none */
-        K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, Vr, 0);
+        K->matmul_backward(S, d_xf, tf_g(m, G, G_WTE), NULL, g_logits, xf, tf_g(m, P, G_WTE), N, C, Vr, 0, m->padd);
     }
     if (pre) {
         K->layernorm_backward(S, a->g_x, tf_g(m, G, G_LNF_W), tf_g(m, G, G_LNF_B), d_xf, x_last, tf_g(m, P, G_LNF_W),
-                              a->lnf_mean, a->lnf_rstd, rows, C, 0);
+                              a->lnf_mean, a->lnf_rstd, rows, C, 0, m->padd);
     }
 
     /* ---- blocks: g_x carries d(block output) down to d(x0) */
@@ -283,9 +305,10 @@ static void run_backward(tf_model *m)
     /* ---- embeddings */
     tftx_dropout d_emb = tf_dropout(m, c->layers, SITE_EMB, c->dropout);
     const float *d_x0 = dropout_back(m, a->g_drop, a->g_x, NC, d_emb);
+    if (!m->padd) zero_tables(m);
     if (enc) {
         K->layernorm_backward(S, a->g_h, tf_g(m, G, G_EMBLN_W), tf_g(m, G, G_EMBLN_B), d_x0, a->emb,
-                              tf_g(m, P, G_EMBLN_W), a->emb_mean, a->emb_rstd, N, C, 0);
+                              tf_g(m, P, G_EMBLN_W), a->emb_mean, a->emb_rstd, N, C, 0, m->padd);
         K->embedding_backward(S, tf_g(m, G, G_WTE), tf_g(m, G, G_WPE), tf_g(m, G, G_WSE), a->g_h, a->tokens,
                               a->segments, B, T, C);
     } else {
@@ -345,11 +368,13 @@ static tf_graph *graph_of(tf_model *m)
     if (m->graphs_off || !K->graph_begin) return NULL;
     for (int i = 0; i < m->n_graphs; i++) {
         tf_graph *g = &m->graphs[i];
-        if (g->train == m->train && g->B == m->B && g->T == m->T && g->has_mask == m->has_mask) return g;
+        if (g->train == m->train && g->B == m->B && g->T == m->T && g->has_mask == m->has_mask &&
+            g->padd == (m->train && m->padd))
+            return g;
     }
     if (m->n_graphs == TF_GRAPH_SHAPES) return NULL;
     tf_graph *g = &m->graphs[m->n_graphs++];
-    *g = (tf_graph){.train = m->train, .B = m->B, .T = m->T, .has_mask = m->has_mask};
+    *g = (tf_graph){.train = m->train, .B = m->B, .T = m->T, .has_mask = m->has_mask, .padd = m->train && m->padd};
     return g;
 }
 

@@ -154,6 +154,12 @@ static tftx_status tf_bind(void *self, const tftx_backend *backend, int max_batc
 
 /* ------------------------------------------------------------ create */
 
+static int tf_writes_grads(const void *self)
+{
+    (void)self;
+    return 1; /* batch->write_grads: run_backward (model.c) */
+}
+
 static const tftx_model_ops OPS = {
     .task = tf_task,
     .n_outputs = tf_n_outputs,
@@ -169,6 +175,7 @@ static const tftx_model_ops OPS = {
     .evaluate = tf_evaluate,
     .load = tf_load,
     .save = tf_save,
+    .writes_grads = tf_writes_grads,
 };
 
 static tftx_status tf_create(const tftx_host *host, const tftx_value *v, void **instance, tftx_error *err);

@@ -167,7 +167,7 @@ typedef struct tf_acts {
 /* A training pass (train) or evaluation recorded as the backend's step
  * graph, for one batch shape (model.c). */
 typedef struct tf_graph {
-    int train, B, T, has_mask;
+    int train, B, T, has_mask, padd;
     int seen;    /* a pass of this shape ran */
     void *graph; /* the backend's, or NULL */
 } tf_graph;
@@ -205,6 +205,7 @@ typedef struct tf_model {
     /* the last forward, for backward */
     int B, T, train, have_forward;
     int has_mask;
+    int padd; /* the backward adds to the parameter gradients (0: writes them, batch->write_grads) */
     int fused_ce; /* this pass's loss and its gradient in one call (model.c) */
     double loss_count; /* counted targets (rows whose target >= 0) */
     uint64_t drop_seed;
