@@ -188,6 +188,13 @@ typedef struct tftx_backend_ops {
                              uint64_t offset);
     /* da += dout; db += dout */
     void (*residual_backward)(void *self, float *da, float *db, const float *dout, size_t N);
+    /* Optional: residual_forward(out, a, b, N*C, drop, 0) then
+     * layernorm_forward(ln, mean, rstd, out, weight, bias, N, C, eps), the
+     * same bits, in one pass over the rows (a residual add is mostly
+     * followed by a layer norm). NULL: the model calls the two. */
+    void (*residual_layernorm_forward)(void *self, float *out, float *ln, float *mean, float *rstd, const float *a,
+                                       const float *b, const float *weight, const float *bias, int N, int C,
+                                       float eps, tftx_dropout drop);
 
     /* -------------------------------------------------- dropout (act) */
     /* out = mask * inp / (1-p); `offset` shifts the element counter so

@@ -111,6 +111,23 @@ static void test_layernorm(int N, int C)
     compare(nm, out.c, out.d, out.n, 0);
     compare("layernorm mean", mean.c, mean.d, mean.n, 0);
     compare("layernorm rstd", rstd.c, rstd.d, rstd.n, 0);
+    for (int k = 0; k < 2; k++) { /* a residual sum and its layer norm in one call, against the cpu's two */
+        const tftx_dropout d = {.p = k ? 0.1f : 0.0f, .seed = 5, .stream = 2};
+        pair sum = pair_rand((size_t)N * C, 0, 0);
+        cpu.ops->residual_forward(cpu.self, sum.c, inp.c, dout.c, (size_t)N * C, d, 0);
+        cpu.ops->layernorm_forward(cpu.self, out.c, mean.c, rstd.c, sum.c, w.c, b.c, N, C, 1e-5f);
+        gpu.ops->residual_layernorm_forward(gpu.self, sum.d, out.d, mean.d, rstd.d, inp.d, dout.d, w.d, b.d, N, C,
+                                            1e-5f, d);
+        snprintf(nm, sizeof nm, "residual + layernorm p=%g sum", (double)d.p);
+        compare(nm, sum.c, sum.d, sum.n, 0);
+        compare("residual + layernorm out", out.c, out.d, out.n, 0);
+        compare("residual + layernorm mean", mean.c, mean.d, mean.n, 0);
+        compare("residual + layernorm rstd", rstd.c, rstd.d, rstd.n, 0);
+        pair_free(&sum);
+    }
+    /* the layer norm of inp again, for the backward below */
+    cpu.ops->layernorm_forward(cpu.self, out.c, mean.c, rstd.c, inp.c, w.c, b.c, N, C, 1e-5f);
+    gpu.ops->layernorm_forward(gpu.self, out.d, mean.d, rstd.d, inp.d, w.d, b.d, N, C, 1e-5f);
     cpu.ops->layernorm_backward(cpu.self, dinp.c, dw.c, db.c, dout.c, inp.c, w.c, mean.c, rstd.c, N, C, 1, 1);
     gpu.ops->layernorm_backward(gpu.self, dinp.d, dw.d, db.d, dout.d, inp.d, w.d, mean.d, rstd.d, N, C, 1, 1);
     compare("layernorm dinp", dinp.c, dinp.d, dinp.n, 0);

@@ -161,6 +161,9 @@ void cuda_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, 
                              const int32_t *tokens, const int32_t *segments, int B, int T, int C);
 void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, const float *inp, const float *weight,
                             const float *bias, int N, int C, float eps);
+void cuda_residual_layernorm_forward(void *self, float *out, float *ln, float *mean, float *rstd, const float *a,
+                                     const float *b, const float *weight, const float *bias, int N, int C, float eps,
+                                     tftx_dropout drop);
 void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
                              const float *inp, const float *weight, const float *mean, const float *rstd, int N,
                              int C, int dinp_add, int dparam_add);

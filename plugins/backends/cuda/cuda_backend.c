@@ -355,6 +355,7 @@ static tftx_backend_ops OPS = {
     .tanh_backward = cuda_tanh_backward,
     .residual_forward = cuda_residual_forward,
     .residual_backward = cuda_residual_backward,
+    .residual_layernorm_forward = cuda_residual_layernorm_forward,
     .dropout_forward = cuda_dropout_forward,
     .dropout_backward = cuda_dropout_backward,
     .pool_first_forward = cuda_pool_first_forward,

@@ -80,12 +80,9 @@ template <class A> __global__ void embedding_position_backward_kernel(float *dwp
 /* One warp per row: mean = sum(x)/C, var = sum((x-mean)^2)/C (biased),
  * rstd = 1/sqrt(var + eps), out = (x-mean)*rstd*weight + bias. */
 template <class A>
-__global__ void layernorm_forward_kernel(A *out, float *mean, float *rstd, const A *inp, const float *weight,
-                                         const float *bias, int N, int C, float eps)
+__device__ __forceinline__ void layernorm_row(A *o, float *mean, float *rstd, const A *x, const float *weight,
+                                              const float *bias, int row, int C, float eps, int lane)
 {
-    int row = blockIdx.x * CUDA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= N) return;
-    const A *x = inp + (size_t)row * C;
     float s = 0.0f;
     for (int c = lane; c < C; c += 32) s += ld(x, c);
     float m = warp_sum(s) / (float)C;
@@ -95,13 +92,42 @@ __global__ void layernorm_forward_kernel(A *out, float *mean, float *rstd, const
         v += xm * xm;
     }
     float r = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
-    A *o = out + (size_t)row * C;
     for (int c = lane; c < C; c += 32)
         st(o, c, (ld(x, c) - m) * r * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f));
     if (lane == 0) {
         if (mean) mean[row] = m;
         if (rstd) rstd[row] = r;
     }
+}
+
+template <class A>
+__global__ void layernorm_forward_kernel(A *out, float *mean, float *rstd, const A *inp, const float *weight,
+                                         const float *bias, int N, int C, float eps)
+{
+    int row = blockIdx.x * CUDA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const size_t at = (size_t)row * C;
+    layernorm_row(out + at, mean, rstd, inp + at, weight, bias, row, C, eps, lane);
+}
+
+/* out = a + dropout(b) as residual_forward_kernel computes it, then the
+ * layer norm of out's row, read back where this lane wrote it (cached):
+ * one warp per row, one launch instead of two. */
+template <class A>
+__global__ void residual_layernorm_forward_kernel(A *out, A *ln, float *mean, float *rstd, const A *a, const A *b,
+                                                  const float *weight, const float *bias, int N, int C, float eps,
+                                                  tftx_dropout drop, float scale, int dropping)
+{
+    int row = blockIdx.x * CUDA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
+    const size_t at = (size_t)row * C;
+    for (int c = lane; c < C; c += 32) {
+        const size_t i = at + c;
+        const float y = ld(b, i);
+        st(out, i, ld(a, i) + (dropping ? y * dropout_factor(drop.seed, stream, i, drop.p, scale) : y));
+    }
+    layernorm_row(ln + at, mean, rstd, out + at, weight, bias, row, C, eps, lane);
 }
 
 /* One warp per row, xhat = (x-mean)*rstd, g = dout*weight:
@@ -460,6 +486,19 @@ void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, co
     ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream,
                                   layernorm_forward_kernel<A>)((A *)out, mean, rstd, (const A *)inp, weight, bias, N,
                                                                C, eps));
+    CUDA_LAUNCHED(be);
+}
+
+void cuda_residual_layernorm_forward(void *self, float *out, float *ln, float *mean, float *rstd, const float *a,
+                                     const float *b, const float *weight, const float *bias, int N, int C, float eps,
+                                     tftx_dropout drop)
+{
+    cuda_backend *be = cuda_of(self);
+    if (N <= 0 || C <= 0) return;
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_row_blocks((size_t)N), CUDA_ROWS_PER_BLOCK * 32, be->stream,
+                                  residual_layernorm_forward_kernel<A>)((A *)out, (A *)ln, mean, rstd, (const A *)a,
+                                                                        (const A *)b, weight, bias, N, C, eps, drop,
+                                                                        cuda_dropout_scale(drop.p), drop.p > 0.0f));
     CUDA_LAUNCHED(be);
 }
 

@@ -28,6 +28,7 @@ enum {
     P_ACT_B,
     P_RES_F,
     P_RES_B,
+    P_RES_LN_F,
     P_DROP_F,
     P_DROP_B,
     P_CE_F,
@@ -51,6 +52,7 @@ static const char *const NAMES[P_N] = {"embedding_forward",
                                        "activation_backward",
                                        "residual_forward",
                                        "residual_backward",
+                                       "residual_layernorm_forward",
                                        "dropout_forward",
                                        "dropout_backward",
                                        "crossentropy_forward",
@@ -133,6 +135,11 @@ static void res_f(void *self, float *out, const float *a, const float *b, size_t
 {
     TIMED(P_RES_F, orig.residual_forward(self, out, a, b, N, drop, off));
 }
+static void res_ln_f(void *self, float *out, float *ln, float *mean, float *rstd, const float *a, const float *b,
+                     const float *w, const float *bias, int N, int C, float eps, tftx_dropout drop)
+{
+    TIMED(P_RES_LN_F, orig.residual_layernorm_forward(self, out, ln, mean, rstd, a, b, w, bias, N, C, eps, drop));
+}
 static void res_b(void *self, float *da, float *db, const float *dout, size_t N)
 {
     TIMED(P_RES_B, orig.residual_backward(self, da, db, dout, N));
@@ -207,7 +214,7 @@ void cuda_profile_install(tftx_backend_ops *ops)
     ops->matmul_forward = mm_f, ops->matmul_backward = mm_b;
     ops->attention_forward = att_f, ops->attention_backward = att_b;
     ops->activation_forward = act_f, ops->activation_backward = act_b;
-    ops->residual_forward = res_f, ops->residual_backward = res_b;
+    ops->residual_forward = res_f, ops->residual_backward = res_b, ops->residual_layernorm_forward = res_ln_f;
     ops->dropout_forward = drop_f, ops->dropout_backward = drop_b;
     ops->crossentropy_forward = ce_f, ops->crossentropy_backward = ce_b, ops->crossentropy_fused = ce_fused;
     ops->sync = sync_first;

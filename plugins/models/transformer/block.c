@@ -16,6 +16,10 @@
  *     r1   = x + drop(atty Wo^T + bo)
  *     ln2  = LN2(r1); f = ln2 Wfc^T + bfc;  g = act(f)
  *     r2   = r1 + drop(g Wfc2^T + bfc2)      the block's output
+ * Each residual sum and the layer norm that reads it are one call where
+ * the backend has residual_layernorm_forward; in pre-LN that is also the
+ * next block's LN1 of r2 (or the final LN after the last block), so a
+ * block's LN1 is computed by the block before it (block 0: its own).
  *
  * Backward follows the same graph in reverse. Kernels accumulate into their
  * input gradients, so each buffer is zeroed before its first writer
@@ -79,11 +83,31 @@ int tf_block_cls_tail(const tf_model *m, int l)
     return m->cfg.arch == TF_ENCODER && l == m->cfg.layers - 1;
 }
 
+/* A layer norm's output, statistics and parameters. */
+typedef struct tf_ln_out {
+    float *out, *mean, *rstd;
+    const float *w, *b;
+} tf_ln_out;
+
+/* The layer norm that reads the output of pre-norm block l: the next
+ * block's ln1, or the final lnf after the last block. */
+static tf_ln_out norm_after(tf_model *m, int l)
+{
+    float *P = m->params;
+    if (l + 1 < m->cfg.layers) {
+        const tf_layer_acts *n = &m->a.layer[l + 1];
+        return (tf_ln_out){n->ln1, n->mean1, n->rstd1, tf_l(m, P, l + 1, L_LN1_W), tf_l(m, P, l + 1, L_LN1_B)};
+    }
+    return (tf_ln_out){m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, tf_g(m, P, G_LNF_W), tf_g(m, P, G_LNF_B)};
+}
+
 /* out = x + dropout(y) over M rows of C: all N rows of an (N,C) tensor
  * (stride 1), the dropout drawn in the sum (residual_forward), or the
  * tail's rows b*stride, each row's mask drawn at its place in the full
- * tensor, one call a row, in place in y first. */
-static void add_dropped(tf_model *m, float *out, const float *x, float *y, int M, int C, int stride, tftx_dropout d)
+ * tensor, one call a row, in place in y first. Then n = the layer norm of
+ * out, in the same call where the backend has residual_layernorm_forward. */
+static void add_dropped_norm(tf_model *m, float *out, const float *x, float *y, int M, int C, int stride,
+                             tftx_dropout d, tf_ln_out n)
 {
     if (stride > 1 && d.p > 0) {
         for (int b = 0; b < M; b++) {
@@ -92,10 +116,16 @@ static void add_dropped(tf_model *m, float *out, const float *x, float *y, int M
         }
         d.p = 0.0f;
     }
+    const float eps = (float)m->cfg.layer_norm_eps;
+    if (K->residual_layernorm_forward) {
+        K->residual_layernorm_forward(S, out, n.out, n.mean, n.rstd, x, y, n.w, n.b, M, C, eps, d);
+        return;
+    }
     K->residual_forward(S, out, x, y, (size_t)M * C, d, 0);
+    K->layernorm_forward(S, n.out, n.mean, n.rstd, out, n.w, n.b, M, C, eps);
 }
 
-/* d(y) of add_dropped's dropout: dout itself when p = 0, else g_drop (written:
+/* d(y) of add_dropped_norm's dropout: dout itself when p = 0, else g_drop (written:
  * every row has one call). */
 static const float *dropout_rows_back(tf_model *m, const float *dout, int M, int C, int stride, tftx_dropout d)
 {
@@ -126,11 +156,13 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     tftx_dropout d_mlp = tf_dropout(m, l, SITE_MLP, c->dropout);
     float *tmp = m->a.scratch;
 
-    /* attention half */
+    /* attention half; pre-norm: ln1 of x, which the block before wrote
+       with its residual sum (norm_after) */
     const float *att_in = x;
     if (!post) {
-        K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, x, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N, C,
-                             eps);
+        if (l == 0)
+            K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, x, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N,
+                                 C, eps);
         att_in = a->ln1;
     }
     K->matmul_forward(S, a->qkv, att_in, tf_l(m, P, l, L_QKV_W), tf_l(m, P, l, L_QKV_B), N, C, 3 * C);
@@ -146,26 +178,19 @@ void tf_block_forward(tf_model *m, int l, const float *x)
         xr = m->a.cls_x, atty = m->a.cls_atty;
     }
     K->matmul_forward(S, tmp, atty, tf_l(m, P, l, L_PROJ_W), tf_l(m, P, l, L_PROJ_B), M, C, C);
-    add_dropped(m, a->r1, xr, tmp, M, C, stride, d_proj);
+    /* r1 and the MLP's input: post, ln1 of r1; pre, ln2 of r1 */
+    const tf_ln_out n1 = post ? (tf_ln_out){a->ln1, a->mean1, a->rstd1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B)}
+                            : (tf_ln_out){a->ln2, a->mean2, a->rstd2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B)};
+    add_dropped_norm(m, a->r1, xr, tmp, M, C, stride, d_proj, n1);
 
-    /* MLP half */
-    const float *mlp_in;
-    if (post) {
-        K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, a->r1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), M, C,
-                             eps);
-        mlp_in = a->ln1;
-    } else {
-        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r1, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), M, C,
-                             eps);
-        mlp_in = a->ln2;
-    }
-    K->matmul_forward(S, a->f, mlp_in, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), M, C, F);
+    /* MLP half; r2 and the layer norm of it: post, this block's ln2 (its
+       output); pre, the next block's ln1 or lnf */
+    K->matmul_forward(S, a->f, n1.out, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), M, C, F);
     K->activation_forward(S, a->g, a->f, (size_t)M * F, c->act);
     K->matmul_forward(S, tmp, a->g, tf_l(m, P, l, L_FC2_W), tf_l(m, P, l, L_FC2_B), M, F, C);
-    add_dropped(m, a->r2, post ? a->ln1 : a->r1, tmp, M, C, stride, d_mlp);
-    if (post)
-        K->layernorm_forward(S, a->ln2, a->mean2, a->rstd2, a->r2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B), M, C,
-                             eps);
+    const tf_ln_out n2 = post ? (tf_ln_out){a->ln2, a->mean2, a->rstd2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B)}
+                            : norm_after(m, l);
+    add_dropped_norm(m, a->r2, post ? a->ln1 : a->r1, tmp, M, C, stride, d_mlp, n2);
 }
 
 void tf_block_backward(tf_model *m, int l, const float *x)

@@ -137,15 +137,11 @@ static void run_forward(tf_model *m, int with_loss)
         tf_block_forward(m, l, x);
         x = tf_block_out(m, l);
     }
-    /* rows of the last block's output: the B first tokens when the
-       encoder's last block is the [CLS] tail (block.c), else all N */
+    /* the last block's output has the B first tokens when the encoder's
+       last block is the [CLS] tail (block.c), else all N; pre-norm: lnf
+       of it, which the last block wrote with its residual sum */
     const int tail = enc && tf_block_cls_tail(m, c->layers - 1);
-    int rows = tail ? B : N;
-    if (c->norm == TF_PRE) {
-        K->layernorm_forward(S, a->lnf, a->lnf_mean, a->lnf_rstd, x, tf_g(m, P, G_LNF_W), tf_g(m, P, G_LNF_B), rows, C,
-                             eps);
-        x = a->lnf;
-    }
+    if (c->norm == TF_PRE) x = a->lnf;
 
     if (enc) {
         tftx_dropout d_pool = tf_dropout(m, c->layers, SITE_POOL, c->dropout);
