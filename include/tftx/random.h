@@ -9,6 +9,7 @@
  * CUDA so every backend draws identical streams.
  *
  * Defines: tftx_philox (4 x 32 bits from key and counter),
+ *          tftx_u24 (a word as a float in [0,1)),
  *          tftx_uniform_at (one float in [0,1) for element i of a stream),
  *          tftx_step_stream (a stream of a training step and a site).
  */
@@ -54,12 +55,20 @@ TFTX_HD tftx_u32x4 tftx_philox(uint64_t ctr_lo, uint64_t ctr_hi, uint64_t key)
     return out;
 }
 
-/* Uniform float in [0, 1) for element `i` of stream (key, stream): the top
- * 24 bits of a Philox word, so every value is exactly representable. */
+/* A Philox word as a uniform float in [0, 1): its top 24 bits, so every
+ * value is exactly representable. */
+TFTX_HD float tftx_u24(uint32_t w)
+{
+    return (float)(w >> 8) * (1.0f / 16777216.0f);
+}
+
+/* Uniform float in [0, 1) for element `i` of stream (key, stream): word
+ * i % 4 of Philox call i / 4. Elements 4g..4g+3 share call g, so code
+ * drawing many elements makes one call per four (tftx_u24 of each word). */
 TFTX_HD float tftx_uniform_at(uint64_t key, uint64_t stream, uint64_t i)
 {
     tftx_u32x4 r = tftx_philox(i >> 2, stream, key);
-    return (float)(r.v[i & 3] >> 8) * (1.0f / 16777216.0f);
+    return tftx_u24(r.v[i & 3]);
 }
 
 /* splitmix64's finaliser: spreads a 64-bit value over all 64 bits. */

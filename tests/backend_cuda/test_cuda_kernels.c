@@ -721,6 +721,7 @@ int main(void)
         for (int padded = 0; padded <= 1; padded++)
             for (int d = 0; d <= 1; d++) test_attention(4, 37, 4, 8, causal, padded, d ? 0.2f : 0.0f);
     test_attention(2, 5, 3, 2, 1, 1, 0.25f);
+    test_attention(2, 36, 3, 4, 1, 1, 0.2f); /* rows of T a multiple of 4: one draw a group of four */
     test_attention(2, 130, 2, 64, 1, 1, 0.1f);
     test_attention_mask_bits();
     test_pointwise(100003);
@@ -780,6 +781,7 @@ int main(void)
         for (int causal = 0; causal <= 1; causal++)
             for (int padded = 0; padded <= 1; padded++)
                 for (int d = 0; d <= 1; d++) test_attention(4, 37, 2, 32, causal, padded, d ? 0.2f : 0.0f);
+        test_attention(2, 36, 2, 32, 1, 1, 0.2f); /* T a multiple of 4: keep bits shared within a warp */
         if (!quick) { /* head size 64, T past a tile */
             test_attention(2, 130, 2, 64, 1, 1, 0.1f);
             test_attention(3, 200, 4, 64, 0, 1, 0.0f);

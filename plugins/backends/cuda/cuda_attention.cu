@@ -70,11 +70,12 @@ __global__ void attention_softmax_kernel(float *att, const uint8_t *mask, int ca
         sum += e;
     }
     const float inv = 1.0f / warp_sum(sum);
-    for (int s = lane; s < T; s += 32) {
-        float P = s < lim ? row[s] * inv : 0.0f;
+    __syncwarp(); /* the lanes' exponentials, read by others below */
+    drop_for((size_t)T, r * T, lane, 32, drop, stream, keep_scale, pdrow != NULL, [&](size_t s, float f) {
+        const float P = (int)s < lim ? row[s] * inv : 0.0f;
         row[s] = P;
-        if (pdrow) pdrow[s] = P * dropout_factor(drop.seed, stream, r * T + s, drop.p, keep_scale);
-    }
+        if (pdrow) pdrow[s] = P * f;
+    });
 }
 
 /* One warp per row r, in place on d (dPd on entry, dS on return):
@@ -89,13 +90,13 @@ __global__ void attention_softmax_backward_kernel(float *d, const float *att, in
     const float *p = att + r * T;
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
     float dot = 0.0f;
-    for (int s = lane; s < T; s += 32) {
-        float dp = row[s];
-        if (dropping) dp *= dropout_factor(drop.seed, stream, r * T + s, drop.p, scale);
+    drop_for((size_t)T, r * T, lane, 32, drop, stream, scale, dropping, [&](size_t s, float f) {
+        const float dp = row[s] * f;
         row[s] = dp;
         dot += p[s] * dp;
-    }
+    });
     dot = warp_sum(dot);
+    __syncwarp(); /* row's dP, written by other lanes */
     for (int s = lane; s < T; s += 32) row[s] = p[s] * (row[s] - dot);
 }
 
@@ -103,7 +104,8 @@ __global__ void attention_softmax_backward_kernel(float *d, const float *att, in
 __global__ void attention_dropout_kernel(float *pd, const float *att, size_t n, tftx_dropout drop, float scale)
 {
     const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
-    CUDA_FOR(i, n) pd[i] = att[i] * dropout_factor(drop.seed, stream, i, drop.p, scale);
+    drop_for(n, 0, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, 1,
+             [&](size_t i, float f) { pd[i] = att[i] * f; });
 }
 
 /* Operand pointers of every (sequence b, head h) product, for the batched
@@ -299,7 +301,7 @@ static void attention_backward32(cuda_backend *be, float *dqkv, float *scratch, 
 
     /* dV^T += dO^T . Pd, with Pd in scratch when dropping */
     if (dropping) {
-        TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, attention_dropout_kernel)
+        TFTX_CUDA_LAUNCH(drop_blocks(n, 0), CUDA_THREADS, be->stream, attention_dropout_kernel)
         (scratch, att, n, drop, keep_scale);
         CUDA_LAUNCHED(be);
     }

@@ -135,6 +135,41 @@ FL_DEV float fl_keep(const tftx_dropout &drop, uint64_t i, float keep_scale)
     return tftx_uniform_at(drop.seed, drop.stream, i) >= drop.p ? keep_scale : 0.0f;
 }
 
+/* The keep factors (fl_keep) of a warp's 16 x 8 tile of scores, in the
+ * layout of an mma accumulator: f[q] for row g + (q>>1)*8 and column
+ * 2*t4 + (q&1), the tile's element (r, c) being element base + r*rs + c*cs
+ * of the stream. When the tile is 32 groups of four elements of one Philox
+ * call each (base a multiple of 4; columns consecutive elements, rs a
+ * multiple of 4, or rows, cs a multiple of 4), lane L makes group L's one
+ * call and the lanes read their keep bits from it with shuffles: one call
+ * a lane instead of four (a call is about a hundred integer instructions,
+ * the products of the tile a few dozen). Else element by element. The
+ * condition is the same for the whole warp, which must all call. */
+FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint64_t base, uint64_t rs, uint64_t cs, int g, int t4,
+                         int lane, float keep_scale)
+{
+    const int cols = cs == 1 && rs % 4 == 0, rows = rs == 1 && cs % 4 == 0;
+    if (base % 4 != 0 || !(cols || rows)) {
+        FL_UNROLL
+        for (int q = 0; q < 4; q++)
+            f[q] = fl_keep(drop, base + (uint64_t)(g + (q >> 1) * 8) * rs + (uint64_t)(2 * t4 + (q & 1)) * cs,
+                           keep_scale);
+        return;
+    }
+    /* group L: row L/2, columns 4*(L%2).. (cols); column L/4, rows 4*(L%4).. (rows) */
+    const int gr = cols ? lane >> 1 : (lane & 3) * 4, gc = cols ? (lane & 1) * 4 : lane >> 2;
+    const tftx_u32x4 w = tftx_philox((base + (uint64_t)gr * rs + (uint64_t)gc * cs) >> 2, drop.stream, drop.seed);
+    unsigned bits = 0;
+    FL_UNROLL
+    for (int k = 0; k < 4; k++) bits |= (unsigned)(tftx_u24(w.v[k]) >= drop.p) << k;
+    FL_UNROLL
+    for (int q = 0; q < 4; q++) {
+        const int r = g + (q >> 1) * 8, c = 2 * t4 + (q & 1);
+        const unsigned got = __shfl_sync(FL_FULL, bits, cols ? r * 2 + (c >> 2) : c * 4 + (r >> 2));
+        f[q] = got >> (cols ? c & 3 : r & 3) & 1u ? keep_scale : 0.0f;
+    }
+}
+
 /* ------------------------------------------- the two kinds of product
  *
  * A policy gives: K, the depth of one product; elem, an element of a
@@ -372,9 +407,13 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, const A *
         fl_load_tile<P, HS>(ks, kg, C3, k0, T);
         fl_load_tile<P, HS>(vs, vg, C3, k0, T);
         __syncthreads();
-        float s[FL_TILE / 8][4];
+        float s[FL_TILE / 8][4], kf[FL_TILE / 8][4];
         FL_UNROLL
-        for (int j = 0; j < FL_TILE / 8; j++) fl_times_rows<P, HS>(s[j], qa, ks, j * 8, g, t4);
+        for (int j = 0; j < FL_TILE / 8; j++) {
+            fl_times_rows<P, HS>(s[j], qa, ks, j * 8, g, t4);
+            if (dropping) fl_keep_tile(kf[j], drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane,
+                                       keep_scale);
+        }
         FL_UNROLL
         for (int hr = 0; hr < 2; hr++) {
             const int row = qw + g + hr * 8;
@@ -402,10 +441,9 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, const A *
             for (int j = 0; j < FL_TILE / 8; j++) {
                 FL_UNROLL
                 for (int e = 0; e < 2; e++) {
-                    const int key = k0 + j * 8 + 2 * t4 + e;
                     float p = expf(s[j][2 * hr + e] - ms);
                     l[hr] += p;
-                    if (dropping && p > 0.0f) p *= fl_keep(drop, ((uint64_t)bh * T + row) * T + key, keep_scale);
+                    if (dropping && p > 0.0f) p *= kf[j][2 * hr + e];
                     s[j][2 * hr + e] = p;
                 }
             }
@@ -495,14 +533,15 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(p[j], ka, qs, j * 8, g, t4);
+            float kf[4];
+            if (dropping) fl_keep_tile(kf, drop, ((uint64_t)bh * T + qb + j * 8) * T + kw, 1, T, g, t4, lane, keep_scale);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
                 const float e =
                     query < T && fl_visible(key, query, T, causal, mk) ? expf(p[j][q] * scale - ls[qi]) : 0.0f;
                 p[j][q] = e;
-                pd[j][q] =
-                    dropping && e > 0.0f ? e * fl_keep(drop, ((uint64_t)bh * T + query) * T + key, keep_scale) : e;
+                pd[j][q] = dropping && e > 0.0f ? e * kf[q] : e;
             }
         }
         /* dV += Pd^T dO */
@@ -569,12 +608,14 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(s[j], qa, ks, j * 8, g, t4);
             fl_times_rows<P, HS>(dpd, oa, vs, j * 8, g, t4);
+            float kf[4];
+            if (dropping) fl_keep_tile(kf, drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane, keep_scale);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int hr = q >> 1, row = qw + g + hr * 8, key = k0 + j * 8 + 2 * t4 + (q & 1);
                 const float p = row < T && fl_visible(key, row, T, causal, mk) ? expf(s[j][q] * scale - L[hr]) : 0.0f;
                 float dp = dpd[q];
-                if (dropping && p > 0.0f) dp *= fl_keep(drop, ((uint64_t)bh * T + row) * T + key, keep_scale);
+                if (dropping && p > 0.0f) dp *= kf[q];
                 s[j][q] = p * (dp - D[hr]); /* dS */
             }
         }

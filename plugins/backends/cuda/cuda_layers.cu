@@ -111,8 +111,8 @@ __global__ void layernorm_forward_kernel(A *out, float *mean, float *rstd, const
 }
 
 /* out = a + dropout(b) as residual_forward_kernel computes it, then the
- * layer norm of out's row, read back where this lane wrote it (cached):
- * one warp per row, one launch instead of two. */
+ * layer norm of out's row, read back (from cache): one warp per row, one
+ * launch instead of two. */
 template <class A>
 __global__ void residual_layernorm_forward_kernel(A *out, A *ln, float *mean, float *rstd, const A *a, const A *b,
                                                   const float *weight, const float *bias, int N, int C, float eps,
@@ -122,12 +122,12 @@ __global__ void residual_layernorm_forward_kernel(A *out, A *ln, float *mean, fl
     if (row >= N) return;
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
     const size_t at = (size_t)row * C;
-    for (int c = lane; c < C; c += 32) {
-        const size_t i = at + c;
-        const float y = ld(b, i);
-        st(out, i, ld(a, i) + (dropping ? y * dropout_factor(drop.seed, stream, i, drop.p, scale) : y));
-    }
-    layernorm_row(ln + at, mean, rstd, out + at, weight, bias, row, C, eps, lane);
+    A *r = out + at;
+    const A *x = a + at, *y = b + at;
+    drop_for((size_t)C, at, lane, 32, drop, stream, scale, dropping,
+             [&](size_t c, float f) { st(r, c, ld(x, c) + ld(y, c) * f); });
+    __syncwarp(); /* the row's sum, written by other lanes, read by all below */
+    layernorm_row(ln + at, mean, rstd, (const A *)r, weight, bias, row, C, eps, lane);
 }
 
 /* One warp per row, xhat = (x-mean)*rstd, g = dout*weight:

@@ -85,11 +85,8 @@ __global__ void residual_forward_kernel(A *out, const A *a, const A *b, size_t n
                                         float scale, int dropping)
 {
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
-    CUDA_FOR(i, n)
-    {
-        const float y = ld(b, i);
-        st(out, i, ld(a, i) + (dropping ? y * dropout_factor(drop.seed, stream, offset + i, drop.p, scale) : y));
-    }
+    drop_for(n, offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, dropping,
+             [&](size_t i, float f) { st(out, i, ld(a, i) + ld(b, i) * f); });
 }
 
 template <class A> __global__ void residual_backward_kernel(A *da, A *db, const A *dout, size_t n)
@@ -107,7 +104,8 @@ template <class A>
 __global__ void dropout_forward_kernel(A *out, const A *inp, size_t n, tftx_dropout drop, uint64_t offset, float scale)
 {
     const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
-    CUDA_FOR(i, n) st(out, i, ld(inp, i) * dropout_factor(drop.seed, stream, offset + i, drop.p, scale));
+    drop_for(n, offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, 1,
+             [&](size_t i, float f) { st(out, i, ld(inp, i) * f); });
 }
 
 /* dinp[i] += dout[i] * f(offset + i) (f = 1 when p == 0) */
@@ -116,11 +114,8 @@ __global__ void dropout_backward_kernel(A *dinp, const A *dout, size_t n, tftx_d
                                         float scale, int dropping, int add)
 {
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
-    CUDA_FOR(i, n)
-    {
-        float d = ld(dout, i), base = add ? ld(dinp, i) : 0.0f;
-        st(dinp, i, base + (dropping ? d * dropout_factor(drop.seed, stream, offset + i, drop.p, scale) : d));
-    }
+    drop_for(n, offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, dropping,
+             [&](size_t i, float f) { st(dinp, i, (add ? ld(dinp, i) : 0.0f) + ld(dout, i) * f); });
 }
 
 __global__ void scale_kernel(float *x, size_t n, float s)
@@ -208,7 +203,7 @@ void cuda_residual_forward(void *self, float *out, const float *a, const float *
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, residual_forward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_blocks(N, offset), CUDA_THREADS, be->stream, residual_forward_kernel<A>)(
                      (A *)out, (const A *)a, (const A *)b, N, drop, offset, cuda_dropout_scale(drop.p),
                      drop.p > 0.0f));
     CUDA_LAUNCHED(be);
@@ -232,7 +227,7 @@ void cuda_dropout_forward(void *self, float *out, const float *inp, size_t N, tf
             CUDA_OK(be, cudaMemcpyAsync(out, inp, N * cuda_act_size(be), cudaMemcpyDeviceToDevice, be->stream));
         return;
     }
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, dropout_forward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_blocks(N, offset), CUDA_THREADS, be->stream, dropout_forward_kernel<A>)(
                      (A *)out, (const A *)inp, N, drop, offset, cuda_dropout_scale(drop.p)));
     CUDA_LAUNCHED(be);
 }
@@ -242,7 +237,7 @@ void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N,
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, dropout_backward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_blocks(N, offset), CUDA_THREADS, be->stream, dropout_backward_kernel<A>)(
                      (A *)dinp, (const A *)dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f,
                      dinp_add));
     CUDA_LAUNCHED(be);

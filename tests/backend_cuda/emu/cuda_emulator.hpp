@@ -7,7 +7,7 @@
  *
  * What a kernel may use: threadIdx, blockIdx, blockDim, gridDim (x and y),
  * static __shared__ arrays, __syncthreads(), __threadfence(), atomicAdd on
- * unsigned, __ldcg, __shfl_sync and
+ * unsigned, __ldcg, __syncwarp, __shfl_sync and
  * __shfl_xor_sync (on 4- or 8-byte values), min and max, __float_as_uint,
  * emu_mma_tf32 and emu_mma_bf16 (the m16n8k8 tf32 and m16n8k16 bf16
  * tensor-core products, fragments laid out as the PTX ISA specifies; the
@@ -72,6 +72,11 @@ template <class T> static inline T __shfl_sync(unsigned mask, T v, int src_lane)
 template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask)
 {
     return __shfl_sync(mask, v, (int)(emu_lane() ^ (unsigned)lane_mask));
+}
+/* a warp barrier: every lane's writes before it are seen after it */
+static inline void __syncwarp(unsigned mask = 0xffffffffu)
+{
+    (void)__shfl_sync(mask, 0u, 0);
 }
 /* d (16x8, 4 per lane) += a (16x8, tf32, 4 per lane) * b (8x8, tf32, 2 per lane) */
 void emu_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2]);
