@@ -514,6 +514,67 @@ static void test_optimizer(registry *reg, const char *name, int staged)
     values_free(pl->desc, v);
 }
 
+/* Precision bf16: the linear layers read their weights in the bfloat16
+ * copy of the arena made after each optimizer step, and convert them
+ * themselves again once copy_in wrote new ones. A layer lying in an arena
+ * (weight, bias, seven more floats), against the cpu: before any step,
+ * after one and after two (lr 0.5: the weights move), after new weights
+ * were copied in. */
+static void test_weights_after_steps(registry *reg)
+{
+    char err[1024], nm[128];
+    const plugin *pl = registry_find(reg, TFTX_KIND_OPTIMIZER, "sgd", err, sizeof err);
+    tftx_value *v = pl ? values_from_section(pl->desc, NULL) : NULL;
+    void *o = NULL;
+    tftx_error e = {0};
+    if (!pl || pl->desc->create(&tftx_host_services, v, &o, &e) != TFTX_OK) {
+        printf("FAIL weights after steps: %s\n", pl ? e.message : err);
+        failures++;
+        if (v) values_free(pl->desc, v);
+        return;
+    }
+    const tftx_optimizer_ops *ops = pl->desc->ops;
+    const int N = 33, C = 20, OC = 12;
+    const size_t nw = (size_t)OC * C, n = nw + OC + 7;
+    pair w = pair_param(n, -1, 1), g = pair_param(n, -1, 1), s[TFTX_OPT_MAX_SLOTS];
+    pair inp = pair_rand((size_t)N * C, -1, 1), out = pair_rand((size_t)N * OC, 0, 0);
+    pair dout = pair_rand((size_t)N * OC, -1, 1), dinp = pair_rand((size_t)N * C, 0, 0);
+    float *sc[TFTX_OPT_MAX_SLOTS], *sd[TFTX_OPT_MAX_SLOTS];
+    const int ns = ops->n_slots(o);
+    for (int k = 0; k < ns; k++) s[k] = pair_param(n, 0, 0), sc[k] = s[k].c, sd[k] = s[k].d;
+    const tftx_opt_range all = {0, n, 0};
+    static const char *const WHEN[] = {"before a step", "after a step", "after two steps", "after copy_in"};
+    for (int round = 0; round < 4; round++) {
+        if (round == 1 || round == 2) {
+            tftx_opt_step st[TFTX_OPT_GROUPS] = {{.step = round, .lr = 0.5f}, {.step = round, .lr = 0.5f}};
+            for (int k = 0; k < TFTX_OPT_GROUPS; k++) ops->prepare(o, &st[k]);
+            tftx_error e1 = {0}, e2 = {0};
+            if (cpu.ops->optimizer_step(cpu.self, ops, o, st, &all, 1, w.c, g.c, sc, &e1) != TFTX_OK ||
+                gpu.ops->optimizer_step(gpu.self, ops, o, st, &all, 1, w.d, g.d, sd, &e2) != TFTX_OK) {
+                printf("FAIL weights after steps: %s %s\n", e1.message, e2.message);
+                failures++;
+                break;
+            }
+        }
+        if (round == 3) pair_reset(&w, -1, 1);
+        for (int with_bias = 0; with_bias <= 1; with_bias++) {
+            cpu.ops->matmul_forward(cpu.self, out.c, inp.c, w.c, with_bias ? w.c + nw : NULL, N, C, OC);
+            gpu.ops->matmul_forward(gpu.self, out.d, inp.d, w.d, with_bias ? w.d + nw : NULL, N, C, OC);
+            snprintf(nm, sizeof nm, "bf16 weights %s: out%s", WHEN[round], with_bias ? " (bias)" : "");
+            compare(nm, out.c, out.d, out.n, 0);
+        }
+        cpu.ops->matmul_backward(cpu.self, dinp.c, NULL, NULL, dout.c, inp.c, w.c, N, C, OC, 0, 1);
+        gpu.ops->matmul_backward(gpu.self, dinp.d, NULL, NULL, dout.d, inp.d, w.d, N, C, OC, 0, 1);
+        snprintf(nm, sizeof nm, "bf16 weights %s: dinp", WHEN[round]);
+        compare(nm, dinp.c, dinp.d, dinp.n, 0);
+    }
+    for (int k = 0; k < ns; k++) pair_free(&s[k]);
+    pair *all_pairs[] = {&w, &g, &inp, &out, &dout, &dinp};
+    for (size_t i = 0; i < sizeof all_pairs / sizeof *all_pairs; i++) pair_free(all_pairs[i]);
+    pl->desc->destroy(o);
+    values_free(pl->desc, v);
+}
+
 /* ------------------------------------------------------------ main */
 
 /* Step graphs (backend.h), on a fresh instance (its working memory not yet
@@ -771,6 +832,7 @@ int main(void)
         matmul_via(64, 64, 64, 1, 3);
         matmul_via(256, 128, 384, 1, 3);
         matmul_via(33, 17, 9, 1, 3); /* bf16: the weight and bias copies at odd sizes */
+        if (act16) test_weights_after_steps(&reg);
         tol_scale = 2 * REDUCED[k].scale;
         test_attention(2, 130, 2, 64, 1, 1, 0.1f);
         /* the fused kernels (cuda_flash.cuh): head sizes 32 and 64 */

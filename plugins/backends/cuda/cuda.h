@@ -76,6 +76,15 @@ typedef struct cuda_backend {
     /* bf16 copies of the linear layers' weights (precision bf16) */
     void *half;
     size_t half_bytes;
+    /* precision bf16: a bfloat16 copy of the parameter arena the optimizer
+       steps, shadow_n floats from shadow_of, made after each step and
+       dropped when copy_in writes into it (the arena changes only through
+       those two); the linear layers read their weights there instead of
+       converting them each call (cuda_matmul.cu) */
+    void *shadow;
+    size_t shadow_bytes, shadow_n;
+    const float *shadow_of;
+    int shadow_ok, shadow_off; /* shadow_off: no room for it */
     /* attention's float copies of bfloat16 activations (cuda_attention.cu) */
     void *att32;
     size_t att32_bytes;
@@ -130,6 +139,14 @@ cublasComputeType_t cuda_compute_type(const cuda_backend *be);
  * (logged as `what`, instance failed) or when it would have to grow while
  * a step graph is recorded (the recording fails). */
 void *cuda_grow(cuda_backend *be, void **buf, size_t *have, size_t bytes, const char *what);
+
+/* The bf16 copy of the parameter arena (above): made again from w (n
+ * floats) after an optimizer step; forgotten when [dst, dst + bytes) is
+ * written by copy_in and overlaps it. Either change bumps `moves`, so that
+ * graphs recorded before (which read the copy, or converted the weights
+ * themselves) are recorded again. */
+void cuda_shadow_refresh(cuda_backend *be, const float *w, size_t n);
+void cuda_shadow_forget(cuda_backend *be, const void *dst, size_t bytes);
 
 /* Device working memory of at least `bytes` (grown, never shrunk; the
  * stream is synchronised before a reallocation). NULL when out of memory

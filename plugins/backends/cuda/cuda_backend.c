@@ -131,6 +131,13 @@ static void cuda_copy_in(void *self, void *dst, const void *host_src, size_t byt
     if (bytes) CUDA_OK(be, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, be->stream));
 }
 
+/* The table's copy_in: new parameters make their bf16 copy stale. */
+static void cuda_copy_in_op(void *self, void *dst, const void *host_src, size_t bytes)
+{
+    cuda_shadow_forget(self, dst, bytes);
+    cuda_copy_in(self, dst, host_src, bytes);
+}
+
 /* Waits for the stream: the host reads the result next. */
 static void cuda_copy_out(void *self, void *host_dst, const void *src, size_t bytes)
 {
@@ -243,15 +250,22 @@ static tftx_status cuda_optimizer_step(void *self, const tftx_optimizer_ops *opt
     cuda_backend *be = self;
     if (!opt) return be->host->error(err, TFTX_ERR_INVALID, "cuda backend: no optimizer");
     if (n_ranges == 0) return TFTX_OK;
+    tftx_status rc;
     if (!opt->step_cuda) {
         if (!opt->step_cpu)
             return be->host->error(err, TFTX_ERR_INVALID,
                                    "cuda backend: the optimizer has neither a CUDA nor a CPU step");
-        return staged_step(be, opt, opt_self, st, ranges, n_ranges, w, g, slots, err);
+        rc = staged_step(be, opt, opt_self, st, ranges, n_ranges, w, g, slots, err);
+    } else if ((rc = split_ranges(be, ranges, n_ranges, err)) == TFTX_OK) {
+        rc = opt->step_cuda(opt_self, st, be->opt_split, be->opt_split_n, w, g, slots, be->stream, err);
     }
-    tftx_status rc = split_ranges(be, ranges, n_ranges, err);
-    if (rc != TFTX_OK) return rc;
-    return opt->step_cuda(opt_self, st, be->opt_split, be->opt_split_n, w, g, slots, be->stream, err);
+    if (rc == TFTX_OK && be->act16) { /* the weights' bf16 copy, from the arena's start to its last range's end */
+        size_t end = 0;
+        for (size_t r = 0; r < n_ranges; r++)
+            if (ranges[r].offset + ranges[r].n > end) end = ranges[r].offset + ranges[r].n;
+        cuda_shadow_refresh(be, w, end);
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------- step graphs */
@@ -336,7 +350,7 @@ static void cuda_graph_free(void *self, void *graph)
 static tftx_backend_ops OPS = {
     .alloc = cuda_alloc,
     .free = cuda_free,
-    .copy_in = cuda_copy_in,
+    .copy_in = cuda_copy_in_op,
     .copy_out = cuda_copy_out,
     .zero = cuda_zero,
     .sync = cuda_sync,
@@ -509,6 +523,7 @@ static void cuda_destroy(void *instance)
     if (be->ptrs) cudaFree(be->ptrs);
     if (be->att32) cudaFree(be->att32);
     if (be->half) cudaFree(be->half);
+    if (be->shadow) cudaFree(be->shadow);
     if (be->opt_split) cudaFree(be->opt_split);
     cuda_lt_destroy(be);
     cublasDestroy(be->blas);

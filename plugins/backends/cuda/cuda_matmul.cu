@@ -69,6 +69,53 @@ static const __nv_bfloat16 *to_bf16(cuda_backend *be, __nv_bfloat16 *dst, const 
     return dst;
 }
 
+/* p's n floats in the arena's bf16 copy (cuda.h), or NULL */
+static const __nv_bfloat16 *shadow_at(const cuda_backend *be, const float *p, size_t n)
+{
+    if (!be->shadow_ok || p < be->shadow_of || p + n > be->shadow_of + be->shadow_n) return NULL;
+    return (const __nv_bfloat16 *)be->shadow + (p - be->shadow_of);
+}
+
+/* A weight (OC*C floats) in bfloat16: its place in the arena's copy, or a
+ * conversion into the bf16 area; NULL when out of memory. */
+static const __nv_bfloat16 *weight_bf16(cuda_backend *be, const float *weight, size_t n)
+{
+    const __nv_bfloat16 *w16 = shadow_at(be, weight, n);
+    if (w16) return w16;
+    __nv_bfloat16 *h = bf16_area(be, n);
+    return h ? to_bf16(be, h, weight, n) : NULL;
+}
+
+extern "C" void cuda_shadow_refresh(cuda_backend *be, const float *w, size_t n)
+{
+    const size_t bytes = n * sizeof(__nv_bfloat16);
+    if (!n || be->shadow_off) return;
+    int changed = !be->shadow_ok || be->shadow_of != w || be->shadow_n != n;
+    if (bytes > be->shadow_bytes) { /* once: the arena keeps its size */
+        CUDA_OK(be, cudaStreamSynchronize(be->stream)); /* kernels may still read the old one */
+        if (be->shadow) cudaFree(be->shadow);
+        be->shadow = NULL, be->shadow_bytes = 0, be->shadow_ok = 0, changed = 1;
+        if (cudaMalloc(&be->shadow, bytes) != cudaSuccess) { /* no room: convert each call, as before */
+            cudaGetLastError();
+            be->shadow = NULL, be->shadow_off = 1;
+            be->host->log(TFTX_LOG_DEBUG, "cuda backend: no room for the weights' bf16 copy (%zu MiB)", bytes >> 20);
+            return;
+        }
+        be->shadow_bytes = bytes;
+    }
+    to_bf16(be, (__nv_bfloat16 *)be->shadow, w, n);
+    be->shadow_ok = 1, be->shadow_of = w, be->shadow_n = n;
+    if (changed) be->moves++; /* graphs recorded before read the weights elsewhere */
+}
+
+extern "C" void cuda_shadow_forget(cuda_backend *be, const void *dst, size_t bytes)
+{
+    const char *d = (const char *)dst, *lo = (const char *)be->shadow_of;
+    if (!be->shadow_ok || d + bytes <= lo || d >= lo + be->shadow_n * sizeof(float)) return;
+    be->shadow_ok = 0;
+    be->moves++; /* graphs that read the copy convert the new weights instead */
+}
+
 /* C = alpha op(A) op(B) + beta C with bf16 A and B; C bf16 (c16) or fp32 */
 static void gemm_bf16(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                       const float *alpha, const bf16 *A, int lda, const bf16 *B, int ldb, const float *beta, void *C,
@@ -261,6 +308,11 @@ static int lt_bias_forward(cuda_backend *be, float *out, const float *inp, const
         return p && lt_run(be, p, weight, inp, out, bias, 0.0f);
     }
     const size_t nw = (size_t)OC * C, b_at = (nw + 7) / 8 * 8; /* the bias 16-byte aligned */
+    const __nv_bfloat16 *w16 = shadow_at(be, weight, nw), *b16 = shadow_at(be, bias, (size_t)OC);
+    if (w16 && b16) { /* both in the arena's copy */
+        lt_plan *p = lt_plan_of(be, LT_BIAS, OC, N, C, w16, inp, out, b16);
+        if (p) return lt_run(be, p, w16, inp, out, b16, 0.0f);
+    }
     __nv_bfloat16 *h = bf16_area(be, b_at + (size_t)OC);
     lt_plan *p = h ? lt_plan_of(be, LT_BIAS, OC, N, C, h, inp, out, h + b_at) : NULL;
     if (!p) return 0;
@@ -319,10 +371,8 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
         return;
     }
     if (be->act16) {
-        __nv_bfloat16 *h = bf16_area(be, (size_t)OC * C);
-        if (!h) return;
-        const __nv_bfloat16 *w16 = to_bf16(be, h, weight, (size_t)OC * C);
-        gemm_bf16(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w16, C, (const bf16 *)inp, C, &beta, out, 1, OC);
+        const __nv_bfloat16 *w16 = weight_bf16(be, weight, (size_t)OC * C);
+        if (w16) gemm_bf16(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w16, C, (const bf16 *)inp, C, &beta, out, 1, OC);
         return;
     }
     gemm(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C, &beta, out, OC);
@@ -351,9 +401,8 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
     if (be->act16) {
         const bf16 *d16 = (const bf16 *)dout;
         if (dinp) {
-            __nv_bfloat16 *h = bf16_area(be, (size_t)OC * C);
-            if (!h) return;
-            const __nv_bfloat16 *w16 = to_bf16(be, h, weight, (size_t)OC * C);
+            const __nv_bfloat16 *w16 = weight_bf16(be, weight, (size_t)OC * C);
+            if (!w16) return;
             gemm_bf16(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w16, C, d16, OC, &beta_in, dinp, 1, C);
         }
         if (dweight)
