@@ -116,7 +116,8 @@ int cmd_bench(int argc, char **argv)
         float loss;
         session_start_step(&s);
         batch.step = (uint64_t)i;
-        if (session_train_pass(&s, &batch, 1, &loss, &err) != TFTX_OK || session_optimizer_step(&s, s.lr, &err) != TFTX_OK) {
+        if (session_train_pass(&s, &batch, 1, &loss, &err) != TFTX_OK ||
+            session_optimizer_step(&s, s.lr, &err) != TFTX_OK) {
             fprintf(stderr, "tftx: step %ld: %s\n", i + 1, err.message);
             rc = 1;
             break;

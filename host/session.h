@@ -50,12 +50,12 @@ typedef struct run_session {
 tftx_status session_open(run_session *s, const tnode *config, registry *reg, const session_hints *h, tftx_error *err);
 void session_close(run_session *s);
 
-/* Forward and backward of one training batch, adding its gradients (or
- * writing them: `first`, below): the model's train_pass when it has one (a step graph where the backend
+/* Forward and backward of one training batch, adding its gradients: the
+ * model's train_pass when it has one (a step graph where the backend
  * records them), else forward then backward. *loss: the batch's mean
  * loss; when it is not finite the gradients are not to be used. first:
- * the step's first pass (which writes the gradients when the model can,
- * tftx_batch.write_grads). */
+ * the step's first pass, which writes the gradients instead when the
+ * model can (tftx_batch.write_grads). */
 tftx_status session_train_pass(run_session *s, const tftx_batch *batch, int first, float *loss, tftx_error *err);
 
 /* One optimizer step over all parameters with learning rate `lr` (the

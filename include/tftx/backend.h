@@ -132,8 +132,8 @@ typedef struct tftx_backend_ops {
     void (*layernorm_forward)(void *self, float *out, float *mean, float *rstd, const float *inp,
                               const float *weight, const float *bias, int N, int C, float eps);
     void (*layernorm_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
-                               const float *inp, const float *weight, const float *mean, const float *rstd,
-                               int N, int C, int dinp_add, int dparam_add);
+                               const float *inp, const float *weight, const float *mean, const float *rstd, int N,
+                               int C, int dinp_add, int dparam_add);
 
     /* ----------------------------------------------------------- matmul */
     /* Linear layer: out = inp @ weight^T + bias.
@@ -144,9 +144,8 @@ typedef struct tftx_backend_ops {
     /* dinp += dout @ weight (dinp_add = 1), or dinp = dout @ weight with
      * its old contents never read (dinp_add = 0); dweight (+)= dout^T @
      * inp, dbias (+)= sum_n dout (dparam_add: the top) */
-    void (*matmul_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, int N, int C, int OC, int dinp_add,
-                            int dparam_add);
+    void (*matmul_backward)(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, int N, int C, int OC, int dinp_add, int dparam_add);
 
     /* -------------------------------------------------------- attention */
     /* Multi-head scaled dot-product attention over packed q,k,v.
@@ -193,8 +192,8 @@ typedef struct tftx_backend_ops {
      * same bits, in one pass over the rows (a residual add is mostly
      * followed by a layer norm). NULL: the model calls the two. */
     void (*residual_layernorm_forward)(void *self, float *out, float *ln, float *mean, float *rstd, const float *a,
-                                       const float *b, const float *weight, const float *bias, int N, int C,
-                                       float eps, tftx_dropout drop);
+                                       const float *b, const float *weight, const float *bias, int N, int C, float eps,
+                                       tftx_dropout drop);
 
     /* -------------------------------------------------- dropout (act) */
     /* out = mask * inp / (1-p); `offset` shifts the element counter so

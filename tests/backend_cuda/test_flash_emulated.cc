@@ -173,11 +173,16 @@ template <int HS, class P> void run_case(const attn_case &k, int mode)
 int main()
 {
     static const attn_case CASES[] = {
-        {2, 37, 64, 2, 0, 0, 0.0f},   {2, 37, 64, 2, 1, 0, 0.0f},  {3, 37, 64, 2, 1, 1, 0.2f},
-        {3, 37, 64, 2, 0, 1, 0.2f},   {1, 70, 128, 2, 1, 0, 0.1f}, {3, 70, 128, 2, 0, 1, 0.0f},
+        {2, 37, 64, 2, 0, 0, 0.0f},
+        {2, 37, 64, 2, 1, 0, 0.0f},
+        {3, 37, 64, 2, 1, 1, 0.2f},
+        {3, 37, 64, 2, 0, 1, 0.2f},
+        {1, 70, 128, 2, 1, 0, 0.1f},
+        {3, 70, 128, 2, 0, 1, 0.0f},
         {1, 130, 64, 1, 1, 1, 0.25f},
         /* T a multiple of 4: the dropout tiles' keep bits shared by shuffles (fl_keep_tile) */
-        {2, 68, 64, 2, 1, 1, 0.2f},   {1, 96, 128, 2, 0, 0, 0.15f},
+        {2, 68, 64, 2, 1, 1, 0.2f},
+        {1, 96, 128, 2, 0, 0, 0.15f},
     };
     for (int mode = 0; mode <= 2; mode++)
         for (const attn_case &k : CASES) {

@@ -94,7 +94,7 @@ void cpu_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, 
                     dinp_add ? 1.0f : 0.0f, dinp, C);
     /* dweight (OC,C) (+)= dout^T (OC,N) @ inp (N,C) */
     if (dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
-                    dparam_add ? 1.0f : 0.0f, dweight, C);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, dparam_add ? 1.0f : 0.0f,
+                    dweight, C);
     cpu_blas_end(saved);
 }

@@ -67,7 +67,7 @@ typedef struct cuda_backend {
        read the old one and must be recorded again */
     unsigned moves;
     void *blas_work; /* cuBLAS's workspace, set once (no allocation while recording) */
-    unsigned *ticket; /* device counter of colsum_finish (cuda_device.cuh), 0 between kernels */
+    unsigned *ticket;  /* device counter of colsum_finish (cuda_device.cuh), 0 between kernels */
     int warned_staged; /* the staged optimizer fallback was reported */
     /* working memory that grows on demand (attention's dropped
        probabilities, partial sums): device, `work_bytes` long */
@@ -181,9 +181,9 @@ void cuda_layernorm_forward(void *self, float *out, float *mean, float *rstd, co
 void cuda_residual_layernorm_forward(void *self, float *out, float *ln, float *mean, float *rstd, const float *a,
                                      const float *b, const float *weight, const float *bias, int N, int C, float eps,
                                      tftx_dropout drop);
-void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
-                             const float *inp, const float *weight, const float *mean, const float *rstd, int N,
-                             int C, int dinp_add, int dparam_add);
+void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                             const float *weight, const float *mean, const float *rstd, int N, int C, int dinp_add,
+                             int dparam_add);
 void cuda_matmul_forward(void *self, float *out, const float *inp, const float *weight, const float *bias, int N,
                          int C, int OC);
 void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,

@@ -481,9 +481,8 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
         bs = CUBLAS_STATUS_ALLOC_FAILED;
     }
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetWorkspace(be->blas, be->blas_work, CUDA_BLAS_WORKSPACE);
-    if (bs == CUBLAS_STATUS_SUCCESS &&
-        (cudaMalloc((void **)&be->ticket, sizeof *be->ticket) != cudaSuccess ||
-         cudaMemset(be->ticket, 0, sizeof *be->ticket) != cudaSuccess)) {
+    if (bs == CUBLAS_STATUS_SUCCESS && (cudaMalloc((void **)&be->ticket, sizeof *be->ticket) != cudaSuccess ||
+                                        cudaMemset(be->ticket, 0, sizeof *be->ticket) != cudaSuccess)) {
         cudaGetLastError();
         bs = CUBLAS_STATUS_ALLOC_FAILED;
     }

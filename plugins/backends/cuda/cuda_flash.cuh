@@ -152,8 +152,8 @@ FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint64_t base, ui
     if (base % 4 != 0 || !(cols || rows)) {
         FL_UNROLL
         for (int q = 0; q < 4; q++)
-            f[q] = fl_keep(drop, base + (uint64_t)(g + (q >> 1) * 8) * rs + (uint64_t)(2 * t4 + (q & 1)) * cs,
-                           keep_scale);
+            f[q] =
+                fl_keep(drop, base + (uint64_t)(g + (q >> 1) * 8) * rs + (uint64_t)(2 * t4 + (q & 1)) * cs, keep_scale);
         return;
     }
     /* group L: row L/2, columns 4*(L%2).. (cols); column L/4, rows 4*(L%4).. (rows) */
@@ -411,8 +411,8 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, const A *
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(s[j], qa, ks, j * 8, g, t4);
-            if (dropping) fl_keep_tile(kf[j], drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane,
-                                       keep_scale);
+            if (dropping)
+                fl_keep_tile(kf[j], drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane, keep_scale);
         }
         FL_UNROLL
         for (int hr = 0; hr < 2; hr++) {
@@ -534,7 +534,8 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(p[j], ka, qs, j * 8, g, t4);
             float kf[4];
-            if (dropping) fl_keep_tile(kf, drop, ((uint64_t)bh * T + qb + j * 8) * T + kw, 1, T, g, t4, lane, keep_scale);
+            if (dropping)
+                fl_keep_tile(kf, drop, ((uint64_t)bh * T + qb + j * 8) * T + kw, 1, T, g, t4, lane, keep_scale);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
@@ -609,7 +610,8 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
             fl_times_rows<P, HS>(s[j], qa, ks, j * 8, g, t4);
             fl_times_rows<P, HS>(dpd, oa, vs, j * 8, g, t4);
             float kf[4];
-            if (dropping) fl_keep_tile(kf, drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane, keep_scale);
+            if (dropping)
+                fl_keep_tile(kf, drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane, keep_scale);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int hr = q >> 1, row = qw + g + hr * 8, key = k0 + j * 8 + 2 * t4 + (q & 1);

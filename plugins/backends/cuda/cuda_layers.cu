@@ -524,9 +524,9 @@ void cuda_layernorm_backward(void *self, float *dinp, float *dweight, float *dbi
         CUDA_LAUNCHED(be);
     }
     if (dweight || dbias) {
-        ACT_CALL(be, colsum(be, dweight, dbias,
-                            layernorm_param_grads<A>{(const A *)dout, (const A *)inp, mean, rstd, C}, N, C,
-                            dparam_add));
+        ACT_CALL(be,
+                 colsum(be, dweight, dbias, layernorm_param_grads<A>{(const A *)dout, (const A *)inp, mean, rstd, C}, N,
+                        C, dparam_add));
     }
 }
 

@@ -91,8 +91,8 @@ extern "C" void cuda_shadow_refresh(cuda_backend *be, const float *w, size_t n)
     const size_t bytes = n * sizeof(__nv_bfloat16);
     if (!n || be->shadow_off) return;
     int changed = !be->shadow_ok || be->shadow_of != w || be->shadow_n != n;
-    if (bytes > be->shadow_bytes) { /* once: the arena keeps its size */
-        CUDA_OK(be, cudaStreamSynchronize(be->stream)); /* kernels may still read the old one */
+    if (bytes > be->shadow_bytes) { /* once: the arena keeps its size; kernels may still read the old copy */
+        CUDA_OK(be, cudaStreamSynchronize(be->stream));
         if (be->shadow) cudaFree(be->shadow);
         be->shadow = NULL, be->shadow_bytes = 0, be->shadow_ok = 0, changed = 1;
         if (cudaMalloc(&be->shadow, bytes) != cudaSuccess) { /* no room: convert each call, as before */
@@ -332,8 +332,8 @@ __global__ void add_kernel(float *y, const float *x, int n)
  * added, or where cuBLASLt has no algorithm for dbias's alignment, into
  * working memory, then added (or copied). 0 when cuBLASLt has no
  * algorithm for it. */
-static int lt_weight_and_bias_backward(cuda_backend *be, float *dweight, float *dbias, const void *dout, const void *inp,
-                                       int N, int C, int OC, int add)
+static int lt_weight_and_bias_backward(cuda_backend *be, float *dweight, float *dbias, const void *dout,
+                                       const void *inp, int N, int C, int OC, int add)
 {
     const float beta = add ? 1.0f : 0.0f;
     lt_plan *p = add ? NULL : lt_plan_of(be, LT_BGRADB, C, OC, N, inp, dout, dweight, dbias);
@@ -372,7 +372,8 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
     }
     if (be->act16) {
         const __nv_bfloat16 *w16 = weight_bf16(be, weight, (size_t)OC * C);
-        if (w16) gemm_bf16(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w16, C, (const bf16 *)inp, C, &beta, out, 1, OC);
+        if (w16)
+            gemm_bf16(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w16, C, (const bf16 *)inp, C, &beta, out, 1, OC);
         return;
     }
     gemm(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C, &beta, out, OC);

@@ -204,8 +204,7 @@ void cuda_residual_forward(void *self, float *out, const float *a, const float *
     cuda_backend *be = cuda_of(self);
     if (!N) return;
     ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_blocks(N, offset), CUDA_THREADS, be->stream, residual_forward_kernel<A>)(
-                     (A *)out, (const A *)a, (const A *)b, N, drop, offset, cuda_dropout_scale(drop.p),
-                     drop.p > 0.0f));
+                     (A *)out, (const A *)a, (const A *)b, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f));
     CUDA_LAUNCHED(be);
 }
 
@@ -238,8 +237,7 @@ void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N,
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
     ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_blocks(N, offset), CUDA_THREADS, be->stream, dropout_backward_kernel<A>)(
-                     (A *)dinp, (const A *)dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f,
-                     dinp_add));
+                     (A *)dinp, (const A *)dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f, dinp_add));
     CUDA_LAUNCHED(be);
 }
 

@@ -325,14 +325,16 @@ static tftx_status bow_backward(void *self, tftx_error *err)
 
     K->zero(S, m->g_logits, (size_t)B * L * m->act_bytes);
     K->crossentropy_backward(S, m->g_logits, m->probs, m->labels, m->dloss, B, L, L);
-    K->matmul_backward(S, m->g_ad, P(m, G, T_W2), P(m, G, T_B2), m->g_logits, cls_in, P(m, W, T_W2), B, H, L, 0, m->padd);
+    K->matmul_backward(S, m->g_ad, P(m, G, T_W2), P(m, G, T_B2), m->g_logits, cls_in, P(m, W, T_W2), B, H, L, 0,
+                       m->padd);
     const float *g_a = m->g_ad;
     if (d.p > 0) {
         K->dropout_backward(S, m->g_a, m->g_ad, (size_t)B * H, d, 0, 0);
         g_a = m->g_a;
     }
     K->activation_backward(S, m->g_h, g_a, m->h, (size_t)B * H, m->act, 0);
-    K->matmul_backward(S, m->g_pooled, P(m, G, T_W1), P(m, G, T_B1), m->g_h, m->pooled, P(m, W, T_W1), B, C, H, 0, m->padd);
+    K->matmul_backward(S, m->g_pooled, P(m, G, T_W1), P(m, G, T_B1), m->g_h, m->pooled, P(m, W, T_W1), B, C, H, 0,
+                       m->padd);
     K->zero(S, m->g_emb, (size_t)B * T * C * m->act_bytes);
     if (!m->padd) K->zero(S, P(m, G, T_EMB), m->tensors[T_EMB].numel * sizeof(float)); /* the tokens' rows add */
     K->pool_mean_backward(S, m->g_emb, m->g_pooled, m->has_mask ? m->mask : NULL, B, T, C);

@@ -161,8 +161,8 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     const float *att_in = x;
     if (!post) {
         if (l == 0)
-            K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, x, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N,
-                                 C, eps);
+            K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, x, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N, C,
+                                 eps);
         att_in = a->ln1;
     }
     K->matmul_forward(S, a->qkv, att_in, tf_l(m, P, l, L_QKV_W), tf_l(m, P, l, L_QKV_B), N, C, 3 * C);
@@ -180,7 +180,7 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     K->matmul_forward(S, tmp, atty, tf_l(m, P, l, L_PROJ_W), tf_l(m, P, l, L_PROJ_B), M, C, C);
     /* r1 and the MLP's input: post, ln1 of r1; pre, ln2 of r1 */
     const tf_ln_out n1 = post ? (tf_ln_out){a->ln1, a->mean1, a->rstd1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B)}
-                            : (tf_ln_out){a->ln2, a->mean2, a->rstd2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B)};
+                              : (tf_ln_out){a->ln2, a->mean2, a->rstd2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B)};
     add_dropped_norm(m, a->r1, xr, tmp, M, C, stride, d_proj, n1);
 
     /* MLP half; r2 and the layer norm of it: post, this block's ln2 (its
@@ -189,7 +189,7 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     K->activation_forward(S, a->g, a->f, (size_t)M * F, c->act);
     K->matmul_forward(S, tmp, a->g, tf_l(m, P, l, L_FC2_W), tf_l(m, P, l, L_FC2_B), M, F, C);
     const tf_ln_out n2 = post ? (tf_ln_out){a->ln2, a->mean2, a->rstd2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B)}
-                            : norm_after(m, l);
+                              : norm_after(m, l);
     add_dropped_norm(m, a->r2, post ? a->ln1 : a->r1, tmp, M, C, stride, d_mlp, n2);
 }
 
