@@ -148,9 +148,11 @@ for cfg in bert-small gpt-small gpt2-124m; do
     *-nographs) args+=(--set train.cuda.graphs=false) ;;
     *-biaskernel) args+=(--set train.cuda.fuse_bias=false) ;;
     esac
-    timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 --set 'train.backend="cuda"' \
-      "${args[@]}" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
-    grep -vE "^\s*$" "$out/bench-$cfg-$prec.log" | tail -4
+    debug=0; [ "$prec" = tf32 ] && debug=1 # the graphs' node counts and cuBLASLt's refusals in the log
+    TFTX_DEBUG=$debug timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \
+      --set 'train.backend="cuda"' "${args[@]}" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
+    grep -vE "^\s*$| debug: " "$out/bench-$cfg-$prec.log" | tail -4
+    grep -E "debug: .*(graph of|cuBLASLt)" "$out/bench-$cfg-$prec.log" | sed 's/^.*debug: //' | sort | uniq -c | head -6
   done
 done
 
