@@ -53,12 +53,20 @@
  * (backend memory, one uint64_t), the stream is instead
  * tftx_step_stream(*step, stream), with *step read when the kernel runs:
  * a recorded step graph (graph_begin) then draws new masks each time it
- * runs, after the model writes the new step there. */
+ * runs, after the model writes the new step there.
+ * With `row` > 0 (dropout_forward, dropout_backward, residual_forward,
+ * residual_layernorm_forward, whose element count is then a multiple of
+ * it, and for the last, equal to C), the elements are rows of `row` taken
+ * from a larger tensor: element i is mask element
+ * offset + (i / row) * row_stride + i % row, so a few rows of a tensor
+ * (the encoder's [CLS] tail) draw the masks of their places in the whole
+ * in one call. Attention ignores them (0). */
 typedef struct tftx_dropout {
     float p;
     uint64_t seed;
     uint64_t stream;
     const uint64_t *step;
+    uint64_t row, row_stride;
 } tftx_dropout;
 
 /* The stream a dropout draws from, in host and device code alike (a GPU

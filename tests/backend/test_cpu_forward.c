@@ -502,6 +502,39 @@ static void test_dropout_mask(void **state)
     free(o), free(inp), free(grad);
 }
 
+/* Rows of a larger tensor (tftx_dropout.row): one call over M rows of C,
+ * row r's mask at offset + r*row_stride, gives the bits of one call a row
+ * with the plain mask, for dropout forward and backward and the residual
+ * sum, on both thread counts. */
+static void test_dropout_rows(void **state)
+{
+    (void)state;
+    const size_t M = 37, C = 77, n = M * C, stride = 5 * C + 3;
+    const uint64_t offset = 1001;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *one = malloc(n * sizeof *one),
+          *rows = malloc(n * sizeof *rows);
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i % 13) - 6.0f, b[i] = 0.25f + (float)(i % 7);
+    const tftx_dropout plain = {.p = 0.3f, .seed = 77, .stream = 5};
+    tftx_dropout d = plain;
+    d.row = C, d.row_stride = stride;
+    for (int t = 0; t < NBE; t++)
+        for (int op = 0; op < 3; op++) {
+            for (size_t r = 0; r < M; r++) {
+                float *o = one + r * C;
+                const uint64_t at = offset + r * stride;
+                if (op == 0) ops->dropout_forward(be[t], o, b + r * C, C, plain, at);
+                if (op == 1) ops->residual_forward(be[t], o, a + r * C, b + r * C, C, plain, at);
+                if (op == 2)
+                    memcpy(o, a + r * C, C * sizeof *o), ops->dropout_backward(be[t], o, b + r * C, C, plain, at, 1);
+            }
+            if (op == 0) ops->dropout_forward(be[t], rows, b, n, d, offset);
+            if (op == 1) ops->residual_forward(be[t], rows, a, b, n, d, offset);
+            if (op == 2) memcpy(rows, a, n * sizeof *rows), ops->dropout_backward(be[t], rows, b, n, d, offset, 1);
+            if (memcmp(one, rows, n * sizeof *one) != 0) fail_msg("dropout rows, op %d, backend %d", op, t);
+        }
+    free(a), free(b), free(one), free(rows);
+}
+
 /* --------------------------------------------------- NULL gradients */
 
 /* A NULL gradient pointer skips that gradient; the others come out as in
@@ -641,19 +674,13 @@ static void test_optimizer_step(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_descriptor),
-        cmocka_unit_test(test_memory),
-        cmocka_unit_test(test_forward_matmul),
-        cmocka_unit_test(test_forward_attention),
-        cmocka_unit_test(test_forward_layernorm),
-        cmocka_unit_test(test_forward_crossentropy),
-        cmocka_unit_test(test_crossentropy_fused),
-        cmocka_unit_test(test_forward_pointwise),
-        cmocka_unit_test(test_nan_propagates),
-        cmocka_unit_test(test_forward_pooling_embedding),
-        cmocka_unit_test(test_dropout_mask),
-        cmocka_unit_test(test_null_gradients),
-        cmocka_unit_test(test_gradient_utilities),
+        cmocka_unit_test(test_descriptor),         cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_forward_matmul),     cmocka_unit_test(test_forward_attention),
+        cmocka_unit_test(test_forward_layernorm),  cmocka_unit_test(test_forward_crossentropy),
+        cmocka_unit_test(test_crossentropy_fused), cmocka_unit_test(test_forward_pointwise),
+        cmocka_unit_test(test_nan_propagates),     cmocka_unit_test(test_forward_pooling_embedding),
+        cmocka_unit_test(test_dropout_mask),       cmocka_unit_test(test_dropout_rows),
+        cmocka_unit_test(test_null_gradients),     cmocka_unit_test(test_gradient_utilities),
         cmocka_unit_test(test_optimizer_step),
     };
     return cmocka_run_group_tests(tests, backend_setup, backend_teardown);

@@ -125,7 +125,7 @@ template <int HS, class P> void run_case(const attn_case &k, int mode)
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++) mask[(size_t)b * T + t] = b % 3 == 0 ? t < T - T / 3 : b % 3 == 1 ? t >= 5 : 0;
     const uint8_t *mk = k.padded ? mask.data() : nullptr;
-    const tftx_dropout drop = {k.p, 0x5EEDull + (uint64_t)T, 7, nullptr};
+    const tftx_dropout drop = {k.p, 0x5EEDull + (uint64_t)T, 7, nullptr, 0, 0};
     const float keep_scale = k.p > 0 ? 1.0f / (1.0f - k.p) : 1.0f, scale = 1.0f / sqrtf((float)HS);
 
     std::vector<double> ref_out(n_out), ref_att(rows * T), ref_dqkv(dqkv0.begin(), dqkv0.end());

@@ -92,6 +92,14 @@ static void drop_apply(int nt, float *out, const float *a, const float *x, size_
                        uint64_t offset, int zero_plus)
 {
     const int dropping = drop.p > 0.0f;
+    if (dropping && drop.row) { /* rows, each at its place in the mask (backend.h) */
+        const size_t L = (size_t)drop.row;
+        tftx_dropout d = drop;
+        d.row = 0;
+        for (size_t r = 0; r < N / L; r++)
+            drop_apply(nt, out + r * L, a ? a + r * L : NULL, x + r * L, L, d, offset + r * drop.row_stride, zero_plus);
+        return;
+    }
     const float scale = dropping ? cpu_dropout_scale(drop.p) : 1.0f;
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
     const size_t nblocks = (N + DROP_BLOCK - 1) / DROP_BLOCK;

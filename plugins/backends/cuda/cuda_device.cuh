@@ -122,6 +122,20 @@ template <class Op>
 __device__ __forceinline__ void drop_for(size_t n, uint64_t offset, uint64_t first, uint64_t step,
                                          const tftx_dropout &drop, uint64_t stream, float scale, int dropping, Op op)
 {
+    if (dropping && drop.row) { /* rows of drop.row, row r from offset + r*row_stride (backend.h) */
+        const uint64_t L = drop.row, per_row = (L + 7) / 4; /* the groups a row can touch */
+        for (uint64_t t = first; t < n / L * per_row; t += step) {
+            const uint64_t r = t / per_row, start = offset + r * drop.row_stride, g = (start >> 2) + t % per_row;
+            if (4 * g >= start + L) continue;
+            const tftx_u32x4 w = tftx_philox(g, stream, drop.seed);
+            for (int k = 0; k < 4; k++) {
+                const uint64_t e = 4 * g + (uint64_t)k;
+                if (e >= start && e < start + L)
+                    op((size_t)(r * L + (e - start)), tftx_u24(w.v[k]) >= drop.p ? scale : 0.0f);
+            }
+        }
+        return;
+    }
     const uint64_t end = offset + n;
     for (uint64_t g = (offset >> 2) + first; 4 * g < end; g += step) {
         float f[4] = {1.0f, 1.0f, 1.0f, 1.0f};
@@ -138,7 +152,8 @@ __device__ __forceinline__ void drop_for(size_t n, uint64_t offset, uint64_t fir
 #define DROP_GRID_FIRST (blockIdx.x * (uint64_t)blockDim.x + threadIdx.x)
 #define DROP_GRID_STEP ((uint64_t)gridDim.x * blockDim.x)
 
-/* Blocks for drop_for over n elements from offset, a group a thread. */
+/* Blocks for drop_for over n elements from offset, a group a thread
+ * (rows: a few more, grid-stride). */
 static inline unsigned drop_blocks(size_t n, uint64_t offset)
 {
     return cuda_blocks((size_t)(((offset + n + 3) >> 2) - (offset >> 2)));

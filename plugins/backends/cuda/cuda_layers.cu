@@ -124,7 +124,10 @@ __global__ void residual_layernorm_forward_kernel(A *out, A *ln, float *mean, fl
     const size_t at = (size_t)row * C;
     A *r = out + at;
     const A *x = a + at, *y = b + at;
-    drop_for((size_t)C, at, lane, 32, drop, stream, scale, dropping,
+    tftx_dropout d = drop; /* this row's mask: at its place (drop.row = C), or the next C elements */
+    const uint64_t mask_at = d.row ? row * d.row_stride : at;
+    d.row = 0;
+    drop_for((size_t)C, mask_at, lane, 32, d, stream, scale, dropping,
              [&](size_t c, float f) { st(r, c, ld(x, c) + ld(y, c) * f); });
     __syncwarp(); /* the row's sum, written by other lanes, read by all below */
     layernorm_row(ln + at, mean, rstd, (const A *)r, weight, bias, row, C, eps, lane);

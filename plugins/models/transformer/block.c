@@ -40,9 +40,9 @@
  * leave the tail (d atty and the skip's d x) are scattered back to their
  * rows with pool_first_backward. Dropout on the tail draws each row's mask
  * at the row's place in the full (N,C) tensor, so the masks, the loss and
- * the gradients are those of the full computation. With dropout that is
- * one call per row, so only the cpu backend takes the tail then (on a GPU
- * a call is a kernel launch, dearer than the FLOPs it saves).
+ * the gradients are those of the full computation, in one call for all
+ * rows (tftx_dropout.row). The model parameter cls_tail = false computes
+ * the whole block instead.
  *
  * Dropout streams: element i of the mask at (step, layer, site) is
  * uniform(seed, stream, i) with stream = a hash of (step, layer, site), so
@@ -75,12 +75,15 @@ float *tf_block_out(const tf_model *m, int l)
 
 int tf_block_cls_tail(const tf_model *m, int l)
 {
-    /* with dropout, the tail's masks take one backend call per row: a
-       saving where FLOPs cost more than calls (the cpu backend), a loss on
-       a GPU, where each call is a kernel launch; the loss and gradients
-       are the same either way */
-    if (m->cfg.dropout > 0 && !(m->be.name && strcmp(m->be.name, "cpu") == 0)) return 0;
-    return m->cfg.arch == TF_ENCODER && l == m->cfg.layers - 1;
+    return m->cls_tail && m->cfg.arch == TF_ENCODER && l == m->cfg.layers - 1;
+}
+
+/* d for M rows of C taken every `stride` rows of a tensor: each row's mask
+ * drawn at its place in the whole (tftx_dropout.row), one call for all. */
+static tftx_dropout rows_of(tftx_dropout d, int C, int stride)
+{
+    if (stride > 1) d.row = (uint64_t)C, d.row_stride = (uint64_t)stride * (uint64_t)C;
+    return d;
 }
 
 /* A layer norm's output, statistics and parameters. */
@@ -102,20 +105,14 @@ static tf_ln_out norm_after(tf_model *m, int l)
 }
 
 /* out = x + dropout(y) over M rows of C: all N rows of an (N,C) tensor
- * (stride 1), the dropout drawn in the sum (residual_forward), or the
- * tail's rows b*stride, each row's mask drawn at its place in the full
- * tensor, one call a row, in place in y first. Then n = the layer norm of
- * out, in the same call where the backend has residual_layernorm_forward. */
-static void add_dropped_norm(tf_model *m, float *out, const float *x, float *y, int M, int C, int stride,
+ * (stride 1), or the tail's rows b*stride, each row's mask drawn at its
+ * place in the full tensor (rows_of); the dropout is drawn in the sum.
+ * Then n = the layer norm of out, in the same call where the backend has
+ * residual_layernorm_forward. */
+static void add_dropped_norm(tf_model *m, float *out, const float *x, const float *y, int M, int C, int stride,
                              tftx_dropout d, tf_ln_out n)
 {
-    if (stride > 1 && d.p > 0) {
-        for (int b = 0; b < M; b++) {
-            float *row = TFTX_ACT_AT(y, (size_t)b * C, m->act);
-            K->dropout_forward(S, row, row, (size_t)C, d, (uint64_t)b * stride * C);
-        }
-        d.p = 0.0f;
-    }
+    d = rows_of(d, C, stride);
     const float eps = (float)m->cfg.layer_norm_eps;
     if (K->residual_layernorm_forward) {
         K->residual_layernorm_forward(S, out, n.out, n.mean, n.rstd, x, y, n.w, n.b, M, C, eps, d);
@@ -125,20 +122,13 @@ static void add_dropped_norm(tf_model *m, float *out, const float *x, float *y, 
     K->layernorm_forward(S, n.out, n.mean, n.rstd, out, n.w, n.b, M, C, eps);
 }
 
-/* d(y) of add_dropped_norm's dropout: dout itself when p = 0, else g_drop (written:
- * every row has one call). */
+/* d(y) of add_dropped_norm's dropout: dout itself when p = 0, else g_drop
+ * (written). */
 static const float *dropout_rows_back(tf_model *m, const float *dout, int M, int C, int stride, tftx_dropout d)
 {
     if (d.p <= 0) return dout;
-    float *g = m->a.g_drop;
-    if (stride == 1) {
-        K->dropout_backward(S, g, dout, (size_t)M * C, d, 0, 0);
-    } else {
-        for (int b = 0; b < M; b++)
-            K->dropout_backward(S, TFTX_ACT_AT(g, (size_t)b * C, m->act), TFTX_ACT_AT(dout, (size_t)b * C, m->act),
-                                (size_t)C, d, (uint64_t)b * stride * C, 0);
-    }
-    return g;
+    K->dropout_backward(S, m->a.g_drop, dout, (size_t)M * C, rows_of(d, C, stride), 0, 0);
+    return m->a.g_drop;
 }
 
 void tf_block_forward(tf_model *m, int l, const float *x)

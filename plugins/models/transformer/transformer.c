@@ -43,6 +43,9 @@ static const tftx_param_spec PARAMS[] = {
     TFTX_P_FLOAT("layer_norm_eps", 1e-12, 0, 1, "LayerNorm epsilon; when not set: 1e-12 encoder, 1e-5 decoder"),
     TFTX_P_STRING("pretrained", "",
                   "Hugging Face checkpoint directory (config.json + model.safetensors, float32); \"\" = none"),
+    TFTX_P_BOOL("cls_tail", 1,
+                "encoder: the last block after attention for the [CLS] rows only, which the loss reads (the same "
+                "loss and gradients, fewer FLOPs); false: for every row"),
 };
 
 /* ------------------------------------------------------------ accessors */
@@ -268,6 +271,7 @@ static tftx_status tf_create(const tftx_host *host, const tftx_value *v, void **
     m->host = host;
     tf_config_set set = {0};
     config_from_values(v, &m->cfg, &set);
+    m->cls_tail = tftx_param(&DESC, v, "cls_tail")->i != 0;
     tf_config_arch_defaults(&m->cfg, &set);
     tftx_status st = TFTX_OK;
     const char *pre = tftx_param(&DESC, v, "pretrained")->s;
