@@ -100,11 +100,6 @@ void mt_done(void)
     registry_free(&reg);
 }
 
-void mt_set_backend_name(const char *name)
-{
-    backend.name = name ? name : be_desc->name;
-}
-
 void mt_set_backend_ops(const tftx_backend_ops *ops)
 {
     backend.ops = ops ? ops : be_desc->ops;

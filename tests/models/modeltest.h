@@ -37,9 +37,6 @@ typedef struct mt_model {
 void mt_init(void);
 void mt_done(void);
 const tftx_backend *mt_backend(void);
-/* The backend name models bound from now on see (NULL: the real one); the
- * kernels stay the same. */
-void mt_set_backend_name(const char *name);
 /* Models bound from now on see this table instead of the backend's own
  * (a wrapper around it); NULL puts the backend's back. */
 void mt_set_backend_ops(const tftx_backend_ops *ops);
