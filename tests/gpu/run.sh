@@ -29,7 +29,8 @@
 # also with attention = "fused", and tf32 without step graphs (graphs =
 # false: the same bits as with); `tftx bench` of the bench models on cuda
 # at each precision, with and without fused attention, and at tf32 without
-# step graphs and with fuse_bias = false; PyTorch on the same card
+# step graphs, with fuse_bias = false and (bert-small) cls_tail = false;
+# PyTorch on the same card
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
 # tftx_cuda_attention_bench (GPT-2 124M's and bert-small's attention);
@@ -140,13 +141,15 @@ step "tftx bench on cuda"
 for cfg in bert-small gpt-small gpt2-124m; do
   [ -f "bench/$cfg.cfg" ] || continue
   steps=30; [ "$cfg" = gpt2-124m ] && steps=10
-  for prec in fp32 tf32 bf16 tf32-fused bf16-fused tf32-nographs tf32-biaskernel; do
+  extra=; [ "$cfg" = bert-small ] && extra=tf32-notail # the [CLS] tail off
+  for prec in fp32 tf32 bf16 tf32-fused bf16-fused tf32-nographs tf32-biaskernel $extra; do
     echo "--- $cfg, precision $prec"
     args=(--set "train.cuda.precision=\"${prec%-*}\"")
     case $prec in
     *-fused) args+=(--set 'train.cuda.attention="fused"') ;;
     *-nographs) args+=(--set train.cuda.graphs=false) ;;
     *-biaskernel) args+=(--set train.cuda.fuse_bias=false) ;;
+    *-notail) args+=(--set model.cls_tail=false) ;;
     esac
     debug=0; [ "$prec" = tf32 ] && debug=1 # the graphs' node counts and cuBLASLt's refusals in the log
     TFTX_DEBUG=$debug timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \

@@ -45,7 +45,8 @@ static const tftx_param_spec PARAMS[] = {
                   "Hugging Face checkpoint directory (config.json + model.safetensors, float32); \"\" = none"),
     TFTX_P_BOOL("cls_tail", 1,
                 "encoder: the last block after attention for the [CLS] rows only, which the loss reads (the same "
-                "loss and gradients, fewer FLOPs); false: for every row"),
+                "loss and gradients, fewer FLOPs); false: for every row (a switch for tests and benchmarks; like "
+                "any model parameter it is part of the run's seed)"),
 };
 
 /* ------------------------------------------------------------ accessors */
