@@ -29,7 +29,7 @@
 # also with attention = "fused", and tf32 without step graphs (graphs =
 # false: the same bits as with); `tftx bench` of the bench models on cuda
 # at each precision, with and without fused attention, and at tf32 without
-# step graphs, with fuse_bias = false and (bert-small) cls_tail = false;
+# step graphs, with fuse_bias = false and (bert-small) TFTX_CLS_TAIL=0;
 # PyTorch on the same card
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
@@ -145,14 +145,15 @@ for cfg in bert-small gpt-small gpt2-124m; do
   for prec in fp32 tf32 bf16 tf32-fused bf16-fused tf32-nographs tf32-biaskernel $extra; do
     echo "--- $cfg, precision $prec"
     args=(--set "train.cuda.precision=\"${prec%-*}\"")
+    cls_tail=1
     case $prec in
     *-fused) args+=(--set 'train.cuda.attention="fused"') ;;
     *-nographs) args+=(--set train.cuda.graphs=false) ;;
     *-biaskernel) args+=(--set train.cuda.fuse_bias=false) ;;
-    *-notail) args+=(--set model.cls_tail=false) ;;
+    *-notail) cls_tail=0 ;;
     esac
     debug=0; [ "$prec" = tf32 ] && debug=1 # the graphs' node counts and cuBLASLt's refusals in the log
-    TFTX_DEBUG=$debug timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \
+    TFTX_CLS_TAIL=$cls_tail TFTX_DEBUG=$debug timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \
       --set 'train.backend="cuda"' "${args[@]}" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
     grep -vE "^\s*$| debug: " "$out/bench-$cfg-$prec.log" | tail -4
     grep -E "debug: .*(graph of|cuBLASLt)" "$out/bench-$cfg-$prec.log" | sed 's/^.*debug: //' | sort | uniq -c | head -6

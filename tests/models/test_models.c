@@ -195,16 +195,17 @@ static void test_encoder_padding_is_ignored(void **state)
 
 /* The encoder's last block is the [CLS] tail (block.c), each row's
  * dropout masks drawn at its place in the whole tensor in one call
- * (tftx_dropout.row); cls_tail = false takes the full path: the loss and
- * the gradients must be the same. */
+ * (tftx_dropout.row); a model made with TFTX_CLS_TAIL=0 takes the full
+ * path: the loss and the gradients must be the same. */
 static void test_cls_tail_equals_full_block(void **state)
 {
     (void)state;
     static const char *const extra[] = {"dropout=0.2", "attn_dropout=0.2", NULL};
-    static const char *const extra_full[] = {"dropout=0.2", "attn_dropout=0.2", "cls_tail=false", NULL};
     mt_model tail, full;
     make_tiny(&tail, "encoder_tiny", "encoder", extra);
-    make_tiny(&full, "encoder_tiny", "encoder", extra_full);
+    setenv("TFTX_CLS_TAIL", "0", 1);
+    make_tiny(&full, "encoder_tiny", "encoder", extra);
+    unsetenv("TFTX_CLS_TAIL");
     ref_batch r;
     ref_open(&r, "model_encoder_tiny.safetensors", 1);
     tftx_batch b = r.batch;

@@ -41,8 +41,8 @@
  * rows with pool_first_backward. Dropout on the tail draws each row's mask
  * at the row's place in the full (N,C) tensor, so the masks, the loss and
  * the gradients are those of the full computation, in one call for all
- * rows (tftx_dropout.row). The model parameter cls_tail = false computes
- * the whole block instead.
+ * rows (tftx_dropout.row). TFTX_CLS_TAIL=0 in the environment computes
+ * the whole block instead (tests and benchmarks compare the two).
  *
  * Dropout streams: element i of the mask at (step, layer, site) is
  * uniform(seed, stream, i) with stream = a hash of (step, layer, site), so

@@ -43,10 +43,6 @@ static const tftx_param_spec PARAMS[] = {
     TFTX_P_FLOAT("layer_norm_eps", 1e-12, 0, 1, "LayerNorm epsilon; when not set: 1e-12 encoder, 1e-5 decoder"),
     TFTX_P_STRING("pretrained", "",
                   "Hugging Face checkpoint directory (config.json + model.safetensors, float32); \"\" = none"),
-    TFTX_P_BOOL("cls_tail", 1,
-                "encoder: the last block after attention for the [CLS] rows only, which the loss reads (the same "
-                "loss and gradients, fewer FLOPs); false: for every row (a switch for tests and benchmarks; like "
-                "any model parameter it is part of the run's seed)"),
 };
 
 /* ------------------------------------------------------------ accessors */
@@ -272,7 +268,11 @@ static tftx_status tf_create(const tftx_host *host, const tftx_value *v, void **
     m->host = host;
     tf_config_set set = {0};
     config_from_values(v, &m->cfg, &set);
-    m->cls_tail = tftx_param(&DESC, v, "cls_tail")->i != 0;
+    /* TFTX_CLS_TAIL=0: the encoder's last block for every row (block.c),
+       for tests and benchmarks; the same loss and gradients, so it is no
+       model parameter, which would enter every run's seed */
+    const char *tail = getenv("TFTX_CLS_TAIL");
+    m->cls_tail = !(tail && strcmp(tail, "0") == 0);
     tf_config_arch_defaults(&m->cfg, &set);
     tftx_status st = TFTX_OK;
     const char *pre = tftx_param(&DESC, v, "pretrained")->s;

@@ -206,7 +206,7 @@ typedef struct tf_model {
     int B, T, train, have_forward;
     int has_mask;
     int padd;     /* the backward adds to the parameter gradients (0: writes them, batch->write_grads) */
-    int cls_tail; /* the cls_tail parameter (block.c) */
+    int cls_tail; /* the encoder's [CLS] tail (block.c); off with TFTX_CLS_TAIL=0 */
     int fused_ce; /* this pass's loss and its gradient in one call (model.c) */
     double loss_count; /* counted targets (rows whose target >= 0) */
     uint64_t drop_seed;
