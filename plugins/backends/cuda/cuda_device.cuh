@@ -109,45 +109,47 @@ __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
-/* op(i, f) for the elements offset+i, i < n, of a dropout stream, f their
- * keep factors (1/(1-p) where tftx_uniform_at(seed, stream, offset+i) >=
- * p, the draw of every backend, else 0; 1 when !dropping), in groups of
- * four: elements 4g..4g+3
- * take one Philox call, which drawing them one by one would make four
- * times (a call is about a hundred integer instructions: the dropout
- * masks of GPT-2 124M's attention are 3.6 billion elements a step).
+/* Dropout group g: elements 4g..4g+3 of the stream, one Philox call
+ * (drawing them one by one would make four, and a call is about a hundred
+ * integer instructions: the masks of GPT-2 124M's attention are 3.6
+ * billion elements a step). op(i0 + e - lo, f) for each of them, e, in
+ * [lo, hi), f its keep factor: 1/(1-p) where tftx_uniform_at(seed,
+ * stream, e) >= p (the draw of every backend), else 0; 1 when !dropping. */
+template <class Op>
+__device__ __forceinline__ void drop_group(uint64_t g, uint64_t lo, uint64_t hi, size_t i0, const tftx_dropout &drop,
+                                           uint64_t stream, float scale, int dropping, Op &op)
+{
+    float f[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    if (dropping) {
+        const tftx_u32x4 w = tftx_philox(g, stream, drop.seed);
+        for (int k = 0; k < 4; k++) f[k] = tftx_u24(w.v[k]) >= drop.p ? scale : 0.0f;
+    }
+    for (int k = 0; k < 4; k++) {
+        const uint64_t e = 4 * g + (uint64_t)k;
+        if (e >= lo && e < hi) op(i0 + (size_t)(e - lo), f[k]);
+    }
+}
+
+/* op(i, f) for the elements i < n of a tensor whose dropout mask starts
+ * at `offset` of the stream (rows at their own places when drop.row is
+ * set, backend.h), a group of four elements at a time (drop_group).
  * Thread `first` of `step` threads takes groups first, first+step, ...:
- * a grid's threads (drop_grid), or a warp's lanes over a row. */
+ * a grid's threads (DROP_GRID_FIRST, DROP_GRID_STEP), or a warp's lanes
+ * over a row. */
 template <class Op>
 __device__ __forceinline__ void drop_for(size_t n, uint64_t offset, uint64_t first, uint64_t step,
                                          const tftx_dropout &drop, uint64_t stream, float scale, int dropping, Op op)
 {
-    if (dropping && drop.row) { /* rows of drop.row, row r from offset + r*row_stride (backend.h) */
+    if (dropping && drop.row) { /* row r of drop.row elements from offset + r*row_stride */
         const uint64_t L = drop.row, per_row = (L + 7) / 4; /* the groups a row can touch */
         for (uint64_t t = first; t < n / L * per_row; t += step) {
             const uint64_t r = t / per_row, start = offset + r * drop.row_stride, g = (start >> 2) + t % per_row;
-            if (4 * g >= start + L) continue;
-            const tftx_u32x4 w = tftx_philox(g, stream, drop.seed);
-            for (int k = 0; k < 4; k++) {
-                const uint64_t e = 4 * g + (uint64_t)k;
-                if (e >= start && e < start + L)
-                    op((size_t)(r * L + (e - start)), tftx_u24(w.v[k]) >= drop.p ? scale : 0.0f);
-            }
+            if (4 * g < start + L) drop_group(g, start, start + L, (size_t)(r * L), drop, stream, scale, 1, op);
         }
         return;
     }
-    const uint64_t end = offset + n;
-    for (uint64_t g = (offset >> 2) + first; 4 * g < end; g += step) {
-        float f[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-        if (dropping) {
-            const tftx_u32x4 r = tftx_philox(g, stream, drop.seed);
-            for (int k = 0; k < 4; k++) f[k] = tftx_u24(r.v[k]) >= drop.p ? scale : 0.0f;
-        }
-        for (int k = 0; k < 4; k++) {
-            const uint64_t e = 4 * g + (uint64_t)k;
-            if (e >= offset && e < end) op((size_t)(e - offset), f[k]);
-        }
-    }
+    for (uint64_t g = (offset >> 2) + first; 4 * g < offset + n; g += step)
+        drop_group(g, offset, offset + n, 0, drop, stream, scale, dropping, op);
 }
 #define DROP_GRID_FIRST (blockIdx.x * (uint64_t)blockDim.x + threadIdx.x)
 #define DROP_GRID_STEP ((uint64_t)gridDim.x * blockDim.x)
