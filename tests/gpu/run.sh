@@ -89,7 +89,7 @@ tftx="$root/$build/bin/tftx"
 "$tftx" plugins backend
 
 step "cuda tests (kernels against cpu, models against PyTorch fixtures)"
-ctest --test-dir "$build" -R 'cuda' -E 'emulat' --output-on-failure -V >"$out/cuda-tests.log" 2>&1 || fail "cuda tests"
+ctest --test-dir "$build" -R 'cuda' -E 'emulat' --timeout 150 --output-on-failure -V >"$out/cuda-tests.log" 2>&1 || fail "cuda tests"
 grep -E "^[0-9]+: (ok|FAIL|PASS|no CUDA|skipped|encoder|decoder|probe|worst|tf32)|\[  (PASSED|FAILED) \]|Test +#|tests passed" \
   "$out/cuda-tests.log" | sed 's/^[0-9]*: //' | head -120
 for t in test_cuda_kernels test_models_cuda test_model_checkpoints_cuda; do
@@ -105,7 +105,7 @@ run_curve() { # model backend precision [fused|nographs] -> $out/curve-$model-$t
   [ "$att" = nographs ] && args+=(--set train.cuda.graphs=false)
   [ "$backend" = cpu ] && args+=(--set train.cpu.threads=16)
   rm -f "$out/curve-$model-$tag.msgpack"
-  (cd "$out" && timeout 300 "$tftx" run "$root/tests/gpu/$model-curve.cfg" --quiet \
+  (cd "$out" && timeout 120 "$tftx" run "$root/tests/gpu/$model-curve.cfg" --quiet \
       --out "$out/curve-$model-$tag.msgpack" "${args[@]}") >"$out/curve-$model-$tag.log" 2>&1 ||
     { tail -5 "$out/curve-$model-$tag.log"; fail "tftx run $model on $tag"; return 1; }
 }
@@ -153,7 +153,7 @@ for cfg in bert-small gpt-small gpt2-124m; do
     *-notail) cls_tail=0 ;;
     esac
     debug=0; [ "$prec" = tf32 ] && debug=1 # the graphs' node counts and cuBLASLt's refusals in the log
-    TFTX_CLS_TAIL=$cls_tail TFTX_DEBUG=$debug timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \
+    TFTX_CLS_TAIL=$cls_tail TFTX_DEBUG=$debug timeout 60 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \
       --set 'train.backend="cuda"' "${args[@]}" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
     grep -vE "^\s*$| debug: " "$out/bench-$cfg-$prec.log" | tail -4
     grep -E "debug: .*(graph of|cuBLASLt)" "$out/bench-$cfg-$prec.log" | sed 's/^.*debug: //' | sort | uniq -c | head -6
@@ -176,7 +176,7 @@ for run in bert-small:tf32 gpt-small:tf32 gpt2-124m:tf32 gpt2-124m:bf16; do
   [ "${TFTX_GPU_QUICK:-0}" = 1 ] && break
   cfg=${run%:*} prec=${run#*:}
   echo "--- $cfg, $prec"
-  TFTX_CUDA_PROFILE=1 timeout 120 "$tftx" bench "bench/$cfg.cfg" --steps 5 --warmup 1 --set 'train.backend="cuda"' \
+  TFTX_CUDA_PROFILE=1 timeout 60 "$tftx" bench "bench/$cfg.cfg" --steps 5 --warmup 1 --set 'train.backend="cuda"' \
     --set "train.cuda.precision=\"$prec\"" --set 'train.cuda.attention="fused"' 2>&1 | grep -vE "^\s*$|tokens/s|parameters"
 done
 

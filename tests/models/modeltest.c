@@ -81,8 +81,15 @@ void mt_init(void)
             exit(77);
         }
     }
-    static const char *const params[] = {"threads=2", NULL};
+    /* TFTX_TEST_BACKEND_PARAMS="key=value ..." adds backend parameters
+       (bools as 0 or 1), e.g. "fuse_bias=0 graphs=0" on the GPU */
+    const char *params[16] = {"threads=2"};
+    char *extra = xstrdup(getenv("TFTX_TEST_BACKEND_PARAMS") ? getenv("TFTX_TEST_BACKEND_PARAMS") : "");
+    int np = 1;
+    for (char *save = NULL, *tok = strtok_r(extra, " ", &save); tok && np < 15; tok = strtok_r(NULL, " ", &save))
+        params[np++] = tok;
     tnode *sec = section(be_desc, params);
+    free(extra);
     be_values = values_from_section(be_desc, sec);
     tnode_free(sec);
     tftx_error err = {0};

@@ -7,7 +7,7 @@
  *
  * What a kernel may use: threadIdx, blockIdx, blockDim, gridDim (x and y),
  * static __shared__ arrays, __syncthreads(), __threadfence(), atomicAdd on
- * unsigned, __ldcg, __syncwarp, __shfl_sync and
+ * unsigned, __ldcg, __syncwarp, __fmul_rn, __shfl_sync and
  * __shfl_xor_sync (on 4- or 8-byte values), min and max, __float_as_uint,
  * emu_mma_tf32 and emu_mma_bf16 (the m16n8k8 tf32 and m16n8k16 bf16
  * tensor-core products, fragments laid out as the PTX ISA specifies; the
@@ -108,6 +108,10 @@ static inline void __threadfence(void) {}
 template <class T> static inline T __ldcg(const T *p)
 {
     return *p;
+}
+static inline float __fmul_rn(float a, float b)
+{
+    return a * b;
 }
 static inline unsigned __float_as_uint(float x)
 {
