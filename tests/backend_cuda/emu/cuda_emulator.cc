@@ -224,6 +224,17 @@ uint64_t emu_shfl(uint64_t v, int src_lane)
     return r;
 }
 
+unsigned emu_ballot(int pred)
+{
+    const unsigned t = linear_id(), base = lane_base();
+    post_v[t] = pred != 0;
+    barrier(WARP_OP);
+    unsigned m = 0;
+    for (unsigned i = 0; i < 32 && base + i < n_threads; i++) m |= (unsigned)post_v[base + i] << i;
+    barrier(WARP_OP);
+    return m;
+}
+
 uint32_t emu_to_tf32(float x)
 {
     uint32_t u;

@@ -7,8 +7,8 @@
  *
  * What a kernel may use: threadIdx, blockIdx, blockDim, gridDim (x and y),
  * static __shared__ arrays, __syncthreads(), __threadfence(), atomicAdd on
- * unsigned, __ldcg, __syncwarp, __fmul_rn, __shfl_sync and
- * __shfl_xor_sync (on 4- or 8-byte values), min and max, __float_as_uint,
+ * unsigned, __ldcg, __syncwarp, __fmul_rn, __ballot_sync, __ffs, __shfl_sync
+ * and __shfl_xor_sync (on 4- or 8-byte values), min and max, __float_as_uint,
  * emu_mma_tf32 and emu_mma_bf16 (the m16n8k8 tf32 and m16n8k16 bf16
  * tensor-core products, fragments laid out as the PTX ISA specifies; the
  * fused attention header routes its inline PTX here under
@@ -72,6 +72,17 @@ template <class T> static inline T __shfl_sync(unsigned mask, T v, int src_lane)
 template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask)
 {
     return __shfl_sync(mask, v, (int)(emu_lane() ^ (unsigned)lane_mask));
+}
+/* bit i: lane i's pred */
+unsigned emu_ballot(int pred);
+static inline unsigned __ballot_sync(unsigned mask, int pred)
+{
+    (void)mask;
+    return emu_ballot(pred);
+}
+static inline int __ffs(unsigned x)
+{
+    return __builtin_ffs((int)x);
 }
 /* a warp barrier: every lane's writes before it are seen after it */
 static inline void __syncwarp(unsigned mask = 0xffffffffu)
