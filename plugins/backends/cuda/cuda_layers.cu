@@ -520,8 +520,8 @@ void cuda_embedding_backward(void *self, float *dwte, float *dwpe, float *dwse, 
     }
     if (dwte || dwse) {
         ACT_CALL(be, TFTX_CUDA_LAUNCH(dim3((C + 31) / 32, EMB_BUCKETS / EMB_WARPS), dim3(32, EMB_WARPS), be->stream,
-                                      embedding_table_backward_kernel<A>)(dwte, dwse, (const A *)dout, tokens,
-                                                                          segments, B * T, C));
+                                      embedding_table_backward_kernel<A>)(dwte, dwse, (const A *)dout, tokens, segments,
+                                                                          B * T, C));
         CUDA_LAUNCHED(be);
     }
     if (dwpe) {
