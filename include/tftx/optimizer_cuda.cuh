@@ -17,9 +17,10 @@
  * with the signature of tftx_optimizer_ops.step_cuda: one kernel launch
  * on `stream` (a cudaStream_t) for the whole step, one block per range
  * (ranges in device memory, none longer than TFTX_OPT_CUDA_RANGE
- * elements), each thread loading w[i], g[i] and the NSLOTS slot values,
- * applying `rule` with its range's group st[group] and storing w and the
- * slots back. The groups' scalars travel by value as kernel arguments.
+ * elements), each thread loading w[i], g[i] and the NSLOTS slot values
+ * of TFTX_OPT_CUDA_ILP elements (its loads in flight together), then
+ * applying `rule` to each with its range's group st[group] and storing w
+ * and the slots back. The groups' scalars travel by value as kernel arguments.
  * It returns without waiting for the kernel (the backend's stream orders
  * what follows); a launch error comes back as TFTX_ERR_INTERNAL.
  *
@@ -55,6 +56,7 @@ typedef struct tftx_opt_cuda_groups {
 } tftx_opt_cuda_groups;
 
 #define TFTX_OPT_CUDA_THREADS 256 /* each thread of a block: TFTX_OPT_CUDA_RANGE / 256 = 32 elements at most */
+#define TFTX_OPT_CUDA_ILP 4       /* elements a thread loads before it updates them (loads in flight) */
 
 #define TFTX_OPT_CUDA_STEP(fn, rule, NSLOTS)                                                                           \
     static __global__ void fn##_kernel(tftx_opt_cuda_groups gr, const tftx_opt_range *ranges, float *w,                \
@@ -62,13 +64,21 @@ typedef struct tftx_opt_cuda_groups {
     {                                                                                                                  \
         const tftx_opt_range r = ranges[blockIdx.x];                                                                   \
         const tftx_opt_step st = gr.st[r.group];                                                                       \
-        for (size_t i = r.offset + threadIdx.x; i < r.offset + r.n; i += blockDim.x) {                                 \
-            float s[(NSLOTS) > 0 ? (NSLOTS) : 1];                                                                      \
-            for (int k = 0; k < (NSLOTS); k++) s[k] = sp.p[k][i];                                                      \
-            float wi = w[i];                                                                                           \
-            rule(&wi, g[i], s, &st);                                                                                   \
-            w[i] = wi;                                                                                                 \
-            for (int k = 0; k < (NSLOTS); k++) sp.p[k][i] = s[k];                                                      \
+        const size_t end = r.offset + r.n, step = blockDim.x;                                                          \
+        for (size_t i0 = r.offset + threadIdx.x; i0 < end; i0 += TFTX_OPT_CUDA_ILP * step) {                           \
+            float wv[TFTX_OPT_CUDA_ILP], gv[TFTX_OPT_CUDA_ILP], s[TFTX_OPT_CUDA_ILP][(NSLOTS) > 0 ? (NSLOTS) : 1];     \
+            for (int u = 0; u < TFTX_OPT_CUDA_ILP; u++) {                                                              \
+                const size_t i = i0 + u * step;                                                                        \
+                wv[u] = i < end ? w[i] : 0.0f, gv[u] = i < end ? g[i] : 0.0f;                                          \
+                for (int k = 0; k < (NSLOTS); k++) s[u][k] = i < end ? sp.p[k][i] : 0.0f;                              \
+            }                                                                                                          \
+            for (int u = 0; u < TFTX_OPT_CUDA_ILP; u++) {                                                              \
+                const size_t i = i0 + u * step;                                                                        \
+                if (i >= end) break;                                                                                   \
+                rule(&wv[u], gv[u], s[u], &st);                                                                        \
+                w[i] = wv[u];                                                                                          \
+                for (int k = 0; k < (NSLOTS); k++) sp.p[k][i] = s[u][k];                                               \
+            }                                                                                                          \
         }                                                                                                              \
     }                                                                                                                  \
     extern "C" tftx_status fn(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,                 \
