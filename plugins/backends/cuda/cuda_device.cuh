@@ -180,6 +180,7 @@ static inline unsigned drop_blocks(size_t n, uint64_t offset)
  * column. The grid depends on N and C only, so the result is the same
  * every run. */
 #define COLSUM_LANES 8
+#define COLSUM_LOADS 8 /* chunks' sums the last block loads at a time */
 static inline int colsum_chunks(int N, int C)
 {
     int col_blocks = (C + 31) / 32;
@@ -208,9 +209,13 @@ __device__ __forceinline__ void colsum_finish(float *out_x, float *out_y, const 
     if (!last) return;
     for (int c = tid; c < C; c += threads) {
         float2 t = __ldcg(partial + c); /* past L1: other blocks wrote them */
-        for (int p = 1; p < P; p++) {
-            float2 v = __ldcg(partial + (size_t)p * C + c);
-            t.x += v.x, t.y += v.y;
+        for (int p0 = 1; p0 < P; p0 += COLSUM_LOADS) {
+            float2 v[COLSUM_LOADS]; /* loaded together, added in order: one wait for memory, not one a chunk */
+            CUDA_UNROLL
+            for (int u = 0; u < COLSUM_LOADS; u++)
+                v[u] = p0 + u < P ? __ldcg(partial + (size_t)(p0 + u) * C + c) : make_float2(0.0f, 0.0f);
+            CUDA_UNROLL
+            for (int u = 0; u < COLSUM_LOADS && p0 + u < P; u++) t.x += v[u].x, t.y += v[u].y;
         }
         if (out_x) out_x[c] = (add ? out_x[c] : 0.0f) + t.x;
         if (out_y) out_y[c] = (add ? out_y[c] : 0.0f) + t.y;
