@@ -34,7 +34,9 @@
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
 # tftx_cuda_attention_bench (GPT-2 124M's and bert-small's attention);
-# tftx_cuda_optim_bench; TFTX_CUDA_PROFILE tables; the whole ctest suite;
+# tftx_cuda_optim_bench; TFTX_CUDA_PROFILE tables; the time, DRAM and SM
+# throughput of the kernels other than cuBLAS's under Nsight Compute (ncu,
+# where installed); the whole ctest suite;
 # the three speed goals against the best bench medians.
 # Exit 0 when every step passed.
 set -uo pipefail
@@ -182,6 +184,19 @@ for run in bert-small:tf32 gpt-small:tf32 gpt2-124m:tf32 gpt2-124m:bf16; do
   TFTX_CUDA_PROFILE=1 timeout 60 "$tftx" bench "bench/$cfg.cfg" --steps 5 --warmup 1 --set 'train.backend="cuda"' \
     --set "train.cuda.precision=\"$prec\"" --set 'train.cuda.attention="fused"' 2>&1 | grep -vE "^\s*$|tokens/s|parameters"
 done
+
+step "kernels under Nsight Compute (GPT-2 124M, bf16, one step without graphs)"
+if [ "${TFTX_GPU_QUICK:-0}" = 1 ] || ! command -v ncu >/dev/null; then
+  echo "(skipped: TFTX_GPU_QUICK or no ncu)"
+else
+  # the kernels other than cuBLAS's, the first 80 launches that match: the
+  # forward's, then the backward's (time, DRAM and SM throughput)
+  timeout 150 ncu --csv --kernel-name regex:'layernorm|embedding_table|flash|colsum|crossentropy|activation|residual|dropout' \
+    --launch-count 80 --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed \
+    "$tftx" bench bench/gpt2-124m.cfg --steps 1 --warmup 0 --set 'train.backend="cuda"' --set train.cuda.graphs=false \
+    >"$out/ncu-gpt2.txt" 2>&1 || echo "(ncu ended with an error: $out/ncu-gpt2.txt)"
+  python3 tests/gpu/ncu_summary.py "$out/ncu-gpt2.txt" | head -30
+fi
 
 if [ "${TFTX_GPU_TORCH:-1}" = 1 ]; then
   step "PyTorch on the same card"
