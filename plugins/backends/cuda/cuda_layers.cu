@@ -86,7 +86,7 @@ __global__ void embedding_table_backward_kernel(float *dwte, float *dwse, const 
         for (int j0 = 0; j0 < n; j0 += 32) {
             const int j = j0 + lane;
             const unsigned mte = __ballot_sync(0xffffffffu, dwte && j < n && tok[j] % EMB_BUCKETS == k);
-            const unsigned mse = __ballot_sync(0xffffffffu, dwse && j < n && seg[j] % EMB_BUCKETS == k);
+            const unsigned mse = dwse ? __ballot_sync(0xffffffffu, j < n && seg[j] % EMB_BUCKETS == k) : 0u;
             unsigned m = mte | mse; /* the same in every lane: the branches below are the warp's */
             while (m) {
                 int at[EMB_LOADS];
