@@ -13,6 +13,9 @@
 #   TFTX_GPU_QUICK=1                 # tests, curves, benches only (no profile,
 #                                    # PyTorch or whole suite)
 #   TFTX_GPU_TORCH_PRECISIONS="..."  # PyTorch's precisions (default tf32 bf16)
+#   TFTX_GPU_VARIANTS=all            # also bench tf32 without step graphs,
+#                                    # without the bias epilogues and
+#                                    # (bert-small) without the [CLS] tail
 #
 # A GPU machine without the Debian libraries can run a build made on a
 # Debian machine (tests/gpu/pack.sh): the build directory and the shared
@@ -28,8 +31,9 @@
 # within 1e-4 relative, tf32 within 1e-3, bf16 within 2e-2, tf32 and bf16
 # also with attention = "fused", and tf32 without step graphs (graphs =
 # false: the same bits as with); `tftx bench` of the bench models on cuda
-# at each precision, with and without fused attention, and at tf32 without
-# step graphs, with fuse_bias = false and (bert-small) TFTX_CLS_TAIL=0;
+# at each precision, with and without fused attention (TFTX_GPU_VARIANTS=all:
+# also at tf32 without step graphs, with fuse_bias = false and (bert-small)
+# TFTX_CLS_TAIL=0);
 # PyTorch on the same card
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
@@ -143,8 +147,12 @@ step "tftx bench on cuda"
 for cfg in bert-small gpt-small gpt2-124m; do
   [ -f "bench/$cfg.cfg" ] || continue
   steps=30; [ "$cfg" = gpt2-124m ] && steps=10
-  extra=; [ "$cfg" = bert-small ] && extra=tf32-notail # the [CLS] tail off
-  for prec in fp32 tf32 bf16 tf32-fused bf16-fused tf32-nographs tf32-biaskernel $extra; do
+  variants="fp32 tf32 bf16 tf32-fused bf16-fused"
+  if [ "${TFTX_GPU_VARIANTS:-}" = all ]; then # what step graphs, the bias epilogues and the [CLS] tail gain
+    variants="$variants tf32-nographs tf32-biaskernel"
+    [ "$cfg" = bert-small ] && variants="$variants tf32-notail"
+  fi
+  for prec in $variants; do
     echo "--- $cfg, precision $prec"
     args=(--set "train.cuda.precision=\"${prec%-*}\"")
     cls_tail=1
