@@ -92,15 +92,21 @@ typedef struct tf_ln_out {
     const float *w, *b;
 } tf_ln_out;
 
+/* Block l's layer norm k (1 or 2). */
+static tf_ln_out block_norm(tf_model *m, int l, int k)
+{
+    const tf_layer_acts *a = &m->a.layer[l];
+    float *P = m->params;
+    if (k == 1) return (tf_ln_out){a->ln1, a->mean1, a->rstd1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B)};
+    return (tf_ln_out){a->ln2, a->mean2, a->rstd2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B)};
+}
+
 /* The layer norm that reads the output of pre-norm block l: the next
  * block's ln1, or the final lnf after the last block. */
 static tf_ln_out norm_after(tf_model *m, int l)
 {
+    if (l + 1 < m->cfg.layers) return block_norm(m, l + 1, 1);
     float *P = m->params;
-    if (l + 1 < m->cfg.layers) {
-        const tf_layer_acts *n = &m->a.layer[l + 1];
-        return (tf_ln_out){n->ln1, n->mean1, n->rstd1, tf_l(m, P, l + 1, L_LN1_W), tf_l(m, P, l + 1, L_LN1_B)};
-    }
     return (tf_ln_out){m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, tf_g(m, P, G_LNF_W), tf_g(m, P, G_LNF_B)};
 }
 
@@ -150,10 +156,9 @@ void tf_block_forward(tf_model *m, int l, const float *x)
        with its residual sum (norm_after) */
     const float *att_in = x;
     if (!post) {
-        if (l == 0)
-            K->layernorm_forward(S, a->ln1, a->mean1, a->rstd1, x, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B), N, C,
-                                 eps);
-        att_in = a->ln1;
+        const tf_ln_out n0 = block_norm(m, l, 1);
+        if (l == 0) K->layernorm_forward(S, n0.out, n0.mean, n0.rstd, x, n0.w, n0.b, N, C, eps);
+        att_in = n0.out;
     }
     K->matmul_forward(S, a->qkv, att_in, tf_l(m, P, l, L_QKV_W), tf_l(m, P, l, L_QKV_B), N, C, 3 * C);
     K->attention_forward(S, a->atty, a->att, a->qkv, mask, causal, B, T, C, c->heads, d_att);
@@ -169,8 +174,7 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     }
     K->matmul_forward(S, tmp, atty, tf_l(m, P, l, L_PROJ_W), tf_l(m, P, l, L_PROJ_B), M, C, C);
     /* r1 and the MLP's input: post, ln1 of r1; pre, ln2 of r1 */
-    const tf_ln_out n1 = post ? (tf_ln_out){a->ln1, a->mean1, a->rstd1, tf_l(m, P, l, L_LN1_W), tf_l(m, P, l, L_LN1_B)}
-                              : (tf_ln_out){a->ln2, a->mean2, a->rstd2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B)};
+    const tf_ln_out n1 = block_norm(m, l, post ? 1 : 2);
     add_dropped_norm(m, a->r1, xr, tmp, M, C, stride, d_proj, n1);
 
     /* MLP half; r2 and the layer norm of it: post, this block's ln2 (its
@@ -178,8 +182,7 @@ void tf_block_forward(tf_model *m, int l, const float *x)
     K->matmul_forward(S, a->f, n1.out, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), M, C, F);
     K->activation_forward(S, a->g, a->f, (size_t)M * F, c->act);
     K->matmul_forward(S, tmp, a->g, tf_l(m, P, l, L_FC2_W), tf_l(m, P, l, L_FC2_B), M, F, C);
-    const tf_ln_out n2 = post ? (tf_ln_out){a->ln2, a->mean2, a->rstd2, tf_l(m, P, l, L_LN2_W), tf_l(m, P, l, L_LN2_B)}
-                              : norm_after(m, l);
+    const tf_ln_out n2 = post ? block_norm(m, l, 2) : norm_after(m, l);
     add_dropped_norm(m, a->r2, post ? a->ln1 : a->r1, tmp, M, C, stride, d_mlp, n2);
 }
 
