@@ -28,12 +28,19 @@ typedef struct tftx_u32x4 {
     uint32_t v[4];
 } tftx_u32x4;
 
-/* 32x32 -> 64-bit multiply, split into high and low halves */
+/* 32x32 -> 64-bit multiply, split into high and low halves (on the GPU
+ * two 32-bit multiplies: nvcc otherwise may keep the words in 64-bit
+ * registers and multiply those) */
 TFTX_HD void tftx_mulhilo32(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
 {
+#if defined(__CUDA_ARCH__)
+    *hi = __umulhi(a, b);
+    *lo = a * b;
+#else
     uint64_t p = (uint64_t)a * (uint64_t)b;
     *hi = (uint32_t)(p >> 32);
     *lo = (uint32_t)p;
+#endif
 }
 
 /* Philox-4x32 with 10 rounds. ctr: 128-bit counter, key: 64-bit key. */

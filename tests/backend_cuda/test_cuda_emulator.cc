@@ -6,6 +6,10 @@
  *     reduction across __syncthreads, warp shuffles (xor and indexed, on
  *     floats and doubles), threads that return early not holding up a
  *     barrier, a bad launch shape reported by cudaGetLastError;
+ *   - tensor cores: ldmatrix (plain and .trans) gives the B fragments of
+ *     the m16n8k16 bf16 product as the fused attention kernels take them
+ *     (the products against double ones); cp.async copies land at the
+ *     wait that covers their group, zeros past a short source;
  *   - memory: fresh device memory reads as NaN, allocations past
  *     TFTX_EMU_DEVICE_MEMORY fail with cudaErrorMemoryAllocation and leave
  *     nothing allocated, copies refuse host pointers where device ones
@@ -119,6 +123,112 @@ static void test_kernels(cudaStream_t s)
     expect(cudaGetLastError() == cudaErrorInvalidConfiguration && cudaGetLastError() == cudaSuccess,
            "a block of 2048 threads: cudaErrorInvalidConfiguration, once");
     cudaFree(in), cudaFree(out), cudaFree(sums), cudaFree(next);
+}
+
+/* D (16 x 8) = A (16 x 16) B for two B fragments from one ldmatrix of
+ * a 16 x 32 bf16 tile: plain, B0(k, n) = t[n][k] and B1(k, n) = t[n][16+k]
+ * (rows 0..7); trans, B0(k, n) = t[k][n] and B1(k, n) = t[k][8+n]. a: the
+ * A fragments (4 a lane), out: each lane's 8 results. */
+__global__ void ldmatrix_kernel(float *out, const uint16_t *tile, const uint32_t *a, int trans)
+{
+    struct alignas(16) rows {
+        uint16_t t[16][32];
+    };
+    __shared__ rows sh;
+    const unsigned lane = threadIdx.x;
+    for (unsigned i = lane; i < 16 * 32; i += 32) sh.t[i / 32][i % 32] = tile[i];
+    __syncthreads();
+    uint32_t r[4];
+    if (trans)
+        emu_ldmatrix_x4(r, &sh.t[lane & 15][(lane >> 4) * 8], 1);
+    else
+        emu_ldmatrix_x4(r, &sh.t[lane & 7][(lane >> 3) * 8], 0);
+    for (int f = 0; f < 2; f++) {
+        float d[4] = {0, 0, 0, 0};
+        emu_mma_bf16(d, a + 4 * lane, r + 2 * f);
+        for (int q = 0; q < 4; q++) out[lane * 8 + f * 4 + q] = d[q];
+    }
+}
+
+/* lane's words: before any wait (the old bytes), after waiting for all but
+ * the two newest groups, after waiting for all */
+__global__ void cp_async_kernel(float *out, const float *in)
+{
+    __shared__ float sh[3][32];
+    const unsigned lane = threadIdx.x;
+    for (int g = 0; g < 3; g++) sh[g][lane] = -1.0f;
+    for (int g = 0; g < 3; g++) {
+        emu_cp_async(&sh[g][lane], &in[g * 32 + lane], 4, g == 1 && lane % 2 ? 0 : 4);
+        emu_cp_async_commit();
+    }
+    out[lane] = sh[0][lane];
+    emu_cp_async_wait(2);
+    out[32 + lane] = sh[0][lane], out[64 + lane] = sh[1][lane];
+    emu_cp_async_wait(0);
+    out[96 + lane] = sh[1][lane], out[128 + lane] = sh[2][lane];
+}
+
+static void test_tensor_cores(cudaStream_t s)
+{
+    /* small integers: every bf16 value and sum exact */
+    std::vector<uint16_t> tile(16 * 32);
+    std::vector<float> tv(16 * 32), A(16 * 16);
+    for (size_t i = 0; i < tile.size(); i++) {
+        tv[i] = (float)((int)(i * 7 % 11) - 5);
+        tile[i] = __float2bfloat16_rn(tv[i]).bits;
+    }
+    for (size_t i = 0; i < A.size(); i++) A[i] = (float)((int)(i * 5 % 7) - 3);
+    /* A fragment: (g, 2t..2t+1) (g+8, 2t..) (g, 2t+8..) (g+8, 2t+8..) */
+    std::vector<uint32_t> af(32 * 4);
+    auto bf = [&](int r, int c) { return (uint32_t)__float2bfloat16_rn(A[r * 16 + c]).bits; };
+    for (int l = 0; l < 32; l++)
+        for (int q = 0; q < 4; q++) {
+            const int r = l / 4 + (q & 1) * 8, c = 2 * (l % 4) + (q >> 1) * 8;
+            af[l * 4 + q] = bf(r, c) | bf(r, c + 1) << 16;
+        }
+    uint16_t *dt;
+    uint32_t *da;
+    cudaMalloc((void **)&dt, tile.size() * 2);
+    cudaMalloc((void **)&da, af.size() * 4);
+    float *dout = dev(32 * 8);
+    cudaMemcpyAsync(dt, tile.data(), tile.size() * 2, cudaMemcpyHostToDevice, s);
+    cudaMemcpyAsync(da, af.data(), af.size() * 4, cudaMemcpyHostToDevice, s);
+    for (int trans = 0; trans < 2; trans++) {
+        TFTX_CUDA_LAUNCH(1, 32, s, ldmatrix_kernel)(dout, dt, da, trans);
+        std::vector<float> got(32 * 8);
+        cudaMemcpyAsync(got.data(), dout, got.size() * 4, cudaMemcpyDeviceToHost, s);
+        bool ok = true;
+        for (int l = 0; l < 32; l++)
+            for (int f = 0; f < 2; f++)
+                for (int q = 0; q < 4; q++) {
+                    const int row = l / 4 + (q >> 1) * 8, col = 2 * (l % 4) + (q & 1);
+                    double want = 0;
+                    for (int k = 0; k < 16; k++) {
+                        const double b = trans ? tv[k * 32 + f * 8 + col] : tv[col * 32 + f * 16 + k];
+                        want += (double)A[row * 16 + k] * b;
+                    }
+                    ok = ok && got[l * 8 + f * 4 + q] == (float)want;
+                }
+        expect(ok, trans ? "ldmatrix .x4 .trans: B fragments of tile[k][n], tile[k][8+n] for mma m16n8k16"
+                         : "ldmatrix .x4: B fragments of tile[n][k], tile[n][16+k] for mma m16n8k16");
+    }
+
+    std::vector<float> in(96);
+    for (int i = 0; i < 96; i++) in[i] = (float)i;
+    float *din = dev(96), *dres = dev(160);
+    cudaMemcpyAsync(din, in.data(), 96 * 4, cudaMemcpyHostToDevice, s);
+    TFTX_CUDA_LAUNCH(1, 32, s, cp_async_kernel)(dres, din);
+    std::vector<float> res(160);
+    cudaMemcpyAsync(res.data(), dres, 160 * 4, cudaMemcpyDeviceToHost, s);
+    bool ok = true;
+    for (int l = 0; l < 32; l++) {
+        const float g1 = l % 2 ? 0.0f : in[32 + l];
+        ok = ok && res[l] == -1.0f && res[32 + l] == in[l] && res[64 + l] == -1.0f && res[96 + l] == g1 &&
+             res[128 + l] == in[64 + l];
+    }
+    expect(ok, "cp.async: done at the wait that covers its group (wait 2 of 3 groups: the first), zeros past a "
+               "short source");
+    cudaFree(dt), cudaFree(da), cudaFree(dout), cudaFree(din), cudaFree(dres);
 }
 
 static void test_memory(cudaStream_t s)
@@ -280,6 +390,7 @@ int main(void)
     cudaStream_t s;
     cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
     test_kernels(s);
+    test_tensor_cores(s);
     test_memory(s);
     test_capture(s);
     test_cublas(s);

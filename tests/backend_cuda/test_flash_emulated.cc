@@ -5,12 +5,14 @@
  * tests/backend/kernel_reference.c and the backward written out below from
  * the formulas of tftx/backend.h.
  *
- * Each case runs three times: the tf32 kernels with the tensor-core
+ * Each case runs four times: the tf32 kernels with the tensor-core
  * products on whole fp32 inputs (the kernels' logic: tiling, masks, online
  * softmax, dropout indices, fragment layouts; errors of fp32 rounding,
  * limit 2e-5 relative to the output's scale), the tf32 kernels with inputs
- * rounded as the GPU does (limit 2e-2), and the bf16 kernels (m16n8k16;
- * limit 1.5e-2). Shapes cover sequence lengths that are not multiples of the
+ * rounded as the GPU does (limit 2e-2), the bf16 kernels (m16n8k16; limit
+ * 1.5e-2) on float activations, and the same on bfloat16 activations as the
+ * backend's precision bf16 runs them (their tiles arrive by cp.async, the
+ * emulator doing each copy only at the wait that covers it). Shapes cover sequence lengths that are not multiples of the
  * tiles, head sizes 32 and 64, causal and not, padding at the end, at the
  * start and everywhere, dropout 0 and not. Needs no GPU.
  */
@@ -109,17 +111,46 @@ void compare(const char *what, const float *got, const std::vector<double> &want
     }
 }
 
+float bf16_round(float x)
+{
+    return __bfloat162float(__float2bfloat16_rn(x));
+}
+
+/* Activations of type A as the kernels take them: float as they are, or
+ * bfloat16 (the float values given are already bfloat16 values). */
+template <class A> std::vector<A> as(const std::vector<float> &v)
+{
+    if constexpr (std::is_same<A, float>::value) {
+        return v;
+    } else {
+        std::vector<A> r(v.size());
+        for (size_t i = 0; i < v.size(); i++) r[i] = __float2bfloat16_rn(v[i]);
+        return r;
+    }
+}
+
+template <class A> std::vector<float> floats(const std::vector<A> &v)
+{
+    std::vector<float> r(v.size());
+    for (size_t i = 0; i < v.size(); i++) r[i] = fl_ld(v.data(), i);
+    return r;
+}
+
 /* mode 0: the tf32 kernels with whole fp32 inputs to the products (the
  * logic, to fp32 rounding); 1: the tf32 kernels as the GPU runs them; 2:
- * the bf16 kernels. */
-template <int HS, class P> void run_case(const attn_case &k, int mode)
+ * the bf16 kernels; 3: the bf16 kernels on bfloat16 activations (A). */
+template <int HS, class P, class A = float> void run_case(const attn_case &k, int mode)
 {
     const int B = k.B, T = k.T, C = k.C, NH = k.NH;
     const size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, rows = (size_t)B * NH * T;
+    const bool act16 = !std::is_same<A, float>::value;
     std::vector<float> qkv(n_qkv), dout(n_out), dqkv0(n_qkv);
     for (float &v : qkv) v = urand(-2, 2);
     for (float &v : dout) v = urand(-1, 1);
     for (float &v : dqkv0) v = urand(-1, 1);
+    if (act16)
+        for (std::vector<float> *v : {&qkv, &dout, &dqkv0})
+            for (float &x : *v) x = bf16_round(x);
     std::vector<uint8_t> mask((size_t)B * T, 1);
     if (k.padded)
         for (int b = 0; b < B; b++)
@@ -134,33 +165,38 @@ template <int HS, class P> void run_case(const attn_case &k, int mode)
 
     emu_tf32_round = mode != 0;
     /* the att buffer: log-sum-exp of each row, then a copy of out */
-    std::vector<float> out(n_out), att(rows + n_out), delta(rows), dqkv(dqkv0);
+    std::vector<float> att(rows + n_out), delta(rows);
+    std::vector<A> out_a(n_out), qkv_a = as<A>(qkv), dout_a = as<A>(dout), dqkv_a = as<A>(dqkv0);
     float *lse = att.data(), *ocopy = att.data() + rows;
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
     emu_launch(grid, FL_THREADS, [&] {
-        flash_forward_kernel<HS, P>(out.data(), lse, ocopy, qkv.data(), mk, k.causal, T, C, NH, drop, keep_scale,
-                                    scale);
+        flash_forward_kernel<HS, P, A>(out_a.data(), lse, ocopy, qkv_a.data(), mk, k.causal, T, C, NH, drop,
+                                       keep_scale, scale);
     });
     emu_launch((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS,
-               [&] { flash_delta_kernel(delta.data(), dout.data(), ocopy, rows, T, C, NH, HS); });
+               [&] { flash_delta_kernel(delta.data(), dout_a.data(), ocopy, rows, T, C, NH, HS); });
     emu_launch(grid, FL_THREADS, [&] {
-        flash_backward_kv_kernel<HS, P>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
-                                        drop, keep_scale, scale, 1);
+        flash_backward_kv_kernel<HS, P, A>(dqkv_a.data(), dout_a.data(), qkv_a.data(), lse, delta.data(), mk, k.causal,
+                                           T, C, NH, drop, keep_scale, scale, 1);
     });
     emu_launch(grid, FL_THREADS, [&] {
-        flash_backward_q_kernel<HS, P>(dqkv.data(), dout.data(), qkv.data(), lse, delta.data(), mk, k.causal, T, C, NH,
-                                       drop, keep_scale, scale, 1);
+        flash_backward_q_kernel<HS, P, A>(dqkv_a.data(), dout_a.data(), qkv_a.data(), lse, delta.data(), mk, k.causal,
+                                          T, C, NH, drop, keep_scale, scale, 1);
     });
+    const std::vector<float> out = floats(out_a), dqkv = floats(dqkv_a);
+    std::vector<float> ocopy_stored(ocopy, ocopy + n_out);
+    if (act16)
+        for (float &x : ocopy_stored) x = bf16_round(x);
 
     char name[160];
-    static const char *const MODES[] = {"fp32", "tf32", "bf16"};
+    static const char *const MODES[] = {"fp32", "tf32", "bf16", "bf16 act"};
     snprintf(name, sizeof name, "%s B=%d T=%d C=%d NH=%d causal=%d padded=%d p=%.2g", MODES[mode], B, T, C, NH,
              k.causal, k.padded, (double)k.p);
-    static const double TOL[] = {2e-5, 2e-2, 1.5e-2};
+    static const double TOL[] = {2e-5, 2e-2, 1.5e-2, 1.5e-2};
     const double tol = TOL[mode];
     std::string label = std::string(name) + " out";
     compare(label.c_str(), out.data(), ref_out, tol);
-    if (memcmp(out.data(), ocopy, n_out * sizeof(float)) != 0) {
+    if (memcmp(out.data(), ocopy_stored.data(), n_out * sizeof(float)) != 0) {
         printf("FAIL %s: the saved copy of out differs from out\n", name);
         failures++;
     }
@@ -184,13 +220,16 @@ int main()
         {2, 68, 64, 2, 1, 1, 0.2f},
         {1, 96, 128, 2, 0, 0, 0.15f},
     };
-    for (int mode = 0; mode <= 2; mode++)
+    for (int mode = 0; mode <= 3; mode++)
         for (const attn_case &k : CASES) {
             const int hs = k.C / k.NH;
             if (mode < 2)
                 hs == 32 ? run_case<32, fl_tf32_mma>(k, mode) : run_case<64, fl_tf32_mma>(k, mode);
-            else
+            else if (mode == 2)
                 hs == 32 ? run_case<32, fl_bf16_mma>(k, mode) : run_case<64, fl_bf16_mma>(k, mode);
+            else
+                hs == 32 ? run_case<32, fl_bf16_mma, __nv_bfloat16>(k, mode)
+                         : run_case<64, fl_bf16_mma, __nv_bfloat16>(k, mode);
         }
     printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;

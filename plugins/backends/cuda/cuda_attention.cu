@@ -162,12 +162,23 @@ static int fused(const cuda_backend *be, int B, int T, int C, int NH)
            (long long)NH * T >= (long long)NH + C;
 }
 
+/* The fused kernels read rows of qkv and dout 16 bytes at a time: from a
+ * 16-byte aligned start (the backend's allocations are 256-byte aligned,
+ * the transformer's activation slots 64). Else the instance fails, with
+ * the reason logged. */
+static int fused_aligned(cuda_backend *be, const float *qkv, const float *dout)
+{
+    return cuda_report(be, ((uintptr_t)qkv | (uintptr_t)dout) % 16 == 0, "fused attention",
+                       "qkv or dout is not 16-byte aligned", __FILE__, __LINE__);
+}
+
 /* The fused kernels read and write activations of type A (bfloat16 at
  * precision bf16) where they lie; their own record (att) is float. */
 template <int HS, class P, class A>
 static void fused_forward(cuda_backend *be, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
                           int B, int T, int C, int NH, tftx_dropout drop)
 {
+    if (!fused_aligned(be, qkv, qkv)) return;
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
     float *lse = att, *ocopy = att + (size_t)B * NH * T;
     TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_forward_kernel<HS, P, A>)
@@ -181,6 +192,7 @@ static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const 
                            const float *att, const uint8_t *mask, int causal, int B, int T, int C, int NH,
                            tftx_dropout drop, int add)
 {
+    if (!fused_aligned(be, qkv, dout)) return;
     const size_t rows = (size_t)B * NH * T;
     const float *lse = att, *ocopy = att + rows, keep = cuda_dropout_scale(drop.p), scale = 1.0f / sqrtf((float)HS);
     float *delta = scratch;

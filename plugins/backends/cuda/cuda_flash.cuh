@@ -25,7 +25,11 @@
  *
  * Products: mma.sync with fp32 accumulation, on tf32 inputs (m16n8k8,
  * precision tf32) or bf16 inputs (m16n8k16, precision bf16): the policies
- * fl_tf32_mma and fl_bf16_mma below, with their fragment layouts.
+ * fl_tf32_mma and fl_bf16_mma below, with their fragment layouts. The
+ * tiles a block walks (keys and values; queries and output gradients) are
+ * in shared memory twice: the next step's copies (cp.async from bfloat16
+ * activations) are in flight while the warps work on this step's, one
+ * barrier a step. bf16 B fragments come out of the tiles by ldmatrix.
  *
  * Every thread of a block reaches every barrier and shuffle: rows and keys
  * past T are predicated, never returned from.
@@ -35,6 +39,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <type_traits>
 #include <tftx/backend.h>
 #include <cuda_bf16.h>
 #include <tftx/random.h>
@@ -75,6 +80,30 @@ FL_DEV void fl_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2])
 {
     emu_mma_bf16(d, a, b);
 }
+FL_DEV void fl_ldsm4(uint32_t r[4], const void *row)
+{
+    emu_ldmatrix_x4(r, row, 0);
+}
+FL_DEV void fl_ldsm4_trans(uint32_t r[4], const void *row)
+{
+    emu_ldmatrix_x4(r, row, 1);
+}
+FL_DEV void fl_cp16(void *dst, const void *src, int ok)
+{
+    emu_cp_async(dst, src, 16, ok ? 16 : 0);
+}
+FL_DEV void fl_cp4(void *dst, const void *src, int ok)
+{
+    emu_cp_async(dst, src, 4, ok ? 4 : 0);
+}
+FL_DEV void fl_cp_commit(void)
+{
+    emu_cp_async_commit();
+}
+template <int N> FL_DEV void fl_cp_wait(void)
+{
+    emu_cp_async_wait(N);
+}
 #else
 #define FL_DEV __device__ __forceinline__
 #define FL_MEMBER static __device__ __forceinline__
@@ -101,6 +130,41 @@ FL_DEV void fl_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2])
                  "{%0,%1,%2,%3};"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+FL_DEV unsigned fl_smem(const void *p)
+{
+    return (unsigned)__cvta_generic_to_shared(p);
+}
+FL_DEV void fl_ldsm4(uint32_t r[4], const void *row)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(fl_smem(row)));
+}
+FL_DEV void fl_ldsm4_trans(uint32_t r[4], const void *row)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(fl_smem(row)));
+}
+/* 16 (4) bytes from global src to shared dst, zeros when !ok (src is then
+ * not read), done when a later fl_cp_wait covers the group */
+FL_DEV void fl_cp16(void *dst, const void *src, int ok)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(fl_smem(dst)), "l"(src), "r"(ok ? 16 : 0));
+}
+FL_DEV void fl_cp4(void *dst, const void *src, int ok)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(fl_smem(dst)), "l"(src), "r"(ok ? 4 : 0));
+}
+FL_DEV void fl_cp_commit(void)
+{
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+/* every committed group of the thread's copies but the N newest is done */
+template <int N> FL_DEV void fl_cp_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 #endif
 
@@ -175,11 +239,12 @@ FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint64_t base, ui
  * A policy gives: K, the depth of one product; elem, an element of a
  * shared tile (already rounded for the tensor cores); PAD, the padding of
  * a tile's rows, in elements, so that B-fragment reads miss bank
- * conflicts; round(x); load_a, the A operands (16 rows x HS, HS/K of them)
- * of rows r0 .. r0+15 of a global row-major matrix, zeros from row T on;
- * b_rows, the B fragment B(k, n) = tile[r + n][kk*K + k]; b_cols,
- * B(k, n) = tile[r + k][n0 + n]; c_to_a, K/8 C tiles (16 x 8 each, side
- * by side) as one A operand; mma, d += a * b. With g = lane/4, t = lane%4,
+ * conflicts (and rows stay 16-byte aligned); round(x); load_a, the A
+ * operands (16 rows x HS, HS/K of them) of rows r0 .. r0+15 of a global
+ * row-major matrix, zeros from row T on; b_rows2, the B fragments
+ * B(k, n) = tile[r + n][kk*K + k] of kk and kk+1; b_cols2, the B fragments
+ * B(k, n) = tile[r + k][n0 + n] of n0 and n0+8; c_to_a, K/8 C tiles
+ * (16 x 8 each, side by side) as one A operand; mma, d += a * b. With g = lane/4, t = lane%4,
  * C (16 x 8, fp32) holds (g, 2t) (g, 2t+1) (g+8, 2t) (g+8, 2t+1) for both
  * (PTX ISA, "Matrix Fragments for mma.m16n8k8 / m16n8k16").
  */
@@ -216,6 +281,17 @@ struct fl_tf32_mma {
     {
         b[0] = tile[r + t4][n0 + g];
         b[1] = tile[r + t4 + 4][n0 + g];
+    }
+    /* (ldmatrix moves 16-bit elements: its .trans does not apply here) */
+    template <int HS> FL_MEMBER void b_rows2(uint32_t b[2][2], const elem (*tile)[HS + PAD], int r, int kk, int lane)
+    {
+        b_rows<HS>(b[0], tile, r, kk, lane >> 2, lane & 3);
+        b_rows<HS>(b[1], tile, r, kk + 1, lane >> 2, lane & 3);
+    }
+    template <int HS> FL_MEMBER void b_cols2(uint32_t b[2][2], const elem (*tile)[HS + PAD], int r, int n0, int lane)
+    {
+        b_cols<HS>(b[0], tile, r, n0, lane >> 2, lane & 3);
+        b_cols<HS>(b[1], tile, r, n0 + 8, lane >> 2, lane & 3);
     }
     FL_MEMBER void c_to_a(uint32_t a[4], const float (*c)[4], int lane)
     {
@@ -264,17 +340,21 @@ struct fl_bf16_mma {
             a[kk][3] = pb ? pack(round(fl_ld(pb, c1)), round(fl_ld(pb, c1 + 1))) : 0;
         }
     }
-    template <int HS> FL_MEMBER void b_rows(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int kk, int g, int t4)
+    /* One ldmatrix each: lanes 8i .. 8i+7 give the rows of 8 x 8 matrix i,
+     * which lands in register i of every lane laid out as a B fragment's
+     * half: plain, (row g, columns 2t, 2t+1) of tile[r + n][k]; .trans,
+     * (rows 2t, 2t+1, column g) of tile[r + k][n]. */
+    template <int HS> FL_MEMBER void b_rows2(uint32_t b[2][2], const elem (*tile)[HS + PAD], int r, int kk, int lane)
     {
-        const elem *row = tile[r + g] + kk * 16 + 2 * t4;
-        b[0] = pack(row[0], row[1]);
-        b[1] = pack(row[8], row[9]);
+        uint32_t x[4];
+        fl_ldsm4(x, &tile[r + (lane & 7)][kk * 16 + (lane >> 3) * 8]);
+        b[0][0] = x[0], b[0][1] = x[1], b[1][0] = x[2], b[1][1] = x[3];
     }
-    template <int HS> FL_MEMBER void b_cols(uint32_t b[2], const elem (*tile)[HS + PAD], int r, int n0, int g, int t4)
+    template <int HS> FL_MEMBER void b_cols2(uint32_t b[2][2], const elem (*tile)[HS + PAD], int r, int n0, int lane)
     {
-        const int k = r + 2 * t4;
-        b[0] = pack(tile[k][n0 + g], tile[k + 1][n0 + g]);
-        b[1] = pack(tile[k + 8][n0 + g], tile[k + 9][n0 + g]);
+        uint32_t x[4];
+        fl_ldsm4_trans(x, &tile[r + (lane & 15)][n0 + (lane >> 4) * 8]);
+        b[0][0] = x[0], b[0][1] = x[1], b[1][0] = x[2], b[1][1] = x[3];
     }
     FL_MEMBER void c_to_a(uint32_t a[4], const float (*c)[4], int lane)
     {
@@ -291,28 +371,62 @@ struct fl_bf16_mma {
 };
 
 /* Rows r0 .. r0+FL_TILE-1 (zeros past T) into a shared tile, by the whole
- * block, rounded once here rather than at every fragment read. */
+ * block, rounded once here rather than at every fragment read. bfloat16
+ * rows into a bf16 tile: 16-byte cp.async copies, there when a later
+ * fl_cp_wait covers them (the kernels load the next tile while they work
+ * on this one); float rows: 16-byte loads, every one of a thread's issued
+ * before the first is rounded and stored. Rows of 16-byte multiples from a
+ * 16-byte aligned base (cuda_attention.cu checks: fused_aligned). */
 template <class P, int HS, class A>
 FL_DEV void fl_load_tile(typename P::elem (*tile)[HS + P::PAD], const A *base, size_t stride, int r0, int T)
 {
-    for (int i = threadIdx.x; i < FL_TILE * HS; i += FL_THREADS) {
-        const int r = i / HS, d = i % HS;
-        tile[r][d] = P::round(r0 + r < T ? fl_ld(base, (size_t)(r0 + r) * stride + d) : 0.0f);
+    constexpr bool copy = std::is_same<A, __nv_bfloat16>::value && sizeof(typename P::elem) == 2;
+    constexpr int V = 16 / sizeof(A), PER_ROW = HS / V, N = FL_TILE * PER_ROW / FL_THREADS;
+    static_assert(copy || std::is_same<A, float>::value, "bfloat16 rows into bf16 tiles, or float rows");
+    static_assert(HS % V == 0 && FL_TILE * PER_ROW % FL_THREADS == 0, "whole 16-byte pieces, as many a thread");
+    if constexpr (copy) {
+        FL_UNROLL
+        for (int j = 0; j < N; j++) {
+            const int i = (int)threadIdx.x + j * FL_THREADS, r = i / PER_ROW, c = i % PER_ROW * V, ok = r0 + r < T;
+            fl_cp16(&tile[r][c], base + (size_t)(ok ? r0 + r : 0) * stride + c, ok);
+        }
+    } else {
+        float4 x[N];
+        FL_UNROLL
+        for (int j = 0; j < N; j++) {
+            const int i = (int)threadIdx.x + j * FL_THREADS, r = i / PER_ROW, c = i % PER_ROW * V;
+            x[j] = r0 + r < T ? *(const float4 *)(base + (size_t)(r0 + r) * stride + c) : make_float4(0, 0, 0, 0);
+        }
+        FL_UNROLL
+        for (int j = 0; j < N; j++) {
+            const int i = (int)threadIdx.x + j * FL_THREADS, r = i / PER_ROW, c = i % PER_ROW * V;
+            tile[r][c] = P::round(x[j].x), tile[r][c + 1] = P::round(x[j].y);
+            tile[r][c + 2] = P::round(x[j].z), tile[r][c + 3] = P::round(x[j].w);
+        }
     }
 }
+
+/* A kernel's shared tiles: two (a and b: keys and values, or queries and
+ * output gradients) of FL_TILE rows, twice, the walk filling one while it
+ * works on the other. */
+template <class P, int HS> struct alignas(16) fl_tiles {
+    typename P::elem a[2][FL_TILE][HS + P::PAD], b[2][FL_TILE][HS + P::PAD];
+};
 
 /* c (16 x 8, C layout) = A rows a (16 x HS) times the transpose of rows
  * r .. r+7 of a shared tile. */
 template <class P, int HS>
 FL_DEV void fl_times_rows(float c[4], const uint32_t a[HS / P::K][4], const typename P::elem (*tile)[HS + P::PAD],
-                          int r, int g, int t4)
+                          int r, int lane)
 {
+    static_assert(HS / P::K % 2 == 0, "B fragments two at a time");
     c[0] = c[1] = c[2] = c[3] = 0.0f;
     FL_UNROLL
-    for (int kk = 0; kk < HS / P::K; kk++) {
-        uint32_t b[2];
-        P::template b_rows<HS>(b, tile, r, kk, g, t4);
-        P::mma(c, a[kk], b);
+    for (int kk = 0; kk < HS / P::K; kk += 2) {
+        uint32_t b[2][2];
+        P::template b_rows2<HS>(b, tile, r, kk, lane);
+        P::mma(c, a[kk], b[0]);
+        P::mma(c, a[kk + 1], b[1]);
     }
 }
 
@@ -322,14 +436,14 @@ template <class P, int HS>
 FL_DEV void fl_acc_times_tile(float acc[HS / 8][4], const float (*x)[4], const typename P::elem (*tile)[HS + P::PAD],
                               int r, int lane)
 {
-    const int g = lane >> 2, t4 = lane & 3;
     uint32_t a[4];
     P::c_to_a(a, x, lane);
     FL_UNROLL
-    for (int n = 0; n < HS / 8; n++) {
-        uint32_t b[2];
-        P::template b_cols<HS>(b, tile, r, n * 8, g, t4);
-        P::mma(acc[n], a, b);
+    for (int n = 0; n < HS / 8; n += 2) {
+        uint32_t b[2][2];
+        P::template b_cols2<HS>(b, tile, r, n * 8, lane);
+        P::mma(acc[n], a, b[0]);
+        P::mma(acc[n + 1], a, b[1]);
     }
 }
 
@@ -386,7 +500,7 @@ template <int HS, class P, class A = float>
 __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, const A *qkv, const uint8_t *mask, int causal,
                                      int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
 {
-    __shared__ typename P::elem ks[FL_TILE][HS + P::PAD], vs[FL_TILE][HS + P::PAD];
+    __shared__ fl_tiles<P, HS> sm;
     const fl_block<A> w = fl_block_of(qkv, (const A *)0, mask, T, C, NH, HS);
     const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, q0 = w.r0, qw = w.rw;
     const size_t C3 = w.C3;
@@ -402,15 +516,23 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, const A *
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     const int kend = causal ? (T < q0 + FL_ROWS ? T : q0 + FL_ROWS) : T;
-    for (int k0 = 0; k0 < kend; k0 += FL_TILE) {
+    fl_load_tile<P, HS>(sm.a[0], kg, C3, 0, T);
+    fl_load_tile<P, HS>(sm.b[0], vg, C3, 0, T);
+    fl_cp_commit();
+    for (int k0 = 0, buf = 0; k0 < kend; k0 += FL_TILE, buf ^= 1) {
+        /* this step's tiles in, every warp past the last step's reads */
+        fl_cp_wait<0>();
         __syncthreads();
-        fl_load_tile<P, HS>(ks, kg, C3, k0, T);
-        fl_load_tile<P, HS>(vs, vg, C3, k0, T);
-        __syncthreads();
+        if (k0 + FL_TILE < kend) {
+            fl_load_tile<P, HS>(sm.a[buf ^ 1], kg, C3, k0 + FL_TILE, T);
+            fl_load_tile<P, HS>(sm.b[buf ^ 1], vg, C3, k0 + FL_TILE, T);
+        }
+        fl_cp_commit();
+        const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
         float s[FL_TILE / 8][4], kf[FL_TILE / 8][4];
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<P, HS>(s[j], qa, ks, j * 8, g, t4);
+            fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
             if (dropping)
                 fl_keep_tile(kf[j], drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane, keep_scale);
         }
@@ -499,8 +621,8 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
                                          const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
                                          float keep_scale, float scale, int add)
 {
-    __shared__ typename P::elem qs[FL_TILE][HS + P::PAD], dos[FL_TILE][HS + P::PAD];
-    __shared__ float ls[FL_TILE], dl[FL_TILE];
+    __shared__ fl_tiles<P, HS> sm;
+    __shared__ float lsd[2][2][FL_TILE]; /* [buffer][log-sum-exp, delta][query] */
     const fl_block<A> w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
     const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, k0 = w.r0, kw = w.rw;
     const size_t C3 = w.C3;
@@ -518,21 +640,34 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         FL_UNROLL
         for (int q = 0; q < 4; q++) dk[n][q] = dv[n][q] = 0.0f;
     }
-    for (int qb = causal ? k0 : 0; qb < T; qb += FL_TILE) {
-        __syncthreads();
-        fl_load_tile<P, HS>(qs, qg, C3, qb, T);
-        fl_load_tile<P, HS>(dos, dog, (size_t)C, qb, T);
+    /* the queries' tiles from qb into buffer `to`; log-sum-exp and delta 0
+       past T, where every p is 0 */
+    auto load = [&](int to, int qb) {
+        fl_load_tile<P, HS>(sm.a[to], qg, C3, qb, T);
+        fl_load_tile<P, HS>(sm.b[to], dog, (size_t)C, qb, T);
         for (int i = threadIdx.x; i < FL_TILE; i += FL_THREADS) {
-            const int q = qb + i;
-            ls[i] = q < T ? lse[(size_t)bh * T + q] : INFINITY;
-            dl[i] = q < T ? delta[(size_t)bh * T + q] : 0.0f;
+            const int ok = qb + i < T;
+            const size_t at = (size_t)bh * T + (ok ? qb + i : 0);
+            fl_cp4(&lsd[to][0][i], lse + at, ok);
+            fl_cp4(&lsd[to][1][i], delta + at, ok);
         }
+    };
+    const int qstart = causal ? k0 : 0;
+    load(0, qstart);
+    fl_cp_commit();
+    for (int qb = qstart, buf = 0; qb < T; qb += FL_TILE, buf ^= 1) {
+        /* this step's tiles in, every warp past the last step's reads */
+        fl_cp_wait<0>();
         __syncthreads();
+        if (qb + FL_TILE < T) load(buf ^ 1, qb + FL_TILE);
+        fl_cp_commit();
+        const typename P::elem(*qs)[HS + P::PAD] = sm.a[buf], (*dos)[HS + P::PAD] = sm.b[buf];
+        const float *ls = lsd[buf][0], *dl = lsd[buf][1];
         /* S^T: rows keys kw+g (+8), columns queries qb + j*8 + 2*t4 (+1) */
         float pd[FL_TILE / 8][4], p[FL_TILE / 8][4], dpd[FL_TILE / 8][4];
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<P, HS>(p[j], ka, qs, j * 8, g, t4);
+            fl_times_rows<P, HS>(p[j], ka, qs, j * 8, lane);
             float kf[4];
             if (dropping)
                 fl_keep_tile(kf, drop, ((uint64_t)bh * T + qb + j * 8) * T + kw, 1, T, g, t4, lane, keep_scale);
@@ -552,7 +687,7 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         /* dPd^T = V dO^T, then dS^T = P^T (dP^T - delta) into p */
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<P, HS>(dpd[j], va, dos, j * 8, g, t4);
+            fl_times_rows<P, HS>(dpd[j], va, dos, j * 8, lane);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int qi = j * 8 + 2 * t4 + (q & 1);
@@ -577,7 +712,7 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
                                         const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
                                         float keep_scale, float scale, int add)
 {
-    __shared__ typename P::elem ks[FL_TILE][HS + P::PAD], vs[FL_TILE][HS + P::PAD];
+    __shared__ fl_tiles<P, HS> sm;
     const fl_block<A> w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
     const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, q0 = w.r0, qw = w.rw;
     const size_t C3 = w.C3;
@@ -599,16 +734,24 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
     FL_UNROLL
     for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
     const int kend = causal ? (T < q0 + FL_ROWS ? T : q0 + FL_ROWS) : T;
-    for (int k0 = 0; k0 < kend; k0 += FL_TILE) {
+    fl_load_tile<P, HS>(sm.a[0], kg, C3, 0, T);
+    fl_load_tile<P, HS>(sm.b[0], vg, C3, 0, T);
+    fl_cp_commit();
+    for (int k0 = 0, buf = 0; k0 < kend; k0 += FL_TILE, buf ^= 1) {
+        /* this step's tiles in, every warp past the last step's reads */
+        fl_cp_wait<0>();
         __syncthreads();
-        fl_load_tile<P, HS>(ks, kg, C3, k0, T);
-        fl_load_tile<P, HS>(vs, vg, C3, k0, T);
-        __syncthreads();
+        if (k0 + FL_TILE < kend) {
+            fl_load_tile<P, HS>(sm.a[buf ^ 1], kg, C3, k0 + FL_TILE, T);
+            fl_load_tile<P, HS>(sm.b[buf ^ 1], vg, C3, k0 + FL_TILE, T);
+        }
+        fl_cp_commit();
+        const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
         float s[FL_TILE / 8][4], dpd[4];
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<P, HS>(s[j], qa, ks, j * 8, g, t4);
-            fl_times_rows<P, HS>(dpd, oa, vs, j * 8, g, t4);
+            fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
+            fl_times_rows<P, HS>(dpd, oa, vs, j * 8, lane);
             float kf[4];
             if (dropping)
                 fl_keep_tile(kf, drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane, keep_scale);

@@ -55,6 +55,16 @@ const std::function<void()> *kernel;
  * then stops with a message). */
 int direct, reached_barrier;
 
+/* cp.async copies a thread has queued: group -1 until committed */
+struct cp_copy {
+    void *dst;
+    const void *src;
+    unsigned bytes, src_bytes;
+    int group;
+};
+std::vector<cp_copy> cp_queue[MAX_THREADS];
+int cp_groups[MAX_THREADS]; /* groups committed */
+
 /* warp operations: what each lane posted */
 uint64_t post_v[MAX_THREADS];
 uint32_t post_a[MAX_THREADS][4], post_b[MAX_THREADS][2];
@@ -158,6 +168,8 @@ void run_block()
     for (unsigned i = 0; i < n_threads; i++) {
         prepare(i);
         fibers[i].st = READY;
+        cp_queue[i].clear();
+        cp_groups[i] = 0;
     }
     for (;;) {
         for (unsigned i = 0; i < n_threads; i++) {
@@ -186,8 +198,10 @@ void run_block()
         if (released) continue;
         for (unsigned i = 0; i < n_threads; i++)
             if (fibers[i].st == AT_BARRIER) fibers[i].st = READY, waiting = 1;
-        if (!waiting) return;
+        if (!waiting) break;
     }
+    for (unsigned i = 0; i < n_threads; i++)
+        if (!cp_queue[i].empty()) fail("a thread ends with cp.async copies it never waited for");
 }
 
 /* the calling thread's index in its block, x fastest */
@@ -233,6 +247,54 @@ unsigned emu_ballot(int pred)
     for (unsigned i = 0; i < 32 && base + i < n_threads; i++) m |= (unsigned)post_v[base + i] << i;
     barrier(WARP_OP);
     return m;
+}
+
+void emu_ldmatrix_x4(uint32_t r[4], const void *row, int trans)
+{
+    const unsigned t = linear_id(), base = lane_base(), lane = t & 31u;
+    if ((uintptr_t)row % 16 != 0) fail("ldmatrix: a row address that is not 16-byte aligned");
+    post_v[t] = (uint64_t)(uintptr_t)row;
+    barrier(WARP_OP);
+    for (unsigned i = 0; i < 4; i++) {
+        /* element c of row j of matrix i */
+        auto at = [&](unsigned j, unsigned c) {
+            uint16_t v;
+            memcpy(&v, (const char *)(uintptr_t)post_v[base + i * 8 + j] + 2 * c, sizeof v);
+            return (uint32_t)v;
+        };
+        const unsigned a = lane >> 2, b = 2 * (lane & 3u);
+        r[i] = trans ? at(b, a) | at(b + 1, a) << 16 : at(a, b) | at(a, b + 1) << 16;
+    }
+    barrier(WARP_OP);
+}
+
+void emu_cp_async(void *dst, const void *src, unsigned bytes, unsigned src_bytes)
+{
+    if (src_bytes > bytes) fail("cp.async: more source bytes than the copy's size");
+    cp_queue[linear_id()].push_back({dst, src, bytes, src_bytes, -1});
+}
+
+void emu_cp_async_commit(void)
+{
+    const unsigned t = linear_id();
+    for (cp_copy &c : cp_queue[t])
+        if (c.group < 0) c.group = cp_groups[t];
+    cp_groups[t]++;
+}
+
+void emu_cp_async_wait(int n)
+{
+    const unsigned t = linear_id();
+    std::vector<cp_copy> &q = cp_queue[t], left;
+    for (const cp_copy &c : q) {
+        if (c.group < 0 || c.group >= cp_groups[t] - n) {
+            left.push_back(c);
+            continue;
+        }
+        memcpy(c.dst, c.src, c.src_bytes);
+        memset((char *)c.dst + c.src_bytes, 0, c.bytes - c.src_bytes);
+    }
+    q.swap(left);
 }
 
 uint32_t emu_to_tf32(float x)

@@ -10,9 +10,11 @@
  * unsigned, __ldcg, __syncwarp, __fmul_rn, __ballot_sync, __ffs, __shfl_sync
  * and __shfl_xor_sync (on 4- or 8-byte values), min and max, __float_as_uint,
  * emu_mma_tf32 and emu_mma_bf16 (the m16n8k8 tf32 and m16n8k16 bf16
- * tensor-core products, fragments laid out as the PTX ISA specifies; the
- * fused attention header routes its inline PTX here under
- * TFTX_EMULATED_CUDA). Every thread of a block must reach every barrier and
+ * tensor-core products, fragments laid out as the PTX ISA specifies),
+ * emu_ldmatrix_x4 (ldmatrix .x4, plain or .trans) and emu_cp_async with
+ * its commit and wait (cp.async, the copy done at the wait that covers it,
+ * so a read before that wait sees the old bytes); the fused attention
+ * header routes its inline PTX here under TFTX_EMULATED_CUDA. Every thread of a block must reach every barrier and
  * warp operation the same number of times (no thread returns early while
  * others wait): the emulator stops with a message otherwise.
  *
@@ -93,6 +95,19 @@ static inline void __syncwarp(unsigned mask = 0xffffffffu)
 void emu_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2]);
 /* d (16x8) += a (16x16, 8 bf16 per lane, two a register) * b (16x8, 4 per lane) */
 void emu_mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]);
+/* ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16: lane L gives the
+ * address of row L%8 of 8x8 matrix L/8 (16 bytes, 16-byte aligned); r[i]
+ * gets matrix i's (row L/4, columns 2(L%4), 2(L%4)+1), or with trans its
+ * (rows 2(L%4), 2(L%4)+1, column L/4), the lower in the low half. */
+void emu_ldmatrix_x4(uint32_t r[4], const void *row, int trans);
+/* cp.async of `bytes` bytes to shared dst: src_bytes of them from src, the
+ * rest zeros. Queued by the calling thread; emu_cp_async_commit closes a
+ * group of them; emu_cp_async_wait(n) does the copies of every closed
+ * group but the n newest, as cp.async.wait_group n. A block that ends with
+ * copies never done stops with a message. */
+void emu_cp_async(void *dst, const void *src, unsigned bytes, unsigned src_bytes);
+void emu_cp_async_commit(void);
+void emu_cp_async_wait(int n);
 /* cvt.rna.tf32.f32, or the bits unchanged when emu_tf32_round is 0 */
 uint32_t emu_to_tf32(float x);
 /* float to bfloat16, to nearest, ties to even (finite inputs) */

@@ -85,6 +85,16 @@ static inline float2 make_float2(float x, float y)
     return r;
 }
 
+typedef struct __attribute__((aligned(16))) float4 {
+    float x, y, z, w;
+} float4;
+
+static inline float4 make_float4(float x, float y, float z, float w)
+{
+    float4 r = {x, y, z, w};
+    return r;
+}
+
 cudaError_t cudaGetDeviceCount(int *count);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device);
