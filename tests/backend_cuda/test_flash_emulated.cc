@@ -12,9 +12,10 @@
  * rounded as the GPU does (limit 2e-2), the bf16 kernels (m16n8k16; limit
  * 1.5e-2) on float activations, and the same on bfloat16 activations as the
  * backend's precision bf16 runs them (their tiles arrive by cp.async, the
- * emulator doing each copy only at the wait that covers it). Shapes cover sequence lengths that are not multiples of the
- * tiles, head sizes 32 and 64, causal and not, padding at the end, at the
- * start and everywhere, dropout 0 and not. Needs no GPU.
+ * emulator doing each copy only at the wait that covers it). Shapes cover
+ * sequence lengths that are not multiples of the tiles, head sizes 32 and
+ * 64, causal and not, padding at the end, at the start and everywhere,
+ * dropout 0 and not. Needs no GPU.
  */
 #include <math.h>
 #include <stdio.h>
@@ -170,8 +171,8 @@ template <int HS, class P, class A = float> void run_case(const attn_case &k, in
     float *lse = att.data(), *ocopy = att.data() + rows;
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
     emu_launch(grid, FL_THREADS, [&] {
-        flash_forward_kernel<HS, P, A>(out_a.data(), lse, ocopy, qkv_a.data(), mk, k.causal, T, C, NH, drop,
-                                       keep_scale, scale);
+        flash_forward_kernel<HS, P, A>(out_a.data(), lse, ocopy, qkv_a.data(), mk, k.causal, T, C, NH, drop, keep_scale,
+                                       scale);
     });
     emu_launch((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS,
                [&] { flash_delta_kernel(delta.data(), dout_a.data(), ocopy, rows, T, C, NH, HS); });

@@ -37,12 +37,12 @@
 #ifndef TFTX_CUDA_FLASH_CUH
 #define TFTX_CUDA_FLASH_CUH
 
+#include <cuda_bf16.h>
 #include <math.h>
 #include <stdint.h>
-#include <type_traits>
 #include <tftx/backend.h>
-#include <cuda_bf16.h>
 #include <tftx/random.h>
+#include <type_traits>
 
 #define FL_WARPS 4
 #define FL_THREADS (FL_WARPS * 32)
