@@ -76,6 +76,40 @@ __device__ __forceinline__ float as_stored(const bf16 *, float v)
     return __bfloat162float(__float2bfloat16_rn(v));
 }
 
+/* Sixteen bytes of activations at once, from and to a 16-byte aligned
+ * address (vec_aligned): ACT_VEC(A) elements, 8 bfloat16 or 4 floats, as
+ * floats, written back each rounded as st() rounds it. A thread has eight
+ * times the bytes of a bfloat16 ld() in flight: the element-wise kernels
+ * are bound by how many bytes are in flight, not by their arithmetic. */
+#define ACT_VEC(A) ((int)(16 / sizeof(A)))
+__device__ __forceinline__ bool vec_aligned(const void *p)
+{
+    return (uintptr_t)p % 16 == 0;
+}
+__device__ __forceinline__ void ld_vec(const float *p, size_t i, float v[4])
+{
+    const float4 x = *(const float4 *)(p + i);
+    v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+}
+__device__ __forceinline__ void ld_vec(const bf16 *p, size_t i, float v[8])
+{
+    const uint4 x = *(const uint4 *)(p + i);
+    const unsigned w[4] = {x.x, x.y, x.z, x.w};
+    for (int k = 0; k < 4; k++) v[2 * k] = __uint_as_float(w[k] << 16), v[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+}
+__device__ __forceinline__ void st_vec(float *p, size_t i, const float v[4])
+{
+    *(float4 *)(p + i) = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ __forceinline__ void st_vec(bf16 *p, size_t i, const float v[8])
+{
+    unsigned w[4];
+    for (int k = 0; k < 4; k++)
+        w[k] = (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k])) |
+               (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k + 1])) << 16;
+    *(uint4 *)(p + i) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
 #define ACT_CALL(be, stmt)                                                                                             \
     do {                                                                                                               \
         if ((be)->act16) {                                                                                             \
@@ -89,6 +123,25 @@ __device__ __forceinline__ float as_stored(const bf16 *, float v)
 
 #define CUDA_FOR(i, n)                                                                                                 \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+/* A loop over n elements of A by vectors (ld_vec, st_vec): vec(i) for
+ * i = 0, N, 2N, ... below n rounded down to N = ACT_VEC(A), then one(i)
+ * for each element after those; every element by one() when !aligned.
+ * This thread takes the vectors (and then the elements) first,
+ * first + step, ...: the grid's threads (VEC_GRID; launch with
+ * cuda_vec_blocks) or a block's. */
+template <class A, class Vec, class One>
+__device__ __forceinline__ void vec_for(size_t n, bool aligned, size_t first, size_t step, Vec vec, One one)
+{
+    const size_t nv = aligned ? n / ACT_VEC(A) : 0;
+    for (size_t j = first; j < nv; j += step) vec(j * ACT_VEC(A));
+    for (size_t k = first; k < n - nv * ACT_VEC(A); k += step) one(nv * ACT_VEC(A) + k);
+}
+#define VEC_GRID (blockIdx.x * (size_t)blockDim.x + threadIdx.x), ((size_t)gridDim.x * blockDim.x)
+static inline unsigned cuda_vec_blocks(const cuda_backend *be, size_t n)
+{
+    return cuda_blocks((n + 7) / (be->act16 ? 8 : 4));
+}
 
 /* Sum and maximum over the 32 lanes of a warp (every lane gets the result). */
 __device__ __forceinline__ float warp_sum(float v)
@@ -180,7 +233,7 @@ static inline unsigned drop_blocks(size_t n, uint64_t offset)
  * column. The grid depends on N and C only, so the result is the same
  * every run. */
 #define COLSUM_LANES 8
-#define COLSUM_LOADS 8 /* chunks' sums the last block loads at a time */
+#define COLSUM_LOADS 8 /* rows (chunks' sums in the last block) loaded at a time */
 static inline int colsum_chunks(int N, int C)
 {
     int col_blocks = (C + 31) / 32;
@@ -232,9 +285,13 @@ static __global__ void colsum_kernel(float *out_x, float *out_y, float2 *partial
     const int r0 = p * rows_per_chunk, r1 = min(N, r0 + rows_per_chunk);
     float2 s = make_float2(0.0f, 0.0f);
     if (c < C)
-        for (int r = r0 + ty; r < r1; r += COLSUM_LANES) {
-            float2 v = f(r, c);
-            s.x += v.x, s.y += v.y;
+        for (int r = r0 + ty; r < r1; r += COLSUM_LANES * COLSUM_LOADS) {
+            float2 v[COLSUM_LOADS]; /* COLSUM_LOADS rows read together, added in order */
+            CUDA_UNROLL
+            for (int u = 0; u < COLSUM_LOADS; u++)
+                v[u] = r + u * COLSUM_LANES < r1 ? f(r + u * COLSUM_LANES, c) : make_float2(0.0f, 0.0f);
+            CUDA_UNROLL
+            for (int u = 0; u < COLSUM_LOADS && r + u * COLSUM_LANES < r1; u++) s.x += v[u].x, s.y += v[u].y;
         }
     sh[ty][tx] = s;
     __syncthreads();

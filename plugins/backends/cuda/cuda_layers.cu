@@ -189,19 +189,43 @@ __global__ void layernorm_backward_kernel(A *dinp, const A *dout, const A *inp, 
     int row = blockIdx.x * CUDA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
     const A *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
-    const float m = mean[row], s = rstd[row];
-    float gs = 0.0f, gxs = 0.0f;
-    for (int c = lane; c < C; c += 32) {
-        float g = ld(dy, c) * (weight ? weight[c] : 1.0f);
-        gs += g;
-        gxs += g * (ld(x, c) - m) * s;
-    }
-    float g_mean = warp_sum(gs) / (float)C, gx_mean = warp_sum(gxs) / (float)C;
     A *dx = dinp + (size_t)row * C;
-    for (int c = lane; c < C; c += 32) {
-        float g = ld(dy, c) * (weight ? weight[c] : 1.0f);
-        st(dx, c, (add ? ld(dx, c) : 0.0f) + s * (g - g_mean - (ld(x, c) - m) * s * gx_mean));
-    }
+    const float m = mean[row], s = rstd[row];
+    const bool aligned = vec_aligned(x) && vec_aligned(dy) && vec_aligned(dx);
+    constexpr int V = ACT_VEC(A);
+    float gs = 0.0f, gxs = 0.0f;
+    auto sums = [&](float d, float xc, int c) {
+        const float g = d * (weight ? weight[c] : 1.0f);
+        gs += g;
+        gxs += g * (xc - m) * s;
+    };
+    vec_for<A>(
+        (size_t)C, aligned, lane, 32,
+        [&](size_t c) {
+            float d[V], xv[V];
+            ld_vec(dy, c, d);
+            ld_vec(x, c, xv);
+            CUDA_UNROLL
+            for (int k = 0; k < V; k++) sums(d[k], xv[k], (int)c + k);
+        },
+        [&](size_t c) { sums(ld(dy, c), ld(x, c), (int)c); });
+    const float g_mean = warp_sum(gs) / (float)C, gx_mean = warp_sum(gxs) / (float)C;
+    auto grad = [&](float base, float d, float xc, int c) {
+        const float g = d * (weight ? weight[c] : 1.0f);
+        return base + s * (g - g_mean - (xc - m) * s * gx_mean);
+    };
+    vec_for<A>(
+        (size_t)C, aligned, lane, 32,
+        [&](size_t c) {
+            float d[V], xv[V], o[V];
+            ld_vec(dy, c, d);
+            ld_vec(x, c, xv);
+            if (add) ld_vec(dx, c, o);
+            CUDA_UNROLL
+            for (int k = 0; k < V; k++) o[k] = grad(add ? o[k] : 0.0f, d[k], xv[k], (int)c + k);
+            st_vec(dx, c, o);
+        },
+        [&](size_t c) { st(dx, c, grad(add ? ld(dx, c) : 0.0f, ld(dy, c), ld(x, c), (int)c)); });
 }
 
 /* (dout*xhat, dout) at row n, column c: summed over rows (colsum) into
@@ -400,15 +424,23 @@ template <class A> __device__ void ce_row_stats(const A *l, int V, float *mx, do
     __shared__ double ss[CE_THREADS];
     float m = -INFINITY;
     double s = 0.0;
-    for (int v = threadIdx.x; v < V; v += CE_THREADS) {
-        float x = ld(l, v);
+    auto add = [&](float x) {
         if (x > m) {
             s = s * (double)expf(m - x) + 1.0;
             m = x;
         } else if (x != -INFINITY) { /* exp(-inf) = 0, and -inf - -inf is NaN */
             s += (double)expf(x - m);
         }
-    }
+    };
+    vec_for<A>(
+        (size_t)V, vec_aligned(l), threadIdx.x, CE_THREADS,
+        [&](size_t v) {
+            float x[ACT_VEC(A)];
+            ld_vec(l, v, x);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) add(x[k]);
+        },
+        [&](size_t v) { add(ld(l, v)); });
     sm[threadIdx.x] = m, ss[threadIdx.x] = s;
     __syncthreads();
     for (int half = CE_THREADS / 2; half > 0; half >>= 1) { /* a fixed tree */
@@ -434,7 +466,16 @@ __global__ void crossentropy_forward_kernel(float *losses, A *probs, const A *lo
     double sum;
     ce_row_stats(l, V, &mx, &sum);
     const float inv = (float)(1.0 / sum);
-    for (int v = threadIdx.x; v < V; v += CE_THREADS) st(p, v, expf(ld(l, v) - mx) * inv);
+    vec_for<A>(
+        (size_t)V, vec_aligned(l) && vec_aligned(p), threadIdx.x, CE_THREADS,
+        [&](size_t v) {
+            float x[ACT_VEC(A)];
+            ld_vec(l, v, x);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) x[k] = expf(x[k] - mx) * inv;
+            st_vec(p, v, x);
+        },
+        [&](size_t v) { st(p, v, expf(ld(l, v) - mx) * inv); });
     if (threadIdx.x == 0) {
         int32_t tgt = targets[n];
         losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(ld(l, tgt) - mx));
@@ -458,14 +499,24 @@ __global__ void crossentropy_fused_kernel(float *losses, A *logits, const int32_
     const int32_t tgt = targets[n];
     if (threadIdx.x == 0) losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(ld(l, tgt) - mx));
     __syncthreads(); /* l[tgt] is read before it is overwritten */
-    for (int v = threadIdx.x; v < V; v += CE_THREADS) {
-        /* __fmul_rn: p rounded as the forward stores it; a plain product
-           could be contracted with the "- 1" below into one fused
-           multiply-add, and the target's gradient then differ in its last
-           bit from forward + backward */
-        const float p = as_stored(l, __fmul_rn(expf(ld(l, v) - mx), inv));
-        st(l, v, tgt < 0 ? 0.0f : 0.0f + (p - (v == tgt ? 1.0f : 0.0f)) * dloss);
-    }
+    /* __fmul_rn: p rounded as the forward stores it; a plain product could
+       be contracted with the "- 1" below into one fused multiply-add, and
+       the target's gradient then differ in its last bit from forward +
+       backward */
+    auto grad = [&](float x, size_t v) {
+        const float p = as_stored(l, __fmul_rn(expf(x - mx), inv));
+        return tgt < 0 ? 0.0f : 0.0f + (p - ((int)v == tgt ? 1.0f : 0.0f)) * dloss;
+    };
+    vec_for<A>(
+        (size_t)V, vec_aligned(l), threadIdx.x, CE_THREADS,
+        [&](size_t v) {
+            float x[ACT_VEC(A)];
+            ld_vec(l, v, x);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) x[k] = grad(x[k], v + k);
+            st_vec(l, v, x);
+        },
+        [&](size_t v) { st(l, v, grad(ld(l, v), v)); });
     for (int v = V + threadIdx.x; v < stride; v += CE_THREADS) st(l, v, 0.0f);
 }
 

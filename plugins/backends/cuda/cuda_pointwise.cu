@@ -41,28 +41,49 @@ __device__ __forceinline__ float gelu_tanh_grad(float x)
     return s + 2.0f * x * s * (e * s) * GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * x2);
 }
 
+__device__ __forceinline__ float activation(float x, int act)
+{
+    return act == TFTX_ACT_RELU ? (x < 0.0f ? 0.0f : x) : act == TFTX_ACT_GELU_TANH ? gelu_tanh(x) : gelu_erf(x);
+}
+
+/* base + the gradient through the activation at x */
+__device__ __forceinline__ float activation_grad(float base, float dy, float x, int act)
+{
+    if (act == TFTX_ACT_RELU) return base + (x > 0.0f ? dy : 0.0f);
+    return base + dy * (act == TFTX_ACT_GELU_TANH ? gelu_tanh_grad(x) : gelu_erf_grad(x));
+}
+
 template <class A> __global__ void activation_forward_kernel(A *out, const A *inp, size_t n, int act)
 {
-    CUDA_FOR(i, n)
-    {
-        float x = ld(inp, i);
-        st(out, i,
-           act == TFTX_ACT_RELU ? (x < 0.0f ? 0.0f : x) : act == TFTX_ACT_GELU_TANH ? gelu_tanh(x) : gelu_erf(x));
-    }
+    vec_for<A>(
+        n, vec_aligned(out) && vec_aligned(inp), VEC_GRID,
+        [&](size_t i) {
+            float x[ACT_VEC(A)];
+            ld_vec(inp, i, x);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) x[k] = activation(x[k], act);
+            st_vec(out, i, x);
+        },
+        [&](size_t i) { st(out, i, activation(ld(inp, i), act)); });
 }
 
 /* add = 0: dinp written, 0 + the term (the bits of adding to zeros) */
 template <class A>
 __global__ void activation_backward_kernel(A *dinp, const A *dout, const A *inp, size_t n, int act, int add)
 {
-    CUDA_FOR(i, n)
-    {
-        float x = ld(inp, i), base = add ? ld(dinp, i) : 0.0f;
-        if (act == TFTX_ACT_RELU)
-            st(dinp, i, base + (x > 0.0f ? ld(dout, i) : 0.0f));
-        else
-            st(dinp, i, base + ld(dout, i) * (act == TFTX_ACT_GELU_TANH ? gelu_tanh_grad(x) : gelu_erf_grad(x)));
-    }
+    vec_for<A>(
+        n, vec_aligned(dinp) && vec_aligned(dout) && vec_aligned(inp), VEC_GRID,
+        [&](size_t i) {
+            float x[ACT_VEC(A)], dy[ACT_VEC(A)], d[ACT_VEC(A)];
+            ld_vec(inp, i, x);
+            ld_vec(dout, i, dy);
+            if (add)
+                ld_vec(dinp, i, d);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) d[k] = activation_grad(add ? d[k] : 0.0f, dy[k], x[k], act);
+            st_vec(dinp, i, d);
+        },
+        [&](size_t i) { st(dinp, i, activation_grad(add ? ld(dinp, i) : 0.0f, ld(dout, i), ld(inp, i), act)); });
 }
 
 template <class A> __global__ void tanh_forward_kernel(A *out, const A *inp, size_t n)
@@ -165,7 +186,7 @@ void cuda_activation_forward(void *self, float *out, const float *inp, size_t N,
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, activation_forward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream, activation_forward_kernel<A>)(
                      (A *)out, (const A *)inp, N, (int)act));
     CUDA_LAUNCHED(be);
 }
@@ -175,7 +196,7 @@ void cuda_activation_backward(void *self, float *dinp, const float *dout, const 
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, activation_backward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream, activation_backward_kernel<A>)(
                      (A *)dinp, (const A *)dout, (const A *)inp, N, (int)act, dinp_add));
     CUDA_LAUNCHED(be);
 }

@@ -8,7 +8,8 @@
  * What a kernel may use: threadIdx, blockIdx, blockDim, gridDim (x and y),
  * static __shared__ arrays, __syncthreads(), __threadfence(), atomicAdd on
  * unsigned, __ldcg, __syncwarp, __fmul_rn, __ballot_sync, __ffs, __shfl_sync
- * and __shfl_xor_sync (on 4- or 8-byte values), min and max, __float_as_uint,
+ * and __shfl_xor_sync (on 4- or 8-byte values), min and max, __float_as_uint
+ * and __uint_as_float,
  * emu_mma_tf32 and emu_mma_bf16 (the m16n8k8 tf32 and m16n8k16 bf16
  * tensor-core products, fragments laid out as the PTX ISA specifies),
  * emu_ldmatrix_x4 (ldmatrix .x4, plain or .trans) and emu_cp_async with
@@ -144,6 +145,12 @@ static inline unsigned __float_as_uint(float x)
     unsigned u;
     memcpy(&u, &x, sizeof u);
     return u;
+}
+static inline float __uint_as_float(unsigned u)
+{
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
 }
 
 /* Run `kernel` (a call of the kernel with its arguments) over a grid of

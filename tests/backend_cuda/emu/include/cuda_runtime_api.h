@@ -95,6 +95,16 @@ static inline float4 make_float4(float x, float y, float z, float w)
     return r;
 }
 
+typedef struct __attribute__((aligned(16))) uint4 {
+    unsigned x, y, z, w;
+} uint4;
+
+static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w)
+{
+    uint4 r = {x, y, z, w};
+    return r;
+}
+
 cudaError_t cudaGetDeviceCount(int *count);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device);
