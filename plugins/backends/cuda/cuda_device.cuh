@@ -95,7 +95,8 @@ __device__ __forceinline__ void ld_vec(const bf16 *p, size_t i, float v[8])
 {
     const uint4 x = *(const uint4 *)(p + i);
     const unsigned w[4] = {x.x, x.y, x.z, x.w};
-    for (int k = 0; k < 4; k++) v[2 * k] = __uint_as_float(w[k] << 16), v[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+    for (int k = 0; k < 4; k++)
+        v[2 * k] = __uint_as_float(w[k] << 16), v[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
 }
 __device__ __forceinline__ void st_vec(float *p, size_t i, const float v[4])
 {

@@ -199,33 +199,31 @@ __global__ void layernorm_backward_kernel(A *dinp, const A *dout, const A *inp, 
         gs += g;
         gxs += g * (xc - m) * s;
     };
-    vec_for<A>(
-        (size_t)C, aligned, lane, 32,
-        [&](size_t c) {
-            float d[V], xv[V];
-            ld_vec(dy, c, d);
-            ld_vec(x, c, xv);
-            CUDA_UNROLL
-            for (int k = 0; k < V; k++) sums(d[k], xv[k], (int)c + k);
-        },
-        [&](size_t c) { sums(ld(dy, c), ld(x, c), (int)c); });
+    vec_for<A>((size_t)C, aligned, lane, 32,
+               [&](size_t c) {
+                   float d[V], xv[V];
+                   ld_vec(dy, c, d);
+                   ld_vec(x, c, xv);
+                   CUDA_UNROLL
+                   for (int k = 0; k < V; k++) sums(d[k], xv[k], (int)c + k);
+               },
+               [&](size_t c) { sums(ld(dy, c), ld(x, c), (int)c); });
     const float g_mean = warp_sum(gs) / (float)C, gx_mean = warp_sum(gxs) / (float)C;
     auto grad = [&](float base, float d, float xc, int c) {
         const float g = d * (weight ? weight[c] : 1.0f);
         return base + s * (g - g_mean - (xc - m) * s * gx_mean);
     };
-    vec_for<A>(
-        (size_t)C, aligned, lane, 32,
-        [&](size_t c) {
-            float d[V], xv[V], o[V];
-            ld_vec(dy, c, d);
-            ld_vec(x, c, xv);
-            if (add) ld_vec(dx, c, o);
-            CUDA_UNROLL
-            for (int k = 0; k < V; k++) o[k] = grad(add ? o[k] : 0.0f, d[k], xv[k], (int)c + k);
-            st_vec(dx, c, o);
-        },
-        [&](size_t c) { st(dx, c, grad(add ? ld(dx, c) : 0.0f, ld(dy, c), ld(x, c), (int)c)); });
+    vec_for<A>((size_t)C, aligned, lane, 32,
+               [&](size_t c) {
+                   float d[V], xv[V], o[V];
+                   ld_vec(dy, c, d);
+                   ld_vec(x, c, xv);
+                   if (add) ld_vec(dx, c, o);
+                   CUDA_UNROLL
+                   for (int k = 0; k < V; k++) o[k] = grad(add ? o[k] : 0.0f, d[k], xv[k], (int)c + k);
+                   st_vec(dx, c, o);
+               },
+               [&](size_t c) { st(dx, c, grad(add ? ld(dx, c) : 0.0f, ld(dy, c), ld(x, c), (int)c)); });
 }
 
 /* (dout*xhat, dout) at row n, column c: summed over rows (colsum) into
@@ -432,15 +430,14 @@ template <class A> __device__ void ce_row_stats(const A *l, int V, float *mx, do
             s += (double)expf(x - m);
         }
     };
-    vec_for<A>(
-        (size_t)V, vec_aligned(l), threadIdx.x, CE_THREADS,
-        [&](size_t v) {
-            float x[ACT_VEC(A)];
-            ld_vec(l, v, x);
-            CUDA_UNROLL
-            for (int k = 0; k < ACT_VEC(A); k++) add(x[k]);
-        },
-        [&](size_t v) { add(ld(l, v)); });
+    vec_for<A>((size_t)V, vec_aligned(l), threadIdx.x, CE_THREADS,
+               [&](size_t v) {
+                   float x[ACT_VEC(A)];
+                   ld_vec(l, v, x);
+                   CUDA_UNROLL
+                   for (int k = 0; k < ACT_VEC(A); k++) add(x[k]);
+               },
+               [&](size_t v) { add(ld(l, v)); });
     sm[threadIdx.x] = m, ss[threadIdx.x] = s;
     __syncthreads();
     for (int half = CE_THREADS / 2; half > 0; half >>= 1) { /* a fixed tree */
@@ -466,16 +463,15 @@ __global__ void crossentropy_forward_kernel(float *losses, A *probs, const A *lo
     double sum;
     ce_row_stats(l, V, &mx, &sum);
     const float inv = (float)(1.0 / sum);
-    vec_for<A>(
-        (size_t)V, vec_aligned(l) && vec_aligned(p), threadIdx.x, CE_THREADS,
-        [&](size_t v) {
-            float x[ACT_VEC(A)];
-            ld_vec(l, v, x);
-            CUDA_UNROLL
-            for (int k = 0; k < ACT_VEC(A); k++) x[k] = expf(x[k] - mx) * inv;
-            st_vec(p, v, x);
-        },
-        [&](size_t v) { st(p, v, expf(ld(l, v) - mx) * inv); });
+    vec_for<A>((size_t)V, vec_aligned(l) && vec_aligned(p), threadIdx.x, CE_THREADS,
+               [&](size_t v) {
+                   float x[ACT_VEC(A)];
+                   ld_vec(l, v, x);
+                   CUDA_UNROLL
+                   for (int k = 0; k < ACT_VEC(A); k++) x[k] = expf(x[k] - mx) * inv;
+                   st_vec(p, v, x);
+               },
+               [&](size_t v) { st(p, v, expf(ld(l, v) - mx) * inv); });
     if (threadIdx.x == 0) {
         int32_t tgt = targets[n];
         losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - (double)(ld(l, tgt) - mx));
@@ -507,16 +503,15 @@ __global__ void crossentropy_fused_kernel(float *losses, A *logits, const int32_
         const float p = as_stored(l, __fmul_rn(expf(x - mx), inv));
         return tgt < 0 ? 0.0f : 0.0f + (p - ((int)v == tgt ? 1.0f : 0.0f)) * dloss;
     };
-    vec_for<A>(
-        (size_t)V, vec_aligned(l), threadIdx.x, CE_THREADS,
-        [&](size_t v) {
-            float x[ACT_VEC(A)];
-            ld_vec(l, v, x);
-            CUDA_UNROLL
-            for (int k = 0; k < ACT_VEC(A); k++) x[k] = grad(x[k], v + k);
-            st_vec(l, v, x);
-        },
-        [&](size_t v) { st(l, v, grad(ld(l, v), v)); });
+    vec_for<A>((size_t)V, vec_aligned(l), threadIdx.x, CE_THREADS,
+               [&](size_t v) {
+                   float x[ACT_VEC(A)];
+                   ld_vec(l, v, x);
+                   CUDA_UNROLL
+                   for (int k = 0; k < ACT_VEC(A); k++) x[k] = grad(x[k], v + k);
+                   st_vec(l, v, x);
+               },
+               [&](size_t v) { st(l, v, grad(ld(l, v), v)); });
     for (int v = V + threadIdx.x; v < stride; v += CE_THREADS) st(l, v, 0.0f);
 }
 

@@ -77,8 +77,7 @@ __global__ void activation_backward_kernel(A *dinp, const A *dout, const A *inp,
             float x[ACT_VEC(A)], dy[ACT_VEC(A)], d[ACT_VEC(A)];
             ld_vec(inp, i, x);
             ld_vec(dout, i, dy);
-            if (add)
-                ld_vec(dinp, i, d);
+            if (add) ld_vec(dinp, i, d);
             CUDA_UNROLL
             for (int k = 0; k < ACT_VEC(A); k++) d[k] = activation_grad(add ? d[k] : 0.0f, dy[k], x[k], act);
             st_vec(dinp, i, d);
@@ -186,8 +185,8 @@ void cuda_activation_forward(void *self, float *out, const float *inp, size_t N,
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream, activation_forward_kernel<A>)(
-                     (A *)out, (const A *)inp, N, (int)act));
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream,
+                                  activation_forward_kernel<A>)((A *)out, (const A *)inp, N, (int)act));
     CUDA_LAUNCHED(be);
 }
 
