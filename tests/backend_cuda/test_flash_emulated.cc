@@ -165,24 +165,25 @@ template <int HS, class P, class A = float> void run_case(const attn_case &k, in
     ref_backward(ref_dqkv, ref_att, qkv.data(), dout.data(), k, drop);
 
     emu_tf32_round = mode != 0;
-    /* the att buffer: log-sum-exp of each row, then a copy of out */
-    std::vector<float> att(rows + n_out), delta(rows);
+    /* the att buffer: log-sum-exp of each row, a copy of out, the keep bits */
+    std::vector<float> att(rows + n_out + rows * FL_WORDS(T)), delta(rows);
     std::vector<A> out_a(n_out), qkv_a = as<A>(qkv), dout_a = as<A>(dout), dqkv_a = as<A>(dqkv0);
     float *lse = att.data(), *ocopy = att.data() + rows;
+    uint32_t *bits = (uint32_t *)(ocopy + n_out);
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
     emu_launch(grid, FL_THREADS, [&] {
-        flash_forward_kernel<HS, P, A>(out_a.data(), lse, ocopy, qkv_a.data(), mk, k.causal, T, C, NH, drop, keep_scale,
-                                       scale);
+        flash_forward_kernel<HS, P, A>(out_a.data(), lse, ocopy, bits, qkv_a.data(), mk, k.causal, T, C, NH, drop,
+                                       keep_scale, scale);
     });
     emu_launch((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS,
                [&] { flash_delta_kernel(delta.data(), dout_a.data(), ocopy, rows, T, C, NH, HS); });
     emu_launch(grid, FL_THREADS, [&] {
-        flash_backward_kv_kernel<HS, P, A>(dqkv_a.data(), dout_a.data(), qkv_a.data(), lse, delta.data(), mk, k.causal,
-                                           T, C, NH, drop, keep_scale, scale, 1);
+        flash_backward_kv_kernel<HS, P, A>(dqkv_a.data(), dout_a.data(), qkv_a.data(), lse, delta.data(), bits, mk,
+                                           k.causal, T, C, NH, drop, keep_scale, scale, 1);
     });
     emu_launch(grid, FL_THREADS, [&] {
-        flash_backward_q_kernel<HS, P, A>(dqkv_a.data(), dout_a.data(), qkv_a.data(), lse, delta.data(), mk, k.causal,
-                                          T, C, NH, drop, keep_scale, scale, 1);
+        flash_backward_q_kernel<HS, P, A>(dqkv_a.data(), dout_a.data(), qkv_a.data(), lse, delta.data(), bits, mk,
+                                          k.causal, T, C, NH, drop, keep_scale, scale, 1);
     });
     const std::vector<float> out = floats(out_a), dqkv = floats(dqkv_a);
     std::vector<float> ocopy_stored(ocopy, ocopy + n_out);

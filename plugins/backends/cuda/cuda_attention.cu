@@ -153,13 +153,28 @@ static void batched(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb
 }
 
 /* The fused kernels apply: asked for, a head size they are built for, a
- * grid they fit, and room in `att` for the log-sum-exps (B*NH*T) and the
- * copy of the output (B*T*C), which needs NH*T >= NH + C. */
+ * grid they fit, and room in `att` (B*NH*T*T floats when the model does
+ * not ask attention_sizes) for the log-sum-exps (B*NH*T), the copy of the
+ * output (B*T*C) and the keep bits (B*NH*T*FL_WORDS(T)), which needs
+ * NH*T >= NH + C + NH*FL_WORDS(T). */
 static int fused(const cuda_backend *be, int B, int T, int C, int NH)
 {
     const int HS = C / NH;
     return be->fused_attention && C % NH == 0 && (HS == 32 || HS == 64) && (long long)B * NH <= 65535 &&
-           (long long)NH * T >= (long long)NH + C;
+           (long long)NH * T >= (long long)NH + C + (long long)NH * FL_WORDS(T);
+}
+
+/* Where the fused kernels' record lies in att: log-sum-exps, the output's
+ * copy, the keep bits. */
+struct fused_record {
+    float *lse, *ocopy;
+    uint32_t *bits;
+};
+static fused_record record_of(const float *att, int B, int T, int C, int NH)
+{
+    const size_t rows = (size_t)B * NH * T;
+    float *a = (float *)att;
+    return {a, a + rows, (uint32_t *)(a + rows + (size_t)B * T * C)};
 }
 
 /* The fused kernels read rows of qkv and dout 16 bytes at a time: from a
@@ -180,9 +195,9 @@ static void fused_forward(cuda_backend *be, float *out, float *att, const float 
 {
     if (!fused_aligned(be, qkv, qkv)) return;
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
-    float *lse = att, *ocopy = att + (size_t)B * NH * T;
+    const fused_record r = record_of(att, B, T, C, NH);
     TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_forward_kernel<HS, P, A>)
-    ((A *)out, lse, ocopy, (const A *)qkv, mask, causal, T, C, NH, drop, cuda_dropout_scale(drop.p),
+    ((A *)out, r.lse, r.ocopy, r.bits, (const A *)qkv, mask, causal, T, C, NH, drop, cuda_dropout_scale(drop.p),
      1.0f / sqrtf((float)HS));
     CUDA_LAUNCHED(be);
 }
@@ -194,17 +209,18 @@ static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const 
 {
     if (!fused_aligned(be, qkv, dout)) return;
     const size_t rows = (size_t)B * NH * T;
-    const float *lse = att, *ocopy = att + rows, keep = cuda_dropout_scale(drop.p), scale = 1.0f / sqrtf((float)HS);
+    const fused_record r = record_of(att, B, T, C, NH);
+    const float keep = cuda_dropout_scale(drop.p), scale = 1.0f / sqrtf((float)HS);
     float *delta = scratch;
     TFTX_CUDA_LAUNCH((unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS, be->stream, flash_delta_kernel<A>)
-    (delta, (const A *)dout, ocopy, rows, T, C, NH, HS);
+    (delta, (const A *)dout, r.ocopy, rows, T, C, NH, HS);
     CUDA_LAUNCHED(be);
     const dim3 grid((unsigned)((T + FL_ROWS - 1) / FL_ROWS), (unsigned)(B * NH));
     TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_kv_kernel<HS, P, A>)
-    ((A *)dqkv, (const A *)dout, (const A *)qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale, add);
+    ((A *)dqkv, (const A *)dout, (const A *)qkv, r.lse, delta, r.bits, mask, causal, T, C, NH, drop, keep, scale, add);
     CUDA_LAUNCHED(be);
     TFTX_CUDA_LAUNCH(grid, FL_THREADS, be->stream, flash_backward_q_kernel<HS, P, A>)
-    ((A *)dqkv, (const A *)dout, (const A *)qkv, lse, delta, mask, causal, T, C, NH, drop, keep, scale, add);
+    ((A *)dqkv, (const A *)dout, (const A *)qkv, r.lse, delta, r.bits, mask, causal, T, C, NH, drop, keep, scale, add);
     CUDA_LAUNCHED(be);
 }
 
@@ -245,12 +261,13 @@ void cuda_attention_sizes(void *self, int B, int T, int C, int NH, size_t *att, 
                           NH, NH ? C / NH : 0, T);
         return;
     }
-    /* fused at these sizes: log-sum-exps and the output's copy, row sums;
+    /* fused at these sizes: log-sum-exps, the output's copy and the keep
+       bits (record_of), row sums;
        shorter sequences where the fused kernels do not apply (T at most
        the head size) take the cublas path, whose probabilities then fit
        in (B, NH, HS, HS) */
     const size_t HS = (size_t)(C / NH), t = (size_t)T < HS ? (size_t)T : HS, small = (size_t)B * NH * t * t;
-    const size_t a = (size_t)B * NH * T + (size_t)B * T * C, s = (size_t)B * NH * T;
+    const size_t a = (size_t)B * NH * T * (1 + FL_WORDS(T)) + (size_t)B * T * C, s = (size_t)B * NH * T;
     *att = a > small ? a : small;
     *scratch = s > small ? s : small;
 }

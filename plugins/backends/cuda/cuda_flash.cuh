@@ -13,10 +13,14 @@
  * element ((b*NH + h)*T + t)*T + s, the index of every backend; at the end
  * O /= l. Saved for backward, in the `att` buffer the caller provides:
  * the log-sum-exp L = m + log(l) of every row (B*NH*T floats, +inf for a
- * row with no visible key) and a copy of O ((B,T,C) after them).
+ * row with no visible key), a copy of O ((B,T,C) after them) and, when
+ * dropping, the keep bits M != 0 the forward drew (after those: a word
+ * per 32 keys of every row, FL_WORDS(T) words a row, the words of keys
+ * the walk does not reach (causal) left as they are), which the backward
+ * reads instead of drawing them twice more.
  *
  * Backward (no atomics: same bits every run; d(qkv) added to, or written
- * when `add` is 0): delta = rowsum(dO * O); then
+ * when `add` is 0; M from the keep bits): delta = rowsum(dO * O); then
  * one kernel per block of FL_ROWS keys for dK and dV, walking the queries,
  * and one per block of FL_ROWS queries for dQ, walking the keys. Both
  * recompute P = exp(S - L) and dPd = dO V^T:
@@ -49,6 +53,8 @@
 #define FL_ROWS (FL_WARPS * 16) /* queries (forward, dQ) or keys (dK, dV) of a block */
 #define FL_TILE 32              /* keys (forward, dQ) or queries (dK, dV) a step of the walk takes */
 #define FL_FULL 0xffffffffu
+#define FL_WORDS(T) (((T) + 31) / 32) /* keep-bit words of a row of T keys */
+static_assert(FL_TILE == 32 && FL_ROWS == 64, "a keep-bit word a row a tile (forward, dQ); two a row of keys (dK, dV)");
 
 /* Unrolled loops keep the fragment arrays in registers (indexed at run
  * time they would live in local memory). */
@@ -201,37 +207,55 @@ FL_DEV float fl_keep(const tftx_dropout &drop, uint64_t i, float keep_scale)
 
 /* The keep factors (fl_keep) of a warp's 16 x 8 tile of scores, in the
  * layout of an mma accumulator: f[q] for row g + (q>>1)*8 and column
- * 2*t4 + (q&1), the tile's element (r, c) being element base + r*rs + c*cs
- * of the stream. When the tile is 32 groups of four elements of one Philox
- * call each (base a multiple of 4; columns consecutive elements, rs a
- * multiple of 4, or rows, cs a multiple of 4), lane L makes group L's one
- * call and the lanes read their keep bits from it with shuffles: one call
- * a lane instead of four (a call is about a hundred integer instructions,
- * the products of the tile a few dozen). Else element by element. The
- * condition is the same for the whole warp, which must all call. */
-FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint64_t base, uint64_t rs, uint64_t cs, int g, int t4,
-                         int lane, float keep_scale)
+ * 2*t4 + (q&1), the tile's element (r, c) being element base + r*rs + c
+ * of the stream. When the tile is 32 groups of four consecutive elements
+ * of one Philox call each (base and rs multiples of 4), lane L makes group
+ * L's call (row L/2, columns 4*(L%2)..) and the lanes read their keep bits
+ * from it with shuffles: one call a lane instead of four (a call is about
+ * a hundred integer instructions, the products of the tile a few dozen).
+ * Else element by element. The condition is the same for the whole warp,
+ * which must all call. */
+FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint64_t base, uint64_t rs, int g, int t4, int lane,
+                         float keep_scale)
 {
-    const int cols = cs == 1 && rs % 4 == 0, rows = rs == 1 && cs % 4 == 0;
-    if (base % 4 != 0 || !(cols || rows)) {
+    if (base % 4 != 0 || rs % 4 != 0) {
         FL_UNROLL
         for (int q = 0; q < 4; q++)
-            f[q] =
-                fl_keep(drop, base + (uint64_t)(g + (q >> 1) * 8) * rs + (uint64_t)(2 * t4 + (q & 1)) * cs, keep_scale);
+            f[q] = fl_keep(drop, base + (uint64_t)(g + (q >> 1) * 8) * rs + (uint64_t)(2 * t4 + (q & 1)), keep_scale);
         return;
     }
-    /* group L: row L/2, columns 4*(L%2).. (cols); column L/4, rows 4*(L%4).. (rows) */
-    const int gr = cols ? lane >> 1 : (lane & 3) * 4, gc = cols ? (lane & 1) * 4 : lane >> 2;
-    const tftx_u32x4 w = tftx_philox((base + (uint64_t)gr * rs + (uint64_t)gc * cs) >> 2, drop.stream, drop.seed);
+    const tftx_u32x4 w = tftx_philox((base + (uint64_t)(lane >> 1) * rs + (uint64_t)(lane & 1) * 4) >> 2, drop.stream,
+                                     drop.seed);
     unsigned bits = 0;
     FL_UNROLL
     for (int k = 0; k < 4; k++) bits |= (unsigned)(tftx_u24(w.v[k]) >= drop.p) << k;
     FL_UNROLL
     for (int q = 0; q < 4; q++) {
         const int r = g + (q >> 1) * 8, c = 2 * t4 + (q & 1);
-        const unsigned got = __shfl_sync(FL_FULL, bits, cols ? r * 2 + (c >> 2) : c * 4 + (r >> 2));
-        f[q] = got >> (cols ? c & 3 : r & 3) & 1u ? keep_scale : 0.0f;
+        const unsigned got = __shfl_sync(FL_FULL, bits, r * 2 + (c >> 2));
+        f[q] = got >> (c & 3) & 1u ? keep_scale : 0.0f;
     }
+}
+
+/* The keep bits of a warp's 16 x FL_TILE tile of the forward (kf[j]:
+ * fl_keep_tile's factors of columns j*8 ..), rows qw .. qw+15 and keys
+ * k0 .. k0+31, into word k0/32 of each row below T of the record. */
+FL_DEV void fl_store_bits(uint32_t *bits, const float (*kf)[4], size_t bh, int qw, int k0, int T, int g, int t4)
+{
+    uint32_t w[2] = {0u, 0u}; /* rows g, g+8 */
+    FL_UNROLL
+    for (int j = 0; j < FL_TILE / 8; j++) {
+        FL_UNROLL
+        for (int q = 0; q < 4; q++)
+            if (kf[j][q] != 0.0f) w[q >> 1] |= 1u << (j * 8 + 2 * t4 + (q & 1));
+    }
+    FL_UNROLL
+    for (int hr = 0; hr < 2; hr++) { /* the four lanes of a row hold its 32 bits between them */
+        w[hr] |= __shfl_xor_sync(FL_FULL, w[hr], 1);
+        w[hr] |= __shfl_xor_sync(FL_FULL, w[hr], 2);
+    }
+    const int row = qw + g + (t4 & 1) * 8;
+    if (t4 < 2 && row < T) bits[(bh * T + row) * FL_WORDS(T) + k0 / 32] = w[t4];
 }
 
 /* ------------------------------------------- the two kinds of product
@@ -497,8 +521,8 @@ FL_DEV fl_block<A> fl_block_of(const A *qkv, const A *dout, const uint8_t *mask,
 
 /* grid (ceil(T / FL_ROWS), B*NH), FL_THREADS threads */
 template <int HS, class P, class A = float>
-__global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, const A *qkv, const uint8_t *mask, int causal,
-                                     int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
+__global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t *bits, const A *qkv, const uint8_t *mask,
+                                     int causal, int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
 {
     __shared__ fl_tiles<P, HS> sm;
     const fl_block<A> w = fl_block_of(qkv, (const A *)0, mask, T, C, NH, HS);
@@ -534,8 +558,9 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, const A *
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
             if (dropping)
-                fl_keep_tile(kf[j], drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane, keep_scale);
+                fl_keep_tile(kf[j], drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, g, t4, lane, keep_scale);
         }
+        if (dropping) fl_store_bits(bits, kf, (size_t)bh, qw, k0, T, g, t4);
         FL_UNROLL
         for (int hr = 0; hr < 2; hr++) {
             const int row = qw + g + hr * 8;
@@ -618,18 +643,18 @@ __global__ void flash_delta_kernel(float *delta, const A *dout, const float *o, 
 /* dK, dV of FL_ROWS keys a block: grid (ceil(T / FL_ROWS), B*NH) */
 template <int HS, class P, class A = float>
 __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
-                                         const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
-                                         float keep_scale, float scale, int add)
+                                         const uint32_t *bits, const uint8_t *mask, int causal, int T, int C, int NH,
+                                         tftx_dropout drop, float keep_scale, float scale, int add)
 {
     __shared__ fl_tiles<P, HS> sm;
-    __shared__ float lsd[2][2][FL_TILE]; /* [buffer][log-sum-exp, delta][query] */
+    __shared__ float lsd[2][2][FL_TILE];       /* [buffer][log-sum-exp, delta][query] */
+    __shared__ uint32_t kbits[2][FL_TILE][2]; /* [buffer][query][the block's keys k0.., k0+32..] */
     const fl_block<A> w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
     const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, k0 = w.r0, kw = w.rw;
     const size_t C3 = w.C3;
     const A *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
     const uint8_t *mk = w.mask;
-    const int dropping = drop.p > 0.0f;
-    if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
+    const int dropping = drop.p > 0.0f, W = FL_WORDS(T);
 
     uint32_t ka[HS / P::K][4], va[HS / P::K][4];
     P::template load_a<HS>(ka, kg, C3, kw, T, g, t4);
@@ -651,6 +676,11 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
             fl_cp4(&lsd[to][0][i], lse + at, ok);
             fl_cp4(&lsd[to][1][i], delta + at, ok);
         }
+        if (dropping)
+            for (int i = threadIdx.x; i < 2 * FL_TILE; i += FL_THREADS) {
+                const int qi = i / 2, word = k0 / 32 + i % 2, ok = qb + qi < T && word < W;
+                fl_cp4(&kbits[to][qi][i % 2], bits + (ok ? ((size_t)bh * T + qb + qi) * W + word : 0), ok);
+            }
     };
     const int qstart = causal ? k0 : 0;
     load(0, qstart);
@@ -663,21 +693,20 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         fl_cp_commit();
         const typename P::elem(*qs)[HS + P::PAD] = sm.a[buf], (*dos)[HS + P::PAD] = sm.b[buf];
         const float *ls = lsd[buf][0], *dl = lsd[buf][1];
+        const uint32_t(*kb)[2] = kbits[buf];
         /* S^T: rows keys kw+g (+8), columns queries qb + j*8 + 2*t4 (+1) */
         float pd[FL_TILE / 8][4], p[FL_TILE / 8][4], dpd[FL_TILE / 8][4];
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(p[j], ka, qs, j * 8, lane);
-            float kf[4];
-            if (dropping)
-                fl_keep_tile(kf, drop, ((uint64_t)bh * T + qb + j * 8) * T + kw, 1, T, g, t4, lane, keep_scale);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
+                const float kf = dropping && kb[qi][(key - k0) / 32] >> key % 32 & 1u ? keep_scale : 0.0f;
                 const float e =
                     query < T && fl_visible(key, query, T, causal, mk) ? expf(p[j][q] * scale - ls[qi]) : 0.0f;
                 p[j][q] = e;
-                pd[j][q] = dropping && e > 0.0f ? e * kf[q] : e;
+                pd[j][q] = dropping && e > 0.0f ? e * kf : e;
             }
         }
         /* dV += Pd^T dO */
@@ -709,17 +738,17 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
 /* dQ of FL_ROWS queries a block: grid (ceil(T / FL_ROWS), B*NH) */
 template <int HS, class P, class A = float>
 __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
-                                        const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
-                                        float keep_scale, float scale, int add)
+                                        const uint32_t *bits, const uint8_t *mask, int causal, int T, int C, int NH,
+                                        tftx_dropout drop, float keep_scale, float scale, int add)
 {
     __shared__ fl_tiles<P, HS> sm;
+    __shared__ uint32_t qbits[2][FL_ROWS]; /* [buffer][row of the block]: the tile's keys */
     const fl_block<A> w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
     const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, q0 = w.r0, qw = w.rw;
     const size_t C3 = w.C3;
     const A *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
     const uint8_t *mk = w.mask;
-    const int dropping = drop.p > 0.0f;
-    if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
+    const int dropping = drop.p > 0.0f, W = FL_WORDS(T);
 
     uint32_t qa[HS / P::K][4], oa[HS / P::K][4];
     P::template load_a<HS>(qa, qg, C3, qw, T, g, t4);
@@ -734,33 +763,38 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
     FL_UNROLL
     for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
     const int kend = causal ? (T < q0 + FL_ROWS ? T : q0 + FL_ROWS) : T;
-    fl_load_tile<P, HS>(sm.a[0], kg, C3, 0, T);
-    fl_load_tile<P, HS>(sm.b[0], vg, C3, 0, T);
+    /* the keys' tiles from k0 into buffer `to`, and the block's rows' keep
+       bits of those keys */
+    auto load = [&](int to, int k0) {
+        fl_load_tile<P, HS>(sm.a[to], kg, C3, k0, T);
+        fl_load_tile<P, HS>(sm.b[to], vg, C3, k0, T);
+        if (dropping)
+            for (int i = threadIdx.x; i < FL_ROWS; i += FL_THREADS) {
+                const int ok = q0 + i < T;
+                fl_cp4(&qbits[to][i], bits + (ok ? ((size_t)bh * T + q0 + i) * W + k0 / 32 : 0), ok);
+            }
+    };
+    load(0, 0);
     fl_cp_commit();
     for (int k0 = 0, buf = 0; k0 < kend; k0 += FL_TILE, buf ^= 1) {
         /* this step's tiles in, every warp past the last step's reads */
         fl_cp_wait<0>();
         __syncthreads();
-        if (k0 + FL_TILE < kend) {
-            fl_load_tile<P, HS>(sm.a[buf ^ 1], kg, C3, k0 + FL_TILE, T);
-            fl_load_tile<P, HS>(sm.b[buf ^ 1], vg, C3, k0 + FL_TILE, T);
-        }
+        if (k0 + FL_TILE < kend) load(buf ^ 1, k0 + FL_TILE);
         fl_cp_commit();
         const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
+        const uint32_t *rb = qbits[buf] + (qw - q0) + g;
         float s[FL_TILE / 8][4], dpd[4];
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
             fl_times_rows<P, HS>(dpd, oa, vs, j * 8, lane);
-            float kf[4];
-            if (dropping)
-                fl_keep_tile(kf, drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, 1, g, t4, lane, keep_scale);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
-                const int hr = q >> 1, row = qw + g + hr * 8, key = k0 + j * 8 + 2 * t4 + (q & 1);
+                const int hr = q >> 1, row = qw + g + hr * 8, kt = j * 8 + 2 * t4 + (q & 1), key = k0 + kt;
                 const float p = row < T && fl_visible(key, row, T, causal, mk) ? expf(s[j][q] * scale - L[hr]) : 0.0f;
                 float dp = dpd[q];
-                if (dropping && p > 0.0f) dp *= kf[q];
+                if (dropping && p > 0.0f) dp *= rb[hr * 8] >> kt & 1u ? keep_scale : 0.0f;
                 s[j][q] = p * (dp - D[hr]); /* dS */
             }
         }
