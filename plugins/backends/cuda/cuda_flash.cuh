@@ -224,8 +224,8 @@ FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint64_t base, ui
             f[q] = fl_keep(drop, base + (uint64_t)(g + (q >> 1) * 8) * rs + (uint64_t)(2 * t4 + (q & 1)), keep_scale);
         return;
     }
-    const tftx_u32x4 w = tftx_philox((base + (uint64_t)(lane >> 1) * rs + (uint64_t)(lane & 1) * 4) >> 2, drop.stream,
-                                     drop.seed);
+    const tftx_u32x4 w =
+        tftx_philox((base + (uint64_t)(lane >> 1) * rs + (uint64_t)(lane & 1) * 4) >> 2, drop.stream, drop.seed);
     unsigned bits = 0;
     FL_UNROLL
     for (int k = 0; k < 4; k++) bits |= (unsigned)(tftx_u24(w.v[k]) >= drop.p) << k;
@@ -521,8 +521,9 @@ FL_DEV fl_block<A> fl_block_of(const A *qkv, const A *dout, const uint8_t *mask,
 
 /* grid (ceil(T / FL_ROWS), B*NH), FL_THREADS threads */
 template <int HS, class P, class A = float>
-__global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t *bits, const A *qkv, const uint8_t *mask,
-                                     int causal, int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
+__global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t *bits, const A *qkv,
+                                     const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
+                                     float keep_scale, float scale)
 {
     __shared__ fl_tiles<P, HS> sm;
     const fl_block<A> w = fl_block_of(qkv, (const A *)0, mask, T, C, NH, HS);
@@ -647,7 +648,7 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
                                          tftx_dropout drop, float keep_scale, float scale, int add)
 {
     __shared__ fl_tiles<P, HS> sm;
-    __shared__ float lsd[2][2][FL_TILE];       /* [buffer][log-sum-exp, delta][query] */
+    __shared__ float lsd[2][2][FL_TILE];      /* [buffer][log-sum-exp, delta][query] */
     __shared__ uint32_t kbits[2][FL_TILE][2]; /* [buffer][query][the block's keys k0.., k0+32..] */
     const fl_block<A> w = fl_block_of(qkv, dout, mask, T, C, NH, HS);
     const int bh = w.bh, b = w.b, h = w.h, lane = w.lane, g = w.g, t4 = w.t4, k0 = w.r0, kw = w.rw;
