@@ -10,6 +10,7 @@
  *
  * Defines: tftx_philox (4 x 32 bits from key and counter),
  *          tftx_u24 (a word as a float in [0,1)),
+ *          tftx_u24_threshold (tftx_u24(w) >= p as an integer test),
  *          tftx_uniform_at (one float in [0,1) for element i of a stream),
  *          tftx_step_stream (a stream of a training step and a site).
  */
@@ -67,6 +68,17 @@ TFTX_HD tftx_u32x4 tftx_philox(uint64_t ctr_lo, uint64_t ctr_hi, uint64_t key)
 TFTX_HD float tftx_u24(uint32_t w)
 {
     return (float)(w >> 8) * (1.0f / 16777216.0f);
+}
+
+/* The least v with v * 2^-24 >= p: tftx_u24(w) >= p exactly when
+ * (w >> 8) >= tftx_u24_threshold(p), one integer comparison (for p below
+ * 2^8; every w fails it for p >= 1). */
+TFTX_HD uint32_t tftx_u24_threshold(float p)
+{
+    if (!(p > 0.0f)) return 0;
+    const float x = p * 16777216.0f;
+    const uint32_t t = (uint32_t)x;
+    return (float)t < x ? t + 1 : t;
 }
 
 /* Uniform float in [0, 1) for element `i` of stream (key, stream): word

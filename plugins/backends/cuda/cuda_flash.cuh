@@ -11,9 +11,11 @@
  * online softmax keeps each row's running maximum m and sum l and rescales
  * the output accumulator; O += (P * M/(1-p)) V with the dropout mask M of
  * element ((b*NH + h)*T + t)*T + s, the index of every backend; at the end
- * O /= l. Saved for backward, in the `att` buffer the caller provides:
- * the log-sum-exp L = m + log(l) of every row (B*NH*T floats, +inf for a
- * row with no visible key), a copy of O ((B,T,C) after them) and, when
+ * O /= l. The softmax works in base 2 (exp2f of S log2(e), one multiply-add
+ * and the hardware's exp2 a score). Saved for backward, in the `att`
+ * buffer the caller provides: the base-2 log-sum-exp L = m + log2(l) of
+ * every row (B*NH*T floats, +inf for a row with no visible key; P =
+ * exp2(S log2(e) - L)), a copy of O ((B,T,C) after them) and, when
  * dropping, the keep bits M != 0 the forward drew (after those: a word
  * per 32 keys of every row, FL_WORDS(T) words a row, the words of keys
  * the walk does not reach (causal) left as they are), which the backward
@@ -53,6 +55,7 @@
 #define FL_ROWS (FL_WARPS * 16) /* queries (forward, dQ) or keys (dK, dV) of a block */
 #define FL_TILE 32              /* keys (forward, dQ) or queries (dK, dV) a step of the walk takes */
 #define FL_FULL 0xffffffffu
+#define FL_LOG2E 1.44269504088896340736f
 #define FL_WORDS(T) (((T) + 31) / 32) /* keep-bit words of a row of T keys */
 static_assert(FL_TILE == 32 && FL_ROWS == 64, "a keep-bit word a row a tile (forward, dQ); two a row of keys (dK, dV)");
 
@@ -174,10 +177,12 @@ template <int N> FL_DEV void fl_cp_wait(void)
 }
 #endif
 
-/* Key s is visible from query t. */
-FL_DEV int fl_visible(int s, int t, int T, int causal, const uint8_t *mk)
+/* Bit i: key k0 + i is below T and not padding (mk: the sequence's mask,
+ * or none). Every lane of the warp calls. */
+FL_DEV unsigned fl_keys(const uint8_t *mk, int k0, int T, int lane)
 {
-    return s < T && (!causal || s <= t) && (!mk || mk[s]);
+    if (!mk && k0 + 32 <= T) return FL_FULL;
+    return __ballot_sync(FL_FULL, k0 + lane < T && (!mk || mk[k0 + lane]));
 }
 
 /* Activations in global memory are float or bfloat16 (the cuda backend's
@@ -213,10 +218,10 @@ FL_DEV float fl_keep(const tftx_dropout &drop, uint64_t i, float keep_scale)
  * L's call (row L/2, columns 4*(L%2)..) and the lanes read their keep bits
  * from it with shuffles: one call a lane instead of four (a call is about
  * a hundred integer instructions, the products of the tile a few dozen).
- * Else element by element. The condition is the same for the whole warp,
- * which must all call. */
-FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint64_t base, uint64_t rs, int g, int t4, int lane,
-                         float keep_scale)
+ * Else element by element. thr: tftx_u24_threshold(drop.p). The
+ * condition is the same for the whole warp, which must all call. */
+FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint32_t thr, uint64_t base, uint64_t rs, int g, int t4,
+                         int lane, float keep_scale)
 {
     if (base % 4 != 0 || rs % 4 != 0) {
         FL_UNROLL
@@ -228,7 +233,7 @@ FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint64_t base, ui
         tftx_philox((base + (uint64_t)(lane >> 1) * rs + (uint64_t)(lane & 1) * 4) >> 2, drop.stream, drop.seed);
     unsigned bits = 0;
     FL_UNROLL
-    for (int k = 0; k < 4; k++) bits |= (unsigned)(tftx_u24(w.v[k]) >= drop.p) << k;
+    for (int k = 0; k < 4; k++) bits |= (unsigned)((w.v[k] >> 8) >= thr) << k; /* tftx_u24(w) >= p */
     FL_UNROLL
     for (int q = 0; q < 4; q++) {
         const int r = g + (q >> 1) * 8, c = 2 * t4 + (q & 1);
@@ -533,6 +538,8 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
     if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
+    const uint32_t thr = tftx_u24_threshold(drop.p);
+    const float sl = scale * FL_LOG2E;
 
     uint32_t qa[HS / P::K][4];
     P::template load_a<HS>(qa, qg, C3, qw, T, g, t4);
@@ -559,9 +566,10 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
             if (dropping)
-                fl_keep_tile(kf[j], drop, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, g, t4, lane, keep_scale);
+                fl_keep_tile(kf[j], drop, thr, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, g, t4, lane, keep_scale);
         }
         if (dropping) fl_store_bits(bits, kf, (size_t)bh, qw, k0, T, g, t4);
+        const unsigned keys = fl_keys(mk, k0, T, lane);
         FL_UNROLL
         for (int hr = 0; hr < 2; hr++) {
             const int row = qw + g + hr * 8;
@@ -570,8 +578,9 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
             for (int j = 0; j < FL_TILE / 8; j++) {
                 FL_UNROLL
                 for (int e = 0; e < 2; e++) {
-                    const int key = k0 + j * 8 + 2 * t4 + e;
-                    const float v = fl_visible(key, row, T, causal, mk) ? s[j][2 * hr + e] * scale : -INFINITY;
+                    const int kt = j * 8 + 2 * t4 + e;
+                    const bool visible = keys >> kt & 1u && (!causal || k0 + kt <= row);
+                    const float v = visible ? s[j][2 * hr + e] * sl : -INFINITY;
                     s[j][2 * hr + e] = v;
                     mt = fmaxf(mt, v);
                 }
@@ -580,7 +589,7 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
             mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 2));
             /* no visible key so far: nothing to rescale, every p is 0 */
             const float mnew = fmaxf(m[hr], mt), ms = mnew == -INFINITY ? 0.0f : mnew;
-            const float alpha = expf(m[hr] - ms);
+            const float alpha = exp2f(m[hr] - ms);
             m[hr] = mnew;
             l[hr] *= alpha;
             FL_UNROLL
@@ -589,7 +598,7 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
             for (int j = 0; j < FL_TILE / 8; j++) {
                 FL_UNROLL
                 for (int e = 0; e < 2; e++) {
-                    float p = expf(s[j][2 * hr + e] - ms);
+                    float p = exp2f(s[j][2 * hr + e] - ms);
                     l[hr] += p;
                     if (dropping && p > 0.0f) p *= kf[j][2 * hr + e];
                     s[j][2 * hr + e] = p;
@@ -618,7 +627,7 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
                 ocopy[at + n * 8 + 2 * t4 + e] = v;
             }
         }
-        if (t4 == 0) lse[(size_t)bh * T + row] = lt > 0.0f ? m[hr] + logf(lt) : INFINITY;
+        if (t4 == 0) lse[(size_t)bh * T + row] = lt > 0.0f ? m[hr] + log2f(lt) : INFINITY;
     }
 }
 
@@ -657,6 +666,13 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f, W = FL_WORDS(T);
 
+    const float sl = scale * FL_LOG2E;
+    bool key_ok[2]; /* this thread's keys kw + g (+8): below T, not padding */
+    FL_UNROLL
+    for (int hr = 0; hr < 2; hr++) {
+        const int key = kw + g + hr * 8;
+        key_ok[hr] = key < T && (!mk || mk[key]);
+    }
     uint32_t ka[HS / P::K][4], va[HS / P::K][4];
     P::template load_a<HS>(ka, kg, C3, kw, T, g, t4);
     P::template load_a<HS>(va, vg, C3, kw, T, g, t4);
@@ -704,8 +720,8 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
             for (int q = 0; q < 4; q++) {
                 const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
                 const float kf = dropping && kb[qi][(key - k0) / 32] >> key % 32 & 1u ? keep_scale : 0.0f;
-                const float e =
-                    query < T && fl_visible(key, query, T, causal, mk) ? expf(p[j][q] * scale - ls[qi]) : 0.0f;
+                const bool visible = key_ok[q >> 1] && query < T && (!causal || key <= query);
+                const float e = visible ? exp2f(p[j][q] * sl - ls[qi]) : 0.0f;
                 p[j][q] = e;
                 pd[j][q] = dropping && e > 0.0f ? e * kf : e;
             }
@@ -750,6 +766,7 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
     const A *qg = w.q, *kg = w.k, *vg = w.v, *dog = w.dout;
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f, W = FL_WORDS(T);
+    const float sl = scale * FL_LOG2E;
 
     uint32_t qa[HS / P::K][4], oa[HS / P::K][4];
     P::template load_a<HS>(qa, qg, C3, qw, T, g, t4);
@@ -785,6 +802,7 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
         fl_cp_commit();
         const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
         const uint32_t *rb = qbits[buf] + (qw - q0) + g;
+        const unsigned keys = fl_keys(mk, k0, T, lane);
         float s[FL_TILE / 8][4], dpd[4];
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
@@ -793,7 +811,8 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int hr = q >> 1, row = qw + g + hr * 8, kt = j * 8 + 2 * t4 + (q & 1), key = k0 + kt;
-                const float p = row < T && fl_visible(key, row, T, causal, mk) ? expf(s[j][q] * scale - L[hr]) : 0.0f;
+                const bool visible = row < T && keys >> kt & 1u && (!causal || key <= row);
+                const float p = visible ? exp2f(s[j][q] * sl - L[hr]) : 0.0f;
                 float dp = dpd[q];
                 if (dropping && p > 0.0f) dp *= rb[hr * 8] >> kt & 1u ? keep_scale : 0.0f;
                 s[j][q] = p * (dp - D[hr]); /* dS */
