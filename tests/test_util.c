@@ -71,6 +71,31 @@ static void uniform_in_range_and_order_free(void **s)
     assert_true(tftx_uniform_at(42, 7, 1) != tftx_uniform_at(42, 8, 1));
 }
 
+/* The integer keep test the fused attention kernels use is the float one:
+ * tftx_u24(w) >= p exactly when (w >> 8) >= tftx_u24_threshold(p), for
+ * words at and around each threshold and dropout rates at the edges. */
+static void keep_threshold_matches_u24(void **s)
+{
+    (void)s;
+    static const float P[] = {0.0f, 1e-9f, 5.9604645e-8f, 0.1f, 0.25f, 1.0f / 3.0f, 0.5f, 0.9f, 0.99999994f, 1.0f};
+    for (size_t k = 0; k < sizeof P / sizeof P[0]; k++) {
+        const uint32_t t = tftx_u24_threshold(P[k]);
+        for (int64_t d = -3; d <= 3; d++) {
+            const int64_t v = (int64_t)t + d;
+            if (v < 0 || v >= (1 << 24)) continue;
+            for (uint32_t low = 0; low < 256; low += 85) {
+                const uint32_t w = (uint32_t)v << 8 | low;
+                assert_int_equal(tftx_u24(w) >= P[k], (w >> 8) >= t);
+            }
+        }
+    }
+    for (uint32_t i = 0; i < 100000; i++) { /* and drawn words */
+        const uint32_t w = tftx_philox(i, 3, 9).v[i & 3];
+        const float p = (float)(i % 1000) / 1000.0f;
+        assert_int_equal(tftx_u24(w) >= p, (w >> 8) >= tftx_u24_threshold(p));
+    }
+}
+
 static void edit_distance_cases(void **s)
 {
     (void)s;
@@ -130,7 +155,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sha256_known_vectors),       cmocka_unit_test(philox_known_answers),
-        cmocka_unit_test(uniform_in_range_and_order_free), cmocka_unit_test(edit_distance_cases),
+        cmocka_unit_test(uniform_in_range_and_order_free), cmocka_unit_test(keep_threshold_matches_u24),
+        cmocka_unit_test(edit_distance_cases),
         cmocka_unit_test(canonical_form_ignores_key_order), cmocka_unit_test(set_path_and_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
