@@ -154,10 +154,13 @@ static void set_path_and_merge(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sha256_known_vectors),       cmocka_unit_test(philox_known_answers),
-        cmocka_unit_test(uniform_in_range_and_order_free), cmocka_unit_test(keep_threshold_matches_u24),
+        cmocka_unit_test(sha256_known_vectors),
+        cmocka_unit_test(philox_known_answers),
+        cmocka_unit_test(uniform_in_range_and_order_free),
+        cmocka_unit_test(keep_threshold_matches_u24),
         cmocka_unit_test(edit_distance_cases),
-        cmocka_unit_test(canonical_form_ignores_key_order), cmocka_unit_test(set_path_and_merge),
+        cmocka_unit_test(canonical_form_ignores_key_order),
+        cmocka_unit_test(set_path_and_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
