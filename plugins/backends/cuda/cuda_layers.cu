@@ -124,22 +124,47 @@ template <class A> __global__ void embedding_position_backward_kernel(float *dwp
 /* --------------------------------------------------------- layer norm */
 
 /* One warp per row: mean = sum(x)/C, var = sum((x-mean)^2)/C (biased),
- * rstd = 1/sqrt(var + eps), out = (x-mean)*rstd*weight + bias. */
+ * rstd = 1/sqrt(var + eps), out = (x-mean)*rstd*weight + bias; 16 bytes
+ * at a time where the rows are aligned (vec_for). */
 template <class A>
 __device__ __forceinline__ void layernorm_row(A *o, float *mean, float *rstd, const A *x, const float *weight,
                                               const float *bias, int row, int C, float eps, int lane)
 {
+    constexpr int V = ACT_VEC(A);
+    const bool aligned = vec_aligned(x) && vec_aligned(o);
     float s = 0.0f;
-    for (int c = lane; c < C; c += 32) s += ld(x, c);
-    float m = warp_sum(s) / (float)C;
+    vec_for<A>(
+        (size_t)C, aligned, lane, 32,
+        [&](size_t c) {
+            float xv[V];
+            ld_vec(x, c, xv);
+            CUDA_UNROLL
+            for (int k = 0; k < V; k++) s += xv[k];
+        },
+        [&](size_t c) { s += ld(x, c); });
+    const float m = warp_sum(s) / (float)C;
     float v = 0.0f;
-    for (int c = lane; c < C; c += 32) {
-        float xm = ld(x, c) - m;
-        v += xm * xm;
-    }
-    float r = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
-    for (int c = lane; c < C; c += 32)
-        st(o, c, (ld(x, c) - m) * r * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f));
+    vec_for<A>(
+        (size_t)C, aligned, lane, 32,
+        [&](size_t c) {
+            float xv[V];
+            ld_vec(x, c, xv);
+            CUDA_UNROLL
+            for (int k = 0; k < V; k++) v += (xv[k] - m) * (xv[k] - m);
+        },
+        [&](size_t c) { v += (ld(x, c) - m) * (ld(x, c) - m); });
+    const float r = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
+    auto out = [&](float xc, int c) { return (xc - m) * r * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f); };
+    vec_for<A>(
+        (size_t)C, aligned, lane, 32,
+        [&](size_t c) {
+            float xv[V];
+            ld_vec(x, c, xv);
+            CUDA_UNROLL
+            for (int k = 0; k < V; k++) xv[k] = out(xv[k], (int)c + k);
+            st_vec(o, c, xv);
+        },
+        [&](size_t c) { st(o, c, out(ld(x, c), (int)c)); });
     if (lane == 0) {
         if (mean) mean[row] = m;
         if (rstd) rstd[row] = r;
