@@ -133,38 +133,35 @@ __device__ __forceinline__ void layernorm_row(A *o, float *mean, float *rstd, co
     constexpr int V = ACT_VEC(A);
     const bool aligned = vec_aligned(x) && vec_aligned(o);
     float s = 0.0f;
-    vec_for<A>(
-        (size_t)C, aligned, lane, 32,
-        [&](size_t c) {
-            float xv[V];
-            ld_vec(x, c, xv);
-            CUDA_UNROLL
-            for (int k = 0; k < V; k++) s += xv[k];
-        },
-        [&](size_t c) { s += ld(x, c); });
+    vec_for<A>((size_t)C, aligned, lane, 32,
+               [&](size_t c) {
+                   float xv[V];
+                   ld_vec(x, c, xv);
+                   CUDA_UNROLL
+                   for (int k = 0; k < V; k++) s += xv[k];
+               },
+               [&](size_t c) { s += ld(x, c); });
     const float m = warp_sum(s) / (float)C;
     float v = 0.0f;
-    vec_for<A>(
-        (size_t)C, aligned, lane, 32,
-        [&](size_t c) {
-            float xv[V];
-            ld_vec(x, c, xv);
-            CUDA_UNROLL
-            for (int k = 0; k < V; k++) v += (xv[k] - m) * (xv[k] - m);
-        },
-        [&](size_t c) { v += (ld(x, c) - m) * (ld(x, c) - m); });
+    vec_for<A>((size_t)C, aligned, lane, 32,
+               [&](size_t c) {
+                   float xv[V];
+                   ld_vec(x, c, xv);
+                   CUDA_UNROLL
+                   for (int k = 0; k < V; k++) v += (xv[k] - m) * (xv[k] - m);
+               },
+               [&](size_t c) { v += (ld(x, c) - m) * (ld(x, c) - m); });
     const float r = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
     auto out = [&](float xc, int c) { return (xc - m) * r * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f); };
-    vec_for<A>(
-        (size_t)C, aligned, lane, 32,
-        [&](size_t c) {
-            float xv[V];
-            ld_vec(x, c, xv);
-            CUDA_UNROLL
-            for (int k = 0; k < V; k++) xv[k] = out(xv[k], (int)c + k);
-            st_vec(o, c, xv);
-        },
-        [&](size_t c) { st(o, c, out(ld(x, c), (int)c)); });
+    vec_for<A>((size_t)C, aligned, lane, 32,
+               [&](size_t c) {
+                   float xv[V];
+                   ld_vec(x, c, xv);
+                   CUDA_UNROLL
+                   for (int k = 0; k < V; k++) xv[k] = out(xv[k], (int)c + k);
+                   st_vec(o, c, xv);
+               },
+               [&](size_t c) { st(o, c, out(ld(x, c), (int)c)); });
     if (lane == 0) {
         if (mean) mean[row] = m;
         if (rstd) rstd[row] = r;
