@@ -25,7 +25,7 @@
  * when `add` is 0; M from the keep bits): delta = rowsum(dO * O); then
  * one kernel per block of FL_ROWS keys for dK and dV, walking the queries,
  * and one per block of FL_ROWS queries for dQ, walking the keys. Both
- * recompute P = exp(S - L) and dPd = dO V^T:
+ * recompute P = exp2(S log2(e) - L) and dPd = dO V^T:
  *   dP = dPd * M/(1-p);  dS = P * (dP - delta);
  *   dV += (P * M/(1-p))^T dO;  dK += dS^T Q / sqrt(HS);  dQ += dS K / sqrt(HS).
  *
@@ -273,9 +273,10 @@ FL_DEV void fl_store_bits(uint32_t *bits, const float (*kf)[4], size_t bh, int q
  * row-major matrix, zeros from row T on; b_rows2, the B fragments
  * B(k, n) = tile[r + n][kk*K + k] of kk and kk+1; b_cols2, the B fragments
  * B(k, n) = tile[r + k][n0 + n] of n0 and n0+8; c_to_a, K/8 C tiles
- * (16 x 8 each, side by side) as one A operand; mma, d += a * b. With g = lane/4, t = lane%4,
- * C (16 x 8, fp32) holds (g, 2t) (g, 2t+1) (g+8, 2t) (g+8, 2t+1) for both
- * (PTX ISA, "Matrix Fragments for mma.m16n8k8 / m16n8k16").
+ * (16 x 8 each, side by side) as one A operand; mma, d += a * b. With
+ * g = lane/4, t = lane%4, C (16 x 8, fp32) holds (g, 2t) (g, 2t+1)
+ * (g+8, 2t) (g+8, 2t+1) for both (PTX ISA, "Matrix Fragments for
+ * mma.m16n8k8 / m16n8k16").
  */
 
 /* mma.sync m16n8k8 tf32: A (16 x 8) holds (g, t) (g+8, t) (g, t+4)
