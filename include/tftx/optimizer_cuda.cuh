@@ -19,8 +19,9 @@
  * (ranges in device memory, none longer than TFTX_OPT_CUDA_RANGE
  * elements), each thread loading w[i], g[i] and the NSLOTS slot values
  * of TFTX_OPT_CUDA_ILP elements (its loads in flight together), then
- * applying `rule` to each with its range's group st[group] and storing w
- * and the slots back. The groups' scalars travel by value as kernel arguments.
+ * applying `rule` to each with its range's group st[group] (taken by a
+ * branch per group, with no copy of the groups in local memory) and
+ * storing w and the slots back. The groups' scalars travel by value as kernel arguments.
  * It returns without waiting for the kernel (the backend's stream orders
  * what follows); a launch error comes back as TFTX_ERR_INTERNAL.
  *
@@ -58,14 +59,16 @@ typedef struct tftx_opt_cuda_groups {
 #define TFTX_OPT_CUDA_THREADS 256 /* each thread of a block: TFTX_OPT_CUDA_RANGE / 256 = 32 elements at most */
 #define TFTX_OPT_CUDA_ILP 4       /* elements a thread loads before it updates them (loads in flight) */
 
+/* The kernel takes its range's group by a constant index (a branch per
+ * group): indexed at run time, the groups' argument would be copied to
+ * local memory by every thread first. */
+static_assert(TFTX_OPT_GROUPS == 2, "a branch per group");
 #define TFTX_OPT_CUDA_STEP(fn, rule, NSLOTS)                                                                           \
-    static __global__ void fn##_kernel(tftx_opt_cuda_groups gr, const tftx_opt_range *ranges, float *w,                \
-                                       const float *g, tftx_opt_cuda_slots sp)                                         \
+    static __device__ __forceinline__ void fn##_range(const tftx_opt_step &st, size_t offset, size_t n, float *w,      \
+                                                      const float *g, const tftx_opt_cuda_slots &sp)                   \
     {                                                                                                                  \
-        const tftx_opt_range r = ranges[blockIdx.x];                                                                   \
-        const tftx_opt_step st = gr.st[r.group];                                                                       \
-        const size_t end = r.offset + r.n, step = blockDim.x;                                                          \
-        for (size_t i0 = r.offset + threadIdx.x; i0 < end; i0 += TFTX_OPT_CUDA_ILP * step) {                           \
+        const size_t end = offset + n, step = blockDim.x;                                                              \
+        for (size_t i0 = offset + threadIdx.x; i0 < end; i0 += TFTX_OPT_CUDA_ILP * step) {                             \
             float wv[TFTX_OPT_CUDA_ILP], gv[TFTX_OPT_CUDA_ILP], s[TFTX_OPT_CUDA_ILP][(NSLOTS) > 0 ? (NSLOTS) : 1];     \
             for (int u = 0; u < TFTX_OPT_CUDA_ILP; u++) {                                                              \
                 const size_t i = i0 + u * step;                                                                        \
@@ -80,6 +83,15 @@ typedef struct tftx_opt_cuda_groups {
                 for (int k = 0; k < (NSLOTS); k++) sp.p[k][i] = s[u][k];                                               \
             }                                                                                                          \
         }                                                                                                              \
+    }                                                                                                                  \
+    static __global__ void fn##_kernel(tftx_opt_cuda_groups gr, const tftx_opt_range *ranges, float *w,                \
+                                       const float *g, tftx_opt_cuda_slots sp)                                         \
+    {                                                                                                                  \
+        const tftx_opt_range r = ranges[blockIdx.x];                                                                   \
+        if (r.group == 0)                                                                                              \
+            fn##_range(gr.st[0], r.offset, r.n, w, g, sp);                                                             \
+        else                                                                                                           \
+            fn##_range(gr.st[1], r.offset, r.n, w, g, sp);                                                             \
     }                                                                                                                  \
     extern "C" tftx_status fn(const void *self, const tftx_opt_step *st, const tftx_opt_range *ranges,                 \
                               size_t n_ranges, float *w, const float *g, float *const *slots, void *stream,            \
