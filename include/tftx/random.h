@@ -87,7 +87,8 @@ TFTX_HD uint32_t tftx_u24_threshold(float p)
 TFTX_HD float tftx_uniform_at(uint64_t key, uint64_t stream, uint64_t i)
 {
     tftx_u32x4 r = tftx_philox(i >> 2, stream, key);
-    return tftx_u24(r.v[i & 3]);
+    const unsigned k = (unsigned)(i & 3); /* selects, not an index: on a GPU that would put r in local memory */
+    return tftx_u24(k < 2 ? (k ? r.v[1] : r.v[0]) : (k == 3 ? r.v[3] : r.v[2]));
 }
 
 /* splitmix64's finaliser: spreads a 64-bit value over all 64 bits. */

@@ -260,7 +260,7 @@ FL_DEV void fl_store_bits(uint32_t *bits, const float (*kf)[4], size_t bh, int q
         w[hr] |= __shfl_xor_sync(FL_FULL, w[hr], 2);
     }
     const int row = qw + g + (t4 & 1) * 8;
-    if (t4 < 2 && row < T) bits[(bh * T + row) * FL_WORDS(T) + k0 / 32] = w[t4];
+    if (t4 < 2 && row < T) bits[(bh * T + row) * FL_WORDS(T) + k0 / 32] = t4 ? w[1] : w[0];
 }
 
 /* ------------------------------------------- the two kinds of product
