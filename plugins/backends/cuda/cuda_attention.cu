@@ -256,8 +256,8 @@ void cuda_attention_sizes(void *self, int B, int T, int C, int NH, size_t *att, 
         if (be->fused_attention && be->host)
             be->host->log(TFTX_LOG_WARN,
                           "cuda backend: attention = \"fused\" does not apply to %d heads of size %d over %d tokens "
-                          "(it takes head sizes 32 and 64, sequences longer than the head size, at most 65535 "
-                          "sequence-heads a batch): attention uses cuBLAS",
+                          "(it takes head sizes 32 and 64, sequences of more than head size + 1 + tokens/32 "
+                          "tokens, at most 65535 sequence-heads a batch): attention uses cuBLAS",
                           NH, NH ? C / NH : 0, T);
         return;
     }
