@@ -561,6 +561,7 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
             fl_load_tile<P, HS>(sm.b[buf ^ 1], vg, C3, k0 + FL_TILE, T);
         }
         fl_cp_commit();
+        if (causal && k0 > qw + 15) continue; /* every key after this warp's queries: nothing to add */
         const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
         float s[FL_TILE / 8][4], kf[FL_TILE / 8][4];
         FL_UNROLL
@@ -709,6 +710,7 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         __syncthreads();
         if (qb + FL_TILE < T) load(buf ^ 1, qb + FL_TILE);
         fl_cp_commit();
+        if (causal && qb + FL_TILE - 1 < kw) continue; /* every query before this warp's keys */
         const typename P::elem(*qs)[HS + P::PAD] = sm.a[buf], (*dos)[HS + P::PAD] = sm.b[buf];
         const float *ls = lsd[buf][0], *dl = lsd[buf][1];
         const uint32_t(*kb)[2] = kbits[buf];
@@ -801,6 +803,7 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
         __syncthreads();
         if (k0 + FL_TILE < kend) load(buf ^ 1, k0 + FL_TILE);
         fl_cp_commit();
+        if (causal && k0 > qw + 15) continue; /* every key after this warp's queries */
         const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
         const uint32_t *rb = qbits[buf] + (qw - q0) + g;
         const unsigned keys = fl_keys(mk, k0, T, lane);
