@@ -85,25 +85,18 @@ static inline float2 make_float2(float x, float y)
     return r;
 }
 
-typedef struct __attribute__((aligned(16))) float4 {
-    float x, y, z, w;
-} float4;
-
-static inline float4 make_float4(float x, float y, float z, float w)
-{
-    float4 r = {x, y, z, w};
-    return r;
-}
-
-typedef struct __attribute__((aligned(16))) uint4 {
-    unsigned x, y, z, w;
-} uint4;
-
-static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w)
-{
-    uint4 r = {x, y, z, w};
-    return r;
-}
+/* CUDA's 16-byte vector types (aligned as CUDA's) and their make_ */
+#define EMU_VEC4(T, name)                                                                                              \
+    typedef struct __attribute__((aligned(16))) name {                                                                 \
+        T x, y, z, w;                                                                                                  \
+    } name;                                                                                                            \
+    static inline name make_##name(T x, T y, T z, T w)                                                                 \
+    {                                                                                                                  \
+        name r = {x, y, z, w};                                                                                         \
+        return r;                                                                                                      \
+    }
+EMU_VEC4(float, float4)
+EMU_VEC4(unsigned, uint4)
 
 cudaError_t cudaGetDeviceCount(int *count);
 cudaError_t cudaSetDevice(int device);
