@@ -141,7 +141,8 @@ __device__ __forceinline__ void vec_for(size_t n, bool aligned, size_t first, si
 #define VEC_GRID (blockIdx.x * (size_t)blockDim.x + threadIdx.x), ((size_t)gridDim.x * blockDim.x)
 static inline unsigned cuda_vec_blocks(const cuda_backend *be, size_t n)
 {
-    return cuda_blocks((n + 7) / (be->act16 ? 8 : 4));
+    const size_t v = be->act16 ? 8 : 4; /* ACT_VEC of the instance's activations */
+    return cuda_blocks((n + v - 1) / v);
 }
 
 /* Sum and maximum over the 32 lanes of a warp (every lane gets the result). */
