@@ -443,6 +443,25 @@ template <class P, int HS> struct alignas(16) fl_tiles {
     typename P::elem a[2][FL_TILE][HS + P::PAD], b[2][FL_TILE][HS + P::PAD];
 };
 
+/* A block's walk over rows from .. to-1, FL_TILE a step: load(buf, r0)
+ * fills buffer buf with the step at r0 (fl_load_tile and fl_cp4 copies),
+ * step(buf, r0) works on it. Each step's copies are waited for and a
+ * barrier passed (every warp done with the last step's buffer) before the
+ * next step's are issued into that buffer, so they arrive while this step
+ * works. Every thread of the block calls. */
+template <class Load, class Step> FL_DEV void fl_walk(int from, int to, Load load, Step step)
+{
+    load(0, from);
+    fl_cp_commit();
+    for (int r0 = from, buf = 0; r0 < to; r0 += FL_TILE, buf ^= 1) {
+        fl_cp_wait<0>();
+        __syncthreads();
+        if (r0 + FL_TILE < to) load(buf ^ 1, r0 + FL_TILE);
+        fl_cp_commit();
+        step(buf, r0);
+    }
+}
+
 /* c (16 x 8, C layout) = A rows a (16 x HS) times the transpose of rows
  * r .. r+7 of a shared tile. */
 template <class P, int HS>
@@ -549,19 +568,13 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     const int kend = causal ? (T < q0 + FL_ROWS ? T : q0 + FL_ROWS) : T;
-    fl_load_tile<P, HS>(sm.a[0], kg, C3, 0, T);
-    fl_load_tile<P, HS>(sm.b[0], vg, C3, 0, T);
-    fl_cp_commit();
-    for (int k0 = 0, buf = 0; k0 < kend; k0 += FL_TILE, buf ^= 1) {
-        /* this step's tiles in, every warp past the last step's reads */
-        fl_cp_wait<0>();
-        __syncthreads();
-        if (k0 + FL_TILE < kend) {
-            fl_load_tile<P, HS>(sm.a[buf ^ 1], kg, C3, k0 + FL_TILE, T);
-            fl_load_tile<P, HS>(sm.b[buf ^ 1], vg, C3, k0 + FL_TILE, T);
-        }
-        fl_cp_commit();
-        if (causal && k0 > qw + 15) continue; /* every key after this warp's queries: nothing to add */
+    /* the keys' and values' tiles from k0 into buffer `to` */
+    auto load = [&](int to, int k0) {
+        fl_load_tile<P, HS>(sm.a[to], kg, C3, k0, T);
+        fl_load_tile<P, HS>(sm.b[to], vg, C3, k0, T);
+    };
+    fl_walk(0, kend, load, [&](int buf, int k0) {
+        if (causal && k0 > qw + 15) return; /* every key after this warp's queries: nothing to add */
         const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
         float s[FL_TILE / 8][4], kf[FL_TILE / 8][4];
         FL_UNROLL
@@ -610,7 +623,7 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
         FL_UNROLL
         for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(o, &s[kc * (P::K / 8)], vs, kc * P::K, lane);
-    }
+    });
     FL_UNROLL
     for (int hr = 0; hr < 2; hr++) {
         float lt = l[hr];
@@ -701,16 +714,8 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
                 fl_cp4(&kbits[to][qi][i % 2], bits + (ok ? ((size_t)bh * T + qb + qi) * W + word : 0), ok);
             }
     };
-    const int qstart = causal ? k0 : 0;
-    load(0, qstart);
-    fl_cp_commit();
-    for (int qb = qstart, buf = 0; qb < T; qb += FL_TILE, buf ^= 1) {
-        /* this step's tiles in, every warp past the last step's reads */
-        fl_cp_wait<0>();
-        __syncthreads();
-        if (qb + FL_TILE < T) load(buf ^ 1, qb + FL_TILE);
-        fl_cp_commit();
-        if (causal && qb + FL_TILE - 1 < kw) continue; /* every query before this warp's keys */
+    fl_walk(causal ? k0 : 0, T, load, [&](int buf, int qb) {
+        if (causal && qb + FL_TILE - 1 < kw) return; /* every query before this warp's keys */
         const typename P::elem(*qs)[HS + P::PAD] = sm.a[buf], (*dos)[HS + P::PAD] = sm.b[buf];
         const float *ls = lsd[buf][0], *dl = lsd[buf][1];
         const uint32_t(*kb)[2] = kbits[buf];
@@ -749,7 +754,7 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         FL_UNROLL
         for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(dk, &p[kc * (P::K / 8)], qs, kc * P::K, lane);
-    }
+    });
     A *rows = dqkv + (size_t)b * T * C3 + (size_t)h * HS;
     fl_add_rows<HS>(rows + C, C3, kw, T, dk, scale, g, t4, add);
     fl_add_rows<HS>(rows + 2 * (size_t)C, C3, kw, T, dv, 1.0f, g, t4, add);
@@ -795,15 +800,8 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
                 fl_cp4(&qbits[to][i], bits + (ok ? ((size_t)bh * T + q0 + i) * W + k0 / 32 : 0), ok);
             }
     };
-    load(0, 0);
-    fl_cp_commit();
-    for (int k0 = 0, buf = 0; k0 < kend; k0 += FL_TILE, buf ^= 1) {
-        /* this step's tiles in, every warp past the last step's reads */
-        fl_cp_wait<0>();
-        __syncthreads();
-        if (k0 + FL_TILE < kend) load(buf ^ 1, k0 + FL_TILE);
-        fl_cp_commit();
-        if (causal && k0 > qw + 15) continue; /* every key after this warp's queries */
+    fl_walk(0, kend, load, [&](int buf, int k0) {
+        if (causal && k0 > qw + 15) return; /* every key after this warp's queries */
         const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
         const uint32_t *rb = qbits[buf] + (qw - q0) + g;
         const unsigned keys = fl_keys(mk, k0, T, lane);
@@ -825,7 +823,7 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
         FL_UNROLL
         for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(dq, &s[kc * (P::K / 8)], ks, kc * P::K, lane);
-    }
+    });
     fl_add_rows<HS>(dqkv + (size_t)b * T * C3 + (size_t)h * HS, C3, qw, T, dq, scale, g, t4, add);
 }
 
