@@ -104,8 +104,16 @@ __global__ void attention_softmax_backward_kernel(float *d, const float *att, in
 __global__ void attention_dropout_kernel(float *pd, const float *att, size_t n, tftx_dropout drop, float scale)
 {
     const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
-    drop_for(n, 0, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, 1,
-             [&](size_t i, float f) { pd[i] = att[i] * f; });
+    drop_vec_for<float>(
+        n, vec_aligned(pd) && vec_aligned(att), 0, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, 1,
+        [&](size_t i, const float *f) {
+            float x[4];
+            ld_vec(att, i, x);
+            CUDA_UNROLL
+            for (int k = 0; k < 4; k++) x[k] *= f[k];
+            st_vec(pd, i, x);
+        },
+        [&](size_t i, float f) { pd[i] = att[i] * f; });
 }
 
 /* Operand pointers of every (sequence b, head h) product, for the batched
@@ -330,7 +338,7 @@ static void attention_backward32(cuda_backend *be, float *dqkv, float *scratch, 
 
     /* dV^T += dO^T . Pd, with Pd in scratch when dropping */
     if (dropping) {
-        TFTX_CUDA_LAUNCH(drop_blocks(n, 0), CUDA_THREADS, be->stream, attention_dropout_kernel)
+        TFTX_CUDA_LAUNCH(cuda_blocks((n + 3) / 4), CUDA_THREADS, be->stream, attention_dropout_kernel)
         (scratch, att, n, drop, keep_scale);
         CUDA_LAUNCHED(be);
     }

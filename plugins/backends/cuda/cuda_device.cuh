@@ -122,6 +122,14 @@ __device__ __forceinline__ void st_vec(bf16 *p, size_t i, const float v[8])
         }                                                                                                              \
     } while (0)
 
+/* A loop over a template's constant to unroll (register arrays stay in
+ * registers); the emulator's C++ compiler unrolls what it likes. */
+#ifdef TFTX_EMULATED_CUDA
+#define CUDA_UNROLL
+#else
+#define CUDA_UNROLL _Pragma("unroll")
+#endif
+
 #define CUDA_FOR(i, n)                                                                                                 \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
@@ -170,15 +178,23 @@ __device__ __forceinline__ float warp_max(float v)
  * billion elements a step). op(i0 + e - lo, f) for each of them, e, in
  * [lo, hi), f its keep factor: 1/(1-p) where tftx_uniform_at(seed,
  * stream, e) >= p (the draw of every backend), else 0; 1 when !dropping. */
+__device__ __forceinline__ void drop_factors(float f[4], uint64_t g, const tftx_dropout &drop, uint64_t stream,
+                                             float scale, int dropping)
+{
+    if (!dropping) {
+        f[0] = f[1] = f[2] = f[3] = 1.0f;
+        return;
+    }
+    const tftx_u32x4 w = tftx_philox(g, stream, drop.seed);
+    CUDA_UNROLL
+    for (int k = 0; k < 4; k++) f[k] = tftx_u24(w.v[k]) >= drop.p ? scale : 0.0f;
+}
 template <class Op>
 __device__ __forceinline__ void drop_group(uint64_t g, uint64_t lo, uint64_t hi, size_t i0, const tftx_dropout &drop,
                                            uint64_t stream, float scale, int dropping, Op &op)
 {
-    float f[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-    if (dropping) {
-        const tftx_u32x4 w = tftx_philox(g, stream, drop.seed);
-        for (int k = 0; k < 4; k++) f[k] = tftx_u24(w.v[k]) >= drop.p ? scale : 0.0f;
-    }
+    float f[4];
+    drop_factors(f, g, drop, stream, scale, dropping);
     for (int k = 0; k < 4; k++) {
         const uint64_t e = 4 * g + (uint64_t)k;
         if (e >= lo && e < hi) op(i0 + (size_t)(e - lo), f[k]);
@@ -206,6 +222,35 @@ __device__ __forceinline__ void drop_for(size_t n, uint64_t offset, uint64_t fir
     for (uint64_t g = (offset >> 2) + first; 4 * g < offset + n; g += step)
         drop_group(g, offset, offset + n, 0, drop, stream, scale, dropping, op);
 }
+
+/* drop_for by vectors of V = ACT_VEC(A) elements (ld_vec, st_vec):
+ * vec(i, f) for i = 0, V, 2V, ... below n rounded down to V, f[V] the
+ * factors of elements i .. i+V-1 (V/4 Philox calls), then op(i, f) for
+ * each element after those. All by drop_for (op) when !aligned, or when a
+ * vector's mask would not start a group of four: an offset or a row's
+ * stride (drop.row) off a multiple of 4, or rows not a multiple of V. The
+ * same factors as drop_for's: the same bits. */
+template <class A, class Vec, class Op>
+__device__ __forceinline__ void drop_vec_for(size_t n, bool aligned, uint64_t offset, uint64_t first, uint64_t step,
+                                             const tftx_dropout &drop, uint64_t stream, float scale, int dropping,
+                                             Vec vec, Op op)
+{
+    constexpr int V = ACT_VEC(A);
+    const bool rows = dropping && drop.row;
+    const bool whole = offset % 4 == 0 && (!rows || (drop.row % V == 0 && drop.row_stride % 4 == 0));
+    const size_t nv = aligned && whole ? n / V : 0;
+    for (size_t j = first; j < nv; j += step) {
+        const size_t i = j * V;
+        const uint64_t at = offset + (rows ? i / drop.row * drop.row_stride + i % drop.row : i); /* i's mask element */
+        float f[V];
+        CUDA_UNROLL
+        for (int q = 0; q < V / 4; q++) drop_factors(f + 4 * q, (at >> 2) + q, drop, stream, scale, dropping);
+        vec(i, f);
+    }
+    const size_t done = nv * V; /* n when rows were vectors: nothing left */
+    drop_for(n - done, offset + done, first, step, drop, stream, scale, dropping,
+             [&](size_t i, float f) { op(done + i, f); });
+}
 #define DROP_GRID_FIRST (blockIdx.x * (uint64_t)blockDim.x + threadIdx.x)
 #define DROP_GRID_STEP ((uint64_t)gridDim.x * blockDim.x)
 
@@ -216,13 +261,12 @@ static inline unsigned drop_blocks(size_t n, uint64_t offset)
     return cuda_blocks((size_t)(((offset + n + 3) >> 2) - (offset >> 2)));
 }
 
-/* A loop over a template's constant to unroll (register arrays stay in
- * registers); the emulator's C++ compiler unrolls what it likes. */
-#ifdef TFTX_EMULATED_CUDA
-#define CUDA_UNROLL
-#else
-#define CUDA_UNROLL _Pragma("unroll")
-#endif
+/* Blocks for drop_vec_for: a vector a thread where the offset lets the
+ * vectors start groups, else as drop_blocks (grid-stride beyond). */
+static inline unsigned drop_vec_blocks(const cuda_backend *be, size_t n, uint64_t offset)
+{
+    return offset % 4 == 0 ? cuda_vec_blocks(be, n) : drop_blocks(n, offset);
+}
 
 /* ------------------------------------------------ column sums, one kernel
  *

@@ -87,16 +87,35 @@ __global__ void activation_backward_kernel(A *dinp, const A *dout, const A *inp,
 
 template <class A> __global__ void tanh_forward_kernel(A *out, const A *inp, size_t n)
 {
-    CUDA_FOR(i, n) st(out, i, tanhf(ld(inp, i)));
+    vec_for<A>(
+        n, vec_aligned(out) && vec_aligned(inp), VEC_GRID,
+        [&](size_t i) {
+            float x[ACT_VEC(A)];
+            ld_vec(inp, i, x);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) x[k] = tanhf(x[k]);
+            st_vec(out, i, x);
+        },
+        [&](size_t i) { st(out, i, tanhf(ld(inp, i))); });
 }
 
 template <class A> __global__ void tanh_backward_kernel(A *dinp, const A *dout, const A *out, size_t n)
 {
-    CUDA_FOR(i, n)
-    {
-        float y = ld(out, i);
-        st(dinp, i, ld(dinp, i) + ld(dout, i) * (1.0f - y * y));
-    }
+    vec_for<A>(
+        n, vec_aligned(dinp) && vec_aligned(dout) && vec_aligned(out), VEC_GRID,
+        [&](size_t i) {
+            float d[ACT_VEC(A)], dy[ACT_VEC(A)], y[ACT_VEC(A)];
+            ld_vec(dinp, i, d);
+            ld_vec(dout, i, dy);
+            ld_vec(out, i, y);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) d[k] += dy[k] * (1.0f - y[k] * y[k]);
+            st_vec(dinp, i, d);
+        },
+        [&](size_t i) {
+            float y = ld(out, i);
+            st(dinp, i, ld(dinp, i) + ld(dout, i) * (1.0f - y * y));
+        });
 }
 
 /* out = a + b * f(offset + i), f the dropout factor (1 when !dropping) */
@@ -105,18 +124,42 @@ __global__ void residual_forward_kernel(A *out, const A *a, const A *b, size_t n
                                         float scale, int dropping)
 {
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
-    drop_for(n, offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, dropping,
-             [&](size_t i, float f) { st(out, i, ld(a, i) + ld(b, i) * f); });
+    drop_vec_for<A>(
+        n, vec_aligned(out) && vec_aligned(a) && vec_aligned(b), offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream,
+        scale, dropping,
+        [&](size_t i, const float *f) {
+            float x[ACT_VEC(A)], y[ACT_VEC(A)];
+            ld_vec(a, i, x);
+            ld_vec(b, i, y);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) x[k] += y[k] * f[k];
+            st_vec(out, i, x);
+        },
+        [&](size_t i, float f) { st(out, i, ld(a, i) + ld(b, i) * f); });
 }
 
 template <class A> __global__ void residual_backward_kernel(A *da, A *db, const A *dout, size_t n)
 {
-    CUDA_FOR(i, n)
-    {
-        float d = ld(dout, i);
-        if (da) st(da, i, ld(da, i) + d);
-        if (db) st(db, i, ld(db, i) + d);
-    }
+    auto add = [&](A *to, size_t i, const float *d) {
+        float x[ACT_VEC(A)];
+        ld_vec(to, i, x);
+        CUDA_UNROLL
+        for (int k = 0; k < ACT_VEC(A); k++) x[k] += d[k];
+        st_vec(to, i, x);
+    };
+    vec_for<A>(
+        n, (!da || vec_aligned(da)) && (!db || vec_aligned(db)) && vec_aligned(dout), VEC_GRID,
+        [&](size_t i) {
+            float d[ACT_VEC(A)];
+            ld_vec(dout, i, d);
+            if (da) add(da, i, d);
+            if (db) add(db, i, d);
+        },
+        [&](size_t i) {
+            float d = ld(dout, i);
+            if (da) st(da, i, ld(da, i) + d);
+            if (db) st(db, i, ld(db, i) + d);
+        });
 }
 
 /* out[i] = inp[i] * f(offset + i); in place allowed */
@@ -124,8 +167,16 @@ template <class A>
 __global__ void dropout_forward_kernel(A *out, const A *inp, size_t n, tftx_dropout drop, uint64_t offset, float scale)
 {
     const uint64_t stream = TFTX_DROPOUT_STREAM(drop);
-    drop_for(n, offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, 1,
-             [&](size_t i, float f) { st(out, i, ld(inp, i) * f); });
+    drop_vec_for<A>(
+        n, vec_aligned(out) && vec_aligned(inp), offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, 1,
+        [&](size_t i, const float *f) {
+            float x[ACT_VEC(A)];
+            ld_vec(inp, i, x);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) x[k] *= f[k];
+            st_vec(out, i, x);
+        },
+        [&](size_t i, float f) { st(out, i, ld(inp, i) * f); });
 }
 
 /* dinp[i] += dout[i] * f(offset + i) (f = 1 when p == 0) */
@@ -134,8 +185,18 @@ __global__ void dropout_backward_kernel(A *dinp, const A *dout, size_t n, tftx_d
                                         float scale, int dropping, int add)
 {
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
-    drop_for(n, offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale, dropping,
-             [&](size_t i, float f) { st(dinp, i, (add ? ld(dinp, i) : 0.0f) + ld(dout, i) * f); });
+    drop_vec_for<A>(
+        n, vec_aligned(dinp) && vec_aligned(dout), offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream, scale,
+        dropping,
+        [&](size_t i, const float *f) {
+            float d[ACT_VEC(A)], x[ACT_VEC(A)];
+            ld_vec(dout, i, d);
+            if (add) ld_vec(dinp, i, x);
+            CUDA_UNROLL
+            for (int k = 0; k < ACT_VEC(A); k++) x[k] = (add ? x[k] : 0.0f) + d[k] * f[k];
+            st_vec(dinp, i, x);
+        },
+        [&](size_t i, float f) { st(dinp, i, (add ? ld(dinp, i) : 0.0f) + ld(dout, i) * f); });
 }
 
 __global__ void scale_kernel(float *x, size_t n, float s)
@@ -204,7 +265,7 @@ void cuda_tanh_forward(void *self, float *out, const float *inp, size_t N)
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, tanh_forward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream, tanh_forward_kernel<A>)(
                      (A *)out, (const A *)inp, N));
     CUDA_LAUNCHED(be);
 }
@@ -213,7 +274,7 @@ void cuda_tanh_backward(void *self, float *dinp, const float *dout, const float 
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, tanh_backward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream, tanh_backward_kernel<A>)(
                      (A *)dinp, (const A *)dout, (const A *)out, N));
     CUDA_LAUNCHED(be);
 }
@@ -223,7 +284,7 @@ void cuda_residual_forward(void *self, float *out, const float *a, const float *
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_blocks(N, offset), CUDA_THREADS, be->stream, residual_forward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_vec_blocks(be, N, offset), CUDA_THREADS, be->stream, residual_forward_kernel<A>)(
                      (A *)out, (const A *)a, (const A *)b, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f));
     CUDA_LAUNCHED(be);
 }
@@ -232,7 +293,7 @@ void cuda_residual_backward(void *self, float *da, float *db, const float *dout,
 {
     cuda_backend *be = cuda_of(self);
     if (!N || (!da && !db)) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(N), CUDA_THREADS, be->stream, residual_backward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream, residual_backward_kernel<A>)(
                      (A *)da, (A *)db, (const A *)dout, N));
     CUDA_LAUNCHED(be);
 }
@@ -246,7 +307,7 @@ void cuda_dropout_forward(void *self, float *out, const float *inp, size_t N, tf
             CUDA_OK(be, cudaMemcpyAsync(out, inp, N * cuda_act_size(be), cudaMemcpyDeviceToDevice, be->stream));
         return;
     }
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_blocks(N, offset), CUDA_THREADS, be->stream, dropout_forward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_vec_blocks(be, N, offset), CUDA_THREADS, be->stream, dropout_forward_kernel<A>)(
                      (A *)out, (const A *)inp, N, drop, offset, cuda_dropout_scale(drop.p)));
     CUDA_LAUNCHED(be);
 }
@@ -256,7 +317,7 @@ void cuda_dropout_backward(void *self, float *dinp, const float *dout, size_t N,
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_blocks(N, offset), CUDA_THREADS, be->stream, dropout_backward_kernel<A>)(
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(drop_vec_blocks(be, N, offset), CUDA_THREADS, be->stream, dropout_backward_kernel<A>)(
                      (A *)dinp, (const A *)dout, N, drop, offset, cuda_dropout_scale(drop.p), drop.p > 0.0f, dinp_add));
     CUDA_LAUNCHED(be);
 }
