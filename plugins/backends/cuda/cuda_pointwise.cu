@@ -265,8 +265,8 @@ void cuda_tanh_forward(void *self, float *out, const float *inp, size_t N)
 {
     cuda_backend *be = cuda_of(self);
     if (!N) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream, tanh_forward_kernel<A>)(
-                     (A *)out, (const A *)inp, N));
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream,
+                                  tanh_forward_kernel<A>)((A *)out, (const A *)inp, N));
     CUDA_LAUNCHED(be);
 }
 
@@ -274,8 +274,8 @@ void cuda_tanh_backward(void *self, float *dinp, const float *dout, const float 
 {
     cuda_backend *be = cuda_of(self);
     if (!N || !dinp) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream, tanh_backward_kernel<A>)(
-                     (A *)dinp, (const A *)dout, (const A *)out, N));
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream,
+                                  tanh_backward_kernel<A>)((A *)dinp, (const A *)dout, (const A *)out, N));
     CUDA_LAUNCHED(be);
 }
 
@@ -293,8 +293,8 @@ void cuda_residual_backward(void *self, float *da, float *db, const float *dout,
 {
     cuda_backend *be = cuda_of(self);
     if (!N || (!da && !db)) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream, residual_backward_kernel<A>)(
-                     (A *)da, (A *)db, (const A *)dout, N));
+    ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_vec_blocks(be, N), CUDA_THREADS, be->stream,
+                                  residual_backward_kernel<A>)((A *)da, (A *)db, (const A *)dout, N));
     CUDA_LAUNCHED(be);
 }
 
