@@ -265,12 +265,16 @@ FL_DEV void fl_store_bits(uint32_t *bits, const float (*kf)[4], size_t bh, int q
 
 /* ------------------------------------------- the two kinds of product
  *
- * A policy gives: K, the depth of one product; elem, an element of a
+ * A policy gives: K, the depth of one product; KV_SHARED_KEYS, whether
+ * the dK, dV kernel keeps its keys in shared memory (their A operands read
+ * a step at a time) rather than in registers, and KV_BLOCKS, the blocks an
+ * SM it is built for (its registers: 168 a thread for 3); elem, an element of a
  * shared tile (already rounded for the tensor cores); PAD, the padding of
  * a tile's rows, in elements, so that B-fragment reads miss bank
  * conflicts (and rows stay 16-byte aligned); round(x); load_a, the A
  * operands (16 rows x HS, HS/K of them) of rows r0 .. r0+15 of a global
- * row-major matrix, zeros from row T on; b_rows2, the B fragments
+ * row-major matrix, zeros from row T on; a_rows, the A operand of rows
+ * r .. r+15 and columns kk*K .. of a shared tile; b_rows2, the B fragments
  * B(k, n) = tile[r + n][kk*K + k] of kk and kk+1; b_cols2, the B fragments
  * B(k, n) = tile[r + k][n0 + n] of n0 and n0+8; c_to_a, K/8 C tiles
  * (16 x 8 each, side by side) as one A operand; mma, d += a * b. With
@@ -283,7 +287,7 @@ FL_DEV void fl_store_bits(uint32_t *bits, const float (*kf)[4], size_t bh, int q
  * (g+8, t+4); B (8 x 8) holds (t, g) (t+4, g). A C tile is not laid out as
  * an A operand: shuffles within each group of four lanes move it. */
 struct fl_tf32_mma {
-    enum { K = 8, PAD = 4 };
+    enum { K = 8, PAD = 4, KV_SHARED_KEYS = 0, KV_BLOCKS = 2 };
     typedef uint32_t elem;
     FL_MEMBER elem round(float x)
     {
@@ -311,6 +315,11 @@ struct fl_tf32_mma {
     {
         b[0] = tile[r + t4][n0 + g];
         b[1] = tile[r + t4 + 4][n0 + g];
+    }
+    template <int HS> FL_MEMBER void a_rows(uint32_t a[4], const elem (*tile)[HS + PAD], int r, int kk, int lane)
+    {
+        const int g = lane >> 2, c = kk * 8 + (lane & 3);
+        a[0] = tile[r + g][c], a[1] = tile[r + g + 8][c], a[2] = tile[r + g][c + 4], a[3] = tile[r + g + 8][c + 4];
     }
     /* (ldmatrix moves 16-bit elements: its .trans does not apply here) */
     template <int HS> FL_MEMBER void b_rows2(uint32_t b[2][2], const elem (*tile)[HS + PAD], int r, int kk, int lane)
@@ -346,7 +355,7 @@ struct fl_tf32_mma {
  * (g, 2t+8..2t+9) (g+8, 2t+8..2t+9); B (16 x 8) holds (2t..2t+1, g)
  * (2t+8..2t+9, g). Two neighbouring C tiles are an A operand as they lie. */
 struct fl_bf16_mma {
-    enum { K = 16, PAD = 8 };
+    enum { K = 16, PAD = 8, KV_SHARED_KEYS = 1, KV_BLOCKS = 3 };
     typedef uint16_t elem;
     FL_MEMBER elem round(float x)
     {
@@ -369,6 +378,13 @@ struct fl_bf16_mma {
             a[kk][2] = pa ? pack(round(fl_ld(pa, c1)), round(fl_ld(pa, c1 + 1))) : 0;
             a[kk][3] = pb ? pack(round(fl_ld(pb, c1)), round(fl_ld(pb, c1 + 1))) : 0;
         }
+    }
+    /* One ldmatrix: lanes 0-15 give rows r .. r+15 at column kk*16, lanes
+     * 16-31 the same rows at kk*16 + 8: matrices (rows 0-7, columns 0-7),
+     * (8-15, 0-7), (0-7, 8-15), (8-15, 8-15), the A operand's registers. */
+    template <int HS> FL_MEMBER void a_rows(uint32_t a[4], const elem (*tile)[HS + PAD], int r, int kk, int lane)
+    {
+        fl_ldsm4(a, &tile[r + (lane & 15)][kk * 16 + (lane >> 4) * 8]);
     }
     /* One ldmatrix each: lanes 8i .. 8i+7 give the rows of 8 x 8 matrix i,
      * which lands in register i of every lane laid out as a B fragment's
@@ -476,6 +492,31 @@ FL_DEV void fl_times_rows(float c[4], const uint32_t a[HS / P::K][4], const type
         P::template b_rows2<HS>(b, tile, r, kk, lane);
         P::mma(c, a[kk], b[0]);
         P::mma(c, a[kk + 1], b[1]);
+    }
+}
+
+/* c[j] (16 x 8, C layout) = rows ar .. ar+15 of shared tile at times the
+ * transpose of rows j*8 .. j*8+7 of tile bt, for the FL_TILE/8 j: each A
+ * operand read from at once (ldmatrix), not kept in registers; every c[j]
+ * adds its products in fl_times_rows' order. */
+template <class P, int HS>
+FL_DEV void fl_rows_times_tile(float c[FL_TILE / 8][4], const typename P::elem (*at)[HS + P::PAD], int ar,
+                               const typename P::elem (*bt)[HS + P::PAD], int lane)
+{
+    FL_UNROLL
+    for (int j = 0; j < FL_TILE / 8; j++) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.0f;
+    FL_UNROLL
+    for (int kk = 0; kk < HS / P::K; kk += 2) {
+        uint32_t a0[4], a1[4];
+        P::template a_rows<HS>(a0, at, ar, kk, lane);
+        P::template a_rows<HS>(a1, at, ar, kk + 1, lane);
+        FL_UNROLL
+        for (int j = 0; j < FL_TILE / 8; j++) {
+            uint32_t b[2][2];
+            P::template b_rows2<HS>(b, bt, j * 8, kk, lane);
+            P::mma(c[j], a0, b[0]);
+            P::mma(c[j], a1, b[1]);
+        }
     }
 }
 
@@ -667,7 +708,7 @@ __global__ void flash_delta_kernel(float *delta, const A *dout, const float *o, 
 
 /* dK, dV of FL_ROWS keys a block: grid (ceil(T / FL_ROWS), B*NH) */
 template <int HS, class P, class A = float>
-__global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
+__global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS) flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
                                          const uint32_t *bits, const uint8_t *mask, int causal, int T, int C, int NH,
                                          tftx_dropout drop, float keep_scale, float scale, int add)
 {
@@ -688,8 +729,18 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         const int key = kw + g + hr * 8;
         key_ok[hr] = key < T && (!mk || mk[key]);
     }
-    uint32_t ka[HS / P::K][4], va[HS / P::K][4];
-    P::template load_a<HS>(ka, kg, C3, kw, T, g, t4);
+    /* the block's keys in shared memory (bf16: registers for a third block
+       an SM) or the warp's in registers; the values' in registers */
+    constexpr bool shared_keys = P::KV_SHARED_KEYS;
+    alignas(16) __shared__ typename P::elem krows[shared_keys ? FL_ROWS : 1][HS + P::PAD];
+    uint32_t ka[shared_keys ? 1 : HS / P::K][4], va[HS / P::K][4];
+    if constexpr (shared_keys) {
+        static_assert(FL_ROWS == 2 * FL_TILE, "two tiles of keys");
+        fl_load_tile<P, HS>(krows, kg, C3, k0, T);
+        fl_load_tile<P, HS>(krows + FL_TILE, kg, C3, k0 + FL_TILE, T); /* there at fl_walk's first wait and barrier */
+    } else {
+        P::template load_a<HS>(ka, kg, C3, kw, T, g, t4);
+    }
     P::template load_a<HS>(va, vg, C3, kw, T, g, t4);
     float dk[HS / 8][4], dv[HS / 8][4];
     FL_UNROLL
@@ -719,15 +770,21 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         const typename P::elem(*qs)[HS + P::PAD] = sm.a[buf], (*dos)[HS + P::PAD] = sm.b[buf];
         const float *ls = lsd[buf][0], *dl = lsd[buf][1];
         const uint32_t(*kb)[2] = kbits[buf];
+        auto kept = [&](int qi, int key) { return kb[qi][(key - k0) / 32] >> key % 32 & 1u; };
         /* S^T: rows keys kw+g (+8), columns queries qb + j*8 + 2*t4 (+1) */
-        float pd[FL_TILE / 8][4], p[FL_TILE / 8][4], dpd[FL_TILE / 8][4];
+        float pd[FL_TILE / 8][4], p[FL_TILE / 8][4];
+        if constexpr (shared_keys) {
+            fl_rows_times_tile<P, HS>(p, krows, kw - k0, qs, lane);
+        } else {
+            FL_UNROLL
+            for (int j = 0; j < FL_TILE / 8; j++) fl_times_rows<P, HS>(p[j], ka, qs, j * 8, lane);
+        }
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<P, HS>(p[j], ka, qs, j * 8, lane);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
                 const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
-                const float kf = dropping && kb[qi][(key - k0) / 32] >> key % 32 & 1u ? keep_scale : 0.0f;
+                const float kf = dropping && kept(qi, key) ? keep_scale : 0.0f;
                 const bool visible = key_ok[q >> 1] && query < T && (!causal || key <= query);
                 const float e = visible ? exp2f(p[j][q] * sl - ls[qi]) : 0.0f;
                 p[j][q] = e;
@@ -738,22 +795,25 @@ __global__ void flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, c
         FL_UNROLL
         for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(dv, &pd[kc * (P::K / 8)], dos, kc * P::K, lane);
-        /* dPd^T = V dO^T, then dS^T = P^T (dP^T - delta) into p */
+        /* dPd^T = V dO^T, dS^T = P^T (dP^T - delta) into p, and dK += dS^T Q
+           (the 1/sqrt(HS) at the end), K queries at a time: p's columns
+           die as dK takes them */
         FL_UNROLL
-        for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<P, HS>(dpd[j], va, dos, j * 8, lane);
+        for (int kc = 0; kc < FL_TILE / P::K; kc++) {
             FL_UNROLL
-            for (int q = 0; q < 4; q++) {
-                const int qi = j * 8 + 2 * t4 + (q & 1);
-                float dp = dpd[j][q];
-                if (dropping) dp = pd[j][q] != 0.0f ? dp * keep_scale : 0.0f;
-                p[j][q] = p[j][q] * (dp - dl[qi]);
+            for (int j = kc * (P::K / 8); j < (kc + 1) * (P::K / 8); j++) {
+                float dpd[4];
+                fl_times_rows<P, HS>(dpd, va, dos, j * 8, lane);
+                FL_UNROLL
+                for (int q = 0; q < 4; q++) {
+                    const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1);
+                    float dp = dpd[q];
+                    if (dropping) dp = p[j][q] > 0.0f && kept(qi, key) ? dp * keep_scale : 0.0f; /* pd != 0 */
+                    p[j][q] = p[j][q] * (dp - dl[qi]);
+                }
             }
-        }
-        /* dK += dS^T Q (the 1/sqrt(HS) at the end) */
-        FL_UNROLL
-        for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(dk, &p[kc * (P::K / 8)], qs, kc * P::K, lane);
+        }
     });
     A *rows = dqkv + (size_t)b * T * C3 + (size_t)h * HS;
     fl_add_rows<HS>(rows + C, C3, kw, T, dk, scale, g, t4, add);
