@@ -708,9 +708,10 @@ __global__ void flash_delta_kernel(float *delta, const A *dout, const float *o, 
 
 /* dK, dV of FL_ROWS keys a block: grid (ceil(T / FL_ROWS), B*NH) */
 template <int HS, class P, class A = float>
-__global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS) flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
-                                         const uint32_t *bits, const uint8_t *mask, int causal, int T, int C, int NH,
-                                         tftx_dropout drop, float keep_scale, float scale, int add)
+__global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
+    flash_backward_kv_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
+                             const uint32_t *bits, const uint8_t *mask, int causal, int T, int C, int NH,
+                             tftx_dropout drop, float keep_scale, float scale, int add)
 {
     __shared__ fl_tiles<P, HS> sm;
     __shared__ float lsd[2][2][FL_TILE];      /* [buffer][log-sum-exp, delta][query] */
