@@ -204,14 +204,14 @@ FL_DEV void fl_st(__nv_bfloat16 *p, size_t i, float v)
     p[i] = __float2bfloat16_rn(v);
 }
 
-/* 1/(1-p) when element i of the dropout stream is kept, else 0. */
-FL_DEV float fl_keep(const tftx_dropout &drop, uint64_t i, float keep_scale)
+/* Whether element i of the dropout stream is kept. */
+FL_DEV bool fl_kept(const tftx_dropout &drop, uint64_t i)
 {
-    return tftx_uniform_at(drop.seed, drop.stream, i) >= drop.p ? keep_scale : 0.0f;
+    return tftx_uniform_at(drop.seed, drop.stream, i) >= drop.p;
 }
 
-/* The keep factors (fl_keep) of a warp's 16 x 8 tile of scores, in the
- * layout of an mma accumulator: f[q] for row g + (q>>1)*8 and column
+/* The keep bits (fl_kept) of a warp's 16 x 8 tile of scores, in the
+ * layout of an mma accumulator: bit q for row g + (q>>1)*8 and column
  * 2*t4 + (q&1), the tile's element (r, c) being element base + r*rs + c
  * of the stream. When the tile is 32 groups of four consecutive elements
  * of one Philox call each (base and rs multiples of 4), lane L makes group
@@ -220,14 +220,14 @@ FL_DEV float fl_keep(const tftx_dropout &drop, uint64_t i, float keep_scale)
  * a hundred integer instructions, the products of the tile a few dozen).
  * Else element by element. thr: tftx_u24_threshold(drop.p). The
  * condition is the same for the whole warp, which must all call. */
-FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint32_t thr, uint64_t base, uint64_t rs, int g, int t4,
-                         int lane, float keep_scale)
+FL_DEV unsigned fl_keep_tile(const tftx_dropout &drop, uint32_t thr, uint64_t base, uint64_t rs, int g, int t4, int lane)
 {
+    unsigned f = 0;
     if (base % 4 != 0 || rs % 4 != 0) {
         FL_UNROLL
         for (int q = 0; q < 4; q++)
-            f[q] = fl_keep(drop, base + (uint64_t)(g + (q >> 1) * 8) * rs + (uint64_t)(2 * t4 + (q & 1)), keep_scale);
-        return;
+            f |= (unsigned)fl_kept(drop, base + (uint64_t)(g + (q >> 1) * 8) * rs + (uint64_t)(2 * t4 + (q & 1))) << q;
+        return f;
     }
     const tftx_u32x4 w =
         tftx_philox((base + (uint64_t)(lane >> 1) * rs + (uint64_t)(lane & 1) * 4) >> 2, drop.stream, drop.seed);
@@ -238,21 +238,21 @@ FL_DEV void fl_keep_tile(float f[4], const tftx_dropout &drop, uint32_t thr, uin
     for (int q = 0; q < 4; q++) {
         const int r = g + (q >> 1) * 8, c = 2 * t4 + (q & 1);
         const unsigned got = __shfl_sync(FL_FULL, bits, r * 2 + (c >> 2));
-        f[q] = got >> (c & 3) & 1u ? keep_scale : 0.0f;
+        f |= (got >> (c & 3) & 1u) << q;
     }
+    return f;
 }
 
-/* The keep bits of a warp's 16 x FL_TILE tile of the forward (kf[j]:
- * fl_keep_tile's factors of columns j*8 ..), rows qw .. qw+15 and keys
- * k0 .. k0+31, into word k0/32 of each row below T of the record. */
-FL_DEV void fl_store_bits(uint32_t *bits, const float (*kf)[4], size_t bh, int qw, int k0, int T, int g, int t4)
+/* The keep bits of a warp's 16 x FL_TILE tile of the forward (bit 4j + q
+ * of kb: bit q of fl_keep_tile's for columns j*8 ..), rows qw .. qw+15 and
+ * keys k0 .. k0+31, into word k0/32 of each row below T of the record. */
+FL_DEV void fl_store_bits(uint32_t *bits, unsigned kb, size_t bh, int qw, int k0, int T, int g, int t4)
 {
     uint32_t w[2] = {0u, 0u}; /* rows g, g+8 */
     FL_UNROLL
     for (int j = 0; j < FL_TILE / 8; j++) {
         FL_UNROLL
-        for (int q = 0; q < 4; q++)
-            if (kf[j][q] != 0.0f) w[q >> 1] |= 1u << (j * 8 + 2 * t4 + (q & 1));
+        for (int q = 0; q < 4; q++) w[q >> 1] |= (kb >> (4 * j + q) & 1u) << (j * 8 + 2 * t4 + (q & 1));
     }
     FL_UNROLL
     for (int hr = 0; hr < 2; hr++) { /* the four lanes of a row hold its 32 bits between them */
@@ -265,10 +265,13 @@ FL_DEV void fl_store_bits(uint32_t *bits, const float (*kf)[4], size_t bh, int q
 
 /* ------------------------------------------- the two kinds of product
  *
- * A policy gives: K, the depth of one product; KV_SHARED_KEYS, whether
- * the dK, dV kernel keeps its keys in shared memory (their A operands read
- * a step at a time) rather than in registers, and KV_BLOCKS, the blocks an
- * SM it is built for (its registers: 168 a thread for 3); elem, an element of a
+ * A policy gives: K, the depth of one product; SHARED_A, whether the
+ * backward kernels keep their blocks' own rows (keys, queries) in shared
+ * memory, their A operands read a step at a time (fl_arows), rather than in
+ * registers; FWD_BLOCKS, KV_BLOCKS and Q_BLOCKS, the blocks an SM the
+ * forward, dK dV and dQ kernels are built for (registers a thread: at
+ * most 65536 / (FL_THREADS * blocks), 128 for 4, 168 for 3; ptxas must not
+ * spill to get there); elem, an element of a
  * shared tile (already rounded for the tensor cores); PAD, the padding of
  * a tile's rows, in elements, so that B-fragment reads miss bank
  * conflicts (and rows stay 16-byte aligned); round(x); load_a, the A
@@ -287,7 +290,7 @@ FL_DEV void fl_store_bits(uint32_t *bits, const float (*kf)[4], size_t bh, int q
  * (g+8, t+4); B (8 x 8) holds (t, g) (t+4, g). A C tile is not laid out as
  * an A operand: shuffles within each group of four lanes move it. */
 struct fl_tf32_mma {
-    enum { K = 8, PAD = 4, KV_SHARED_KEYS = 0, KV_BLOCKS = 2 };
+    enum { K = 8, PAD = 4, SHARED_A = 0, FWD_BLOCKS = 3, KV_BLOCKS = 2, Q_BLOCKS = 2 };
     typedef uint32_t elem;
     FL_MEMBER elem round(float x)
     {
@@ -355,7 +358,7 @@ struct fl_tf32_mma {
  * (g, 2t+8..2t+9) (g+8, 2t+8..2t+9); B (16 x 8) holds (2t..2t+1, g)
  * (2t+8..2t+9, g). Two neighbouring C tiles are an A operand as they lie. */
 struct fl_bf16_mma {
-    enum { K = 16, PAD = 8, KV_SHARED_KEYS = 1, KV_BLOCKS = 3 };
+    enum { K = 16, PAD = 8, SHARED_A = 1, FWD_BLOCKS = 4, KV_BLOCKS = 3, Q_BLOCKS = 4 };
     typedef uint16_t elem;
     FL_MEMBER elem round(float x)
     {
@@ -520,6 +523,49 @@ FL_DEV void fl_rows_times_tile(float c[FL_TILE / 8][4], const typename P::elem (
     }
 }
 
+/* A block's FL_ROWS own rows (its keys, or its queries) as the A operands
+ * of its warps' products with each step's tile: with P::SHARED_A in the
+ * shared rows sm (FL_ROWS of them: the kernel's), read by ldmatrix a step
+ * at a time (registers that let another block onto an SM), else in each
+ * warp's registers. */
+template <class P, int HS> struct fl_arows {
+    const typename P::elem (*sm)[HS + P::PAD];
+    int r; /* the warp's first row in sm */
+    uint32_t a[P::SHARED_A ? 1 : HS / P::K][4];
+};
+
+/* x from rows r0 .. r0+FL_ROWS-1 of a global row-major matrix (the warp's
+ * from rw), zeros from row T on. Shared rows are copies (fl_load_tile)
+ * there after the next fl_cp_wait and barrier (fl_walk's first). */
+template <class P, int HS, class A>
+FL_DEV void fl_arows_load(fl_arows<P, HS> &x, typename P::elem (*sm)[HS + P::PAD], const A *base, size_t stride, int r0,
+                          int rw, int T, int g, int t4)
+{
+    if constexpr (P::SHARED_A) {
+        static_assert(FL_ROWS == 2 * FL_TILE, "a block's rows are two tiles");
+        x.sm = sm, x.r = rw - r0;
+        fl_load_tile<P, HS>(sm, base, stride, r0, T);
+        fl_load_tile<P, HS>(sm + FL_TILE, base, stride, r0 + FL_TILE, T);
+    } else {
+        (void)sm, (void)r0;
+        P::template load_a<HS>(x.a, base, stride, rw, T, g, t4);
+    }
+}
+
+/* c[j] (16 x 8, C layout) = the warp's rows of x times the transpose of
+ * rows j*8 .. j*8+7 of a shared tile, for the FL_TILE/8 j */
+template <class P, int HS>
+FL_DEV void fl_arows_times(float c[FL_TILE / 8][4], const fl_arows<P, HS> &x, const typename P::elem (*tile)[HS + P::PAD],
+                           int lane)
+{
+    if constexpr (P::SHARED_A) {
+        fl_rows_times_tile<P, HS>(c, x.sm, x.r, tile, lane);
+    } else {
+        FL_UNROLL
+        for (int j = 0; j < FL_TILE / 8; j++) fl_times_rows<P, HS>(c[j], x.a, tile, j * 8, lane);
+    }
+}
+
 /* acc (16 x HS) += x (16 x K: K/8 C tiles side by side) times rows
  * r .. r+K-1 of a shared tile. */
 template <class P, int HS>
@@ -587,7 +633,7 @@ FL_DEV fl_block<A> fl_block_of(const A *qkv, const A *dout, const uint8_t *mask,
 
 /* grid (ceil(T / FL_ROWS), B*NH), FL_THREADS threads */
 template <int HS, class P, class A = float>
-__global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t *bits, const A *qkv,
+__global__ void __launch_bounds__(FL_THREADS, P::FWD_BLOCKS) flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t *bits, const A *qkv,
                                      const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
                                      float keep_scale, float scale)
 {
@@ -598,7 +644,7 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
     const A *qg = w.q, *kg = w.k, *vg = w.v;
     const uint8_t *mk = w.mask;
     const int dropping = drop.p > 0.0f;
-    if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_keep reads drop.stream */
+    if (dropping) drop.stream = TFTX_DROPOUT_STREAM(drop); /* fl_kept reads drop.stream */
     const uint32_t thr = tftx_u24_threshold(drop.p);
     const float sl = scale * FL_LOG2E;
 
@@ -617,14 +663,14 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
     fl_walk(0, kend, load, [&](int buf, int k0) {
         if (causal && k0 > qw + 15) return; /* every key after this warp's queries: nothing to add */
         const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
-        float s[FL_TILE / 8][4], kf[FL_TILE / 8][4];
+        float s[FL_TILE / 8][4];
+        unsigned kb = 0; /* bit 4j + q: s[j][q] kept */
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
-            if (dropping)
-                fl_keep_tile(kf[j], drop, thr, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, g, t4, lane, keep_scale);
+            if (dropping) kb |= fl_keep_tile(drop, thr, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, g, t4, lane) << 4 * j;
         }
-        if (dropping) fl_store_bits(bits, kf, (size_t)bh, qw, k0, T, g, t4);
+        if (dropping) fl_store_bits(bits, kb, (size_t)bh, qw, k0, T, g, t4);
         const unsigned keys = fl_keys(mk, k0, T, lane);
         FL_UNROLL
         for (int hr = 0; hr < 2; hr++) {
@@ -656,7 +702,7 @@ __global__ void flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t 
                 for (int e = 0; e < 2; e++) {
                     float p = exp2f(s[j][2 * hr + e] - ms);
                     l[hr] += p;
-                    if (dropping && p > 0.0f) p *= kf[j][2 * hr + e];
+                    if (dropping && p > 0.0f) p *= kb >> (4 * j + 2 * hr + e) & 1u ? keep_scale : 0.0f;
                     s[j][2 * hr + e] = p;
                 }
             }
@@ -730,18 +776,10 @@ __global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
         const int key = kw + g + hr * 8;
         key_ok[hr] = key < T && (!mk || mk[key]);
     }
-    /* the block's keys in shared memory (bf16: registers for a third block
-       an SM) or the warp's in registers; the values' in registers */
-    constexpr bool shared_keys = P::KV_SHARED_KEYS;
-    alignas(16) __shared__ typename P::elem krows[shared_keys ? FL_ROWS : 1][HS + P::PAD];
-    uint32_t ka[shared_keys ? 1 : HS / P::K][4], va[HS / P::K][4];
-    if constexpr (shared_keys) {
-        static_assert(FL_ROWS == 2 * FL_TILE, "two tiles of keys");
-        fl_load_tile<P, HS>(krows, kg, C3, k0, T);
-        fl_load_tile<P, HS>(krows + FL_TILE, kg, C3, k0 + FL_TILE, T); /* there at fl_walk's first wait and barrier */
-    } else {
-        P::template load_a<HS>(ka, kg, C3, kw, T, g, t4);
-    }
+    alignas(16) __shared__ typename P::elem krows[P::SHARED_A ? FL_ROWS : 1][HS + P::PAD];
+    fl_arows<P, HS> ka; /* the block's keys */
+    fl_arows_load<P, HS>(ka, krows, kg, C3, k0, kw, T, g, t4);
+    uint32_t va[HS / P::K][4];
     P::template load_a<HS>(va, vg, C3, kw, T, g, t4);
     float dk[HS / 8][4], dv[HS / 8][4];
     FL_UNROLL
@@ -774,12 +812,7 @@ __global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
         auto kept = [&](int qi, int key) { return kb[qi][(key - k0) / 32] >> key % 32 & 1u; };
         /* S^T: rows keys kw+g (+8), columns queries qb + j*8 + 2*t4 (+1) */
         float pd[FL_TILE / 8][4], p[FL_TILE / 8][4];
-        if constexpr (shared_keys) {
-            fl_rows_times_tile<P, HS>(p, krows, kw - k0, qs, lane);
-        } else {
-            FL_UNROLL
-            for (int j = 0; j < FL_TILE / 8; j++) fl_times_rows<P, HS>(p[j], ka, qs, j * 8, lane);
-        }
+        fl_arows_times<P, HS>(p, ka, qs, lane);
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
             FL_UNROLL
@@ -823,7 +856,7 @@ __global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
 
 /* dQ of FL_ROWS queries a block: grid (ceil(T / FL_ROWS), B*NH) */
 template <int HS, class P, class A = float>
-__global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
+__global__ void __launch_bounds__(FL_THREADS, P::Q_BLOCKS) flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
                                         const uint32_t *bits, const uint8_t *mask, int causal, int T, int C, int NH,
                                         tftx_dropout drop, float keep_scale, float scale, int add)
 {
@@ -837,8 +870,10 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
     const int dropping = drop.p > 0.0f, W = FL_WORDS(T);
     const float sl = scale * FL_LOG2E;
 
-    uint32_t qa[HS / P::K][4], oa[HS / P::K][4];
-    P::template load_a<HS>(qa, qg, C3, qw, T, g, t4);
+    alignas(16) __shared__ typename P::elem qrows[P::SHARED_A ? FL_ROWS : 1][HS + P::PAD];
+    fl_arows<P, HS> qa; /* the block's queries */
+    fl_arows_load<P, HS>(qa, qrows, qg, C3, q0, qw, T, g, t4);
+    uint32_t oa[HS / P::K][4];
     P::template load_a<HS>(oa, dog, (size_t)C, qw, T, g, t4);
     float L[2], D[2], dq[HS / 8][4];
     FL_UNROLL
@@ -867,9 +902,9 @@ __global__ void flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, co
         const uint32_t *rb = qbits[buf] + (qw - q0) + g;
         const unsigned keys = fl_keys(mk, k0, T, lane);
         float s[FL_TILE / 8][4], dpd[4];
+        fl_arows_times<P, HS>(s, qa, ks, lane);
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
             fl_times_rows<P, HS>(dpd, oa, vs, j * 8, lane);
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
