@@ -220,7 +220,8 @@ FL_DEV bool fl_kept(const tftx_dropout &drop, uint64_t i)
  * a hundred integer instructions, the products of the tile a few dozen).
  * Else element by element. thr: tftx_u24_threshold(drop.p). The
  * condition is the same for the whole warp, which must all call. */
-FL_DEV unsigned fl_keep_tile(const tftx_dropout &drop, uint32_t thr, uint64_t base, uint64_t rs, int g, int t4, int lane)
+FL_DEV unsigned fl_keep_tile(const tftx_dropout &drop, uint32_t thr, uint64_t base, uint64_t rs, int g, int t4,
+                             int lane)
 {
     unsigned f = 0;
     if (base % 4 != 0 || rs % 4 != 0) {
@@ -555,8 +556,8 @@ FL_DEV void fl_arows_load(fl_arows<P, HS> &x, typename P::elem (*sm)[HS + P::PAD
 /* c[j] (16 x 8, C layout) = the warp's rows of x times the transpose of
  * rows j*8 .. j*8+7 of a shared tile, for the FL_TILE/8 j */
 template <class P, int HS>
-FL_DEV void fl_arows_times(float c[FL_TILE / 8][4], const fl_arows<P, HS> &x, const typename P::elem (*tile)[HS + P::PAD],
-                           int lane)
+FL_DEV void fl_arows_times(float c[FL_TILE / 8][4], const fl_arows<P, HS> &x,
+                           const typename P::elem (*tile)[HS + P::PAD], int lane)
 {
     if constexpr (P::SHARED_A) {
         fl_rows_times_tile<P, HS>(c, x.sm, x.r, tile, lane);
@@ -633,9 +634,9 @@ FL_DEV fl_block<A> fl_block_of(const A *qkv, const A *dout, const uint8_t *mask,
 
 /* grid (ceil(T / FL_ROWS), B*NH), FL_THREADS threads */
 template <int HS, class P, class A = float>
-__global__ void __launch_bounds__(FL_THREADS, P::FWD_BLOCKS) flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t *bits, const A *qkv,
-                                     const uint8_t *mask, int causal, int T, int C, int NH, tftx_dropout drop,
-                                     float keep_scale, float scale)
+__global__ void __launch_bounds__(FL_THREADS, P::FWD_BLOCKS)
+    flash_forward_kernel(A *out, float *lse, float *ocopy, uint32_t *bits, const A *qkv, const uint8_t *mask,
+                         int causal, int T, int C, int NH, tftx_dropout drop, float keep_scale, float scale)
 {
     __shared__ fl_tiles<P, HS> sm;
     const fl_block<A> w = fl_block_of(qkv, (const A *)0, mask, T, C, NH, HS);
@@ -668,7 +669,8 @@ __global__ void __launch_bounds__(FL_THREADS, P::FWD_BLOCKS) flash_forward_kerne
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
             fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
-            if (dropping) kb |= fl_keep_tile(drop, thr, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, g, t4, lane) << 4 * j;
+            if (dropping)
+                kb |= fl_keep_tile(drop, thr, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, g, t4, lane) << 4 * j;
         }
         if (dropping) fl_store_bits(bits, kb, (size_t)bh, qw, k0, T, g, t4);
         const unsigned keys = fl_keys(mk, k0, T, lane);
@@ -856,9 +858,10 @@ __global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
 
 /* dQ of FL_ROWS queries a block: grid (ceil(T / FL_ROWS), B*NH) */
 template <int HS, class P, class A = float>
-__global__ void __launch_bounds__(FL_THREADS, P::Q_BLOCKS) flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
-                                        const uint32_t *bits, const uint8_t *mask, int causal, int T, int C, int NH,
-                                        tftx_dropout drop, float keep_scale, float scale, int add)
+__global__ void __launch_bounds__(FL_THREADS, P::Q_BLOCKS)
+    flash_backward_q_kernel(A *dqkv, const A *dout, const A *qkv, const float *lse, const float *delta,
+                            const uint32_t *bits, const uint8_t *mask, int causal, int T, int C, int NH,
+                            tftx_dropout drop, float keep_scale, float scale, int add)
 {
     __shared__ fl_tiles<P, HS> sm;
     __shared__ uint32_t qbits[2][FL_ROWS]; /* [buffer][row of the block]: the tile's keys */
