@@ -124,7 +124,11 @@ tftx_status session_open(run_session *s, const tnode *config, registry *reg, con
        train.<backend> = { ... } or the train level), train.threads included */
     if ((st = make(s->backend_pl, train, &s->backend_vals, &s->backend_self, err, NULL, h->threads)) != TFTX_OK)
         goto fail;
-    s->backend = (tftx_backend){s->backend_pl->desc->ops, s->backend_self, s->backend_pl->desc->name};
+    /* a copy made after create() (which may wrap entries): the entries
+       appended after the backend's SDK minor stay NULL, so a model built
+       later sees them absent rather than reading past the plugin's table */
+    memcpy(&s->backend_ops, s->backend_pl->desc->ops, TFTX_BACKEND_OPS_SIZE(s->backend_pl->desc->abi_minor));
+    s->backend = (tftx_backend){&s->backend_ops, s->backend_self, s->backend_pl->desc->name};
     if ((st = make(s->model_pl, model, &s->model_vals, &s->model_self, err, h, 0)) != TFTX_OK) goto fail;
     if ((st = make(s->opt_pl, optimizer, &s->opt_vals, &s->opt_self, err, NULL, 0)) != TFTX_OK) goto fail;
     s->model = s->model_pl->desc->ops;

@@ -31,6 +31,7 @@ typedef struct run_session {
     tftx_value *backend_vals, *model_vals, *opt_vals;
     void *backend_self, *model_self, *opt_self;
     tftx_backend backend;
+    tftx_backend_ops backend_ops; /* backend.ops: the plugin's table, what its SDK lacked NULL */
     const tftx_model_ops *model;
     const tftx_optimizer_ops *opt;
     size_t n_params;  /* floats in the parameter arena */

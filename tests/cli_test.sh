@@ -22,7 +22,7 @@ optimizer = { plugin = "tsgd";
   lr = "fast"; };
 CFG
 
-check version 0 '^tftx [0-9]+\.[0-9]+\.[0-9]+ \(plugin ABI 5\.0\)' -- "$TFTX_BIN" version
+check version 0 '^tftx [0-9]+\.[0-9]+\.[0-9]+ \(plugin ABI 5\.1\)' -- "$TFTX_BIN" version
 check no-args 2 'usage: tftx' -- "$TFTX_BIN"
 check unknown-command 2 "unknown command 'frobnicate'" -- "$TFTX_BIN" frobnicate
 check validate-ok 0 'valid, 4 runs' -- "$TFTX_BIN" validate "$T/good.cfg"
@@ -35,7 +35,7 @@ check set-bad 2 "--set train.timeout=soon: train.timeout: expected a number" -- 
 check jobs-bad 2 '-j expects a number' -- "$TFTX_BIN" run "$T/good.cfg" -j 0
 check plugins 0 'optimizer +tsgd +0\.1\.0 +ok' -- "$TFTX_BIN" plugins optimizer
 check plugins-unavailable 0 'backend +tgpu .*unavailable.*no device found' -- "$TFTX_BIN" plugins backend
-check plugins-broken 1 'optimizer +badmajor +- +broken .*built for plugin ABI 6\.0' -- env TFTX_PLUGIN_PATH="$TFTX_TEST_BROKEN" "$TFTX_BIN" plugins
+check plugins-broken 1 'optimizer +badmajor +- +broken .*built for plugin ABI 6\.1' -- env TFTX_PLUGIN_PATH="$TFTX_TEST_BROKEN" "$TFTX_BIN" plugins
 check describe 0 'momentum +float +default 0 +range \[0, 1\]' -- "$TFTX_BIN" describe optimizer tsgd
 check describe-enum 0 'activation +enum +default "gelu" +one of: gelu relu' -- "$TFTX_BIN" describe tokenizer probe
 check describe-missing 2 "no optimizer plugin named 'nope'" -- "$TFTX_BIN" describe optimizer nope

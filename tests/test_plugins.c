@@ -36,7 +36,7 @@ static void wrong_magic(void **s)
 }
 static void abi_major_mismatch(void **s)
 {
-    (void)s, expect_refused("badmajor", "built for plugin ABI 6.0, this tftx speaks 5.0");
+    (void)s, expect_refused("badmajor", "built for plugin ABI 6.1, this tftx speaks 5.1");
 }
 static void newer_minor(void **s)
 {

@@ -298,7 +298,32 @@ typedef struct tftx_backend_ops {
     void *(*graph_end)(void *self, tftx_error *err);
     tftx_status (*graph_launch)(void *self, void *graph, tftx_error *err);
     void (*graph_free)(void *self, void *graph);
+
+    /* ------------------------- products with their activation (optional,
+     * ABI 5.1: NULL from an older backend; the model then calls the two) */
+    /* matmul_forward(pre, inp, weight, bias, N, C, OC) and then
+     * activation_forward(out, pre, N*OC, act) in one call, where a backend
+     * applies the activation as the product's results are written (a GPU
+     * product's epilogue): out may then be the activation of the product
+     * before pre is rounded to an activation (bf16), and agree with the
+     * two calls to rounding. out, pre (N,OC) (act). */
+    void (*matmul_act_forward)(void *self, float *out, float *pre, const float *inp, const float *weight,
+                               const float *bias, int N, int C, int OC, tftx_activation act);
+    /* matmul_backward(g, dweight, dbias, dout, inp, weight, N, C, OC, 0,
+     * dparam_add) and then activation_backward(dinp, g, pre, N*C, act, 0)
+     * in one call, without the (N,C) g in between: dinp = (dout @ weight) *
+     * act'(pre), written (its old contents never read); inp = act(pre) was
+     * the product's input. Agrees with the two calls to rounding. dinp,
+     * pre (N,C) (act). */
+    void (*matmul_backward_act)(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
+                                const float *inp, const float *weight, const float *pre, int N, int C, int OC,
+                                tftx_activation act, int dparam_add);
 } tftx_backend_ops;
+
+/* The size of a backend table built against SDK minor version `minor`:
+ * the host gives models a copy with what came later NULL. */
+#define TFTX_BACKEND_OPS_SIZE(minor)                                                                                   \
+    ((minor) >= 1 ? sizeof(tftx_backend_ops) : offsetof(tftx_backend_ops, matmul_act_forward))
 
 /* What a model receives: the backend's table and its instance. */
 typedef struct tftx_backend {

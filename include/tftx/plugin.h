@@ -32,7 +32,7 @@ extern "C" {
 
 #define TFTX_PLUGIN_MAGIC 0x58544654u /* "TFTX" read as little-endian bytes */
 #define TFTX_ABI_MAJOR 5
-#define TFTX_ABI_MINOR 0
+#define TFTX_ABI_MINOR 1
 #define TFTX_ENTRY_SYMBOL "tftx_plugin_entry"
 
 #if defined(__GNUC__)

@@ -21,7 +21,9 @@
  *     recordings that must fail;
  *   - the linear layers with the bias and its gradient in cuBLASLt's
  *     epilogues (the default) and with fuse_bias = false (a bias kernel,
- *     then cuBLAS; a column sum);
+ *     then cuBLAS; a column sum); the products with their activation
+ *     (matmul_act_forward, matmul_backward_act: GELU's tanh form in the
+ *     epilogues) against the cpu's two calls each;
  *     on the emulator, that each took the path it should (a count of
  *     cuBLASLt products the emulator keeps).
  *
@@ -97,6 +99,51 @@ static void test_matmul(int N, int C, int OC, int with_bias)
         compare(nm, db.c, db.d, db.n, 0);
     }
     pair *all[] = {&inp, &w, &b, &out, &dout, &dinp, &dw, &db};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
+}
+
+/* matmul_act_forward and matmul_backward_act against the cpu's two calls
+ * each (matmul then activation), the forward on the fc layer's shape
+ * (N, C) -> (N, OC), the backward on the next product's (N, OC) -> (N, C)
+ * with pre (N, OC) the activation's input; weight gradients written
+ * (dparam_add 0) and added (1). */
+static void test_matmul_act(int N, int C, int OC, int with_bias, tftx_activation act)
+{
+    char nm[160];
+    static const char *const ACT[] = {"gelu", "gelu_tanh", "relu"};
+    const char *an = ACT[act];
+    pair inp = pair_rand((size_t)N * C, -1, 1), w = pair_param((size_t)OC * C, -1, 1), b = pair_param((size_t)OC, -1, 1);
+    pair out = pair_rand((size_t)N * OC, 0, 0), pre = pair_rand((size_t)N * OC, 0, 0);
+    const float *bc = with_bias ? b.c : NULL, *bd = with_bias ? b.d : NULL;
+    cpu.ops->matmul_forward(cpu.self, pre.c, inp.c, w.c, bc, N, C, OC);
+    cpu.ops->activation_forward(cpu.self, out.c, pre.c, out.n, act);
+    gpu.ops->matmul_act_forward(gpu.self, out.d, pre.d, inp.d, w.d, bd, N, C, OC, act);
+    snprintf(nm, sizeof nm, "matmul+%s N=%d C=%d OC=%d bias=%d pre", an, N, C, OC, with_bias);
+    compare(nm, pre.c, pre.d, pre.n, 0);
+    snprintf(nm, sizeof nm, "matmul+%s N=%d C=%d OC=%d bias=%d out", an, N, C, OC, with_bias);
+    compare(nm, out.c, out.d, out.n, 0);
+
+    /* the next product: its input is act(pre) (out), its output (N, C) */
+    pair dout = pair_rand((size_t)N * C, -1, 1), w2 = pair_param((size_t)C * OC, -1, 1);
+    pair dpre = pair_rand((size_t)N * OC, 0, 0), g = pair_rand((size_t)N * OC, 0, 0);
+    pair dw = pair_param((size_t)C * OC, -1, 1), db = pair_param((size_t)C, -1, 1);
+    for (int add = 0; add <= 1; add++) {
+        pair_nan(&dpre);
+        if (!add) pair_nan(&dw), pair_nan(&db);
+        float *dbc = with_bias ? db.c : NULL, *dbd = with_bias ? db.d : NULL;
+        cpu.ops->matmul_backward(cpu.self, g.c, dw.c, dbc, dout.c, out.c, w2.c, N, OC, C, 0, add);
+        cpu.ops->activation_backward(cpu.self, dpre.c, g.c, pre.c, dpre.n, act, 0);
+        gpu.ops->matmul_backward_act(gpu.self, dpre.d, dw.d, dbd, dout.d, out.d, w2.d, pre.d, N, OC, C, act, add);
+        snprintf(nm, sizeof nm, "matmul+%s N=%d C=%d OC=%d bias=%d add=%d dpre", an, N, C, OC, with_bias, add);
+        compare(nm, dpre.c, dpre.d, dpre.n, 0);
+        snprintf(nm, sizeof nm, "matmul+%s N=%d C=%d OC=%d bias=%d add=%d dweight", an, N, C, OC, with_bias, add);
+        compare(nm, dw.c, dw.d, dw.n, 0);
+        if (with_bias) {
+            snprintf(nm, sizeof nm, "matmul+%s N=%d C=%d OC=%d bias=%d add=%d dbias", an, N, C, OC, with_bias, add);
+            compare(nm, db.c, db.d, db.n, 0);
+        }
+    }
+    pair *all[] = {&inp, &w, &b, &out, &pre, &dout, &w2, &dpre, &g, &dw, &db};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) pair_free(all[i]);
 }
 
@@ -530,16 +577,45 @@ static unsigned long (*lt_products)(void);
 /* test_matmul, checking on the emulator that it made `want` cuBLASLt
  * products (the forward's and the two weight gradients', added and
  * written, when the bias is fused) */
+static void lt_count(const char *nm, unsigned long before, unsigned long want)
+{
+    if (!lt_products) return;
+    unsigned long got = lt_products() - before;
+    printf("%s %-48s %lu product%s, want %lu\n", got == want ? "ok  " : "FAIL", nm, got, got == 1 ? "" : "s", want);
+    failures += got != want;
+}
+
 static void matmul_via(int N, int C, int OC, int with_bias, unsigned long want)
 {
     unsigned long before = lt_products ? lt_products() : 0;
     test_matmul(N, C, OC, with_bias);
-    if (!lt_products) return;
-    unsigned long got = lt_products() - before;
     char nm[128];
     snprintf(nm, sizeof nm, "matmul N=%d C=%d OC=%d bias=%d via cuBLASLt", N, C, OC, with_bias);
-    printf("%s %-48s %lu product%s, want %lu\n", got == want ? "ok  " : "FAIL", nm, got, got == 1 ? "" : "s", want);
-    failures += got != want;
+    lt_count(nm, before, want);
+}
+
+/* test_matmul_act and its count of cuBLASLt products (the GELU tanh form
+ * in the epilogues: the forward's, and per backward the weight gradient's
+ * and the input gradient's) */
+static void matmul_act_via(int N, int C, int OC, int with_bias, tftx_activation act, unsigned long want)
+{
+    unsigned long before = lt_products ? lt_products() : 0;
+    test_matmul_act(N, C, OC, with_bias, act);
+    char nm[128];
+    snprintf(nm, sizeof nm, "matmul+act%d N=%d C=%d OC=%d bias=%d via cuBLASLt", (int)act, N, C, OC, with_bias);
+    lt_count(nm, before, want);
+}
+
+/* the products with their activation, each path: the GELU's tanh form in
+ * cuBLASLt's epilogues (forward 1, two backward calls 2 each with a bias,
+ * 1 without: the input gradient's); other activations the two calls (the
+ * bias epilogues: forward 1, backward 1 each); fuse_bias false, none */
+static void matmul_act_cases(int fuse)
+{
+    matmul_act_via(37, 24, 40, 1, TFTX_ACT_GELU_TANH, fuse ? 5 : 0);
+    matmul_act_via(16, 32, 48, 0, TFTX_ACT_GELU_TANH, fuse ? 3 : 0);
+    matmul_act_via(37, 24, 40, 1, TFTX_ACT_GELU, fuse ? 3 : 0);
+    matmul_act_via(9, 13, 11, 1, TFTX_ACT_RELU, fuse ? 3 : 0);
 }
 
 int main(void)
@@ -584,10 +660,12 @@ int main(void)
         gpu.self = create(pg, "fp32", NULL);
         matmul_via(37, 65, 33, 1, 0);
         matmul_via(256, 128, 384, 1, 0);
+        matmul_act_cases(0);
         pg->desc->destroy(gpu.self);
         gpu.self = fused;
         no_fuse_bias = 0;
     }
+    matmul_act_cases(1);
     test_layernorm(13, 77);
     test_layernorm(64, 768); /* wider than the fused kernel: the row kernel and colsum */
     test_layernorm(64, 512); /* the fused kernel's widest */
@@ -652,6 +730,8 @@ int main(void)
         matmul_via(64, 64, 64, 1, 3);
         matmul_via(256, 128, 384, 1, 3);
         matmul_via(33, 17, 9, 1, 3); /* bf16: the weight and bias copies at odd sizes */
+        matmul_act_via(37, 24, 40, 1, TFTX_ACT_GELU_TANH, 5);
+        matmul_act_via(16, 32, 48, 0, TFTX_ACT_GELU_TANH, 3);
         if (act16) test_weights_after_steps(&reg);
         tol_scale = 2 * REDUCED[k].scale;
         test_attention(2, 130, 2, 64, 1, 1, 0.1f);

@@ -188,6 +188,11 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
                          int C, int OC);
 void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, int N, int C, int OC, int dinp_add, int dparam_add);
+void cuda_matmul_act_forward(void *self, float *out, float *pre, const float *inp, const float *weight,
+                             const float *bias, int N, int C, int OC, tftx_activation act);
+void cuda_matmul_backward_act(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight, const float *pre, int N, int C, int OC,
+                              tftx_activation act, int dparam_add);
 void cuda_attention_sizes(void *self, int B, int T, int C, int NH, size_t *att, size_t *scratch);
 void cuda_attention_forward(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal,
                             int B, int T, int C, int NH, tftx_dropout drop);

@@ -389,6 +389,8 @@ static tftx_backend_ops OPS = {
     .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch,
     .graph_free = cuda_graph_free,
+    .matmul_act_forward = cuda_matmul_act_forward,
+    .matmul_backward_act = cuda_matmul_backward_act,
 };
 
 /* ------------------------------------------------------- descriptor */

@@ -144,13 +144,17 @@ static void gemm(cuda_backend *be, cublasOperation_t ta, cublasOperation_t tb, i
 /* One product with an epilogue, for one shape and the alignments of its
  * pointers (cuBLASLt picks kernels that assume them):
  *   LT_BIAS   forward:  out^T (m = OC, n = N) = W (m, k = C) x^T + bias
+ *   LT_GELU, LT_GELU_BIAS: the same (+ bias), then aux = that (the GELU's
+ *             input, (N, OC) as out) and out = GELU(that), tanh form
  *   LT_BGRADB backward: dW^T (m = C, n = OC) += x^T (m, k = N) dout,
  *                       bgrad[j] = sum over k of dout[., j]
+ *   LT_DGELU  backward: dinp^T (m = C, n = N) = W^T (m, k = OC) dout^T,
+ *                       times GELU'(aux), aux the GELU's input (N, C)
  * ok = 0: cuBLASLt had no algorithm. */
-enum { LT_BIAS, LT_BGRADB };
+enum { LT_BIAS, LT_BGRADB, LT_GELU, LT_GELU_BIAS, LT_DGELU };
 typedef struct lt_plan {
     int kind, m, n, k, ok;
-    unsigned align; /* log2 of the alignment of A, B, D and bias, 4 bits each */
+    unsigned align; /* log2 of the alignment of A, B, D, bias and aux, 4 bits each */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
@@ -207,18 +211,28 @@ static unsigned align_log2(const void *p)
     return l;
 }
 
-/* Descriptors and the heuristic's algorithm for plan p (its key set). */
-static void plan_make(cuda_backend *be, lt_plan *p, const void *bias)
+static int lt_aux(int kind)
 {
+    return kind == LT_GELU || kind == LT_GELU_BIAS || kind == LT_DGELU;
+}
+
+/* Descriptors and the heuristic's algorithm for plan p (its key set). */
+static void plan_make(cuda_backend *be, lt_plan *p, const void *bias, const void *aux)
+{
+    static const int32_t EPI[] = {CUBLASLT_EPILOGUE_BIAS, CUBLASLT_EPILOGUE_BGRADB, CUBLASLT_EPILOGUE_GELU_AUX,
+                                  CUBLASLT_EPILOGUE_GELU_AUX_BIAS, CUBLASLT_EPILOGUE_DGELU};
+    static const char *const WHAT[] = {"bias", "bias gradient", "GELU", "bias and GELU", "GELU gradient"};
     const cudaDataType t = be->act16 ? CUDA_R_16BF : CUDA_R_32F;
     const cudaDataType dt = p->kind == LT_BGRADB ? CUDA_R_32F : t; /* weight gradients are fp32 */
+    const int32_t aux_type = (int32_t)t;                           /* the GELU's input is an activation */
+    const int64_t aux_ld = p->m;
     const cublasComputeType_t ct = be->act16 ? CUBLAS_COMPUTE_32F : cuda_compute_type(be);
-    const int fwd = p->kind == LT_BIAS;
-    const int32_t ta = fwd ? CUBLAS_OP_T : CUBLAS_OP_N, tb = fwd ? CUBLAS_OP_N : CUBLAS_OP_T;
-    const int32_t epi = fwd ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADB;
+    const int fwd = p->kind != LT_BGRADB && p->kind != LT_DGELU;
+    const int32_t ta = fwd ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p->kind == LT_BGRADB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int32_t epi = EPI[p->kind];
     /* A and B as they lie (column-major views of the row-major tensors) */
-    const uint64_t a_rows = fwd ? p->k : p->m, a_cols = fwd ? p->m : p->k;
-    const uint64_t b_rows = fwd ? p->k : p->n, b_cols = fwd ? p->n : p->k;
+    const uint64_t a_rows = ta == CUBLAS_OP_N ? p->m : p->k, a_cols = ta == CUBLAS_OP_N ? p->k : p->m;
+    const uint64_t b_rows = tb == CUBLAS_OP_N ? p->k : p->n, b_cols = tb == CUBLAS_OP_N ? p->n : p->k;
     const uint64_t ws = CUDA_BLAS_WORKSPACE;
     cublasLtMatmulPreference_t pref = NULL;
     int ok = cublasLtMatmulDescCreate(&p->op, ct, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
@@ -226,6 +240,12 @@ static void plan_make(cuda_backend *be, lt_plan *p, const void *bias)
              cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
              cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
              cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == 0 &&
+             (!lt_aux(p->kind) ||
+              (cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux) == 0 &&
+               cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld) ==
+                   0 &&
+               cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &aux_type,
+                                              sizeof aux_type) == 0)) &&
              cublasLtMatrixLayoutCreate(&p->a, t, a_rows, a_cols, (int64_t)a_rows) == 0 &&
              cublasLtMatrixLayoutCreate(&p->b, t, b_rows, b_cols, (int64_t)b_rows) == 0 &&
              cublasLtMatrixLayoutCreate(&p->d, dt, (uint64_t)p->m, (uint64_t)p->n, p->m) == 0 &&
@@ -248,17 +268,18 @@ static void plan_make(cuda_backend *be, lt_plan *p, const void *bias)
     p->ok = ok;
     if (!ok)
         be->host->log(TFTX_LOG_DEBUG, "cuda backend: no cuBLASLt %s epilogue for %d x %d x %d: a kernel of its own",
-                      fwd ? "bias" : "bias gradient", p->m, p->n, p->k);
+                      WHAT[p->kind], p->m, p->n, p->k);
 }
 
 /* The plan for this product (made on first sight), or NULL when cuBLASLt
  * has no algorithm for it. */
 static lt_plan *lt_plan_of(cuda_backend *be, int kind, int m, int n, int k, const void *A, const void *B,
-                           const void *D, const void *bias)
+                           const void *D, const void *bias, const void *aux = NULL)
 {
     struct cuda_lt *lt = be->lt;
     if (!lt) return NULL;
-    const unsigned align = align_log2(A) | align_log2(B) << 4 | align_log2(D) << 8 | align_log2(bias) << 12;
+    const unsigned align = align_log2(A) | align_log2(B) << 4 | align_log2(D) << 8 | align_log2(bias) << 12 |
+                           align_log2(aux) << 16;
     lt_plan *p = NULL;
     for (int i = 0; i < lt->n && !p; i++) {
         lt_plan *q = &lt->plan[i];
@@ -273,7 +294,7 @@ static lt_plan *lt_plan_of(cuda_backend *be, int kind, int m, int n, int k, cons
             plan_release(p);
         }
         p->kind = kind, p->m = m, p->n = n, p->k = k, p->align = align;
-        plan_make(be, p, bias);
+        plan_make(be, p, bias, aux);
     }
     return p->ok ? p : NULL;
 }
@@ -281,10 +302,13 @@ static lt_plan *lt_plan_of(cuda_backend *be, int kind, int m, int n, int k, cons
 /* D (m, n) (+)= op(A) op(B) with plan p's epilogue (see lt_plan); 0 when
  * cuBLASLt refuses it after all (the plan is off from then on, and the
  * caller does it another way). beta: 0 or 1. */
-static int lt_run(cuda_backend *be, lt_plan *p, const void *A, const void *B, void *D, const void *bias, float beta)
+static int lt_run(cuda_backend *be, lt_plan *p, const void *A, const void *B, void *D, const void *bias, float beta,
+                  const void *aux = NULL)
 {
     const float one = 1.0f;
     cublasStatus_t st = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (st == CUBLAS_STATUS_SUCCESS && lt_aux(p->kind))
+        st = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux);
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmul(be->lt->handle, p->op, &one, A, p->a, B, p->b, &beta, D, p->d, D, p->d, &p->algo,
                             be->blas_work, CUDA_BLAS_WORKSPACE, be->stream);
@@ -297,29 +321,41 @@ static int lt_run(cuda_backend *be, lt_plan *p, const void *A, const void *B, vo
     return 1;
 }
 
-/* out^T (OC, N) = W x^T + bias through cuBLASLt; 0 when it has no plan
- * for it (the caller adds the bias itself). At bf16 the weight and the
- * bias go through bfloat16 copies, made only when there is a plan. */
-static int lt_bias_forward(cuda_backend *be, float *out, const float *inp, const float *weight, const float *bias,
-                           int N, int C, int OC)
+/* out^T (OC, N) = W x^T + bias through cuBLASLt, with kind's epilogue
+ * (LT_BIAS; LT_GELU(_BIAS): aux takes the GELU's input); 0 when it has no
+ * plan for it (the caller does it another way). At bf16 the weight and
+ * the bias go through bfloat16 copies, made only when there is a plan. */
+static int lt_forward(cuda_backend *be, int kind, float *out, float *aux, const float *inp, const float *weight,
+                      const float *bias, int N, int C, int OC)
 {
     if (!be->act16) {
-        lt_plan *p = lt_plan_of(be, LT_BIAS, OC, N, C, weight, inp, out, bias);
-        return p && lt_run(be, p, weight, inp, out, bias, 0.0f);
+        lt_plan *p = lt_plan_of(be, kind, OC, N, C, weight, inp, out, bias, aux);
+        return p && lt_run(be, p, weight, inp, out, bias, 0.0f, aux);
     }
     const size_t nw = (size_t)OC * C, b_at = (nw + 7) / 8 * 8; /* the bias 16-byte aligned */
-    const __nv_bfloat16 *w16 = shadow_at(be, weight, nw), *b16 = shadow_at(be, bias, (size_t)OC);
-    if (w16 && b16) { /* both in the arena's copy */
-        lt_plan *p = lt_plan_of(be, LT_BIAS, OC, N, C, w16, inp, out, b16);
-        if (p) return lt_run(be, p, w16, inp, out, b16, 0.0f);
+    const __nv_bfloat16 *w16 = shadow_at(be, weight, nw), *b16 = bias ? shadow_at(be, bias, (size_t)OC) : NULL;
+    if (w16 && (b16 || !bias)) { /* in the arena's copy */
+        lt_plan *p = lt_plan_of(be, kind, OC, N, C, w16, inp, out, b16, aux);
+        if (p) return lt_run(be, p, w16, inp, out, b16, 0.0f, aux);
     }
-    __nv_bfloat16 *h = bf16_area(be, b_at + (size_t)OC);
-    lt_plan *p = h ? lt_plan_of(be, LT_BIAS, OC, N, C, h, inp, out, h + b_at) : NULL;
+    __nv_bfloat16 *h = bf16_area(be, b_at + (bias ? (size_t)OC : 0));
+    lt_plan *p = h ? lt_plan_of(be, kind, OC, N, C, h, inp, out, bias ? h + b_at : NULL, aux) : NULL;
     if (!p) return 0;
-    TFTX_CUDA_LAUNCH(cuda_blocks(nw + OC), CUDA_THREADS, be->stream, to_bf16_pair_kernel)(h, weight, nw, b_at, bias,
-                                                                                         (size_t)OC);
+    TFTX_CUDA_LAUNCH(cuda_blocks(nw + (bias ? OC : 0)), CUDA_THREADS, be->stream, to_bf16_pair_kernel)(
+        h, weight, nw, b_at, bias, bias ? (size_t)OC : 0);
     CUDA_LAUNCHED(be);
-    return lt_run(be, p, h, inp, out, h + b_at, 0.0f);
+    return lt_run(be, p, h, inp, out, bias ? h + b_at : NULL, 0.0f, aux);
+}
+
+/* dinp^T (C, N) = (W^T dout^T) * GELU'(pre) through cuBLASLt (written); 0
+ * when it has no plan for it. */
+static int lt_dgelu(cuda_backend *be, float *dinp, const float *dout, const float *weight, const float *pre, int N,
+                    int C, int OC)
+{
+    const void *w = weight;
+    if (be->act16 && !(w = weight_bf16(be, weight, (size_t)OC * C))) return 0;
+    lt_plan *p = lt_plan_of(be, LT_DGELU, C, N, OC, w, dout, dinp, NULL, pre);
+    return p && lt_run(be, p, w, dout, dinp, NULL, 0.0f, pre);
 }
 
 __global__ void add_kernel(float *y, const float *x, int n)
@@ -359,7 +395,7 @@ void cuda_matmul_forward(void *self, float *out, const float *inp, const float *
     if (N <= 0 || OC <= 0) return;
     size_t n = (size_t)N * OC;
     float beta = 0.0f, one = 1.0f;
-    if (bias && C > 0 && be->fuse_bias && lt_bias_forward(be, out, inp, weight, bias, N, C, OC)) return;
+    if (bias && C > 0 && be->fuse_bias && lt_forward(be, LT_BIAS, out, NULL, inp, weight, bias, N, C, OC)) return;
     if (bias) { /* out starts as the bias (beta = 1 adds the product) */
         ACT_CALL(be, TFTX_CUDA_LAUNCH(cuda_blocks(n), CUDA_THREADS, be->stream, bias_broadcast_kernel<A>)(
                          (A *)out, bias, OC, n));
@@ -413,6 +449,35 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
     }
     if (dinp) gemm(be, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &beta_in, dinp, C);
     if (dweight) gemm(be, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &beta_w, dweight, C);
+}
+
+/* The GELU (tanh form) in the products' epilogues where cuBLASLt has
+ * them (fuse_bias); else, and for the other activations, the two calls. */
+void cuda_matmul_act_forward(void *self, float *out, float *pre, const float *inp, const float *weight,
+                             const float *bias, int N, int C, int OC, tftx_activation act)
+{
+    cuda_backend *be = cuda_of(self);
+    if (N <= 0 || OC <= 0) return;
+    if (act == TFTX_ACT_GELU_TANH && C > 0 && be->fuse_bias &&
+        lt_forward(be, bias ? LT_GELU_BIAS : LT_GELU, out, pre, inp, weight, bias, N, C, OC))
+        return;
+    cuda_matmul_forward(self, pre, inp, weight, bias, N, C, OC);
+    cuda_activation_forward(self, out, pre, (size_t)N * OC, act);
+}
+
+void cuda_matmul_backward_act(void *self, float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight, const float *pre, int N, int C, int OC,
+                              tftx_activation act, int dparam_add)
+{
+    cuda_backend *be = cuda_of(self);
+    if (act == TFTX_ACT_GELU_TANH && dinp && N > 0 && C > 0 && OC > 0 && be->fuse_bias) {
+        cuda_matmul_backward(self, NULL, dweight, dbias, dout, inp, weight, N, C, OC, 0, dparam_add);
+        if (lt_dgelu(be, dinp, dout, weight, pre, N, C, OC)) return;
+        dweight = dbias = NULL; /* done: the input gradient is left */
+    }
+    /* the product's input gradient, then the activation's, in place */
+    cuda_matmul_backward(self, dinp, dweight, dbias, dout, inp, weight, N, C, OC, 0, dparam_add);
+    if (dinp && N > 0 && C > 0) cuda_activation_backward(self, dinp, dinp, pre, (size_t)N * C, act, 0);
 }
 
 } /* extern "C" */

@@ -22,6 +22,8 @@ enum {
     P_LN_B,
     P_MM_F,
     P_MM_B,
+    P_MM_ACT_F,
+    P_MM_ACT_B,
     P_ATT_F,
     P_ATT_B,
     P_ACT_F,
@@ -46,6 +48,8 @@ static const char *const NAMES[P_N] = {"embedding_forward",
                                        "layernorm_backward",
                                        "matmul_forward",
                                        "matmul_backward",
+                                       "matmul_act_forward",
+                                       "matmul_backward_act",
                                        "attention_forward",
                                        "attention_backward",
                                        "activation_forward",
@@ -111,6 +115,16 @@ static void mm_b(void *self, float *dinp, float *dw, float *db, const float *dou
                  int N, int C, int OC, int add, int padd)
 {
     TIMED(P_MM_B, orig.matmul_backward(self, dinp, dw, db, dout, inp, w, N, C, OC, add, padd));
+}
+static void mm_act_f(void *self, float *out, float *pre, const float *inp, const float *w, const float *b, int N, int C,
+                     int OC, tftx_activation act)
+{
+    TIMED(P_MM_ACT_F, orig.matmul_act_forward(self, out, pre, inp, w, b, N, C, OC, act));
+}
+static void mm_b_act(void *self, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                     const float *pre, int N, int C, int OC, tftx_activation act, int padd)
+{
+    TIMED(P_MM_ACT_B, orig.matmul_backward_act(self, dinp, dw, db, dout, inp, w, pre, N, C, OC, act, padd));
 }
 static void att_f(void *self, float *out, float *att, const float *qkv, const uint8_t *mask, int causal, int B, int T,
                   int C, int NH, tftx_dropout drop)
@@ -212,6 +226,7 @@ void cuda_profile_install(tftx_backend_ops *ops)
     ops->embedding_forward = emb_f, ops->embedding_backward = emb_b;
     ops->layernorm_forward = ln_f, ops->layernorm_backward = ln_b;
     ops->matmul_forward = mm_f, ops->matmul_backward = mm_b;
+    ops->matmul_act_forward = mm_act_f, ops->matmul_backward_act = mm_b_act;
     ops->attention_forward = att_f, ops->attention_backward = att_b;
     ops->activation_forward = act_f, ops->activation_backward = act_b;
     ops->residual_forward = res_f, ops->residual_backward = res_b, ops->residual_layernorm_forward = res_ln_f;

@@ -179,8 +179,12 @@ void tf_block_forward(tf_model *m, int l, const float *x)
 
     /* MLP half; r2 and the layer norm of it: post, this block's ln2 (its
        output); pre, the next block's ln1 or lnf */
-    K->matmul_forward(S, a->f, n1.out, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), M, C, F);
-    K->activation_forward(S, a->g, a->f, (size_t)M * F, c->act);
+    if (K->matmul_act_forward) { /* the activation in the product's epilogue */
+        K->matmul_act_forward(S, a->g, a->f, n1.out, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), M, C, F, c->act);
+    } else {
+        K->matmul_forward(S, a->f, n1.out, tf_l(m, P, l, L_FC_W), tf_l(m, P, l, L_FC_B), M, C, F);
+        K->activation_forward(S, a->g, a->f, (size_t)M * F, c->act);
+    }
     K->matmul_forward(S, tmp, a->g, tf_l(m, P, l, L_FC2_W), tf_l(m, P, l, L_FC2_B), M, F, C);
     const tf_ln_out n2 = post ? block_norm(m, l, 2) : norm_after(m, l);
     add_dropped_norm(m, a->r2, post ? a->ln1 : a->r1, tmp, M, C, stride, d_mlp, n2);
@@ -213,9 +217,14 @@ void tf_block_backward(tf_model *m, int l, const float *x)
         d_r2 = A->g_h; /* d(r2) = d(ln1) through the skip: g_h keeps it */
     }
     const float *d_o = dropout_rows_back(m, d_r2, M, C, stride, d_mlp);
-    K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W), M,
-                       F, C, 0, m->padd);
-    K->activation_backward(S, A->g_f, A->g_g, a->f, MF, c->act, 0);
+    if (K->matmul_backward_act) { /* d(f) straight from the product, no d(g) */
+        K->matmul_backward_act(S, A->g_f, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g,
+                               tf_l(m, P, l, L_FC2_W), a->f, M, F, C, c->act, m->padd);
+    } else {
+        K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g,
+                           tf_l(m, P, l, L_FC2_W), M, F, C, 0, m->padd);
+        K->activation_backward(S, A->g_f, A->g_g, a->f, MF, c->act, 0);
+    }
     if (post) {
         /* g_h = d(ln1): the skip part is already there */
         K->matmul_backward(S, A->g_h, tf_l(m, G, l, L_FC_W), tf_l(m, G, l, L_FC_B), A->g_f, a->ln1,

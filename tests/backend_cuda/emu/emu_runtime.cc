@@ -438,11 +438,51 @@ struct operand {
     }
 };
 
+/* cuBLASLt's GELU epilogues (tanh form): aux (column-major, ld) takes
+ * the result x and C GELU(x) (GELU_AUX), or C takes x * GELU'(aux) (DGELU) */
+struct gelu_epilogue {
+    int kind; /* 0 none, 1 GELU_AUX, 2 DGELU */
+    void *aux;
+    cudaDataType type;
+    int ld;
+};
+
+float emu_gelu_tanh(float x)
+{
+    const float u = 0.79788456080286535588f * (x + 0.044715f * x * x * x);
+    return x / (1.0f + expf(-2.0f * u));
+}
+
+float emu_gelu_tanh_grad(float x)
+{
+    const float x2 = x * x, u = 0.79788456080286535588f * (x + 0.044715f * x2 * x);
+    const float e = expf(-2.0f * u), s = 1.0f / (1.0f + e);
+    return s + 2.0f * x * s * (e * s) * 0.79788456080286535588f * (1.0f + 3.0f * 0.044715f * x2);
+}
+
+/* x after the epilogue, element (i, j) */
+float gelu_apply(const gelu_epilogue &g, float x, int i, int j)
+{
+    if (!g.kind) return x;
+    const size_t at = (size_t)i + (size_t)j * g.ld;
+    if (g.kind == 2) {
+        const float pre = g.type == CUDA_R_16BF ? __bfloat162float(((const __nv_bfloat16 *)g.aux)[at])
+                                                : ((const float *)g.aux)[at];
+        return x * emu_gelu_tanh_grad(pre);
+    }
+    if (g.type == CUDA_R_16BF)
+        ((__nv_bfloat16 *)g.aux)[at] = __float2bfloat16_rn(x);
+    else
+        ((float *)g.aux)[at] = x;
+    return emu_gelu_tanh(x);
+}
+
 /* C (m,n) = alpha op(A) op(B) + beta C, column-major: op(A) and op(B)^T
  * first copied as rows of k floats (converted, rounded), then each element
  * of C is one dot product, its k terms added in order */
 void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, operand A, int lda, operand B,
-          int ldb, float beta, void *Cv, cudaDataType c_type, int ldc, operand bias = operand{NULL, CUDA_R_32F, false})
+          int ldb, float beta, void *Cv, cudaDataType c_type, int ldc, operand bias = operand{NULL, CUDA_R_32F, false},
+          gelu_epilogue gelu = gelu_epilogue{0, NULL, CUDA_R_32F, 0})
 {
     std::vector<float> a((size_t)m * k), b((size_t)n * k);
     for (int i = 0; i < m; i++)
@@ -461,11 +501,11 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float
             if (c_type == CUDA_R_16BF) { /* fp32 result rounded to bf16, as cuBLAS stores it */
                 __nv_bfloat16 *c = (__nv_bfloat16 *)Cv + at;
                 float r = beta == 0.0f ? alpha * acc : alpha * acc + beta * __bfloat162float(*c);
-                *c = __float2bfloat16_rn(bias.p ? r + add : r);
+                *c = __float2bfloat16_rn(gelu_apply(gelu, bias.p ? r + add : r, i, j));
             } else {
                 float *c = (float *)Cv + at;
                 float r = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
-                *c = bias.p ? r + add : r;
+                *c = gelu_apply(gelu, bias.p ? r + add : r, i, j);
             }
         }
 }
@@ -599,6 +639,9 @@ struct cublasLtMatmulDescOpaque {
     cublasOperation_t ta, tb;
     cublasLtEpilogue_t epilogue;
     const void *bias;
+    void *aux;
+    int64_t aux_ld;
+    int32_t aux_type; /* -1: D's */
 };
 struct cublasLtMatrixLayoutOpaque {
     cudaDataType type;
@@ -638,7 +681,7 @@ EMU_API cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *desc, cubl
 {
     if (scale != CUDA_R_32F || (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32))
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    *desc = new cublasLtMatmulDescOpaque{compute, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DEFAULT, NULL};
+    *desc = new cublasLtMatmulDescOpaque{compute, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, -1};
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -665,6 +708,18 @@ EMU_API cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc,
     case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
         if (size != sizeof desc->bias) return CUBLAS_STATUS_INVALID_VALUE;
         memcpy(&desc->bias, buf, sizeof desc->bias);
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER:
+        if (size != sizeof desc->aux) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&desc->aux, buf, sizeof desc->aux);
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD:
+        if (size != sizeof desc->aux_ld) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&desc->aux_ld, buf, sizeof desc->aux_ld);
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE:
+        if (size != sizeof desc->aux_type) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&desc->aux_type, buf, sizeof desc->aux_type);
         return CUBLAS_STATUS_SUCCESS;
     }
     return CUBLAS_STATUS_INVALID_VALUE;
@@ -717,8 +772,13 @@ bool lt_shape(const cublasLtMatmulDescOpaque *desc, const cublasLtMatrixLayoutOp
               const cublasLtMatrixLayoutOpaque *b, const cublasLtMatrixLayoutOpaque *c,
               const cublasLtMatrixLayoutOpaque *d, int *m, int *n, int *k)
 {
-    if (desc->epilogue != CUBLASLT_EPILOGUE_DEFAULT && desc->epilogue != CUBLASLT_EPILOGUE_BIAS &&
-        desc->epilogue != CUBLASLT_EPILOGUE_BGRADB)
+    const cublasLtEpilogue_t e = desc->epilogue;
+    if (e != CUBLASLT_EPILOGUE_DEFAULT && e != CUBLASLT_EPILOGUE_BIAS && e != CUBLASLT_EPILOGUE_BGRADB &&
+        e != CUBLASLT_EPILOGUE_GELU_AUX && e != CUBLASLT_EPILOGUE_GELU_AUX_BIAS && e != CUBLASLT_EPILOGUE_DGELU)
+        return false;
+    const bool aux = e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_DGELU;
+    if (aux && (desc->aux_ld < (int64_t)d->rows || desc->aux_ld % 8 != 0 ||
+                (desc->aux_type != -1 && desc->aux_type != (int32_t)d->type)))
         return false;
     *m = (int)d->rows, *n = (int)d->cols;
     *k = (int)(desc->ta == CUBLAS_OP_N ? a->cols : a->rows);
@@ -762,12 +822,19 @@ EMU_API cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDes
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (!lt_shape(desc, a, b, c, d, &m, &n, &k) || C != D) return CUBLAS_STATUS_NOT_SUPPORTED;
     const size_t es = size_of(a->type);
-    const bool with_bias = desc->epilogue == CUBLASLT_EPILOGUE_BIAS, bgrad = desc->epilogue == CUBLASLT_EPILOGUE_BGRADB;
+    const cublasLtEpilogue_t e = desc->epilogue;
+    const bool with_bias = e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS,
+               bgrad = e == CUBLASLT_EPILOGUE_BGRADB;
+    const gelu_epilogue gelu{e == CUBLASLT_EPILOGUE_DGELU                                             ? 2
+                             : e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS ? 1
+                                                                                                      : 0,
+                             desc->aux, d->type, (int)desc->aux_ld};
     if (!on_device(A, extent(desc->ta == CUBLAS_OP_N ? m : k, desc->ta == CUBLAS_OP_N ? k : m, (int)a->ld, es)) ||
         !on_device(B, extent(desc->tb == CUBLAS_OP_N ? k : n, desc->tb == CUBLAS_OP_N ? n : k, (int)b->ld, es)) ||
         !on_device(D, extent(m, n, (int)d->ld, size_of(d->type))) ||
         (with_bias && !on_device(desc->bias, (size_t)m * size_of(d->type))) ||
         (bgrad && (d->type != CUDA_R_32F || !on_device(desc->bias, (size_t)n * sizeof(float)))) ||
+        (gelu.kind && !on_device(gelu.aux, extent(m, n, gelu.ld, size_of(d->type)))) ||
         (workspace_bytes && !on_device(workspace, workspace_bytes)))
         return CUBLAS_STATUS_INVALID_VALUE;
     const bool tf32 = desc->compute == CUBLAS_COMPUTE_32F_FAST_TF32 && a->type == CUDA_R_32F;
@@ -781,7 +848,7 @@ EMU_API cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDes
     lt_products++;
     return submit(stream,
                   [=]() {
-                      gemm(ta, tb, m, n, k, al, oa, lda, ob, ldb, be, D, dt, ldd, bias);
+                      gemm(ta, tb, m, n, k, al, oa, lda, ob, ldb, be, D, dt, ldd, bias, gelu);
                       for (int j = 0; grad && j < n; j++) { /* op(B) (k, n): column j over k */
                           float s = 0.0f;
                           for (int p = 0; p < k; p++)

@@ -6,7 +6,12 @@
  * (cublas_v2.h: k terms in order in fp32, tf32 or bfloat16 inputs), the
  * bias (of D's type) added in fp32 before D is stored; with
  * CUBLASLT_EPILOGUE_BGRADB also bias[j] = the sum over k of op(B)'s column
- * j (in order, fp32, of D's type), stored. C must be D. The heuristic
+ * j (in order, fp32, of D's type), stored; with CUBLASLT_EPILOGUE_GELU_AUX
+ * (_BIAS) the fp32 result x (bias added) is stored in the aux matrix and
+ * GELU(x) in D, and with CUBLASLT_EPILOGUE_DGELU D = x * GELU'(aux), GELU
+ * the tanh form (the cuda backend's gelu_tanh formulas, with the host's
+ * expf); aux of D's type unless AUX_DATA_TYPE says, column-major with
+ * AUX_LD >= m. C must be D. The heuristic
  * returns one algorithm for every valid description, none for the other
  * epilogues. Descriptors are host memory, read
  * when cublasLtMatmul is called (the bias pointer too, as cuBLASLt bakes
@@ -44,12 +49,18 @@ typedef enum {
     CUBLASLT_MATMUL_DESC_TRANSA = 3,
     CUBLASLT_MATMUL_DESC_TRANSB = 4,
     CUBLASLT_MATMUL_DESC_EPILOGUE = 7,
-    CUBLASLT_MATMUL_DESC_BIAS_POINTER = 8
+    CUBLASLT_MATMUL_DESC_BIAS_POINTER = 8,
+    CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER = 11,
+    CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD = 12,
+    CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE = 22
 } cublasLtMatmulDescAttributes_t;
 
 typedef enum {
     CUBLASLT_EPILOGUE_DEFAULT = 1,
     CUBLASLT_EPILOGUE_BIAS = 4,
+    CUBLASLT_EPILOGUE_GELU_AUX = 32 | 128,
+    CUBLASLT_EPILOGUE_GELU_AUX_BIAS = 32 | 128 | 4,
+    CUBLASLT_EPILOGUE_DGELU = 64 | 128,
     CUBLASLT_EPILOGUE_BGRADB = 512
 } cublasLtEpilogue_t;
 
