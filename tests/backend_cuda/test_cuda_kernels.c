@@ -112,7 +112,8 @@ static void test_matmul_act(int N, int C, int OC, int with_bias, tftx_activation
     char nm[160];
     static const char *const ACT[] = {"gelu", "gelu_tanh", "relu"};
     const char *an = ACT[act];
-    pair inp = pair_rand((size_t)N * C, -1, 1), w = pair_param((size_t)OC * C, -1, 1), b = pair_param((size_t)OC, -1, 1);
+    pair inp = pair_rand((size_t)N * C, -1, 1), w = pair_param((size_t)OC * C, -1, 1),
+         b = pair_param((size_t)OC, -1, 1);
     pair out = pair_rand((size_t)N * OC, 0, 0), pre = pair_rand((size_t)N * OC, 0, 0);
     const float *bc = with_bias ? b.c : NULL, *bd = with_bias ? b.d : NULL;
     cpu.ops->matmul_forward(cpu.self, pre.c, inp.c, w.c, bc, N, C, OC);

@@ -722,8 +722,8 @@ void cuda_crossentropy_fused(void *self, float *losses, float *logits, float *pr
     (void)probs; /* not needed: one pass per row */
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || V <= 0) return;
-    ACT_CALL(be, TFTX_CUDA_LAUNCH((unsigned)N, ce_threads(V), be->stream, crossentropy_fused_kernel<A>)(
-                     losses, (A *)logits, targets, dloss, V, stride));
+    ACT_CALL(be, TFTX_CUDA_LAUNCH((unsigned)N, ce_threads(V), be->stream,
+                                  crossentropy_fused_kernel<A>)(losses, (A *)logits, targets, dloss, V, stride));
     CUDA_LAUNCHED(be);
 }
 

@@ -235,22 +235,22 @@ static void plan_make(cuda_backend *be, lt_plan *p, const void *bias, const void
     const uint64_t b_rows = tb == CUBLAS_OP_N ? p->k : p->n, b_cols = tb == CUBLAS_OP_N ? p->n : p->k;
     const uint64_t ws = CUDA_BLAS_WORKSPACE;
     cublasLtMatmulPreference_t pref = NULL;
-    int ok = cublasLtMatmulDescCreate(&p->op, ct, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == 0 &&
-             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
-             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
-             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == 0 &&
-             (!lt_aux(p->kind) ||
-              (cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux) == 0 &&
-               cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld) ==
-                   0 &&
-               cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &aux_type,
-                                              sizeof aux_type) == 0)) &&
-             cublasLtMatrixLayoutCreate(&p->a, t, a_rows, a_cols, (int64_t)a_rows) == 0 &&
-             cublasLtMatrixLayoutCreate(&p->b, t, b_rows, b_cols, (int64_t)b_rows) == 0 &&
-             cublasLtMatrixLayoutCreate(&p->d, dt, (uint64_t)p->m, (uint64_t)p->n, p->m) == 0 &&
-             cublasLtMatmulPreferenceCreate(&pref) == 0 &&
-             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == 0;
+    int ok =
+        cublasLtMatmulDescCreate(&p->op, ct, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == 0 &&
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == 0 &&
+        (!lt_aux(p->kind) ||
+         (cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux) == 0 &&
+          cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld) == 0 &&
+          cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &aux_type,
+                                         sizeof aux_type) == 0)) &&
+        cublasLtMatrixLayoutCreate(&p->a, t, a_rows, a_cols, (int64_t)a_rows) == 0 &&
+        cublasLtMatrixLayoutCreate(&p->b, t, b_rows, b_cols, (int64_t)b_rows) == 0 &&
+        cublasLtMatrixLayoutCreate(&p->d, dt, (uint64_t)p->m, (uint64_t)p->n, p->m) == 0 &&
+        cublasLtMatmulPreferenceCreate(&pref) == 0 &&
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == 0;
     static const cublasLtMatmulPreferenceAttributes_t ALIGN[] = {
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
@@ -273,13 +273,13 @@ static void plan_make(cuda_backend *be, lt_plan *p, const void *bias, const void
 
 /* The plan for this product (made on first sight), or NULL when cuBLASLt
  * has no algorithm for it. */
-static lt_plan *lt_plan_of(cuda_backend *be, int kind, int m, int n, int k, const void *A, const void *B,
-                           const void *D, const void *bias, const void *aux = NULL)
+static lt_plan *lt_plan_of(cuda_backend *be, int kind, int m, int n, int k, const void *A, const void *B, const void *D,
+                           const void *bias, const void *aux = NULL)
 {
     struct cuda_lt *lt = be->lt;
     if (!lt) return NULL;
-    const unsigned align = align_log2(A) | align_log2(B) << 4 | align_log2(D) << 8 | align_log2(bias) << 12 |
-                           align_log2(aux) << 16;
+    const unsigned align =
+        align_log2(A) | align_log2(B) << 4 | align_log2(D) << 8 | align_log2(bias) << 12 | align_log2(aux) << 16;
     lt_plan *p = NULL;
     for (int i = 0; i < lt->n && !p; i++) {
         lt_plan *q = &lt->plan[i];
@@ -341,8 +341,8 @@ static int lt_forward(cuda_backend *be, int kind, float *out, float *aux, const 
     __nv_bfloat16 *h = bf16_area(be, b_at + (bias ? (size_t)OC : 0));
     lt_plan *p = h ? lt_plan_of(be, kind, OC, N, C, h, inp, out, bias ? h + b_at : NULL, aux) : NULL;
     if (!p) return 0;
-    TFTX_CUDA_LAUNCH(cuda_blocks(nw + (bias ? OC : 0)), CUDA_THREADS, be->stream, to_bf16_pair_kernel)(
-        h, weight, nw, b_at, bias, bias ? (size_t)OC : 0);
+    TFTX_CUDA_LAUNCH(cuda_blocks(nw + (bias ? OC : 0)), CUDA_THREADS, be->stream, to_bf16_pair_kernel)
+    (h, weight, nw, b_at, bias, bias ? (size_t)OC : 0);
     CUDA_LAUNCHED(be);
     return lt_run(be, p, h, inp, out, bias ? h + b_at : NULL, 0.0f, aux);
 }

@@ -221,8 +221,8 @@ void tf_block_backward(tf_model *m, int l, const float *x)
         K->matmul_backward_act(S, A->g_f, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g,
                                tf_l(m, P, l, L_FC2_W), a->f, M, F, C, c->act, m->padd);
     } else {
-        K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g,
-                           tf_l(m, P, l, L_FC2_W), M, F, C, 0, m->padd);
+        K->matmul_backward(S, A->g_g, tf_l(m, G, l, L_FC2_W), tf_l(m, G, l, L_FC2_B), d_o, a->g, tf_l(m, P, l, L_FC2_W),
+                           M, F, C, 0, m->padd);
         K->activation_backward(S, A->g_f, A->g_g, a->f, MF, c->act, 0);
     }
     if (post) {

@@ -466,8 +466,8 @@ float gelu_apply(const gelu_epilogue &g, float x, int i, int j)
     if (!g.kind) return x;
     const size_t at = (size_t)i + (size_t)j * g.ld;
     if (g.kind == 2) {
-        const float pre = g.type == CUDA_R_16BF ? __bfloat162float(((const __nv_bfloat16 *)g.aux)[at])
-                                                : ((const float *)g.aux)[at];
+        const float pre =
+            g.type == CUDA_R_16BF ? __bfloat162float(((const __nv_bfloat16 *)g.aux)[at]) : ((const float *)g.aux)[at];
         return x * emu_gelu_tanh_grad(pre);
     }
     if (g.type == CUDA_R_16BF)
@@ -681,7 +681,8 @@ EMU_API cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *desc, cubl
 {
     if (scale != CUDA_R_32F || (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32))
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    *desc = new cublasLtMatmulDescOpaque{compute, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, -1};
+    *desc =
+        new cublasLtMatmulDescOpaque{compute, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, -1};
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -776,7 +777,8 @@ bool lt_shape(const cublasLtMatmulDescOpaque *desc, const cublasLtMatrixLayoutOp
     if (e != CUBLASLT_EPILOGUE_DEFAULT && e != CUBLASLT_EPILOGUE_BIAS && e != CUBLASLT_EPILOGUE_BGRADB &&
         e != CUBLASLT_EPILOGUE_GELU_AUX && e != CUBLASLT_EPILOGUE_GELU_AUX_BIAS && e != CUBLASLT_EPILOGUE_DGELU)
         return false;
-    const bool aux = e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_DGELU;
+    const bool aux =
+        e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_DGELU;
     if (aux && (desc->aux_ld < (int64_t)d->rows || desc->aux_ld % 8 != 0 ||
                 (desc->aux_type != -1 && desc->aux_type != (int32_t)d->type)))
         return false;
@@ -825,9 +827,9 @@ EMU_API cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDes
     const cublasLtEpilogue_t e = desc->epilogue;
     const bool with_bias = e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS,
                bgrad = e == CUBLASLT_EPILOGUE_BGRADB;
-    const gelu_epilogue gelu{e == CUBLASLT_EPILOGUE_DGELU                                             ? 2
+    const gelu_epilogue gelu{e == CUBLASLT_EPILOGUE_DGELU                                              ? 2
                              : e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS ? 1
-                                                                                                      : 0,
+                                                                                                       : 0,
                              desc->aux, d->type, (int)desc->aux_ld};
     if (!on_device(A, extent(desc->ta == CUBLAS_OP_N ? m : k, desc->ta == CUBLAS_OP_N ? k : m, (int)a->ld, es)) ||
         !on_device(B, extent(desc->tb == CUBLAS_OP_N ? k : n, desc->tb == CUBLAS_OP_N ? n : k, (int)b->ld, es)) ||
