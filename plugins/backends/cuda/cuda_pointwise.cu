@@ -53,7 +53,8 @@ __device__ __forceinline__ float activation_grad(float base, float dy, float x, 
     return base + dy * (act == TFTX_ACT_GELU_TANH ? gelu_tanh_grad(x) : gelu_erf_grad(x));
 }
 
-template <class A> __global__ void activation_forward_kernel(A *out, const A *inp, size_t n, int act)
+/* out[i] = f(inp[i]), by vectors (vec_for); in place allowed */
+template <class A, class F> __device__ __forceinline__ void map_for(A *out, const A *inp, size_t n, F f)
 {
     vec_for<A>(
         n, vec_aligned(out) && vec_aligned(inp), VEC_GRID,
@@ -61,61 +62,51 @@ template <class A> __global__ void activation_forward_kernel(A *out, const A *in
             float x[ACT_VEC(A)];
             ld_vec(inp, i, x);
             CUDA_UNROLL
-            for (int k = 0; k < ACT_VEC(A); k++) x[k] = activation(x[k], act);
+            for (int k = 0; k < ACT_VEC(A); k++) x[k] = f(x[k]);
             st_vec(out, i, x);
         },
-        [&](size_t i) { st(out, i, activation(ld(inp, i), act)); });
+        [&](size_t i) { st(out, i, f(ld(inp, i))); });
 }
 
-/* add = 0: dinp written, 0 + the term (the bits of adding to zeros) */
-template <class A>
-__global__ void activation_backward_kernel(A *dinp, const A *dout, const A *inp, size_t n, int act, int add)
+/* dinp[i] = g(base, dout[i], x[i]), base = dinp[i] when add, else 0
+ * (dinp written, not read: the bits of adding to zeros); by vectors */
+template <class A, class G>
+__device__ __forceinline__ void grad_for(A *dinp, const A *dout, const A *x, size_t n, int add, G g)
 {
     vec_for<A>(
-        n, vec_aligned(dinp) && vec_aligned(dout) && vec_aligned(inp), VEC_GRID,
+        n, vec_aligned(dinp) && vec_aligned(dout) && vec_aligned(x), VEC_GRID,
         [&](size_t i) {
-            float x[ACT_VEC(A)], dy[ACT_VEC(A)], d[ACT_VEC(A)];
-            ld_vec(inp, i, x);
+            float xv[ACT_VEC(A)], dy[ACT_VEC(A)], d[ACT_VEC(A)];
+            ld_vec(x, i, xv);
             ld_vec(dout, i, dy);
             if (add) ld_vec(dinp, i, d);
             CUDA_UNROLL
-            for (int k = 0; k < ACT_VEC(A); k++) d[k] = activation_grad(add ? d[k] : 0.0f, dy[k], x[k], act);
+            for (int k = 0; k < ACT_VEC(A); k++) d[k] = g(add ? d[k] : 0.0f, dy[k], xv[k]);
             st_vec(dinp, i, d);
         },
-        [&](size_t i) { st(dinp, i, activation_grad(add ? ld(dinp, i) : 0.0f, ld(dout, i), ld(inp, i), act)); });
+        [&](size_t i) { st(dinp, i, g(add ? ld(dinp, i) : 0.0f, ld(dout, i), ld(x, i))); });
+}
+
+template <class A> __global__ void activation_forward_kernel(A *out, const A *inp, size_t n, int act)
+{
+    map_for(out, inp, n, [&](float x) { return activation(x, act); });
+}
+
+template <class A>
+__global__ void activation_backward_kernel(A *dinp, const A *dout, const A *inp, size_t n, int act, int add)
+{
+    grad_for(dinp, dout, inp, n, add, [&](float base, float dy, float x) { return activation_grad(base, dy, x, act); });
 }
 
 template <class A> __global__ void tanh_forward_kernel(A *out, const A *inp, size_t n)
 {
-    vec_for<A>(
-        n, vec_aligned(out) && vec_aligned(inp), VEC_GRID,
-        [&](size_t i) {
-            float x[ACT_VEC(A)];
-            ld_vec(inp, i, x);
-            CUDA_UNROLL
-            for (int k = 0; k < ACT_VEC(A); k++) x[k] = tanhf(x[k]);
-            st_vec(out, i, x);
-        },
-        [&](size_t i) { st(out, i, tanhf(ld(inp, i))); });
+    map_for(out, inp, n, [](float x) { return tanhf(x); });
 }
 
+/* dinp += dout * (1 - y^2), y the forward's output */
 template <class A> __global__ void tanh_backward_kernel(A *dinp, const A *dout, const A *out, size_t n)
 {
-    vec_for<A>(
-        n, vec_aligned(dinp) && vec_aligned(dout) && vec_aligned(out), VEC_GRID,
-        [&](size_t i) {
-            float d[ACT_VEC(A)], dy[ACT_VEC(A)], y[ACT_VEC(A)];
-            ld_vec(dinp, i, d);
-            ld_vec(dout, i, dy);
-            ld_vec(out, i, y);
-            CUDA_UNROLL
-            for (int k = 0; k < ACT_VEC(A); k++) d[k] += dy[k] * (1.0f - y[k] * y[k]);
-            st_vec(dinp, i, d);
-        },
-        [&](size_t i) {
-            float y = ld(out, i);
-            st(dinp, i, ld(dinp, i) + ld(dout, i) * (1.0f - y * y));
-        });
+    grad_for(dinp, dout, out, n, 1, [](float base, float dy, float y) { return base + dy * (1.0f - y * y); });
 }
 
 /* out = a + b * f(offset + i), f the dropout factor (1 when !dropping) */
