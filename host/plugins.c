@@ -18,6 +18,12 @@
 
 static const char *const KIND_NAMES[] = {NULL, "optimizer", "model", "tokenizer", "backend"};
 
+void backend_ops_copy(tftx_backend_ops *dst, const tftx_plugin_desc *d)
+{
+    memset(dst, 0, sizeof *dst);
+    memcpy(dst, d->ops, TFTX_BACKEND_OPS_SIZE(d->abi_minor));
+}
+
 const char *kind_name(tftx_kind k)
 {
     return (k >= TFTX_KIND_OPTIMIZER && k <= TFTX_KIND_BACKEND) ? KIND_NAMES[k] : "unknown";

@@ -11,6 +11,7 @@
 #ifndef TFTX_HOST_PLUGINS_H
 #define TFTX_HOST_PLUGINS_H
 
+#include <tftx/backend.h>
 #include <tftx/plugin.h>
 
 #include "util.h"
@@ -49,6 +50,11 @@ plugin *plugin_load_file(const char *path, tftx_kind want_kind, const char *want
 /* Nonzero: load plugins even when their file or directory is writable by
  * group/others or owned by another user (--allow-unsafe-plugins). */
 extern int tftx_allow_unsafe_plugins;
+
+/* dst = backend d's function table as this host's: the entries d's SDK
+ * minor version knew, the ones appended since NULL (a model built later
+ * reads them as absent, not past the end of an older plugin's table) */
+void backend_ops_copy(tftx_backend_ops *dst, const tftx_plugin_desc *d);
 
 const char *kind_name(tftx_kind k);
 int kind_parse(const char *s, tftx_kind *out); /* 0 ok */

@@ -127,7 +127,7 @@ tftx_status session_open(run_session *s, const tnode *config, registry *reg, con
     /* a copy made after create() (which may wrap entries): the entries
        appended after the backend's SDK minor stay NULL, so a model built
        later sees them absent rather than reading past the plugin's table */
-    memcpy(&s->backend_ops, s->backend_pl->desc->ops, TFTX_BACKEND_OPS_SIZE(s->backend_pl->desc->abi_minor));
+    backend_ops_copy(&s->backend_ops, s->backend_pl->desc);
     s->backend = (tftx_backend){&s->backend_ops, s->backend_self, s->backend_pl->desc->name};
     if ((st = make(s->model_pl, model, &s->model_vals, &s->model_self, err, h, 0)) != TFTX_OK) goto fail;
     if ((st = make(s->opt_pl, optimizer, &s->opt_vals, &s->opt_self, err, NULL, 0)) != TFTX_OK) goto fail;

@@ -30,6 +30,31 @@ static void expect_refused(const char *name, const char *fragment)
     assert_null(strchr(err, '\n')); /* one line */
 }
 
+/* A backend built against minor 0 lacks the entries 5.1 appended: the
+ * host's copy has them NULL (a model would otherwise read past the
+ * plugin's table); one built against 5.1 keeps them. */
+static void noop_fwd(void *self, float *out, float *pre, const float *inp, const float *w, const float *b, int N,
+                     int C, int OC, tftx_activation act)
+{
+    (void)self, (void)out, (void)pre, (void)inp, (void)w, (void)b, (void)N, (void)C, (void)OC, (void)act;
+}
+static void backend_table_by_minor(void **s)
+{
+    (void)s;
+    tftx_backend_ops full, got;
+    memset(&full, 0xA5, sizeof full); /* garbage wherever the copy reads what it should not keep */
+    full.matmul_act_forward = noop_fwd;
+    tftx_plugin_desc d = {.abi_major = TFTX_ABI_MAJOR, .abi_minor = 0, .ops = &full};
+    backend_ops_copy(&got, &d);
+    assert_null(got.matmul_act_forward);
+    assert_null(got.matmul_backward_act);
+    assert_memory_equal(&got, &full, offsetof(tftx_backend_ops, matmul_act_forward));
+    d.abi_minor = 1;
+    backend_ops_copy(&got, &d);
+    assert_ptr_equal(got.matmul_act_forward, noop_fwd);
+    assert_memory_equal(&got, &full, sizeof full);
+}
+
 static void wrong_magic(void **s)
 {
     (void)s, expect_refused("badmagic", "wrong magic");
@@ -182,6 +207,7 @@ static void names_lists_each_once(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(backend_table_by_minor),
         cmocka_unit_test(wrong_magic),
         cmocka_unit_test(abi_major_mismatch),
         cmocka_unit_test(newer_minor),
