@@ -33,8 +33,8 @@ static void expect_refused(const char *name, const char *fragment)
 /* A backend built against minor 0 lacks the entries 5.1 appended: the
  * host's copy has them NULL (a model would otherwise read past the
  * plugin's table); one built against 5.1 keeps them. */
-static void noop_fwd(void *self, float *out, float *pre, const float *inp, const float *w, const float *b, int N,
-                     int C, int OC, tftx_activation act)
+static void noop_fwd(void *self, float *out, float *pre, const float *inp, const float *w, const float *b, int N, int C,
+                     int OC, tftx_activation act)
 {
     (void)self, (void)out, (void)pre, (void)inp, (void)w, (void)b, (void)N, (void)C, (void)OC, (void)act;
 }
