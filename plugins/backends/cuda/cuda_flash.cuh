@@ -499,10 +499,10 @@ FL_DEV void fl_times_rows(float c[4], const uint32_t a[HS / P::K][4], const type
     }
 }
 
-/* c[j] (16 x 8, C layout) = rows ar .. ar+15 of shared tile at times the
- * transpose of rows j*8 .. j*8+7 of tile bt, for the FL_TILE/8 j: each A
- * operand read from at once (ldmatrix), not kept in registers; every c[j]
- * adds its products in fl_times_rows' order. */
+/* c[j] (16 x 8, C layout) = rows ar .. ar+15 of shared tile `at` times
+ * the transpose of rows j*8 .. j*8+7 of tile bt, for the FL_TILE/8 j: each
+ * A operand read from `at` once a call (P::a_rows), not kept in
+ * registers; every c[j] adds its products in fl_times_rows' order. */
 template <class P, int HS>
 FL_DEV void fl_rows_times_tile(float c[FL_TILE / 8][4], const typename P::elem (*at)[HS + P::PAD], int ar,
                                const typename P::elem (*bt)[HS + P::PAD], int lane)
