@@ -31,9 +31,10 @@
 # within 1e-4 relative, tf32 within 1e-3, bf16 within 2e-2, tf32 and bf16
 # also with attention = "fused", and tf32 without step graphs (graphs =
 # false: the same bits as with); `tftx bench` of the bench models on cuda
-# at each precision, with and without fused attention (TFTX_GPU_VARIANTS=all:
-# also at tf32 without step graphs, with fuse_bias = false and (bert-small)
-# TFTX_CLS_TAIL=0);
+# at each precision, with and without fused attention, and GPT-2 124M at
+# bf16 fused with fuse_bias = false (its bias and GELU epilogues' worth;
+# TFTX_GPU_VARIANTS=all: also at tf32 without step graphs, with fuse_bias =
+# false and (bert-small) TFTX_CLS_TAIL=0);
 # PyTorch on the same card
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
@@ -148,16 +149,18 @@ for cfg in bert-small gpt-small gpt2-124m; do
   [ -f "bench/$cfg.cfg" ] || continue
   steps=30; [ "$cfg" = gpt2-124m ] && steps=10
   variants="fp32 tf32 bf16 tf32-fused bf16-fused"
+  # GPT-2 124M's bias and GELU epilogues against their kernels, at the precision of its goal
+  [ "$cfg" = gpt2-124m ] && variants="$variants bf16-fused-biaskernel"
   if [ "${TFTX_GPU_VARIANTS:-}" = all ]; then # what step graphs, the bias epilogues and the [CLS] tail gain
     variants="$variants tf32-nographs tf32-biaskernel"
     [ "$cfg" = bert-small ] && variants="$variants tf32-notail"
   fi
   for prec in $variants; do
     echo "--- $cfg, precision $prec"
-    args=(--set "train.cuda.precision=\"${prec%-*}\"")
+    args=(--set "train.cuda.precision=\"${prec%%-*}\"")
     cls_tail=1
     case $prec in
-    *-fused) args+=(--set 'train.cuda.attention="fused"') ;;
+    *-fused*) args+=(--set 'train.cuda.attention="fused"') ;;
     *) args+=(--set 'train.cuda.attention="cublas"') ;;
     esac
     case $prec in
