@@ -251,6 +251,19 @@ __device__ __forceinline__ void drop_vec_for(size_t n, bool aligned, uint64_t of
     drop_for(n - done, offset + done, first, step, drop, stream, scale, dropping,
              [&](size_t i, float f) { op(done + i, f); });
 }
+
+/* out = a + b * f over the vector at i (drop_vec_for's vec, f its
+ * factors): a residual sum with its branch's dropout */
+template <class A>
+__device__ __forceinline__ void add_dropped_vec(A *out, const A *a, const A *b, size_t i, const float *f)
+{
+    float x[ACT_VEC(A)], y[ACT_VEC(A)];
+    ld_vec(a, i, x);
+    ld_vec(b, i, y);
+    CUDA_UNROLL
+    for (int k = 0; k < ACT_VEC(A); k++) x[k] += y[k] * f[k];
+    st_vec(out, i, x);
+}
 #define DROP_GRID_FIRST (blockIdx.x * (uint64_t)blockDim.x + threadIdx.x)
 #define DROP_GRID_STEP ((uint64_t)gridDim.x * blockDim.x)
 

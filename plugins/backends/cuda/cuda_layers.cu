@@ -196,15 +196,7 @@ __global__ void residual_layernorm_forward_kernel(A *out, A *ln, float *mean, fl
     const uint64_t mask_at = d.row ? row * d.row_stride : at;
     d.row = 0;
     drop_vec_for<A>((size_t)C, vec_aligned(r) && vec_aligned(x) && vec_aligned(y), mask_at, lane, 32, d, stream, scale,
-                    dropping,
-                    [&](size_t c, const float *f) {
-                        float xv[ACT_VEC(A)], yv[ACT_VEC(A)];
-                        ld_vec(x, c, xv);
-                        ld_vec(y, c, yv);
-                        CUDA_UNROLL
-                        for (int k = 0; k < ACT_VEC(A); k++) xv[k] += yv[k] * f[k];
-                        st_vec(r, c, xv);
-                    },
+                    dropping, [&](size_t c, const float *f) { add_dropped_vec(r, x, y, c, f); },
                     [&](size_t c, float f) { st(r, c, ld(x, c) + ld(y, c) * f); });
     __syncwarp(); /* the row's sum, written by other lanes, read by all below */
     layernorm_row(ln + at, mean, rstd, (const A *)r, weight, bias, row, C, eps, lane);

@@ -118,14 +118,7 @@ __global__ void residual_forward_kernel(A *out, const A *a, const A *b, size_t n
     drop_vec_for<A>(
         n, vec_aligned(out) && vec_aligned(a) && vec_aligned(b), offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream,
         scale, dropping,
-        [&](size_t i, const float *f) {
-            float x[ACT_VEC(A)], y[ACT_VEC(A)];
-            ld_vec(a, i, x);
-            ld_vec(b, i, y);
-            CUDA_UNROLL
-            for (int k = 0; k < ACT_VEC(A); k++) x[k] += y[k] * f[k];
-            st_vec(out, i, x);
-        },
+        [&](size_t i, const float *f) { add_dropped_vec(out, a, b, i, f); },
         [&](size_t i, float f) { st(out, i, ld(a, i) + ld(b, i) * f); });
 }
 
