@@ -117,8 +117,7 @@ __global__ void residual_forward_kernel(A *out, const A *a, const A *b, size_t n
     const uint64_t stream = dropping ? TFTX_DROPOUT_STREAM(drop) : 0;
     drop_vec_for<A>(
         n, vec_aligned(out) && vec_aligned(a) && vec_aligned(b), offset, DROP_GRID_FIRST, DROP_GRID_STEP, drop, stream,
-        scale, dropping,
-        [&](size_t i, const float *f) { add_dropped_vec(out, a, b, i, f); },
+        scale, dropping, [&](size_t i, const float *f) { add_dropped_vec(out, a, b, i, f); },
         [&](size_t i, float f) { st(out, i, ld(a, i) + ld(b, i) * f); });
 }
 
