@@ -338,13 +338,13 @@ static int lt_forward(cuda_backend *be, int kind, float *out, float *aux, const 
         lt_plan *p = lt_plan_of(be, kind, OC, N, C, w16, inp, out, b16, aux);
         if (p) return lt_run(be, p, w16, inp, out, b16, 0.0f, aux);
     }
-    __nv_bfloat16 *h = bf16_area(be, b_at + (bias ? (size_t)OC : 0));
-    lt_plan *p = h ? lt_plan_of(be, kind, OC, N, C, h, inp, out, bias ? h + b_at : NULL, aux) : NULL;
+    const size_t nb = bias ? (size_t)OC : 0;
+    __nv_bfloat16 *h = bf16_area(be, b_at + nb), *hb = h && bias ? h + b_at : NULL;
+    lt_plan *p = h ? lt_plan_of(be, kind, OC, N, C, h, inp, out, hb, aux) : NULL;
     if (!p) return 0;
-    TFTX_CUDA_LAUNCH(cuda_blocks(nw + (bias ? OC : 0)), CUDA_THREADS, be->stream, to_bf16_pair_kernel)
-    (h, weight, nw, b_at, bias, bias ? (size_t)OC : 0);
+    TFTX_CUDA_LAUNCH(cuda_blocks(nw + nb), CUDA_THREADS, be->stream, to_bf16_pair_kernel)(h, weight, nw, b_at, bias, nb);
     CUDA_LAUNCHED(be);
-    return lt_run(be, p, h, inp, out, bias ? h + b_at : NULL, 0.0f, aux);
+    return lt_run(be, p, h, inp, out, hb, 0.0f, aux);
 }
 
 /* dinp^T (C, N) = (W^T dout^T) * GELU'(pre) through cuBLASLt (written); 0

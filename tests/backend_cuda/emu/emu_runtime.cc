@@ -695,33 +695,31 @@ EMU_API cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc)
 EMU_API cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
                                                       const void *buf, size_t size)
 {
+    /* the attribute's bytes into its field, when the sizes agree */
+    auto put = [&](void *field, size_t bytes) {
+        if (size != bytes) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(field, buf, bytes);
+        return CUBLAS_STATUS_SUCCESS;
+    };
     int32_t v = 0;
+    cublasStatus_t st;
     switch (attr) {
     case CUBLASLT_MATMUL_DESC_TRANSA:
     case CUBLASLT_MATMUL_DESC_TRANSB:
     case CUBLASLT_MATMUL_DESC_EPILOGUE:
-        if (size != sizeof v) return CUBLAS_STATUS_INVALID_VALUE;
-        memcpy(&v, buf, sizeof v);
+        if ((st = put(&v, sizeof v)) != CUBLAS_STATUS_SUCCESS) return st;
         if (attr == CUBLASLT_MATMUL_DESC_TRANSA) desc->ta = (cublasOperation_t)v;
         else if (attr == CUBLASLT_MATMUL_DESC_TRANSB) desc->tb = (cublasOperation_t)v;
         else desc->epilogue = (cublasLtEpilogue_t)v;
-        return CUBLAS_STATUS_SUCCESS;
+        return st;
     case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
-        if (size != sizeof desc->bias) return CUBLAS_STATUS_INVALID_VALUE;
-        memcpy(&desc->bias, buf, sizeof desc->bias);
-        return CUBLAS_STATUS_SUCCESS;
+        return put(&desc->bias, sizeof desc->bias);
     case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER:
-        if (size != sizeof desc->aux) return CUBLAS_STATUS_INVALID_VALUE;
-        memcpy(&desc->aux, buf, sizeof desc->aux);
-        return CUBLAS_STATUS_SUCCESS;
+        return put(&desc->aux, sizeof desc->aux);
     case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD:
-        if (size != sizeof desc->aux_ld) return CUBLAS_STATUS_INVALID_VALUE;
-        memcpy(&desc->aux_ld, buf, sizeof desc->aux_ld);
-        return CUBLAS_STATUS_SUCCESS;
+        return put(&desc->aux_ld, sizeof desc->aux_ld);
     case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE:
-        if (size != sizeof desc->aux_type) return CUBLAS_STATUS_INVALID_VALUE;
-        memcpy(&desc->aux_type, buf, sizeof desc->aux_type);
-        return CUBLAS_STATUS_SUCCESS;
+        return put(&desc->aux_type, sizeof desc->aux_type);
     }
     return CUBLAS_STATUS_INVALID_VALUE;
 }
