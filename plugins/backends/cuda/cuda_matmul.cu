@@ -342,7 +342,8 @@ static int lt_forward(cuda_backend *be, int kind, float *out, float *aux, const 
     __nv_bfloat16 *h = bf16_area(be, b_at + nb), *hb = h && bias ? h + b_at : NULL;
     lt_plan *p = h ? lt_plan_of(be, kind, OC, N, C, h, inp, out, hb, aux) : NULL;
     if (!p) return 0;
-    TFTX_CUDA_LAUNCH(cuda_blocks(nw + nb), CUDA_THREADS, be->stream, to_bf16_pair_kernel)(h, weight, nw, b_at, bias, nb);
+    TFTX_CUDA_LAUNCH(cuda_blocks(nw + nb), CUDA_THREADS, be->stream, to_bf16_pair_kernel)
+    (h, weight, nw, b_at, bias, nb);
     CUDA_LAUNCHED(be);
     return lt_run(be, p, h, inp, out, hb, 0.0f, aux);
 }
