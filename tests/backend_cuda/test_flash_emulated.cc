@@ -12,7 +12,9 @@
  * rounded as the GPU does (limit 2e-2), the bf16 kernels (m16n8k16; limit
  * 1.5e-2) on float activations, and the same on bfloat16 activations as the
  * backend's precision bf16 runs them (their tiles arrive by cp.async, the
- * emulator doing each copy only at the wait that covers it). Shapes cover
+ * emulator doing each copy only at the wait that covers it), and these
+ * again with the policy that keeps the A operands in registers
+ * (fl_bf16_regs), which must give the same bits. Shapes cover
  * sequence lengths that are not multiples of the tiles, head sizes 32 and
  * 64, causal and not, padding at the end, at the start and everywhere,
  * dropout 0 and not. Needs no GPU.
@@ -104,11 +106,11 @@ void compare(const char *what, const float *got, const std::vector<double> &want
     }
     const double rel = worst / (top + 1e-3);
     if (!(rel <= tol)) {
-        printf("FAIL %-58s worst [%zu] %.9g want %.9g (error %.3g of the scale %.3g; limit %.1g)\n", what, at,
+        printf("FAIL %-62s worst [%zu] %.9g want %.9g (error %.3g of the scale %.3g; limit %.1g)\n", what, at,
                (double)got[at], want[at], rel, top, tol);
         failures++;
     } else {
-        printf("ok   %-58s error %.2g of the scale\n", what, rel);
+        printf("ok   %-62s error %.2g of the scale\n", what, rel);
     }
 }
 
@@ -139,8 +141,10 @@ template <class A> std::vector<float> floats(const std::vector<A> &v)
 
 /* mode 0: the tf32 kernels with whole fp32 inputs to the products (the
  * logic, to fp32 rounding); 1: the tf32 kernels as the GPU runs them; 2:
- * the bf16 kernels; 3: the bf16 kernels on bfloat16 activations (A). */
-template <int HS, class P, class A = float> void run_case(const attn_case &k, int mode)
+ * the bf16 kernels; 3: the bf16 kernels on bfloat16 activations (A); 4:
+ * the bf16 kernels with policy fl_bf16_regs (A either). Returns out and dqkv, one after the
+ * other. */
+template <int HS, class P, class A = float> std::vector<float> run_case(const attn_case &k, int mode)
 {
     const int B = k.B, T = k.T, C = k.C, NH = k.NH;
     const size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, rows = (size_t)B * NH * T;
@@ -191,10 +195,10 @@ template <int HS, class P, class A = float> void run_case(const attn_case &k, in
         for (float &x : ocopy_stored) x = bf16_round(x);
 
     char name[160];
-    static const char *const MODES[] = {"fp32", "tf32", "bf16", "bf16 act"};
+    static const char *const MODES[] = {"fp32", "tf32", "bf16", "bf16 act", act16 ? "bf16 act regs" : "bf16 regs"};
     snprintf(name, sizeof name, "%s B=%d T=%d C=%d NH=%d causal=%d padded=%d p=%.2g", MODES[mode], B, T, C, NH,
              k.causal, k.padded, (double)k.p);
-    static const double TOL[] = {2e-5, 2e-2, 1.5e-2, 1.5e-2};
+    static const double TOL[] = {2e-5, 2e-2, 1.5e-2, 1.5e-2, 1.5e-2};
     const double tol = TOL[mode];
     std::string label = std::string(name) + " out";
     compare(label.c_str(), out.data(), ref_out, tol);
@@ -204,6 +208,24 @@ template <int HS, class P, class A = float> void run_case(const attn_case &k, in
     }
     label = std::string(name) + " dqkv";
     compare(label.c_str(), dqkv.data(), ref_dqkv, tol);
+    std::vector<float> both(out);
+    both.insert(both.end(), dqkv.begin(), dqkv.end());
+    return both;
+}
+
+/* Head size 64 through policies P and R (their mode: `mode` and 4) on the
+ * same inputs: the same bits, or a failure. */
+template <class P, class R, class A> void same_bits(const attn_case &k, int mode)
+{
+    const uint64_t inputs = rng;
+    const std::vector<float> p = run_case<64, P, A>(k, mode);
+    rng = inputs;
+    const std::vector<float> r = run_case<64, R, A>(k, 4);
+    if (memcmp(p.data(), r.data(), p.size() * sizeof(float)) != 0) {
+        printf("FAIL %s T=%d C=%d: fl_bf16_regs' out or dqkv differs from fl_bf16_mma's\n", mode == 2 ? "bf16" : "bf16 act",
+               k.T, k.C);
+        failures++;
+    }
 }
 
 } // namespace
@@ -227,11 +249,12 @@ int main()
             const int hs = k.C / k.NH;
             if (mode < 2)
                 hs == 32 ? run_case<32, fl_tf32_mma>(k, mode) : run_case<64, fl_tf32_mma>(k, mode);
+            else if (hs == 32)
+                mode == 2 ? run_case<32, fl_bf16_mma>(k, mode) : run_case<32, fl_bf16_mma, __nv_bfloat16>(k, mode);
             else if (mode == 2)
-                hs == 32 ? run_case<32, fl_bf16_mma>(k, mode) : run_case<64, fl_bf16_mma>(k, mode);
+                same_bits<fl_bf16_mma, fl_bf16_regs, float>(k, mode);
             else
-                hs == 32 ? run_case<32, fl_bf16_mma, __nv_bfloat16>(k, mode)
-                         : run_case<64, fl_bf16_mma, __nv_bfloat16>(k, mode);
+                same_bits<fl_bf16_mma, fl_bf16_regs, __nv_bfloat16>(k, mode);
         }
     printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;

@@ -32,9 +32,11 @@
 # also with attention = "fused", and tf32 without step graphs (graphs =
 # false: the same bits as with); `tftx bench` of the bench models on cuda
 # at each precision, with and without fused attention, and GPT-2 124M at
-# bf16 fused with fuse_bias = false (its bias and GELU epilogues' worth;
-# TFTX_GPU_VARIANTS=all: also at tf32 without step graphs, with fuse_bias =
-# false and (bert-small) TFTX_CLS_TAIL=0);
+# bf16 fused with fuse_bias = false (its bias and GELU epilogues' worth)
+# and with TFTX_CUDA_FLASH=registers (the attention kernels without their
+# register bounds, also in the attention bench) (TFTX_GPU_VARIANTS=all:
+# also at tf32 without step graphs, with fuse_bias = false and
+# (bert-small) TFTX_CLS_TAIL=0);
 # PyTorch on the same card
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);
@@ -150,7 +152,8 @@ for cfg in bert-small gpt-small gpt2-124m; do
   steps=30; [ "$cfg" = gpt2-124m ] && steps=10
   variants="fp32 tf32 bf16 tf32-fused bf16-fused"
   # GPT-2 124M's bias and GELU epilogues against their kernels, at the precision of its goal
-  [ "$cfg" = gpt2-124m ] && variants="$variants bf16-fused-biaskernel"
+  # and its attention without the register bounds (fl_bf16_regs, TFTX_CUDA_FLASH=registers)
+  [ "$cfg" = gpt2-124m ] && variants="$variants bf16-fused-biaskernel bf16-fused-registers"
   if [ "${TFTX_GPU_VARIANTS:-}" = all ]; then # what step graphs, the bias epilogues and the [CLS] tail gain
     variants="$variants tf32-nographs tf32-biaskernel"
     [ "$cfg" = bert-small ] && variants="$variants tf32-notail"
@@ -158,7 +161,7 @@ for cfg in bert-small gpt-small gpt2-124m; do
   for prec in $variants; do
     echo "--- $cfg, precision $prec"
     args=(--set "train.cuda.precision=\"${prec%%-*}\"")
-    cls_tail=1
+    cls_tail=1 flash=
     case $prec in
     *-fused*) args+=(--set 'train.cuda.attention="fused"') ;;
     *) args+=(--set 'train.cuda.attention="cublas"') ;;
@@ -167,9 +170,10 @@ for cfg in bert-small gpt-small gpt2-124m; do
     *-nographs) args+=(--set train.cuda.graphs=false) ;;
     *-biaskernel) args+=(--set train.cuda.fuse_bias=false) ;;
     *-notail) cls_tail=0 ;;
+    *-registers) flash=registers ;;
     esac
     debug=0; [ "$prec" = tf32 ] && debug=1 # the graphs' node counts and cuBLASLt's refusals in the log
-    TFTX_CLS_TAIL=$cls_tail TFTX_DEBUG=$debug timeout 60 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \
+    TFTX_CLS_TAIL=$cls_tail TFTX_CUDA_FLASH=$flash TFTX_DEBUG=$debug timeout 60 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \
       --set 'train.backend="cuda"' "${args[@]}" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
     grep -vE "^\s*$| debug: " "$out/bench-$cfg-$prec.log" | tail -4
     grep -E "debug: .*(graph of|cuBLASLt)" "$out/bench-$cfg-$prec.log" | sed 's/^.*debug: //' | sort | uniq -c | head -6
@@ -181,6 +185,9 @@ for shape in "" "-B 32 -T 128 -C 256 -H 4 --no-causal"; do
   # shellcheck disable=SC2086
   timeout 120 "$root/$build/bin/tftx_cuda_attention_bench" $shape || fail "tftx_cuda_attention_bench $shape"
 done
+echo "--- GPT-2 124M's shape again, the bf16 fused rows without the register bounds (TFTX_CUDA_FLASH=registers)"
+TFTX_CUDA_FLASH=registers timeout 120 "$root/$build/bin/tftx_cuda_attention_bench" ||
+  fail "tftx_cuda_attention_bench TFTX_CUDA_FLASH=registers"
 
 step "optimizer step bandwidth (tftx_cuda_optim_bench, 100M parameters)"
 "$root/$build/bin/tftx_cuda_optim_bench" -n 100000000 -r 20 || fail "tftx_cuda_optim_bench"
