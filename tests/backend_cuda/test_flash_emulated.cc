@@ -222,8 +222,8 @@ template <class P, class R, class A> void same_bits(const attn_case &k, int mode
     rng = inputs;
     const std::vector<float> r = run_case<64, R, A>(k, 4);
     if (memcmp(p.data(), r.data(), p.size() * sizeof(float)) != 0) {
-        printf("FAIL %s T=%d C=%d: fl_bf16_regs' out or dqkv differs from fl_bf16_mma's\n", mode == 2 ? "bf16" : "bf16 act",
-               k.T, k.C);
+        printf("FAIL %s T=%d C=%d: fl_bf16_regs' out or dqkv differs from fl_bf16_mma's\n",
+               mode == 2 ? "bf16" : "bf16 act", k.T, k.C);
         failures++;
     }
 }
