@@ -185,6 +185,23 @@ FL_DEV unsigned fl_keys(const uint8_t *mk, int k0, int T, int lane)
     return __ballot_sync(FL_FULL, k0 + lane < T && (!mk || mk[k0 + lane]));
 }
 
+/* f(fl_mask<true>()) when some score of the warp's tile may be hidden (a
+ * key that is padding or past T, a query past T, a key after its query
+ * when causal), else f(fl_mask<false>()): the tests of every score are
+ * compiled out of the steps where the warp sees the whole tile (causal at
+ * T = 1024: all but the diagonal's). `masked` is the same for the whole
+ * warp. */
+template <bool M> struct fl_mask {
+    static constexpr bool on = M;
+};
+template <class F> FL_DEV void fl_masked_if(bool masked, F f)
+{
+    if (masked)
+        f(fl_mask<true>());
+    else
+        f(fl_mask<false>());
+}
+
 /* Activations in global memory are float or bfloat16 (the cuda backend's
  * precision bf16): read as float, stored rounded to nearest even. */
 FL_DEV float fl_ld(const float *p, size_t i)
@@ -684,21 +701,22 @@ __global__ void __launch_bounds__(FL_THREADS, P::FWD_BLOCKS)
         }
         if (dropping) fl_store_bits(bits, kb, (size_t)bh, qw, k0, T, g, t4);
         const unsigned keys = fl_keys(mk, k0, T, lane);
-        FL_UNROLL
-        for (int hr = 0; hr < 2; hr++) {
-            const int row = qw + g + hr * 8;
-            float mt = -INFINITY;
+        fl_masked_if(keys != FL_FULL || (causal && k0 + FL_TILE - 1 > qw), [&](auto masked) {
             FL_UNROLL
             for (int j = 0; j < FL_TILE / 8; j++) {
                 FL_UNROLL
-                for (int e = 0; e < 2; e++) {
-                    const int kt = j * 8 + 2 * t4 + e;
-                    const bool visible = keys >> kt & 1u && (!causal || k0 + kt <= row);
-                    const float v = visible ? s[j][2 * hr + e] * sl : -INFINITY;
-                    s[j][2 * hr + e] = v;
-                    mt = fmaxf(mt, v);
+                for (int q = 0; q < 4; q++) {
+                    const int kt = j * 8 + 2 * t4 + (q & 1), row = qw + g + (q >> 1) * 8;
+                    const bool visible = !masked.on || (keys >> kt & 1u && (!causal || k0 + kt <= row));
+                    s[j][q] = visible ? s[j][q] * sl : -INFINITY;
                 }
             }
+        });
+        FL_UNROLL
+        for (int hr = 0; hr < 2; hr++) {
+            float mt = -INFINITY;
+            FL_UNROLL
+            for (int j = 0; j < FL_TILE / 8; j++) mt = fmaxf(fmaxf(mt, s[j][2 * hr]), s[j][2 * hr + 1]);
             mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 1));
             mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 2));
             /* no visible key so far: nothing to rescale, every p is 0 */
@@ -916,19 +934,21 @@ __global__ void __launch_bounds__(FL_THREADS, P::Q_BLOCKS)
         const unsigned keys = fl_keys(mk, k0, T, lane);
         float s[FL_TILE / 8][4], dpd[4];
         fl_arows_times<P, HS>(s, qa, ks, lane);
-        FL_UNROLL
-        for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<P, HS>(dpd, oa, vs, j * 8, lane);
+        fl_masked_if(qw + 15 >= T || keys != FL_FULL || (causal && k0 + FL_TILE - 1 > qw), [&](auto masked) {
             FL_UNROLL
-            for (int q = 0; q < 4; q++) {
-                const int hr = q >> 1, row = qw + g + hr * 8, kt = j * 8 + 2 * t4 + (q & 1), key = k0 + kt;
-                const bool visible = row < T && keys >> kt & 1u && (!causal || key <= row);
-                const float p = visible ? exp2f(s[j][q] * sl - L[hr]) : 0.0f;
-                float dp = dpd[q];
-                if (dropping && p > 0.0f) dp *= rb[hr * 8] >> kt & 1u ? keep_scale : 0.0f;
-                s[j][q] = p * (dp - D[hr]); /* dS */
+            for (int j = 0; j < FL_TILE / 8; j++) {
+                fl_times_rows<P, HS>(dpd, oa, vs, j * 8, lane);
+                FL_UNROLL
+                for (int q = 0; q < 4; q++) {
+                    const int hr = q >> 1, row = qw + g + hr * 8, kt = j * 8 + 2 * t4 + (q & 1), key = k0 + kt;
+                    const bool visible = !masked.on || (row < T && keys >> kt & 1u && (!causal || key <= row));
+                    const float p = visible ? exp2f(s[j][q] * sl - L[hr]) : 0.0f;
+                    float dp = dpd[q];
+                    if (dropping && p > 0.0f) dp *= rb[hr * 8] >> kt & 1u ? keep_scale : 0.0f;
+                    s[j][q] = p * (dp - D[hr]); /* dS */
+                }
             }
-        }
+        });
         FL_UNROLL
         for (int kc = 0; kc < FL_TILE / P::K; kc++)
             fl_acc_times_tile<P, HS>(dq, &s[kc * (P::K / 8)], ks, kc * P::K, lane);
