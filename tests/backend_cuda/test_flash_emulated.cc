@@ -240,7 +240,7 @@ int main()
         {1, 70, 128, 2, 1, 0, 0.1f},
         {3, 70, 128, 2, 0, 1, 0.0f},
         {1, 130, 64, 1, 1, 1, 0.25f},
-        /* T a multiple of 4: the dropout tiles' keep bits shared by shuffles (fl_keep_tile) */
+        /* T a multiple of 4: the dropout tiles' keep bits drawn a row's groups a lane (fl_keep_rows) */
         {2, 68, 64, 2, 1, 1, 0.2f},
         {1, 96, 128, 2, 0, 0, 0.15f},
     };

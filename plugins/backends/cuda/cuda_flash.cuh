@@ -227,58 +227,57 @@ FL_DEV bool fl_kept(const tftx_dropout &drop, uint64_t i)
     return tftx_uniform_at(drop.seed, drop.stream, i) >= drop.p;
 }
 
-/* The keep bits (fl_kept) of a warp's 16 x 8 tile of scores, in the
- * layout of an mma accumulator: bit q for row g + (q>>1)*8 and column
- * 2*t4 + (q&1), the tile's element (r, c) being element base + r*rs + c
- * of the stream. When the tile is 32 groups of four consecutive elements
- * of one Philox call each (base and rs multiples of 4), lane L makes group
- * L's call (row L/2, columns 4*(L%2)..) and the lanes read their keep bits
- * from it with shuffles: one call a lane instead of four (a call is about
- * a hundred integer instructions, the products of the tile a few dozen).
- * Else element by element. thr: tftx_u24_threshold(drop.p). The
- * condition is the same for the whole warp, which must all call. */
-FL_DEV unsigned fl_keep_tile(const tftx_dropout &drop, uint32_t thr, uint64_t base, uint64_t rs, int g, int t4,
-                             int lane)
+/* The keep bits (fl_kept) of a warp's 16 rows (queries qw ..) and FL_TILE
+ * keys (k0 ..) of the forward, as 32-bit row words, bit kt for key k0 +
+ * kt: keep[hr] gets row g + 8*hr's (g = lane/4: the rows of the lane's
+ * accumulator elements), and each row below T's word goes into the record
+ * (word k0/32 of the row). The tile's element (r, c) is element
+ * (bh*T + qw + r)*T + k0 + c of the stream. When T is a multiple of 4 the
+ * tile is groups of four elements of one Philox call each: lane L draws
+ * row L/2's groups at columns j*8 + 4*(L%2), four calls, and the two lanes
+ * of a row put their halves together with one shuffle (a call is some
+ * seventy integer instructions; gathering each accumulator element's bit
+ * from the drawing lane would cost as many again). Else each lane draws
+ * its own elements one by one and the four lanes of a row put their bits
+ * together. thr: tftx_u24_threshold(drop.p). The condition is the same
+ * for the whole warp, which must all call. */
+FL_DEV void fl_keep_rows(uint32_t keep[2], uint32_t *bits, const tftx_dropout &drop, uint32_t thr, size_t bh, int qw,
+                         int k0, int T, int lane)
 {
-    unsigned f = 0;
-    if (base % 4 != 0 || rs % 4 != 0) {
+    const uint64_t base = ((uint64_t)bh * T + qw) * T + k0;
+    const int g = lane >> 2, t4 = lane & 3;
+    uint32_t *row_words = bits + (bh * T + qw) * FL_WORDS(T) + k0 / 32; /* row qw's */
+    if (T % 4 == 0) {
+        const int r = lane >> 1, c = (lane & 1) * 4;
+        uint32_t half = 0;
         FL_UNROLL
-        for (int q = 0; q < 4; q++)
-            f |= (unsigned)fl_kept(drop, base + (uint64_t)(g + (q >> 1) * 8) * rs + (uint64_t)(2 * t4 + (q & 1))) << q;
-        return f;
+        for (int j = 0; j < FL_TILE / 8; j++) {
+            const tftx_u32x4 w = tftx_philox((base + (uint64_t)r * T + (uint64_t)(j * 8 + c)) >> 2, drop.stream, drop.seed);
+            FL_UNROLL
+            for (int k = 0; k < 4; k++) half |= (uint32_t)((w.v[k] >> 8) >= thr) << (j * 8 + c + k); /* tftx_u24(w) >= p */
+        }
+        const uint32_t word = half | __shfl_xor_sync(FL_FULL, half, 1);
+        if (c == 0 && qw + r < T) row_words[(size_t)r * FL_WORDS(T)] = word;
+        keep[0] = __shfl_sync(FL_FULL, word, 2 * g);
+        keep[1] = __shfl_sync(FL_FULL, word, 2 * g + 16);
+        return;
     }
-    const tftx_u32x4 w =
-        tftx_philox((base + (uint64_t)(lane >> 1) * rs + (uint64_t)(lane & 1) * 4) >> 2, drop.stream, drop.seed);
-    unsigned bits = 0;
-    FL_UNROLL
-    for (int k = 0; k < 4; k++) bits |= (unsigned)((w.v[k] >> 8) >= thr) << k; /* tftx_u24(w) >= p */
-    FL_UNROLL
-    for (int q = 0; q < 4; q++) {
-        const int r = g + (q >> 1) * 8, c = 2 * t4 + (q & 1);
-        const unsigned got = __shfl_sync(FL_FULL, bits, r * 2 + (c >> 2));
-        f |= (got >> (c & 3) & 1u) << q;
-    }
-    return f;
-}
-
-/* The keep bits of a warp's 16 x FL_TILE tile of the forward (bit 4j + q
- * of kb: bit q of fl_keep_tile's for columns j*8 ..), rows qw .. qw+15 and
- * keys k0 .. k0+31, into word k0/32 of each row below T of the record. */
-FL_DEV void fl_store_bits(uint32_t *bits, unsigned kb, size_t bh, int qw, int k0, int T, int g, int t4)
-{
-    uint32_t w[2] = {0u, 0u}; /* rows g, g+8 */
+    keep[0] = keep[1] = 0u;
     FL_UNROLL
     for (int j = 0; j < FL_TILE / 8; j++) {
         FL_UNROLL
-        for (int q = 0; q < 4; q++) w[q >> 1] |= (kb >> (4 * j + q) & 1u) << (j * 8 + 2 * t4 + (q & 1));
+        for (int q = 0; q < 4; q++) {
+            const int hr = q >> 1, kt = j * 8 + 2 * t4 + (q & 1);
+            keep[hr] |= (uint32_t)fl_kept(drop, base + (uint64_t)(g + hr * 8) * T + (uint64_t)kt) << kt;
+        }
     }
     FL_UNROLL
     for (int hr = 0; hr < 2; hr++) { /* the four lanes of a row hold its 32 bits between them */
-        w[hr] |= __shfl_xor_sync(FL_FULL, w[hr], 1);
-        w[hr] |= __shfl_xor_sync(FL_FULL, w[hr], 2);
+        keep[hr] |= __shfl_xor_sync(FL_FULL, keep[hr], 1);
+        keep[hr] |= __shfl_xor_sync(FL_FULL, keep[hr], 2);
     }
-    const int row = qw + g + (t4 & 1) * 8;
-    if (t4 < 2 && row < T) bits[(bh * T + row) * FL_WORDS(T) + k0 / 32] = t4 ? w[1] : w[0];
+    const int r = g + (t4 & 1) * 8;
+    if (t4 < 2 && qw + r < T) row_words[(size_t)r * FL_WORDS(T)] = t4 & 1 ? keep[1] : keep[0];
 }
 
 /* ------------------------------------------- the two kinds of product
@@ -439,7 +438,7 @@ struct fl_bf16_mma {
 
 /* fl_bf16_mma as it was before the register bounds: the backward's A
  * operands in registers and ptxas free to take as many as it likes (head
- * size 64, sm_90: forward 158, dK dV 221, dQ 172 registers, against 128,
+ * size 64, sm_90: forward 166, dK dV 221, dQ 170 registers, against 128,
  * 168 and 128 bounded). The same products in the same order: the same
  * bits. The environment's TFTX_CUDA_FLASH=registers picks it, so that one
  * run on a GPU measures both (bench/README.md). */
@@ -691,15 +690,14 @@ __global__ void __launch_bounds__(FL_THREADS, P::FWD_BLOCKS)
     fl_walk(0, kend, load, [&](int buf, int k0) {
         if (causal && k0 > qw + 15) return; /* every key after this warp's queries: nothing to add */
         const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
-        float s[FL_TILE / 8][4];
-        unsigned kb = 0; /* bit 4j + q: s[j][q] kept */
-        FL_UNROLL
-        for (int j = 0; j < FL_TILE / 8; j++) {
-            fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
-            if (dropping)
-                kb |= fl_keep_tile(drop, thr, ((uint64_t)bh * T + qw) * T + k0 + j * 8, T, g, t4, lane) << 4 * j;
+        uint32_t keep[2] = {0u, 0u}; /* rows g, g+8: bit j*8 + e, key k0 + j*8 + 2*t4 + e kept */
+        if (dropping) {
+            fl_keep_rows(keep, bits, drop, thr, (size_t)bh, qw, k0, T, lane);
+            keep[0] >>= 2 * t4, keep[1] >>= 2 * t4; /* the lane's columns of each 8 */
         }
-        if (dropping) fl_store_bits(bits, kb, (size_t)bh, qw, k0, T, g, t4);
+        float s[FL_TILE / 8][4];
+        FL_UNROLL
+        for (int j = 0; j < FL_TILE / 8; j++) fl_times_rows<P, HS>(s[j], qa, ks, j * 8, lane);
         const unsigned keys = fl_keys(mk, k0, T, lane);
         fl_masked_if(keys != FL_FULL || (causal && k0 + FL_TILE - 1 > qw), [&](auto masked) {
             FL_UNROLL
@@ -732,7 +730,7 @@ __global__ void __launch_bounds__(FL_THREADS, P::FWD_BLOCKS)
                 for (int e = 0; e < 2; e++) {
                     float p = exp2f(s[j][2 * hr + e] - ms);
                     l[hr] += p;
-                    if (dropping && p > 0.0f) p *= kb >> (4 * j + 2 * hr + e) & 1u ? keep_scale : 0.0f;
+                    if (dropping && p > 0.0f) p *= keep[hr] >> (j * 8 + e) & 1u ? keep_scale : 0.0f;
                     s[j][2 * hr + e] = p;
                 }
             }
