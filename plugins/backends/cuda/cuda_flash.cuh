@@ -252,9 +252,11 @@ FL_DEV void fl_keep_rows(uint32_t keep[2], uint32_t *bits, const tftx_dropout &d
         uint32_t half = 0;
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
-            const tftx_u32x4 w = tftx_philox((base + (uint64_t)r * T + (uint64_t)(j * 8 + c)) >> 2, drop.stream, drop.seed);
+            const tftx_u32x4 w =
+                tftx_philox((base + (uint64_t)r * T + (uint64_t)(j * 8 + c)) >> 2, drop.stream, drop.seed);
             FL_UNROLL
-            for (int k = 0; k < 4; k++) half |= (uint32_t)((w.v[k] >> 8) >= thr) << (j * 8 + c + k); /* tftx_u24(w) >= p */
+            for (int k = 0; k < 4; k++)
+                half |= (uint32_t)((w.v[k] >> 8) >= thr) << (j * 8 + c + k); /* tftx_u24(w) >= p */
         }
         const uint32_t word = half | __shfl_xor_sync(FL_FULL, half, 1);
         if (c == 0 && qw + r < T) row_words[(size_t)r * FL_WORDS(T)] = word;
