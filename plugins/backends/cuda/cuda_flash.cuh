@@ -11,7 +11,7 @@
  * online softmax keeps each row's running maximum m and sum l and rescales
  * the output accumulator; O += (P * M/(1-p)) V with the dropout mask M of
  * element ((b*NH + h)*T + t)*T + s, the index of every backend; at the end
- * O /= l. The softmax works in base 2 (exp2f of S log2(e), one multiply-add
+ * O /= l. The softmax works in base 2 (fl_exp2 of S log2(e), one multiply-add
  * and the hardware's exp2 a score). Saved for backward, in the `att`
  * buffer the caller provides: the base-2 log-sum-exp L = m + log2(l) of
  * every row (B*NH*T floats, +inf for a row with no visible key; P =
@@ -44,6 +44,7 @@
 #define TFTX_CUDA_FLASH_CUH
 
 #include <cuda_bf16.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <tftx/backend.h>
@@ -80,6 +81,12 @@ FL_DEV uint32_t fl_cvt_tf32(float x)
 FL_DEV uint16_t fl_cvt_bf16(float x)
 {
     return emu_to_bf16(x);
+}
+/* 2^x, results below FLT_MIN flushed to 0 (as ex2.approx.ftz) */
+FL_DEV float fl_exp2(float x)
+{
+    const float y = exp2f(x);
+    return y < FLT_MIN ? 0.0f : y;
 }
 FL_DEV void fl_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2])
 {
@@ -125,6 +132,16 @@ FL_DEV uint32_t fl_cvt_tf32(float x)
 FL_DEV uint16_t fl_cvt_bf16(float x)
 {
     return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+}
+/* 2^x by the SFU alone: exp2f is ex2.approx.f32, which keeps denormal
+ * results and so takes three more instructions around it (a test, a
+ * halving, a squaring); a probability below 2^-126 adds nothing here
+ * that a float could show */
+FL_DEV float fl_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
 }
 FL_DEV void fl_mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2])
 {
@@ -721,7 +738,7 @@ __global__ void __launch_bounds__(FL_THREADS, P::FWD_BLOCKS)
             mt = fmaxf(mt, __shfl_xor_sync(FL_FULL, mt, 2));
             /* no visible key so far: nothing to rescale, every p is 0 */
             const float mnew = fmaxf(m[hr], mt), ms = mnew == -INFINITY ? 0.0f : mnew;
-            const float alpha = exp2f(m[hr] - ms);
+            const float alpha = fl_exp2(m[hr] - ms);
             m[hr] = mnew;
             l[hr] *= alpha;
             FL_UNROLL
@@ -730,7 +747,7 @@ __global__ void __launch_bounds__(FL_THREADS, P::FWD_BLOCKS)
             for (int j = 0; j < FL_TILE / 8; j++) {
                 FL_UNROLL
                 for (int e = 0; e < 2; e++) {
-                    float p = exp2f(s[j][2 * hr + e] - ms);
+                    float p = fl_exp2(s[j][2 * hr + e] - ms);
                     l[hr] += p;
                     if (dropping && p > 0.0f) p *= keep[hr] >> (j * 8 + e) & 1u ? keep_scale : 0.0f;
                     s[j][2 * hr + e] = p;
@@ -850,6 +867,7 @@ __global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
                 const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
                 const float kf = dropping && kept(qi, key) ? keep_scale : 0.0f;
                 const bool visible = key_ok[q >> 1] && query < T && (!causal || key <= query);
+                /* exp2f, not fl_exp2: ptxas then spills at KV_BLOCKS */
                 const float e = visible ? exp2f(p[j][q] * sl - ls[qi]) : 0.0f;
                 p[j][q] = e;
                 pd[j][q] = dropping && e > 0.0f ? e * kf : e;
@@ -942,7 +960,7 @@ __global__ void __launch_bounds__(FL_THREADS, P::Q_BLOCKS)
                 for (int q = 0; q < 4; q++) {
                     const int hr = q >> 1, row = qw + g + hr * 8, kt = j * 8 + 2 * t4 + (q & 1), key = k0 + kt;
                     const bool visible = !masked.on || (row < T && keys >> kt & 1u && (!causal || key <= row));
-                    const float p = visible ? exp2f(s[j][q] * sl - L[hr]) : 0.0f;
+                    const float p = visible ? fl_exp2(s[j][q] * sl - L[hr]) : 0.0f;
                     float dp = dpd[q];
                     if (dropping && p > 0.0f) dp *= rb[hr * 8] >> kt & 1u ? keep_scale : 0.0f;
                     s[j][q] = p * (dp - D[hr]); /* dS */
