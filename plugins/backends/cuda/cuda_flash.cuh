@@ -949,6 +949,8 @@ __global__ void __launch_bounds__(FL_THREADS, P::Q_BLOCKS)
         if (causal && k0 > qw + 15) return; /* every key after this warp's queries */
         const typename P::elem(*ks)[HS + P::PAD] = sm.a[buf], (*vs)[HS + P::PAD] = sm.b[buf];
         const uint32_t *rb = qbits[buf] + (qw - q0) + g;
+        /* rows g, g+8: bit j*8 + e, key k0 + j*8 + 2*t4 + e kept */
+        const uint32_t keep[2] = {dropping ? rb[0] >> 2 * t4 : 0u, dropping ? rb[8] >> 2 * t4 : 0u};
         const unsigned keys = fl_keys(mk, k0, T, lane);
         float s[FL_TILE / 8][4], dpd[4];
         fl_arows_times<P, HS>(s, qa, ks, lane);
@@ -962,7 +964,7 @@ __global__ void __launch_bounds__(FL_THREADS, P::Q_BLOCKS)
                     const bool visible = !masked.on || (row < T && keys >> kt & 1u && (!causal || key <= row));
                     const float p = visible ? fl_exp2(s[j][q] * sl - L[hr]) : 0.0f;
                     float dp = dpd[q];
-                    if (dropping && p > 0.0f) dp *= rb[hr * 8] >> kt & 1u ? keep_scale : 0.0f;
+                    if (dropping && p > 0.0f) dp *= keep[hr] >> (j * 8 + (q & 1)) & 1u ? keep_scale : 0.0f;
                     s[j][q] = p * (dp - D[hr]); /* dS */
                 }
             }
