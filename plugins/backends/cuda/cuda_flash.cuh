@@ -457,7 +457,7 @@ struct fl_bf16_mma {
 
 /* fl_bf16_mma as it was before the register bounds: the backward's A
  * operands in registers and ptxas free to take as many as it likes (head
- * size 64, sm_90: forward 166, dK dV 221, dQ 170 registers, against 128,
+ * size 64, sm_90: forward 166, dK dV 200, dQ 162 registers, against 128,
  * 168 and 128 bounded). The same products in the same order: the same
  * bits. The environment's TFTX_CUDA_FLASH=registers picks it, so that one
  * run on a GPU measures both (bench/README.md). */
@@ -858,25 +858,34 @@ __global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
         const uint32_t(*kb)[2] = kbits[buf];
         auto kept = [&](int qi, int key) { return kb[qi][(key - k0) / 32] >> key % 32 & 1u; };
         /* S^T: rows keys kw+g (+8), columns queries qb + j*8 + 2*t4 (+1) */
-        float pd[FL_TILE / 8][4], p[FL_TILE / 8][4];
+        float p[FL_TILE / 8][4];
         fl_arows_times<P, HS>(p, ka, qs, lane);
         FL_UNROLL
         for (int j = 0; j < FL_TILE / 8; j++) {
             FL_UNROLL
             for (int q = 0; q < 4; q++) {
-                const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1), query = qb + qi;
-                const float kf = dropping && kept(qi, key) ? keep_scale : 0.0f;
+                const int key = kw + g + (q >> 1) * 8, query = qb + j * 8 + 2 * t4 + (q & 1);
                 const bool visible = key_ok[q >> 1] && query < T && (!causal || key <= query);
                 /* exp2f, not fl_exp2: ptxas then spills at KV_BLOCKS */
-                const float e = visible ? exp2f(p[j][q] * sl - ls[qi]) : 0.0f;
-                p[j][q] = e;
-                pd[j][q] = dropping && e > 0.0f ? e * kf : e;
+                p[j][q] = visible ? exp2f(p[j][q] * sl - ls[query - qb]) : 0.0f;
             }
         }
-        /* dV += Pd^T dO */
+        /* dV += Pd^T dO, Pd = P * M/(1-p) made K queries at a time */
         FL_UNROLL
-        for (int kc = 0; kc < FL_TILE / P::K; kc++)
-            fl_acc_times_tile<P, HS>(dv, &pd[kc * (P::K / 8)], dos, kc * P::K, lane);
+        for (int kc = 0; kc < FL_TILE / P::K; kc++) {
+            float pd[P::K / 8][4];
+            FL_UNROLL
+            for (int jj = 0; jj < P::K / 8; jj++) {
+                const int j = kc * (P::K / 8) + jj;
+                FL_UNROLL
+                for (int q = 0; q < 4; q++) {
+                    const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1);
+                    const float e = p[j][q], kf = dropping && kept(qi, key) ? keep_scale : 0.0f;
+                    pd[jj][q] = dropping && e > 0.0f ? e * kf : e;
+                }
+            }
+            fl_acc_times_tile<P, HS>(dv, pd, dos, kc * P::K, lane);
+        }
         /* dPd^T = V dO^T, dS^T = P^T (dP^T - delta) into p, and dK += dS^T Q
            (the 1/sqrt(HS) at the end), K queries at a time: p's columns
            die as dK takes them */
