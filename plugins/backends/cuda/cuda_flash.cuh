@@ -457,7 +457,7 @@ struct fl_bf16_mma {
 
 /* fl_bf16_mma as it was before the register bounds: the backward's A
  * operands in registers and ptxas free to take as many as it likes (head
- * size 64, sm_90: forward 166, dK dV 200, dQ 162 registers, against 128,
+ * size 64, sm_90: forward 166, dK dV 194, dQ 162 registers, against 128,
  * 168 and 128 bounded). The same products in the same order: the same
  * bits. The environment's TFTX_CUDA_FLASH=registers picks it, so that one
  * run on a GPU measures both (bench/README.md). */
@@ -870,7 +870,10 @@ __global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
                 p[j][q] = visible ? exp2f(p[j][q] * sl - ls[query - qb]) : 0.0f;
             }
         }
-        /* dV += Pd^T dO, Pd = P * M/(1-p) made K queries at a time */
+        /* K queries at a time: dV += Pd^T dO with Pd = P * M/(1-p); dPd^T =
+           V dO^T, dS^T = P^T (dP^T - delta) into p (dP = dPd * M/(1-p):
+           M is 1 where pd is not 0), and dK += dS^T Q (the 1/sqrt(HS) at
+           the end); each query's keep bit read once */
         FL_UNROLL
         for (int kc = 0; kc < FL_TILE / P::K; kc++) {
             float pd[P::K / 8][4];
@@ -885,21 +888,16 @@ __global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
                 }
             }
             fl_acc_times_tile<P, HS>(dv, pd, dos, kc * P::K, lane);
-        }
-        /* dPd^T = V dO^T, dS^T = P^T (dP^T - delta) into p, and dK += dS^T Q
-           (the 1/sqrt(HS) at the end), K queries at a time: p's columns
-           die as dK takes them */
-        FL_UNROLL
-        for (int kc = 0; kc < FL_TILE / P::K; kc++) {
             FL_UNROLL
-            for (int j = kc * (P::K / 8); j < (kc + 1) * (P::K / 8); j++) {
+            for (int jj = 0; jj < P::K / 8; jj++) {
+                const int j = kc * (P::K / 8) + jj;
                 float dpd[4];
                 fl_times_rows<P, HS>(dpd, va, dos, j * 8, lane);
                 FL_UNROLL
                 for (int q = 0; q < 4; q++) {
-                    const int key = kw + g + (q >> 1) * 8, qi = j * 8 + 2 * t4 + (q & 1);
+                    const int qi = j * 8 + 2 * t4 + (q & 1);
                     float dp = dpd[q];
-                    if (dropping) dp = p[j][q] > 0.0f && kept(qi, key) ? dp * keep_scale : 0.0f; /* pd != 0 */
+                    if (dropping) dp = pd[jj][q] != 0.0f ? dp * keep_scale : 0.0f; /* e > 0, kept */
                     p[j][q] = p[j][q] * (dp - dl[qi]);
                 }
             }
