@@ -866,8 +866,7 @@ __global__ void __launch_bounds__(FL_THREADS, P::KV_BLOCKS)
             for (int q = 0; q < 4; q++) {
                 const int key = kw + g + (q >> 1) * 8, query = qb + j * 8 + 2 * t4 + (q & 1);
                 const bool visible = key_ok[q >> 1] && query < T && (!causal || key <= query);
-                /* exp2f, not fl_exp2: ptxas then spills at KV_BLOCKS */
-                p[j][q] = visible ? exp2f(p[j][q] * sl - ls[query - qb]) : 0.0f;
+                p[j][q] = visible ? fl_exp2(p[j][q] * sl - ls[query - qb]) : 0.0f;
             }
         }
         /* K queries at a time: dV += Pd^T dO with Pd = P * M/(1-p); dPd^T =
