@@ -457,7 +457,7 @@ struct fl_bf16_mma {
 
 /* fl_bf16_mma as it was before the register bounds: the backward's A
  * operands in registers and ptxas free to take as many as it likes (head
- * size 64, sm_90: forward 166, dK dV 194, dQ 162 registers, against 128,
+ * size 64, sm_90: forward 166, dK dV 195, dQ 162 registers, against 128,
  * 168 and 128 bounded). The same products in the same order: the same
  * bits. The environment's TFTX_CUDA_FLASH=registers picks it, so that one
  * run on a GPU measures both (bench/README.md). */
