@@ -197,8 +197,8 @@ template <int HS, class P, class A = float> std::vector<float> run_case(const at
     char name[160];
     static const char *const MODES[] = {"fp32", "tf32", "bf16", "bf16 act"};
     const char *mode_name = mode < 4 ? MODES[mode] : act16 ? "bf16 act regs" : "bf16 regs";
-    snprintf(name, sizeof name, "%s B=%d T=%d C=%d NH=%d causal=%d padded=%d p=%.2g", mode_name, B, T, C, NH,
-             k.causal, k.padded, (double)k.p);
+    snprintf(name, sizeof name, "%s B=%d T=%d C=%d NH=%d causal=%d padded=%d p=%.2g", mode_name, B, T, C, NH, k.causal,
+             k.padded, (double)k.p);
     static const double TOL[] = {2e-5, 2e-2, 1.5e-2, 1.5e-2, 1.5e-2};
     const double tol = TOL[mode];
     std::string label = std::string(name) + " out";
