@@ -737,6 +737,16 @@ int main(void)
         matmul_via(256, 128, 384, 1, 3);
         matmul_via(33, 17, 9, 1, 3); /* bf16: the weight and bias copies at odd sizes */
         matmul_act_cases(1, 1);
+        { /* and the bias and GELU kernels instead of the epilogues */
+            void *with = gpu.self;
+            no_fuse_bias = 1;
+            gpu.self = create(pg, REDUCED[k].name, NULL);
+            no_fuse_bias = 0;
+            matmul_via(256, 128, 384, 1, 0);
+            matmul_act_cases(0, 0);
+            pg->desc->destroy(gpu.self);
+            gpu.self = with;
+        }
         if (act16) test_weights_after_steps(&reg);
         tol_scale = 2 * REDUCED[k].scale;
         test_attention(2, 130, 2, 64, 1, 1, 0.1f);

@@ -29,12 +29,12 @@
 # skip); the loss curves of 20 training steps of both bench models on cpu
 # and cuda (tests/gpu/{bert,gpt}-curve.cfg) compared step by step: fp32
 # within 1e-4 relative, tf32 within 1e-3, bf16 within 2e-2, tf32 and bf16
-# also with attention = "fused", and tf32 without step graphs (graphs =
-# false: the same bits as with); `tftx bench` of the bench models on cuda
+# also with attention = "fused", tf32 without step graphs (graphs =
+# false: the same bits as with), bf16 with fuse_bias = false (the bias and
+# GELU kernels instead of cuBLASLt's epilogues); `tftx bench` of the bench models on cuda
 # at each precision, with and without fused attention, and GPT-2 124M at
 # bf16 fused with fuse_bias = false (its bias and GELU epilogues' worth)
-# and with TFTX_CUDA_FLASH=registers (the attention kernels without their
-# register bounds, also in the attention bench) (TFTX_GPU_VARIANTS=all:
+# (TFTX_GPU_VARIANTS=all:
 # also at tf32 without step graphs, with fuse_bias = false and
 # (bert-small) TFTX_CLS_TAIL=0);
 # PyTorch on the same card
@@ -106,12 +106,13 @@ for t in test_cuda_kernels test_models_cuda test_model_checkpoints_cuda; do
 done
 
 step "loss curves, 20 steps, cpu against cuda"
-run_curve() { # model backend precision [fused|nographs] -> $out/curve-$model-$tag.msgpack
+run_curve() { # model backend precision [fused|nographs|biaskernel] -> $out/curve-$model-$tag.msgpack
   local model=$1 backend=$2 prec=$3 att=${4:-} tag=$2${3:+-$3}${4:+-$4}
   local args=(--set "train.backend=\"$backend\"")
   [ -n "$prec" ] && args+=(--set "train.cuda.precision=\"$prec\"")
   [ "$att" = fused ] && args+=(--set 'train.cuda.attention="fused"')
   [ "$att" = nographs ] && args+=(--set train.cuda.graphs=false)
+  [ "$att" = biaskernel ] && args+=(--set train.cuda.fuse_bias=false)
   [ "$backend" = cpu ] && args+=(--set train.cpu.threads=16)
   rm -f "$out/curve-$model-$tag.msgpack"
   (cd "$out" && timeout 120 "$tftx" run "$root/tests/gpu/$model-curve.cfg" --quiet \
@@ -131,6 +132,11 @@ for model in bert gpt; do
       echo "--- $model: cuda tf32 with step graphs against without (the same bits)"
       python3 tests/gpu/loss_curves.py "$out/curve-$model-cuda-tf32.msgpack" "$out/curve-$model-cuda-tf32-nographs.msgpack" \
         --rtol 0 || fail "loss curve $model tf32 graphs against none"
+    fi
+    if [ "$prec" = bf16 ] && run_curve "$model" cuda "$prec" biaskernel; then
+      echo "--- $model: cpu against cuda bf16, fuse_bias = false (rtol $rtol)"
+      python3 tests/gpu/loss_curves.py "$out/curve-$model-cpu.msgpack" "$out/curve-$model-cuda-bf16-biaskernel.msgpack" \
+        --rtol "$rtol" || fail "loss curve $model bf16 fuse_bias = false"
     fi
     run_curve "$model" cuda "$prec" fused || continue
     echo "--- $model: cpu against cuda $prec, attention fused (rtol $rtol)"
@@ -152,8 +158,7 @@ for cfg in bert-small gpt-small gpt2-124m; do
   steps=30; [ "$cfg" = gpt2-124m ] && steps=10
   variants="fp32 tf32 bf16 tf32-fused bf16-fused"
   # GPT-2 124M's bias and GELU epilogues against their kernels, at the precision of its goal
-  # and its attention without the register bounds (fl_bf16_regs, TFTX_CUDA_FLASH=registers)
-  [ "$cfg" = gpt2-124m ] && variants="$variants bf16-fused-biaskernel bf16-fused-registers"
+  [ "$cfg" = gpt2-124m ] && variants="$variants bf16-fused-biaskernel"
   if [ "${TFTX_GPU_VARIANTS:-}" = all ]; then # what step graphs, the bias epilogues and the [CLS] tail gain
     variants="$variants tf32-nographs tf32-biaskernel"
     [ "$cfg" = bert-small ] && variants="$variants tf32-notail"
@@ -161,7 +166,7 @@ for cfg in bert-small gpt-small gpt2-124m; do
   for prec in $variants; do
     echo "--- $cfg, precision $prec"
     args=(--set "train.cuda.precision=\"${prec%%-*}\"")
-    cls_tail=1 flash=
+    cls_tail=1
     case $prec in
     *-fused*) args+=(--set 'train.cuda.attention="fused"') ;;
     *) args+=(--set 'train.cuda.attention="cublas"') ;;
@@ -170,10 +175,9 @@ for cfg in bert-small gpt-small gpt2-124m; do
     *-nographs) args+=(--set train.cuda.graphs=false) ;;
     *-biaskernel) args+=(--set train.cuda.fuse_bias=false) ;;
     *-notail) cls_tail=0 ;;
-    *-registers) flash=registers ;;
     esac
     debug=0; [ "$prec" = tf32 ] && debug=1 # the graphs' node counts and cuBLASLt's refusals in the log
-    TFTX_CLS_TAIL=$cls_tail TFTX_CUDA_FLASH=$flash TFTX_DEBUG=$debug timeout 60 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \
+    TFTX_CLS_TAIL=$cls_tail TFTX_DEBUG=$debug timeout 60 "$tftx" bench "bench/$cfg.cfg" --steps $steps --warmup 3 \
       --set 'train.backend="cuda"' "${args[@]}" >"$out/bench-$cfg-$prec.log" 2>&1 || fail "bench $cfg $prec"
     grep -vE "^\s*$| debug: " "$out/bench-$cfg-$prec.log" | tail -4
     grep -E "debug: .*(graph of|cuBLASLt)" "$out/bench-$cfg-$prec.log" | sed 's/^.*debug: //' | sort | uniq -c | head -6
@@ -185,9 +189,6 @@ for shape in "" "-B 32 -T 128 -C 256 -H 4 --no-causal"; do
   # shellcheck disable=SC2086
   timeout 120 "$root/$build/bin/tftx_cuda_attention_bench" $shape || fail "tftx_cuda_attention_bench $shape"
 done
-echo "--- GPT-2 124M's shape again, the bf16 fused rows without the register bounds (TFTX_CUDA_FLASH=registers)"
-TFTX_CUDA_FLASH=registers timeout 120 "$root/$build/bin/tftx_cuda_attention_bench" ||
-  fail "tftx_cuda_attention_bench TFTX_CUDA_FLASH=registers"
 
 step "optimizer step bandwidth (tftx_cuda_optim_bench, 100M parameters)"
 "$root/$build/bin/tftx_cuda_optim_bench" -n 100000000 -r 20 || fail "tftx_cuda_optim_bench"

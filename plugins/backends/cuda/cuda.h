@@ -53,7 +53,6 @@ typedef struct cuda_backend {
     cuda_precision precision;
     int act16; /* activations are bfloat16 (precision bf16; tftx/backend.h "act") */
     int fused_attention; /* attention = "fused": cuda_flash.cuh where it applies */
-    int flash_registers; /* TFTX_CUDA_FLASH=registers: the bf16 kernels without register bounds (fl_bf16_regs) */
     int fuse_bias;       /* fuse_bias: linear layers' biases in a cuBLASLt epilogue (cuda_matmul.cu) */
     struct cuda_lt *lt;  /* cuBLASLt's handle and the plans made so far (cuda_matmul.cu), or NULL */
     cudaStream_t stream;

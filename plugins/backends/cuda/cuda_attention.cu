@@ -233,8 +233,7 @@ static void fused_backward(cuda_backend *be, float *dqkv, float *scratch, const 
 }
 
 /* The fused kernels for the head size and the precision: bf16 products on
- * bfloat16 activations at precision bf16 (fl_bf16_regs' at head size 64
- * when TFTX_CUDA_FLASH=registers), tf32 on float ones otherwise. */
+ * bfloat16 activations at precision bf16, tf32 on float ones otherwise. */
 struct fused_kernels {
     void (*forward)(cuda_backend *, float *, float *, const float *, const uint8_t *, int, int, int, int, int,
                     tftx_dropout);
@@ -249,7 +248,6 @@ template <int HS, class P, class A> static fused_kernels kernels_of()
 
 static fused_kernels pick(const cuda_backend *be, int HS)
 {
-    if (be->act16 && HS == 64 && be->flash_registers) return kernels_of<64, fl_bf16_regs, bf16>();
     if (be->act16)
         return HS == 32 ? kernels_of<32, fl_bf16_mma, bf16>() : kernels_of<64, fl_bf16_mma, bf16>();
     return HS == 32 ? kernels_of<32, fl_tf32_mma, float>() : kernels_of<64, fl_tf32_mma, float>();

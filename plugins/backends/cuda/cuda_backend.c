@@ -506,10 +506,6 @@ static tftx_status cuda_create(const tftx_host *host, const tftx_value *values, 
                   PRECISIONS[prec]);
     be->graphs = tftx_param(&DESC, values, "graphs")->i != 0;
     be->fuse_bias = tftx_param(&DESC, values, "fuse_bias")->i != 0 && cuda_lt_create(be);
-    const char *flash = getenv("TFTX_CUDA_FLASH");
-    be->flash_registers = flash && strcmp(flash, "registers") == 0;
-    if (flash && *flash && !be->flash_registers)
-        host->log(TFTX_LOG_WARN, "cuda backend: TFTX_CUDA_FLASH=%s is not a variant (registers): ignored", flash);
     const char *prof = getenv("TFTX_CUDA_PROFILE");
     if (prof && *prof && strcmp(prof, "0") != 0) {
         cuda_profile_install(&OPS);

@@ -455,16 +455,6 @@ struct fl_bf16_mma {
     }
 };
 
-/* fl_bf16_mma as it was before the register bounds: the backward's A
- * operands in registers and ptxas free to take as many as it likes (head
- * size 64, sm_90: forward 166, dK dV 195, dQ 162 registers, against 128,
- * 168 and 128 bounded). The same products in the same order: the same
- * bits. The environment's TFTX_CUDA_FLASH=registers picks it, so that one
- * run on a GPU measures both (bench/README.md). */
-struct fl_bf16_regs : fl_bf16_mma {
-    enum { SHARED_A = 0, FWD_BLOCKS = 1, KV_BLOCKS = 1, Q_BLOCKS = 1 };
-};
-
 /* Rows r0 .. r0+FL_TILE-1 (zeros past T) into a shared tile, by the whole
  * block, rounded once here rather than at every fragment read. bfloat16
  * rows into a bf16 tile: 16-byte cp.async copies, there when a later
