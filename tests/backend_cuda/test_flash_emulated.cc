@@ -192,8 +192,8 @@ template <int HS, class P, class A = float> void run_case(const attn_case &k, in
 
     char name[160];
     static const char *const MODES[] = {"fp32", "tf32", "bf16", "bf16 act"};
-    snprintf(name, sizeof name, "%s B=%d T=%d C=%d NH=%d causal=%d padded=%d p=%.2g", MODES[mode], B, T, C, NH, k.causal,
-             k.padded, (double)k.p);
+    snprintf(name, sizeof name, "%s B=%d T=%d C=%d NH=%d causal=%d padded=%d p=%.2g", MODES[mode], B, T, C, NH,
+             k.causal, k.padded, (double)k.p);
     static const double TOL[] = {2e-5, 2e-2, 1.5e-2, 1.5e-2};
     const double tol = TOL[mode];
     std::string label = std::string(name) + " out";
