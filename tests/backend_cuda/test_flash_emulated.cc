@@ -206,6 +206,12 @@ template <int HS, class P, class A = float> void run_case(const attn_case &k, in
     compare(label.c_str(), dqkv.data(), ref_dqkv, tol);
 }
 
+/* run_case at the case's head size (32 or 64) */
+template <class P, class A = float> void run_hs(const attn_case &k, int mode)
+{
+    k.C / k.NH == 32 ? run_case<32, P, A>(k, mode) : run_case<64, P, A>(k, mode);
+}
+
 } // namespace
 
 int main()
@@ -224,13 +230,12 @@ int main()
     };
     for (int mode = 0; mode <= 3; mode++)
         for (const attn_case &k : CASES) {
-            const int hs = k.C / k.NH;
             if (mode < 2)
-                hs == 32 ? run_case<32, fl_tf32_mma>(k, mode) : run_case<64, fl_tf32_mma>(k, mode);
-            else if (hs == 32)
-                mode == 2 ? run_case<32, fl_bf16_mma>(k, mode) : run_case<32, fl_bf16_mma, __nv_bfloat16>(k, mode);
+                run_hs<fl_tf32_mma>(k, mode);
+            else if (mode == 2)
+                run_hs<fl_bf16_mma>(k, mode);
             else
-                mode == 2 ? run_case<64, fl_bf16_mma>(k, mode) : run_case<64, fl_bf16_mma, __nv_bfloat16>(k, mode);
+                run_hs<fl_bf16_mma, __nv_bfloat16>(k, mode);
         }
     printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;

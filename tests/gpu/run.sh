@@ -30,13 +30,13 @@
 # and cuda (tests/gpu/{bert,gpt}-curve.cfg) compared step by step: fp32
 # within 1e-4 relative, tf32 within 1e-3, bf16 within 2e-2, tf32 and bf16
 # also with attention = "fused", tf32 without step graphs (graphs =
-# false: the same bits as with), bf16 with fuse_bias = false (the bias and
-# GELU kernels instead of cuBLASLt's epilogues); `tftx bench` of the bench models on cuda
-# at each precision, with and without fused attention, and GPT-2 124M at
-# bf16 fused with fuse_bias = false (its bias and GELU epilogues' worth)
-# (TFTX_GPU_VARIANTS=all:
-# also at tf32 without step graphs, with fuse_bias = false and
-# (bert-small) TFTX_CLS_TAIL=0);
+# false: the same bits as with), bf16 with fuse_bias = false (the bias
+# and GELU kernels instead of cuBLASLt's epilogues); `tftx bench` of the
+# bench models on cuda at each precision, with and without fused
+# attention, and GPT-2 124M at bf16 fused with fuse_bias = false (its
+# bias and GELU epilogues' worth) (TFTX_GPU_VARIANTS=all: also at tf32
+# without step graphs, with fuse_bias = false and (bert-small)
+# TFTX_CLS_TAIL=0);
 # PyTorch on the same card
 # (bench/torch_baseline.py --device cuda); a sweep whose second run cannot
 # fit on the GPU (it must fail with the reason, the first must end ok);

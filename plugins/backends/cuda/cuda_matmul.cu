@@ -458,7 +458,7 @@ void cuda_matmul_backward(void *self, float *dinp, float *dweight, float *dbias,
  * own: on an H100 its gradients were up to 0.6% off the cpu's at a few
  * elements (5 of 1480), beyond fp32's tolerance in test_cuda_kernels and
  * within what tf32's and bf16's rounded product inputs already carry. */
-static int lt_gelu(const cuda_backend *be, tftx_activation act)
+static int gelu_in_epilogue(const cuda_backend *be, tftx_activation act)
 {
     return act == TFTX_ACT_GELU_TANH && be->fuse_bias && be->precision != CUDA_FP32;
 }
@@ -468,7 +468,7 @@ void cuda_matmul_act_forward(void *self, float *out, float *pre, const float *in
 {
     cuda_backend *be = cuda_of(self);
     if (N <= 0 || OC <= 0) return;
-    if (lt_gelu(be, act) && C > 0 &&
+    if (gelu_in_epilogue(be, act) && C > 0 &&
         lt_forward(be, bias ? LT_GELU_BIAS : LT_GELU, out, pre, inp, weight, bias, N, C, OC))
         return;
     cuda_matmul_forward(self, pre, inp, weight, bias, N, C, OC);
@@ -480,7 +480,7 @@ void cuda_matmul_backward_act(void *self, float *dinp, float *dweight, float *db
                               tftx_activation act, int dparam_add)
 {
     cuda_backend *be = cuda_of(self);
-    if (lt_gelu(be, act) && dinp && N > 0 && C > 0 && OC > 0) {
+    if (gelu_in_epilogue(be, act) && dinp && N > 0 && C > 0 && OC > 0) {
         cuda_matmul_backward(self, NULL, dweight, dbias, dout, inp, weight, N, C, OC, 0, dparam_add);
         if (lt_dgelu(be, dinp, dout, weight, pre, N, C, OC)) return;
         dweight = dbias = NULL; /* done: the input gradient is left */
