@@ -624,6 +624,22 @@ static void matmul_act_cases(int fuse, int gelu_epi)
     matmul_act_via(9, 13, 11, 1, TFTX_ACT_GELU_TANH, fuse ? 3 : 0);
 }
 
+/* the products again on an instance of precision prec with fuse_bias =
+ * false: the bias and activation kernels, no cuBLASLt product */
+static void fuse_bias_off_cases(const plugin *pg, const char *prec)
+{
+    printf("-- %s, fuse_bias false\n", prec);
+    void *with = gpu.self;
+    no_fuse_bias = 1;
+    gpu.self = create(pg, prec, NULL);
+    no_fuse_bias = 0;
+    matmul_via(37, 65, 33, 1, 0);
+    matmul_via(256, 128, 384, 1, 0);
+    matmul_act_cases(0, 0);
+    pg->desc->destroy(gpu.self);
+    gpu.self = with;
+}
+
 int main(void)
 {
     registry reg;
@@ -659,18 +675,7 @@ int main(void)
     matmul_via(1, 1, 1, 1, 3);
     matmul_via(9, 13, 11, 0, 0);
     matmul_via(256, 128, 384, 1, 3);
-    {
-        printf("-- fuse_bias false\n");
-        no_fuse_bias = 1;
-        void *fused = gpu.self;
-        gpu.self = create(pg, "fp32", NULL);
-        matmul_via(37, 65, 33, 1, 0);
-        matmul_via(256, 128, 384, 1, 0);
-        matmul_act_cases(0, 0);
-        pg->desc->destroy(gpu.self);
-        gpu.self = fused;
-        no_fuse_bias = 0;
-    }
+    fuse_bias_off_cases(pg, "fp32");
     matmul_act_cases(1, 0);
     test_layernorm(13, 77);
     test_layernorm(64, 768); /* wider than the fused kernel: the row kernel and colsum */
@@ -737,16 +742,7 @@ int main(void)
         matmul_via(256, 128, 384, 1, 3);
         matmul_via(33, 17, 9, 1, 3); /* bf16: the weight and bias copies at odd sizes */
         matmul_act_cases(1, 1);
-        { /* and the bias and GELU kernels instead of the epilogues */
-            void *with = gpu.self;
-            no_fuse_bias = 1;
-            gpu.self = create(pg, REDUCED[k].name, NULL);
-            no_fuse_bias = 0;
-            matmul_via(256, 128, 384, 1, 0);
-            matmul_act_cases(0, 0);
-            pg->desc->destroy(gpu.self);
-            gpu.self = with;
-        }
+        fuse_bias_off_cases(pg, REDUCED[k].name);
         if (act16) test_weights_after_steps(&reg);
         tol_scale = 2 * REDUCED[k].scale;
         test_attention(2, 130, 2, 64, 1, 1, 0.1f);
